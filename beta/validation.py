@@ -1,0 +1,187 @@
+"""Field rules shared by the store functions and the CSV import.
+
+Pure module: no Session, no I/O. Each ``check_*`` function returns the normalised value or
+raises :class:`~beta.errors.InvalidInput` naming the field.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo, available_timezones
+
+from beta.errors import InvalidInput
+from beta.models import DEVICE_KINDS
+
+EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+WINDOW_TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+# Tags are free text such as "franchise:sakura" or "hw:gen3", but never contain the CSV
+# separators or control characters, so they survive a round trip through the import.
+_TAG_FORBIDDEN = re.compile(r"[;,\x00-\x1f\x7f]")
+MAX_TAGS = 32
+MAX_TAG_LENGTH = 64
+MAX_NAME_LENGTH = 200
+MAX_REGION_LENGTH = 64
+MAX_REASON_LENGTH = 1000
+DEFAULT_TIMEZONE = "Asia/Tokyo"
+DEFAULT_WINDOW_START = "02:00"
+DEFAULT_WINDOW_END = "05:00"
+
+
+@functools.cache
+def _known_timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def check_external_id(value: str, *, field: str = "external_id") -> str:
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInput("store id is required", field=field)
+    if not EXTERNAL_ID_RE.match(text):
+        raise InvalidInput(
+            f"store id {text!r} must be 1–64 characters: letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+            field=field,
+        )
+    return text
+
+
+def check_device_id(value: str, *, field: str = "device_id") -> str:
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInput("device id is required", field=field)
+    if not DEVICE_ID_RE.match(text):
+        raise InvalidInput(
+            f"device id {text!r} must be 1–128 characters: letters, digits, '.', '_', ':' "
+            "or '-', starting with a letter or digit",
+            field=field,
+        )
+    return text
+
+
+def check_device_kind(value: str, *, field: str = "kind") -> str:
+    text = (value or "").strip().lower()
+    if text not in DEVICE_KINDS:
+        raise InvalidInput(
+            f"device kind {value!r} is not one of {', '.join(DEVICE_KINDS)}", field=field
+        )
+    return text
+
+
+def check_name(value: str, *, field: str = "name") -> str:
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInput("name is required", field=field)
+    if len(text) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"name is longer than {MAX_NAME_LENGTH} characters", field=field)
+    return text
+
+
+def check_label(value: str, *, field: str = "label") -> str:
+    text = (value or "").strip()
+    if len(text) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"label is longer than {MAX_NAME_LENGTH} characters", field=field)
+    return text
+
+
+def check_region(value: str, *, field: str = "region") -> str:
+    text = (value or "").strip()
+    if len(text) > MAX_REGION_LENGTH:
+        raise InvalidInput(f"region is longer than {MAX_REGION_LENGTH} characters", field=field)
+    return text
+
+
+def check_timezone(value: str, *, field: str = "timezone") -> str:
+    """An IANA time zone name such as ``Asia/Tokyo`` (not an offset like ``+09:00``)."""
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInput("time zone is required", field=field)
+    if text not in _known_timezones():
+        raise InvalidInput(
+            f"{text!r} is not an IANA time zone (expected a name like Asia/Tokyo or "
+            "America/Los_Angeles)",
+            field=field,
+        )
+    ZoneInfo(text)  # known names always load; this keeps the two checks honest
+    return text
+
+
+def check_window_time(value: str, *, field: str) -> str:
+    text = (value or "").strip()
+    if not WINDOW_TIME_RE.match(text):
+        raise InvalidInput(f"{value!r} is not a time of day as HH:MM (00:00–23:59)", field=field)
+    return text
+
+
+def check_window(start: str, end: str) -> tuple[str, str]:
+    """An update window in local time; ``end`` before ``start`` means it crosses midnight."""
+    start = check_window_time(start, field="update_window_start")
+    end = check_window_time(end, field="update_window_end")
+    if start == end:
+        raise InvalidInput(
+            "the update window must not be empty (start and end are equal)",
+            field="update_window_end",
+        )
+    return start, end
+
+
+def parse_window_time(text: str) -> time:
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
+
+
+def check_tags(values: Iterable[str], *, field: str = "tags") -> list[str]:
+    """Strip, drop empties and duplicates (first occurrence wins, order kept)."""
+    if isinstance(values, str):
+        raise InvalidInput("tags must be a list of strings", field=field)
+    tags: list[str] = []
+    for raw in values:
+        if not isinstance(raw, str):
+            raise InvalidInput("tags must be a list of strings", field=field)
+        tag = raw.strip()
+        if not tag or tag in tags:
+            continue
+        if len(tag) > MAX_TAG_LENGTH:
+            raise InvalidInput(
+                f"tag {tag[:20]!r}… is longer than {MAX_TAG_LENGTH} characters", field=field
+            )
+        if _TAG_FORBIDDEN.search(tag):
+            raise InvalidInput(
+                f"tag {tag!r} must not contain ';', ',' or control characters", field=field
+            )
+        tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise InvalidInput(f"a store has at most {MAX_TAGS} tags", field=field)
+    return tags
+
+
+def check_reason(value: str, *, field: str = "reason") -> str:
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInput("a reason is required", field=field)
+    if len(text) > MAX_REASON_LENGTH:
+        raise InvalidInput(f"reason is longer than {MAX_REASON_LENGTH} characters", field=field)
+    return text
+
+
+def check_actor(value: str, *, field: str = "actor") -> str:
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInput("an actor is required", field=field)
+    return text[:200]
+
+
+def to_naive_utc(moment: datetime) -> datetime:
+    """The naive UTC the database stores; a naive input is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def to_aware_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
