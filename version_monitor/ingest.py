@@ -1,0 +1,456 @@
+"""Heartbeat ingestion: validate a batch item by item, then apply it set-based.
+
+A heartbeat moves a device's state forward only: one whose ``sent_at`` is not newer than
+the newest already applied for that device and app changes nothing, so replaying a batch
+is harmless. Unknown devices of known stores are registered in ``beta``'s ``device`` table.
+Nothing is committed here: the caller commits (or rolls back) the whole request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, UTCDateTime
+
+from version_monitor.models import (
+    device_state_table,
+    device_table,
+    store_table,
+    version_change_table,
+)
+from version_monitor.versions import version_sort_key
+from versioning import InvalidVersion, parse_version
+
+__all__ = [
+    "MAX_AGE",
+    "MAX_BATCH",
+    "MAX_FUTURE",
+    "HeartbeatIn",
+    "IngestResult",
+    "MalformedBatch",
+    "Rejection",
+    "StoreRef",
+    "ValidHeartbeat",
+    "as_column_value",
+    "dialect_insert",
+    "ingest",
+    "ingest_heartbeats",
+    "lookup_stores",
+    "parse_batch",
+    "validate_batch",
+]
+
+MAX_BATCH = 1000
+MAX_FUTURE = timedelta(minutes=5)
+MAX_AGE = timedelta(days=7)
+
+DeviceKind = Literal["pos", "handy", "kds", "kiosk"]  # beta.models.DEVICE_KINDS
+
+
+class HeartbeatIn(BaseModel):
+    """One heartbeat as a store device sends it."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    device_id: str = Field(min_length=1, max_length=128, examples=["pos-0042-01"])
+    store_id: str = Field(
+        min_length=1, max_length=64, description="The store's external id", examples=["S0042"]
+    )
+    app: str = Field(min_length=1, max_length=64, examples=["pos"])
+    version: str = Field(min_length=1, max_length=128, examples=["3.12.0"])
+    device_kind: DeviceKind
+    sent_at: datetime = Field(
+        description="ISO 8601; without an offset it is taken as UTC",
+        examples=["2024-07-01T09:30:00+09:00"],
+    )
+
+    @field_validator("sent_at", mode="before")
+    @classmethod
+    def _sent_at_is_text(cls, value: object) -> object:
+        # Pydantic would read a bare number as a Unix time; a device that sends one has a bug.
+        if not isinstance(value, str | datetime):
+            raise ValueError("sent_at must be an ISO 8601 date-time string")
+        return value
+
+
+class MalformedBatch(ValueError):
+    """The request body is not one heartbeat object nor a list of them: refuse it whole."""
+
+
+@dataclass(frozen=True)
+class StoreRef:
+    id: int
+    in_beta: bool
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    field: str | None
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"index": self.index, "field": self.field, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class ValidHeartbeat:
+    index: int
+    device_id: str
+    store_id: int
+    channel: str
+    app: str
+    version: str
+    version_key: str
+    device_kind: str
+    sent_at: datetime  # naive UTC
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    registered_devices: int = 0
+    version_changes: int = 0  # real changes, not first sightings
+    new_device_states: int = 0
+    stale: int = 0  # valid but not newer than what the device already reported
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "accepted": self.accepted,
+            "rejected": [r.as_dict() for r in self.rejected],
+            "registered_devices": self.registered_devices,
+            "version_changes": self.version_changes,
+            "new_device_states": self.new_device_states,
+            "stale": self.stale,
+        }
+
+
+StoreLookup = Mapping[str, StoreRef] | Callable[[set[str]], Mapping[str, StoreRef]]
+
+
+def parse_batch(body: object) -> list[object]:
+    """The items of a request body: one object or a list of 1 to ``MAX_BATCH`` of them."""
+    if isinstance(body, dict):
+        return [body]
+    if not isinstance(body, list):
+        raise MalformedBatch("body must be a heartbeat object or a list of them")
+    if not body:
+        raise MalformedBatch("the batch is empty")
+    if len(body) > MAX_BATCH:
+        raise MalformedBatch(f"a batch holds at most {MAX_BATCH} heartbeats, not {len(body)}")
+    return body
+
+
+def _utc_naive(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _first_error(error: ValidationError) -> tuple[str | None, str]:
+    first = error.errors(include_url=False)[0]
+    loc = first.get("loc", ())
+    name = str(loc[0]) if loc else None
+    return name, str(first.get("msg", "invalid"))
+
+
+def validate_batch(
+    items: Sequence[object],
+    *,
+    known_apps: Collection[str],
+    stores: StoreLookup,
+    now: datetime,
+) -> tuple[list[ValidHeartbeat], list[Rejection]]:
+    """Split ``items`` into valid heartbeats and rejections (index, field, reason).
+
+    ``stores`` maps store external ids to :class:`StoreRef`, or is a function that does so
+    for a set of ids (called once per batch). ``now`` is naive UTC.
+    """
+    parsed: list[tuple[int, HeartbeatIn]] = []
+    rejected: list[Rejection] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            rejected.append(Rejection(index, None, "a heartbeat must be a JSON object"))
+            continue
+        try:
+            parsed.append((index, HeartbeatIn.model_validate(item)))
+        except ValidationError as error:
+            name, reason = _first_error(error)
+            rejected.append(Rejection(index, name, reason))
+
+    wanted = {hb.store_id for _, hb in parsed}
+    store_map = stores if isinstance(stores, Mapping) else stores(wanted)
+    earliest, latest = now - MAX_AGE, now + MAX_FUTURE
+    valid: list[ValidHeartbeat] = []
+    for index, hb in parsed:
+        store = store_map.get(hb.store_id)
+        sent_at = _utc_naive(hb.sent_at)
+        if hb.app not in known_apps:
+            rejected.append(Rejection(index, "app", f"unknown app {hb.app!r}"))
+            continue
+        if store is None:
+            rejected.append(Rejection(index, "store_id", f"unknown store {hb.store_id!r}"))
+            continue
+        try:
+            version = parse_version(hb.version)
+        except InvalidVersion as error:
+            rejected.append(Rejection(index, "version", str(error)))
+            continue
+        if sent_at > latest:
+            reason = "sent_at is more than 5 minutes in the future"
+            rejected.append(Rejection(index, "sent_at", reason))
+            continue
+        if sent_at < earliest:
+            rejected.append(Rejection(index, "sent_at", "sent_at is more than 7 days old"))
+            continue
+        valid.append(
+            ValidHeartbeat(
+                index=index,
+                device_id=hb.device_id,
+                store_id=store.id,
+                channel="beta" if store.in_beta else "stable",
+                app=hb.app,
+                version=version.original,
+                version_key=version_sort_key(version),
+                device_kind=hb.device_kind,
+                sent_at=sent_at,
+            )
+        )
+    rejected.sort(key=lambda r: r.index)
+    return valid, rejected
+
+
+def _chunks(values: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def lookup_stores(session: Session, *, external_ids: Collection[str]) -> dict[str, StoreRef]:
+    """Stores by external id, for :func:`validate_batch`."""
+    found: dict[str, StoreRef] = {}
+    for chunk in _chunks(sorted(external_ids)):
+        rows = session.execute(
+            select(store_table.c.external_id, store_table.c.id, store_table.c.in_beta).where(
+                store_table.c.external_id.in_(chunk)
+            )
+        )
+        for external_id, store_id, in_beta in rows:
+            found[external_id] = StoreRef(id=store_id, in_beta=bool(in_beta))
+    return found
+
+
+def dialect_insert(session: Session, table: Any) -> Insert:
+    """An INSERT that knows ``ON CONFLICT`` on the session's database."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    if bind.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    raise NotImplementedError(f"unsupported database {bind.dialect.name!r}")
+
+
+def as_column_value(column: ColumnElement[Any], moment: datetime) -> datetime:
+    """``moment`` (naive UTC) as ``column`` wants it.
+
+    SQLModel maps a plain ``datetime`` field to its ``UTCDateTime``, which refuses naive
+    values; a ``NaiveDatetime`` field is a plain ``DateTime``. Tables of other packages may
+    use either.
+    """
+    if isinstance(column.type, UTCDateTime):
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _device_ids(session: Session, device_ids: Collection[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in _chunks(sorted(device_ids)):
+        rows = session.execute(
+            select(device_table.c.device_id, device_table.c.id).where(
+                device_table.c.device_id.in_(chunk)
+            )
+        )
+        found.update({device_id: pk for device_id, pk in rows})
+    return found
+
+
+@dataclass
+class _Existing:
+    version: str
+    version_key: str
+    version_since: datetime
+    last_sent_at: datetime
+
+
+def _existing_states(
+    session: Session, keys: Collection[tuple[int, str]]
+) -> dict[tuple[int, str], _Existing]:
+    found: dict[tuple[int, str], _Existing] = {}
+    device_pks = sorted({pk for pk, _ in keys})
+    state = device_state_table.c
+    for chunk in _chunks(device_pks):
+        rows = session.execute(
+            select(
+                state.device_id,
+                state.app,
+                state.version,
+                state.version_key,
+                state.version_since,
+                state.last_sent_at,
+            ).where(state.device_id.in_(chunk))
+        )
+        for pk, app, version, key, since, last_sent_at in rows:
+            if (pk, app) in keys:
+                found[(pk, app)] = _Existing(version, key, since, last_sent_at)
+    return found
+
+
+def ingest(session: Session, valid: Sequence[ValidHeartbeat], *, now: datetime) -> IngestResult:
+    """Apply validated heartbeats: register devices, move states forward, log changes."""
+    result = IngestResult(accepted=len(valid))
+    if not valid:
+        return result
+
+    known = _device_ids(session, {hb.device_id for hb in valid})
+    unknown: dict[str, ValidHeartbeat] = {}
+    for hb in valid:
+        if hb.device_id not in known and hb.device_id not in unknown:
+            unknown[hb.device_id] = hb
+    if unknown:
+        created_at = as_column_value(device_table.c.created_at, now)
+        registration = dialect_insert(session, device_table).on_conflict_do_nothing(  # type: ignore[attr-defined]
+            index_elements=["device_id"]
+        )
+        session.execute(
+            registration,
+            [
+                {
+                    "device_id": hb.device_id,
+                    "store_id": hb.store_id,
+                    "kind": hb.device_kind,
+                    "label": "",
+                    "created_at": created_at,
+                }
+                for hb in unknown.values()
+            ],
+        )
+        registered = _device_ids(session, set(unknown))
+        result.registered_devices = len(registered)
+        known.update(registered)
+
+    by_state: dict[tuple[int, str], list[ValidHeartbeat]] = {}
+    for hb in valid:
+        by_state.setdefault((known[hb.device_id], hb.app), []).append(hb)
+    existing = _existing_states(session, set(by_state))
+
+    states: list[dict[str, object]] = []
+    changes: list[dict[str, object]] = []
+    for (device_pk, app), beats in by_state.items():
+        beats.sort(key=lambda hb: hb.sent_at)
+        before = existing.get((device_pk, app))
+        fresh: list[ValidHeartbeat] = []
+        last_sent = before.last_sent_at if before else None
+        for hb in beats:
+            if last_sent is not None and hb.sent_at <= last_sent:
+                result.stale += 1
+                continue
+            fresh.append(hb)
+            last_sent = hb.sent_at
+        if not fresh:
+            continue
+        version, key = (before.version, before.version_key) if before else (None, None)
+        since = before.version_since if before else None
+        for hb in fresh:
+            seen = min(hb.sent_at, now)
+            if hb.version_key != key:
+                changes.append(
+                    {
+                        "device_id": device_pk,
+                        "app": app,
+                        "store_id": hb.store_id,
+                        "from_version": version,
+                        "to_version": hb.version,
+                        "to_key": hb.version_key,
+                        "at": seen,
+                    }
+                )
+                if key is not None:
+                    result.version_changes += 1
+                key, since = hb.version_key, seen
+            version = hb.version
+        last = fresh[-1]
+        assert since is not None
+        if before is None:
+            result.new_device_states += 1
+        states.append(
+            {
+                "device_id": device_pk,
+                "app": app,
+                "store_id": last.store_id,
+                "device_kind": last.device_kind,
+                "channel": last.channel,
+                "version": last.version,
+                "version_key": last.version_key,
+                "version_since": since,
+                "first_seen": min(fresh[0].sent_at, now),
+                "last_seen": min(last.sent_at, now),
+                "last_sent_at": last.sent_at,
+                "received_at": now,
+            }
+        )
+
+    if states:
+        upsert = dialect_insert(session, device_state_table)
+        excluded = upsert.excluded  # type: ignore[attr-defined]
+        table = device_state_table.c
+        updated = (
+            "store_id",
+            "device_kind",
+            "channel",
+            "version",
+            "version_key",
+            "version_since",
+            "last_seen",
+            "last_sent_at",
+            "received_at",
+        )
+        upsert = upsert.on_conflict_do_update(  # type: ignore[attr-defined]
+            index_elements=["device_id", "app"],
+            set_={name: excluded[name] for name in updated},
+            # A concurrent request may have applied a newer heartbeat meanwhile.
+            where=table.last_sent_at < excluded.last_sent_at,
+        )
+        session.execute(upsert, states)
+    if changes:
+        session.execute(version_change_table.insert(), changes)
+    return result
+
+
+def ingest_heartbeats(
+    session: Session,
+    items: Sequence[object],
+    *,
+    known_apps: Collection[str],
+    now: datetime,
+) -> IngestResult:
+    """Validate ``items`` (from :func:`parse_batch`) against the stores table and apply them."""
+    valid, rejected = validate_batch(
+        items,
+        known_apps=known_apps,
+        stores=lambda ids: lookup_stores(session, external_ids=ids),
+        now=now,
+    )
+    result = ingest(session, valid, now=now)
+    result.rejected = rejected
+    return result

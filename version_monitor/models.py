@@ -1,0 +1,125 @@
+"""Adoption tables: the latest state per device, the version-change log, daily rollups.
+
+There is deliberately no raw log of heartbeats. A heartbeat updates one ``DeviceState`` row
+(one per device and app); a ``VersionChange`` row is written only when the version differs
+from the previous one (and once when a device is first seen, with ``from_version`` empty,
+so the log alone says which version a device ran at any moment). ``AdoptionDaily`` holds
+the per-day counts the reports read.
+
+Every version column has a ``*_key`` companion (see :mod:`version_monitor.versions`) whose
+byte order is version order; on PostgreSQL it is collated ``"C"`` so that byte order holds
+whatever the database's locale. Datetimes are naive UTC (``NaiveDatetime`` columns: plain
+``TIMESTAMP``, not SQLModel's timezone-aware default).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import NaiveDatetime
+from sqlalchemy import Column, Index, String, UniqueConstraint
+from sqlalchemy.types import TypeEngine
+from sqlmodel import Field, SQLModel
+
+import beta.models  # noqa: F401  (the fleet tables these refer to)
+from version_monitor.versions import VERSION_KEY_LENGTH
+
+__all__ = [
+    "CHANNELS",
+    "AdoptionDaily",
+    "DeviceState",
+    "VersionChange",
+    "adoption_daily_table",
+    "device_state_table",
+    "device_table",
+    "store_table",
+    "version_change_table",
+]
+
+CHANNELS = ("beta", "stable")
+
+
+def _version_key_type() -> TypeEngine[str]:
+    return String(VERSION_KEY_LENGTH).with_variant(
+        String(VERSION_KEY_LENGTH, collation="C"), "postgresql"
+    )
+
+
+class DeviceState(SQLModel, table=True):
+    """What a device last reported for one app."""
+
+    __tablename__ = "device_state"
+    __table_args__ = (
+        UniqueConstraint("device_id", "app", name="uq_device_state_device_app"),
+        Index("ix_device_state_app_last_seen", "app", "last_seen"),
+        Index("ix_device_state_app_version_key", "app", "version_key"),
+        Index("ix_device_state_app_channel_last_seen", "app", "channel", "last_seen"),
+        Index("ix_device_state_store_app", "store_id", "app"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: int = Field(foreign_key="device.id")
+    app: str = Field(max_length=64)
+    store_id: int = Field(foreign_key="store.id")
+    device_kind: str = Field(max_length=16)
+    # The store's cohort ("beta" | "stable") when the device last reported.
+    channel: str = Field(max_length=8)
+    version: str = Field(max_length=128)
+    version_key: str = Field(sa_column=Column("version_key", _version_key_type(), nullable=False))
+    # When the current version was first reported (the ``at`` of its VersionChange).
+    version_since: NaiveDatetime
+    # first_seen / last_seen are the device's sent_at, capped at the time we received it.
+    first_seen: NaiveDatetime
+    last_seen: NaiveDatetime
+    # The raw sent_at of the newest accepted heartbeat: older or equal ones change nothing.
+    last_sent_at: NaiveDatetime
+    received_at: NaiveDatetime
+
+
+class VersionChange(SQLModel, table=True):
+    """A device started reporting another version of an app (or was first seen)."""
+
+    __tablename__ = "version_change"
+    __table_args__ = (
+        Index("ix_version_change_device_app_at", "device_id", "app", "at"),
+        Index("ix_version_change_app_at", "app", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: int = Field(foreign_key="device.id")
+    app: str = Field(max_length=64)
+    store_id: int = Field(foreign_key="store.id")
+    from_version: str | None = Field(default=None, max_length=128)
+    to_version: str = Field(max_length=128)
+    to_key: str = Field(sa_column=Column("to_key", _version_key_type(), nullable=False))
+    at: NaiveDatetime
+
+
+class AdoptionDaily(SQLModel, table=True):
+    """Devices and stores seen on ``day`` per app, version, channel and device kind."""
+
+    __tablename__ = "adoption_daily"
+    __table_args__ = (
+        UniqueConstraint(
+            "day", "app", "version", "channel", "device_kind", name="uq_adoption_daily"
+        ),
+        Index("ix_adoption_daily_app_day", "app", "day"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date
+    app: str = Field(max_length=64)
+    version: str = Field(max_length=128)
+    version_key: str = Field(sa_column=Column("version_key", _version_key_type(), nullable=False))
+    channel: str = Field(max_length=8)
+    device_kind: str = Field(max_length=16)
+    devices: int
+    stores: int
+
+
+# Core handles for set-based statements (the ORM classes type their columns as values).
+device_state_table = SQLModel.metadata.tables["device_state"]
+version_change_table = SQLModel.metadata.tables["version_change"]
+adoption_daily_table = SQLModel.metadata.tables["adoption_daily"]
+store_table = SQLModel.metadata.tables["store"]
+device_table = SQLModel.metadata.tables["device"]
