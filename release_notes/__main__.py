@@ -1,0 +1,3 @@
+from release_notes.cli import main
+
+main()

@@ -1,0 +1,108 @@
+"""Release notes for a range of a repository: git history → parse → group → render.
+
+The entry points the service and the CLI call. Errors are :class:`NotesError` (one line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from release_notes.config import NotesConfig, load_config
+from release_notes.errors import NotesError
+from release_notes.git_history import first_time_authors, iter_commits, open_repo, resolve_range
+from release_notes.notes import ReleaseNotes, build_release_notes
+
+__all__ = ["FORMATS", "generate_for_range", "generate_notes", "render_notes"]
+
+FORMATS = ("markdown", "json")
+
+
+def generate_for_range(
+    repo_path: str | Path,
+    from_ref: str | None,
+    to_ref: str,
+    *,
+    version: str | None = None,
+    date: str | None = None,
+    config: NotesConfig | None = None,
+    from_root: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ReleaseNotes:
+    """The structured notes for ``from_ref..to_ref`` of the repository at ``repo_path``.
+
+    ``from_ref=None`` uses the previous release tag (the highest version tag below
+    ``to_ref``, compared as parsed versions), or the whole history when there is none or
+    ``from_root`` is set. ``version`` defaults to the version tag ``to_ref`` names, else
+    ``to_ref`` itself; ``date`` (``YYYY-MM-DD``) to the committer date of ``to_ref``.
+    ``progress(n)`` is called every few thousand commits. Raises :class:`NotesError`.
+    """
+    config = config or NotesConfig()
+    repo = open_repo(repo_path)
+    try:
+        span = resolve_range(
+            repo, from_ref, to_ref, tag_prefix=config.tag_prefix, from_root=from_root
+        )
+        commits = list(iter_commits(repo, span.from_sha, span.to_sha, progress=progress))
+        if not commits:
+            raise NotesError(f"empty range: no commits between {span.from_ref} and {to_ref}")
+        emails = {c.author.email.lower() for c in commits if not c.is_merge}
+        for c in commits:
+            if c.co_authors:
+                emails.update(p.email.lower() for p in c.co_authors)
+        first_timers = first_time_authors(repo, span.from_sha, emails)
+    finally:
+        repo.close()
+    notes = build_release_notes(
+        commits,
+        version=version or (span.to_version.original if span.to_version else to_ref),
+        date=date or span.to_date[:10],
+        config=config,
+        known_authors=emails - first_timers,
+    )
+    notes.from_ref, notes.to_ref = span.from_ref, span.to_ref
+    notes.from_sha, notes.to_sha = span.from_sha, span.to_sha
+    return notes
+
+
+def render_notes(
+    notes: ReleaseNotes, fmt: str = "markdown", config: NotesConfig | None = None
+) -> str:
+    """``notes`` as Markdown (the config's template, else the packaged one) or JSON."""
+    if fmt == "json":
+        from release_notes.render import render_json
+
+        return render_json(notes)
+    if fmt == "markdown":
+        from release_notes.render import render_markdown
+
+        return render_markdown(notes, config.template if config else None)
+    raise NotesError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def generate_notes(
+    repo_path: str | Path,
+    from_ref: str | None,
+    to_ref: str,
+    *,
+    config: NotesConfig | str | Path | None = None,
+    fmt: str = "markdown",
+    version: str | None = None,
+    date: str | None = None,
+    from_root: bool = False,
+) -> str:
+    """The rendered notes (``fmt`` is ``markdown`` or ``json``); ``config`` may be a path."""
+    if fmt not in FORMATS:
+        raise NotesError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if config is not None and not isinstance(config, NotesConfig):
+        config = load_config(config)
+    notes = generate_for_range(
+        repo_path,
+        from_ref,
+        to_ref,
+        version=version,
+        date=date,
+        config=config,
+        from_root=from_root,
+    )
+    return render_notes(notes, fmt, config)

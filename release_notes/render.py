@@ -1,0 +1,215 @@
+"""Render :class:`~release_notes.notes.ReleaseNotes` as Markdown (Jinja) or as JSON data.
+
+No git, no flask. The Markdown comes from ``templates/release_notes.md.j2``, which an app
+may replace with its own template (``template = "..."`` in its config). Templates get the
+notes object plus the filters ``md`` (escape text for inline Markdown) and ``people``.
+
+Commit text is untrusted: :func:`md_inline` backslash-escapes Markdown and HTML
+characters outside code spans, so a message cannot inject raw HTML (``<script>``) or
+break the list structure; text inside balanced backticks stays a code span, which
+Markdown never interprets as HTML.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from release_notes.commits import ParsedCommit, Person
+from release_notes.errors import NotesError
+from release_notes.notes import FilteredCommit, NoteItem, ReleaseNotes
+
+if TYPE_CHECKING:
+    import jinja2
+
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "iter_markdown",
+    "load_template",
+    "md_inline",
+    "render_json",
+    "render_markdown",
+    "to_json_dict",
+]
+
+DEFAULT_TEMPLATE = Path(__file__).parent / "templates" / "release_notes.md.j2"
+JSON_SCHEMA_VERSION = 1
+
+_CODE_SPAN_RE = re.compile(r"(`+)([^`\n]|[^`\n].*?[^`\n])\1(?!`)")
+_SPECIAL_RE = re.compile(r"([\\`*\[\]<>&|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+_BLOCK_START_RE = re.compile(r"^(?:[#>+=-]|\d+[.)])")
+_SAFE_RE = re.compile(r"[\\`*\[\]<>&|~_]")
+
+
+def _escape_plain(text: str) -> str:
+    return _SPECIAL_RE.sub(r"\\\1", text) if _SAFE_RE.search(text) else text
+
+
+def md_inline(text: str | None) -> str:
+    """Escape untrusted text for one line of inline Markdown (list item, heading)."""
+    if not text:
+        return ""
+    if "\n" in text or "\r" in text:
+        text = " ".join(text.split())
+    if "`" in text:
+        parts: list[str] = []
+        pos = 0
+        for match in _CODE_SPAN_RE.finditer(text):
+            parts.append(_escape_plain(text[pos : match.start()]))
+            parts.append(match.group(0))
+            pos = match.end()
+        parts.append(_escape_plain(text[pos:]))
+        out = "".join(parts)
+    else:
+        out = _escape_plain(text)
+    if _BLOCK_START_RE.match(out):
+        out = "\\" + out
+    return out
+
+
+def _people(persons: Iterable[Person]) -> str:
+    return ", ".join(md_inline(p.name or p.email) for p in persons)
+
+
+_ENV: jinja2.Environment | None = None
+_TEMPLATES: dict[Path, tuple[float, jinja2.Template]] = {}
+
+
+def _environment() -> jinja2.Environment:
+    global _ENV
+    if _ENV is None:
+        import jinja2  # imported on first render: the JSON path does not pay for it
+
+        env = jinja2.Environment(
+            autoescape=False,  # Markdown, not HTML: text is escaped by the ``md`` filter
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+            undefined=jinja2.StrictUndefined,
+        )
+        env.filters["md"] = md_inline
+        env.filters["people"] = _people
+        _ENV = env
+    return _ENV
+
+
+def load_template(path: Path | None = None) -> jinja2.Template:
+    """The compiled template at ``path`` (default: the packaged one), cached per mtime."""
+    import jinja2
+
+    path = path or DEFAULT_TEMPLATE
+    try:
+        mtime = path.stat().st_mtime
+        cached = _TEMPLATES.get(path)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise NotesError(f"cannot read template {path}: {reason}") from None
+    try:
+        template = _environment().from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise NotesError(f"invalid template {path}, line {exc.lineno}: {exc.message}") from None
+    _TEMPLATES[path] = (mtime, template)
+    return template
+
+
+def iter_markdown(notes: ReleaseNotes, template: Path | None = None) -> Iterator[str]:
+    """The Markdown in chunks, for writing a large document without holding it whole."""
+    import jinja2
+
+    compiled = load_template(template)
+    try:
+        yield from compiled.generate(notes=notes)
+    except jinja2.TemplateError as exc:
+        raise NotesError(f"template {template or DEFAULT_TEMPLATE} failed: {exc}") from None
+
+
+def render_markdown(notes: ReleaseNotes, template: Path | None = None) -> str:
+    """The whole Markdown document."""
+    return "".join(iter_markdown(notes, template))
+
+
+def _person(p: Person) -> dict[str, str]:
+    return {"name": p.name, "email": p.email}
+
+
+def _commit_fields(c: ParsedCommit) -> dict[str, Any]:
+    return {
+        "sha": c.sha,
+        "short_sha": c.sha[:7],
+        "parents": list(c.parents),
+        "date": c.date,
+        "header": c.header,
+        "subject": c.subject,
+        "type": c.type,
+        "scope": c.scope,
+        "breaking": c.breaking,
+        "breaking_description": c.breaking_description,
+        "body": c.body,
+        "issue_refs": list(c.issue_refs),
+        "release_note": c.release_note,
+        "author": _person(c.author),
+        "co_authors": [_person(p) for p in c.co_authors],
+        "is_merge": c.is_merge,
+        "reverts": c.reverts,
+    }
+
+
+def _item_dict(item: NoteItem) -> dict[str, Any]:
+    data = _commit_fields(item.commit)
+    data.update(
+        kind=item.kind,
+        area=item.area,
+        pr_number=item.pr_number,
+        pr_url=item.pr_url,
+        commit_url=item.commit_url,
+        authors=[_person(p) for p in item.authors],
+        bot=item.bot,
+    )
+    return data
+
+
+def _filtered_dict(f: FilteredCommit) -> dict[str, Any]:
+    data = _commit_fields(f.commit)
+    data.update(reason=f.reason, detail=f.detail, pr_number=f.commit.pr_number)
+    return data
+
+
+def to_json_dict(notes: ReleaseNotes) -> dict[str, Any]:
+    """Plain data: every commit of the range once, in ``shown`` or ``filtered``."""
+    return {
+        "schema": JSON_SCHEMA_VERSION,
+        "version": notes.version,
+        "date": notes.date,
+        "range": {
+            "from": notes.from_ref,
+            "to": notes.to_ref,
+            "from_sha": notes.from_sha,
+            "to_sha": notes.to_sha,
+        },
+        "counts": {
+            "commits": notes.commit_count,
+            "shown": len(notes.items),
+            "filtered": len(notes.filtered),
+            "prs": notes.pr_count,
+            "contributors": len(notes.contributors),
+            "breaking": len(notes.breaking),
+        },
+        "pr_numbers": list(notes.pr_numbers),
+        "shown": [_item_dict(item) for item in notes.items],
+        "filtered": [_filtered_dict(f) for f in notes.filtered],
+        "contributors": [
+            {"name": c.name, "email": c.email, "commits": c.commits, "first_time": c.first_time}
+            for c in notes.contributors
+        ],
+    }
+
+
+def render_json(notes: ReleaseNotes) -> str:
+    import json
+
+    return json.dumps(to_json_dict(notes), ensure_ascii=False, indent=1) + "\n"
