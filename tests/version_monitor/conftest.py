@@ -6,17 +6,33 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel
-from vm_fleet import Fleet
 
 import beta.models
 import version_monitor.models  # noqa: F401  (registers the tables)
+from tests.version_monitor.vm_fleet import Fleet
 
 _BACKENDS = ["sqlite"]
 if os.environ.get("RELGOV_TEST_DATABASE_URL"):
     _BACKENDS.append("postgresql")
+
+
+@pytest.fixture(scope="session")
+def _postgres_url() -> Iterator[str]:
+    """A database of our own next to the configured one, so that dropping tables is safe."""
+    base = make_url(os.environ["RELGOV_TEST_DATABASE_URL"])
+    name = f"relgov_vm_{os.getpid()}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(params=_BACKENDS)
@@ -26,7 +42,7 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
             "sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool
         )
     else:
-        engine = create_engine(os.environ["RELGOV_TEST_DATABASE_URL"])
+        engine = create_engine(request.getfixturevalue("_postgres_url"))
         SQLModel.metadata.drop_all(engine)
     SQLModel.metadata.create_all(engine)
     yield engine

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 from sqlmodel import Session, select
-from vm_fleet import NOW, Fleet
 
 from beta.models import DEVICE_KINDS, Device
+from tests.version_monitor.vm_fleet import NOW, Fleet
 from version_monitor.ingest import (
     MAX_BATCH,
     DeviceKind,
@@ -221,7 +221,7 @@ def test_version_change_logged_only_on_change(session: Session, fleet: Fleet) ->
     assert counts == [0, 0, 1, 0]
     assert _changes(session) == [
         (None, "3.12.0", NOW - timedelta(minutes=50)),
-        ("3.12", "3.13.0", NOW - timedelta(minutes=30)),
+        ("3.12.0", "3.13.0", NOW - timedelta(minutes=30)),
     ]
     state = session.exec(select(DeviceState)).one()
     assert state.version_since == NOW - timedelta(minutes=30)
