@@ -14,7 +14,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["InvalidVersion", "Version", "parse_version", "is_valid_version"]
+__all__ = ["InvalidVersion", "Version", "is_valid_version", "parse_version"]
 
 _IDENT = r"[0-9A-Za-z-]+"
 _VERSION_RE = re.compile(
@@ -106,7 +106,7 @@ class Version:
 def _lt(a: object, b: object) -> bool:
     # Keys mix ints and strs only inside (kind, value) pairs whose kind differs first,
     # so plain tuple comparison is safe.
-    return a < b  # type: ignore[operator]
+    return bool(a < b)  # type: ignore[operator]
 
 
 @functools.lru_cache(maxsize=65536)

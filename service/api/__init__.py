@@ -1,0 +1,316 @@
+"""The JSON API under ``/api/v1``: token auth, request validation, errors, OpenAPI.
+
+Each endpoint is declared with :func:`operation`, which validates the request with the same
+pydantic / SQLModel models that the OpenAPI document is generated from, checks the token's
+scope, and turns every error into ``{"error": {"code", "message", "fields"}}``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask_login import current_user
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from service import db
+from service.auth import find_token
+from service.models import ApiToken, utcnow
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+API_PREFIX = "/api/"
+
+
+class ApiError(Exception):
+    """An error the API reports as JSON with ``status``."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: Sequence[dict[str, Any]] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = list(fields)
+        self.headers = headers or {}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    fields: Sequence[dict[str, Any]] = (),
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        body["fields"] = list(fields)
+    response = jsonify({"error": body})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def validation_error(exc: ValidationError, *, prefix: str = "") -> ApiError:
+    fields = []
+    for item in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in item["loc"]) or "body"
+        fields.append({"field": f"{prefix}{loc}", "message": item["msg"], "type": item["type"]})
+    names = ", ".join(sorted({f["field"] for f in fields}))
+    return ApiError(422, "validation_error", f"invalid request: check {names}", fields)
+
+
+def field_error(field_name: str, message: str, status: int = 422) -> ApiError:
+    return ApiError(
+        status,
+        "validation_error" if status == 422 else "invalid_request",
+        f"{field_name}: {message}",
+        [{"field": field_name, "message": message, "type": "value_error"}],
+    )
+
+
+# --- operations and their registry (the OpenAPI document is built from it) -----------
+
+
+@dataclass(frozen=True)
+class Operation:
+    rule: str
+    method: str
+    endpoint: str
+    summary: str
+    tag: str
+    scope: str | None
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: Any
+    status: int
+    description: str = ""
+    errors: tuple[int, ...] = field(default=())
+
+
+OPERATIONS: list[Operation] = []
+_PATH_PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
+
+
+def operation(
+    rule: str,
+    method: str = "GET",
+    *,
+    summary: str,
+    tag: str,
+    scope: str | None = "read",
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    response: Any = None,
+    status: int = 200,
+    errors: tuple[int, ...] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare an API endpoint.
+
+    The view receives path parameters plus ``body=`` and ``query=`` (validated models) when
+    declared, and returns a pydantic model, a dict/list, or a ``(value, status)`` pair.
+    ``scope=None`` makes the endpoint public.
+    """
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        endpoint = view.__name__
+
+        @functools.wraps(view)
+        def wrapped(**kwargs: Any) -> Response:
+            if scope is not None:
+                authenticate(scope, method)
+            if body is not None:
+                kwargs["body"] = _parse_body(body)
+            if query is not None:
+                try:
+                    kwargs["query"] = query.model_validate(request.args.to_dict())
+                except ValidationError as exc:
+                    raise validation_error(exc) from None
+            result = view(**kwargs)
+            code = status
+            if isinstance(result, tuple):
+                result, code = result
+            if isinstance(result, Response):
+                return result
+            return _json(result, code)
+
+        bp.add_url_rule(rule, endpoint, wrapped, methods=[method])
+        OPERATIONS.append(
+            Operation(
+                rule=rule,
+                method=method,
+                endpoint=endpoint,
+                summary=summary,
+                tag=tag,
+                scope=scope,
+                body=body,
+                query=query,
+                response=response,
+                status=status,
+                description=(view.__doc__ or "").strip(),
+                errors=errors,
+            )
+        )
+        return wrapped
+
+    return decorator
+
+
+def _parse_body(model: type[BaseModel]) -> BaseModel:
+    if not request.is_json:
+        raise ApiError(
+            415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
+        )
+    raw = request.get_data(cache=True)
+    try:
+        data = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def _json(value: Any, status: int) -> Response:
+    payload: Any
+    if isinstance(value, BaseModel):
+        payload = value.model_dump(mode="json")
+    elif isinstance(value, list):
+        payload = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+    else:
+        payload = value
+    return current_app.response_class(
+        json.dumps(payload, ensure_ascii=False, default=str) + "\n",
+        status=status,
+        mimetype="application/json",
+    )
+
+
+# --- authentication ------------------------------------------------------------------
+
+_TOKEN_TOUCH_SECONDS = 60
+
+
+def authenticate(scope: str, method: str) -> None:
+    """Let the request through with a token holding ``scope``, or raise 401/403."""
+    header = request.headers.get("Authorization", "")
+    if not header:
+        # A logged-in person may read the API from the browser; writes need a token.
+        if method == "GET" and current_user.is_authenticated and scope == "read":
+            return
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing credentials: send Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": 'Bearer realm="relgov"'},
+        )
+    kind, _, raw = header.partition(" ")
+    if kind.lower() != "bearer" or not raw.strip():
+        raise ApiError(
+            401,
+            "unauthorized",
+            "the Authorization header must be 'Bearer <token>'",
+            headers={"WWW-Authenticate": 'Bearer realm="relgov"'},
+        )
+    session = db.session()
+    token = find_token(session, raw.strip())
+    if token is None:
+        raise ApiError(401, "unauthorized", "unknown token", headers=_challenge("invalid_token"))
+    if token.revoked_at is not None:
+        raise ApiError(
+            401, "unauthorized", "this token was revoked", headers=_challenge("invalid_token")
+        )
+    if not token.active:
+        raise ApiError(
+            401, "unauthorized", "this token has expired", headers=_challenge("invalid_token")
+        )
+    if scope not in token.scopes:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"this token lacks the scope {scope!r} (it has: {', '.join(token.scopes)})",
+        )
+    g.api_token = token
+    _touch(token)
+
+
+def _challenge(error: str) -> dict[str, str]:
+    return {"WWW-Authenticate": f'Bearer realm="relgov", error="{error}"'}
+
+
+def _touch(token: ApiToken) -> None:
+    now = utcnow()
+    if token.last_used_at and (now - token.last_used_at).total_seconds() < _TOKEN_TOUCH_SECONDS:
+        return
+    # Written in its own short transaction, so it neither widens the request's
+    # transaction nor is lost when the request is refused.
+    from sqlalchemy import update
+
+    with db.engine().begin() as conn:
+        conn.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))  # type: ignore[arg-type]
+
+
+# --- errors --------------------------------------------------------------------------
+
+
+def init_app(app: Flask) -> None:
+    # Import the endpoint modules so their operations register before the blueprint.
+    from service.api import (
+        endpoints,  # noqa: F401
+        openapi,
+    )
+
+    app.register_blueprint(bp)
+    app.register_blueprint(openapi.docs_bp)
+    app.register_error_handler(ApiError, _handle_api_error)
+
+
+def _handle_api_error(exc: ApiError) -> Response:
+    db.session().rollback()
+    return error_response(exc.status, exc.code, exc.message, exc.fields, exc.headers)
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+
+def http_error_as_json(exc: HTTPException) -> Response:
+    """The JSON body for an HTTP error under ``/api/`` (unknown route, method, size...)."""
+    status = exc.code or 500
+    message = exc.description or exc.name
+    headers: dict[str, str] = {}
+    if status == 404:
+        message = f"no API endpoint at {request.path}"
+    elif status == 405:
+        allowed = exc.get_response().headers.get("Allow", "")
+        message = f"{request.method} is not allowed on {request.path}; allowed: {allowed}"
+        headers["Allow"] = allowed
+    elif status == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        message = f"the request body is larger than the limit of {limit} bytes"
+    elif status == 400 and "CSRF" in message:
+        message = "send a token in the Authorization header"
+    return error_response(status, _HTTP_CODES.get(status, "error"), message, headers=headers)

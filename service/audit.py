@@ -1,0 +1,76 @@
+"""The one way a state change is recorded: ``record(...)``.
+
+Audit events are append-only. A SQLAlchemy guard refuses any UPDATE or DELETE of an
+``AuditEvent`` through the ORM, so no code path of the application can rewrite history.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import Session
+
+from service.models import AuditEvent, utcnow
+
+
+class AuditLogIsAppendOnly(RuntimeError):
+    pass
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None:
+        return None
+    return json.loads(json.dumps(value, default=_default))
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value) if isinstance(value, set | frozenset) else list(value)
+    return str(value)
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: object,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    summary: str = "",
+    highlight: bool = False,
+) -> AuditEvent:
+    """Add an audit event to ``session`` (committed with the change it describes)."""
+    if not actor:
+        raise ValueError("an audit event needs an actor")
+    audit_event = AuditEvent(
+        at=utcnow(),
+        actor=actor,
+        action=action,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+        summary=summary[:500],
+        before=_jsonable(dict(before)) if before is not None else None,
+        after=_jsonable(dict(after)) if after is not None else None,
+        highlight=highlight,
+    )
+    session.add(audit_event)
+    return audit_event
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _refuse_rewrites(session: OrmSession, _context: Any, _instances: Any) -> None:
+    for obj in session.dirty:
+        if isinstance(obj, AuditEvent) and session.is_modified(obj):
+            raise AuditLogIsAppendOnly("audit events cannot be changed")
+    for obj in session.deleted:
+        if isinstance(obj, AuditEvent):
+            raise AuditLogIsAppendOnly("audit events cannot be deleted")

@@ -1,0 +1,364 @@
+"""Who is asking: people log in with a password (session cookie), machines send a token.
+
+Passwords are hashed with Argon2id (argon2-cffi). API tokens are random, shown once, and
+stored only as a SHA-256 hash (a token has 256 bits of entropy, so a slow hash adds nothing).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import LoginManager, current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from sqlmodel import Session, select
+from werkzeug.wrappers import Response
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired, Email
+
+from service import audit, db
+from service.models import ROLES, SCOPES, ApiToken, User, utcnow
+
+bp = Blueprint("auth", __name__)
+login_manager = LoginManager()
+_hasher = PasswordHasher()
+# A hash to verify against when the user does not exist, so that "unknown user" and
+# "wrong password" take the same time.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+MIN_PASSWORD_LENGTH = 10
+TOKEN_PREFIX = "rg_"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class AuthError(ValueError):
+    """A user or token request that cannot be carried out; the message says why."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# --- passwords and users -------------------------------------------------------------
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(user: User | None, password: str) -> bool:
+    try:
+        return _hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and bool(user)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def validate_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AuthError(
+            f"password must be at least {MIN_PASSWORD_LENGTH} characters", field="password"
+        )
+
+
+def user_snapshot(user: User) -> dict[str, Any]:
+    return {"email": user.email, "name": user.name, "role": user.role, "active": user.active}
+
+
+def create_user(
+    *, session: Session, email: str, name: str, role: str, password: str, actor: str
+) -> User:
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 254:
+        raise AuthError(f"{email!r} is not an email address", field="email")
+    if role not in ROLES:
+        raise AuthError(f"role must be one of {', '.join(ROLES)}", field="role")
+    validate_password(password)
+    if session.exec(select(User).where(User.email == email)).first():
+        raise AuthError(f"a user with email {email} already exists", field="email")
+    user = User(
+        email=email,
+        name=name.strip() or email.split("@")[0],
+        role=role,
+        password_hash=hash_password(password),
+    )
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.create",
+        subject_type="user",
+        subject_id=user.email,
+        after=user_snapshot(user),
+        summary=f"created {user.email} as {user.role_label}",
+    )
+    return user
+
+
+def update_user(
+    *,
+    session: Session,
+    user: User,
+    actor: str,
+    role: str | None = None,
+    active: bool | None = None,
+    name: str | None = None,
+    password: str | None = None,
+) -> User:
+    before = user_snapshot(user)
+    if role is not None:
+        if role not in ROLES:
+            raise AuthError(f"role must be one of {', '.join(ROLES)}", field="role")
+        if user.role == "admin" and role != "admin":
+            _keep_an_admin(session, user)
+        user.role = role
+    if active is not None:
+        if not active and user.role == "admin":
+            _keep_an_admin(session, user)
+        user.active = active
+    if name is not None and name.strip():
+        user.name = name.strip()
+    if password:
+        validate_password(password)
+        user.password_hash = hash_password(password)
+    session.add(user)
+    after = user_snapshot(user)
+    if after != before or password:
+        audit.record(
+            session,
+            actor=actor,
+            action="user.update",
+            subject_type="user",
+            subject_id=user.email,
+            before=before,
+            after={**after, **({"password": "changed"} if password else {})},
+            summary=f"updated {user.email}",
+        )
+    return user
+
+
+def _keep_an_admin(session: Session, user: User) -> None:
+    admins = session.exec(
+        select(User).where(User.role == "admin", User.active == True, User.id != user.id)  # noqa: E712
+    ).all()
+    if not admins:
+        raise AuthError("the last active admin cannot be demoted or disabled", field="role")
+
+
+# --- API tokens ----------------------------------------------------------------------
+
+
+def _token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def issue_token(
+    *,
+    session: Session,
+    name: str,
+    scopes: Iterable[str],
+    creator: User,
+    expires_in_days: int | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a token; the raw value is returned once and never stored."""
+    name = name.strip()
+    if not name:
+        raise AuthError("a token needs a name that says who uses it", field="name")
+    scope_list = sorted(set(scopes))
+    if not scope_list:
+        raise AuthError("choose at least one scope", field="scopes")
+    unknown = [s for s in scope_list if s not in SCOPES]
+    if unknown:
+        raise AuthError(f"unknown scope {unknown[0]!r}", field="scopes")
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        name=name,
+        prefix=raw[: len(TOKEN_PREFIX) + 6],
+        token_hash=_token_hash(raw),
+        scopes=scope_list,
+        created_by_id=creator.id or 0,
+        expires_at=utcnow() + timedelta(days=expires_in_days) if expires_in_days else None,
+    )
+    session.add(token)
+    session.flush()
+    audit.record(
+        session,
+        actor=creator.actor,
+        action="token.issue",
+        subject_type="api_token",
+        subject_id=token.id,
+        after={"name": token.name, "scopes": token.scopes, "prefix": token.prefix},
+        summary=f"issued token {token.name} ({', '.join(token.scopes)})",
+    )
+    return token, raw
+
+
+def revoke_token(*, session: Session, token: ApiToken, actor: User) -> ApiToken:
+    if token.revoked_at is not None:
+        raise AuthError("this token is already revoked")
+    token.revoked_at = utcnow()
+    token.revoked_by_id = actor.id
+    session.add(token)
+    audit.record(
+        session,
+        actor=actor.actor,
+        action="token.revoke",
+        subject_type="api_token",
+        subject_id=token.id,
+        before={"revoked": False},
+        after={"revoked": True},
+        summary=f"revoked token {token.name}",
+    )
+    return token
+
+
+def find_token(session: Session, raw: str) -> ApiToken | None:
+    if not raw.startswith(TOKEN_PREFIX):
+        return None
+    return session.exec(select(ApiToken).where(ApiToken.token_hash == _token_hash(raw))).first()
+
+
+# --- Flask wiring --------------------------------------------------------------------
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to see that page."
+    login_manager.login_message_category = "info"
+    app.before_request(_expire_old_sessions)
+    app.register_blueprint(bp)
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> User | None:
+    try:
+        user = db.session().get(User, int(user_id))
+    except ValueError:
+        return None
+    return user if user and user.active else None
+
+
+def _expire_old_sessions() -> None:
+    started = session.get("login_at")
+    if started is None or not current_user.is_authenticated:
+        return
+    lifetime = timedelta(hours=current_app.config["RELGOV_SETTINGS"].session_hours)
+    if datetime.fromisoformat(started) + lifetime < utcnow():
+        logout_user()
+        session.clear()
+        flash("Your session has expired. Please log in again.", "warning")
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False)])
+    password = PasswordField("Password", validators=[DataRequired()])
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> str | Response:
+    if current_user.is_authenticated:
+        return redirect(url_for("pages.dashboard"))
+    form = LoginForm()
+    error = None
+    status = 200
+    if form.validate_on_submit():
+        db_session = db.session()
+        email = (form.email.data or "").strip().lower()
+        user = db_session.exec(select(User).where(User.email == email)).first()
+        if verify_password(user, form.password.data or "") and user and user.active:
+            user.last_login_at = utcnow()
+            db_session.add(user)
+            audit.record(
+                db_session,
+                actor=user.actor,
+                action="user.login",
+                subject_type="user",
+                subject_id=user.email,
+                summary="logged in",
+            )
+            db_session.commit()
+            session.clear()
+            login_user(user)
+            session.permanent = True
+            session["login_at"] = utcnow().isoformat()
+            target = request.args.get("next", "")
+            # Only follow local paths, never another site.
+            if not target.startswith("/") or target.startswith("//"):
+                target = url_for("pages.dashboard")
+            return redirect(target)
+        error = "Wrong email or password."
+        status = 401
+    elif request.method == "POST":
+        error = "Enter your email address and password."
+        status = 400
+    return render_template("login.html", form=form, error=error), status  # type: ignore[return-value]
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    if current_user.is_authenticated:
+        db_session = db.session()
+        audit.record(
+            db_session,
+            actor=current_user.actor,
+            action="user.logout",
+            subject_type="user",
+            subject_id=current_user.email,
+            summary="logged out",
+        )
+        db_session.commit()
+    logout_user()
+    session.clear()
+    flash("You have logged out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+def roles_required(*roles: str) -> Callable[[Callable[P, R]], Callable[P, R | Response]]:
+    """Page decorator: logged in, and (admins always) one of ``roles`` when given."""
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R | Response]:
+        @functools.wraps(view)
+        def wrapped(*args: P.args, **kwargs: P.kwargs) -> R | Response:
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()  # type: ignore[no-any-return]
+            if roles and current_user.role not in roles and current_user.role != "admin":
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+login_required = roles_required()
+
+
+def current_actor() -> str:
+    """The actor string for audit events in this request (a user or an API token)."""
+    token: ApiToken | None = g.get("api_token")
+    if token is not None:
+        return token.actor
+    if current_user.is_authenticated:
+        return str(current_user.actor)
+    return "anonymous"

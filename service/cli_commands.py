@@ -1,0 +1,224 @@
+"""Commands of ``relgov`` that need the app: each is a thin wrapper around a plain function."""
+
+from __future__ import annotations
+
+import threading
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlmodel import select
+
+from service import db, migrate
+from service.auth import AuthError, create_user, issue_token, revoke_token, update_user
+from service.cli import cli_actor, fail
+from service.models import ROLES, SCOPES, ApiToken, User
+
+DEMO_ADMIN = ("admin@example.com", "demo-admin-password")
+
+
+@click.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@with_appcontext
+def run_command(host: str, port: int) -> None:
+    """Serve the app with the development server (use gunicorn in production)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    url = f"http://{host}:{port}/"
+    click.echo(f"\n  Release governance is running at {url}")
+    with db.session_scope() as session:
+        admin = session.exec(select(User).where(User.email == DEMO_ADMIN[0])).first()
+        from service.auth import verify_password
+
+        if admin is not None and verify_password(admin, DEMO_ADMIN[1]):
+            click.echo(f"  Log in as {DEMO_ADMIN[0]} with password {DEMO_ADMIN[1]}")
+    click.echo("  Press Ctrl+C to stop.\n")
+    for starter in app.extensions.get("relgov.background", []):
+        threading.Thread(target=starter, args=(app,), daemon=True).start()
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the schema to the latest revision."""
+    migrate.upgrade(db.engine(), revision)
+    click.echo(f"database at revision {migrate.current_revision(db.engine())}")
+
+
+@db_group.command("check")
+@with_appcontext
+def db_check() -> None:
+    """Fail when the models have changes no migration covers."""
+    diffs = migrate.pending_differences(db.engine())
+    if diffs:
+        for diff in diffs:
+            click.echo(f"  {diff}", err=True)
+        fail(f"{len(diffs)} model change(s) have no migration")
+    click.echo("migrations match the models")
+
+
+@db_group.command("revision")
+@click.option("-m", "--message", required=True)
+@with_appcontext
+def db_revision(message: str) -> None:
+    """Autogenerate a migration from the models (review it before committing)."""
+    migrate.revision(db.engine(), message)
+
+
+@click.group("users")
+def users_group() -> None:
+    """People who log in, and their roles."""
+
+
+@users_group.command("create")
+@click.option("--email", required=True)
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--name", default="")
+@click.option(
+    "--password", prompt=True, hide_input=True, confirmation_prompt=True, help="Prompted if absent."
+)
+@with_appcontext
+def users_create(email: str, role: str, name: str, password: str) -> None:
+    """Add a person with a role."""
+    try:
+        with db.session_scope() as session:
+            user = create_user(
+                session=session,
+                email=email,
+                name=name,
+                role=role,
+                password=password,
+                actor=cli_actor(),
+            )
+            click.echo(f"created {user.email} ({user.role})")
+    except AuthError as exc:
+        fail(str(exc))
+
+
+@users_group.command("set-role")
+@click.option("--email", required=True)
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@with_appcontext
+def users_set_role(email: str, role: str) -> None:
+    """Change a person's role."""
+    _change_user(email, role=role)
+
+
+@users_group.command("disable")
+@click.option("--email", required=True)
+@with_appcontext
+def users_disable(email: str) -> None:
+    """Stop a person from logging in (their history stays)."""
+    _change_user(email, active=False)
+
+
+def _change_user(email: str, **changes: object) -> None:
+    try:
+        with db.session_scope() as session:
+            user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+            if user is None:
+                fail(f"no user with email {email}")
+            assert user is not None
+            update_user(session=session, user=user, actor=cli_actor(), **changes)  # type: ignore[arg-type]
+            click.echo(f"{user.email}: role {user.role}, {'active' if user.active else 'disabled'}")
+    except AuthError as exc:
+        fail(str(exc))
+
+
+@users_group.command("list")
+@with_appcontext
+def users_list() -> None:
+    """List everyone."""
+    with db.session_scope() as session:
+        for user in session.exec(select(User).order_by(User.email)):
+            state = "active" if user.active else "disabled"
+            click.echo(f"{user.email:40} {user.role:16} {state}")
+
+
+@click.group("tokens")
+def tokens_group() -> None:
+    """API tokens for CI and store devices."""
+
+
+@tokens_group.command("create")
+@click.option("--name", required=True)
+@click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice(SCOPES))
+@click.option("--by", "by_email", required=True, help="Email of the admin issuing it.")
+@click.option("--expires-in-days", type=int, default=None)
+@with_appcontext
+def tokens_create(
+    name: str, scopes: tuple[str, ...], by_email: str, expires_in_days: int | None
+) -> None:
+    """Issue a token; it is printed once."""
+    try:
+        with db.session_scope() as session:
+            admin = session.exec(select(User).where(User.email == by_email.lower())).first()
+            if admin is None or admin.role != "admin":
+                fail(f"{by_email} is not an admin")
+            assert admin is not None
+            token, raw = issue_token(
+                session=session,
+                name=name,
+                scopes=scopes,
+                creator=admin,
+                expires_in_days=expires_in_days,
+            )
+    except AuthError as exc:
+        fail(str(exc))
+    click.echo(raw)
+    click.echo(f"(token {token.id}: {', '.join(token.scopes)}; shown once)", err=True)
+
+
+@tokens_group.command("revoke")
+@click.argument("token_id", type=int)
+@click.option("--by", "by_email", required=True)
+@with_appcontext
+def tokens_revoke(token_id: int, by_email: str) -> None:
+    """Revoke a token by id."""
+    try:
+        with db.session_scope() as session:
+            admin = session.exec(select(User).where(User.email == by_email.lower())).first()
+            token = session.get(ApiToken, token_id)
+            if admin is None or admin.role != "admin":
+                fail(f"{by_email} is not an admin")
+            if token is None:
+                fail(f"no token {token_id}")
+            assert admin is not None and token is not None
+            revoke_token(session=session, token=token, actor=admin)
+    except AuthError as exc:
+        fail(str(exc))
+    click.echo(f"revoked token {token_id}")
+
+
+@click.command("demo")
+@click.option("--if-empty", is_flag=True, help="Do nothing when people already exist.")
+@with_appcontext
+def demo_command(if_empty: bool) -> None:
+    """Seed demo data: people of every role, and everything built so far."""
+    from service.demo import seed_demo
+
+    with db.session_scope() as session:
+        if if_empty and session.exec(select(User)).first() is not None:
+            click.echo("demo data already present")
+            return
+    report = seed_demo(current_app._get_current_object())  # type: ignore[attr-defined]
+    for line in report:
+        click.echo(line)
+
+
+COMMANDS: list[click.Command] = [
+    run_command,
+    db_group,
+    users_group,
+    tokens_group,
+    demo_command,
+]

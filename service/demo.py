@@ -1,0 +1,40 @@
+"""``relgov demo``: a lived-in service for ``make run`` (people now; more as features land)."""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlmodel import Session, select
+
+from service import db
+from service.auth import create_user
+from service.models import User
+
+DEMO_PASSWORD = "demo-password"
+PEOPLE = [
+    ("admin@example.com", "Aiko Admin", "admin", "demo-admin-password"),
+    ("rm@example.com", "Ren Release-Manager", "release_manager", DEMO_PASSWORD),
+    ("rm2@example.com", "Rina Release-Manager", "release_manager", DEMO_PASSWORD),
+    ("eng@example.com", "Kenji Engineer", "engineer", DEMO_PASSWORD),
+    ("qa@example.com", "Quinn QA", "qa", DEMO_PASSWORD),
+    ("support@example.com", "Sato Support", "support", DEMO_PASSWORD),
+    ("viewer@example.com", "Vera Viewer", "viewer", DEMO_PASSWORD),
+]
+ACTOR = "system:demo"
+
+
+def seed_people(session: Session) -> list[str]:
+    lines = []
+    for email, name, role, password in PEOPLE:
+        if session.exec(select(User).where(User.email == email)).first() is None:
+            create_user(
+                session=session, email=email, name=name, role=role, password=password, actor=ACTOR
+            )
+            lines.append(f"  {role:16} {email:24} password: {password}")
+    return lines
+
+
+def seed_demo(app: Flask) -> list[str]:
+    report = ["demo people:"]
+    with app.app_context(), db.session_scope() as session:
+        report += seed_people(session)
+    return report

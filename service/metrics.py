@@ -1,0 +1,89 @@
+"""``/metrics`` (Prometheus text format) and ``/healthz``.
+
+Under gunicorn with several workers set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder;
+each worker then writes its samples there and a scrape of any worker sums them all.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+from flask import Blueprint, Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from sqlalchemy import text
+
+from service import db
+
+bp = Blueprint("ops", __name__)
+
+REQUESTS = Counter(
+    "relgov_http_requests_total",
+    "HTTP requests by endpoint, method and status",
+    ["endpoint", "method", "status"],
+)
+LATENCY = Histogram(
+    "relgov_http_request_duration_seconds",
+    "HTTP request latency by endpoint and method",
+    ["endpoint", "method", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+# Gauges that other parts of the service set when /metrics is scraped.
+GAUGE_COLLECTORS: list[Callable[[], None]] = []
+INFO = Gauge("relgov_up", "1 while the service answers", multiprocess_mode="max")
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_start_timer)
+    app.after_request(_count)
+    app.register_blueprint(bp)
+    INFO.set(1)
+
+
+def _start_timer() -> None:
+    g.request_started = time.perf_counter()
+
+
+def _count(response: Response) -> Response:
+    started = g.get("request_started")
+    if started is None:
+        return response
+    endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    labels = (endpoint, request.method, str(response.status_code))
+    REQUESTS.labels(*labels).inc()
+    LATENCY.labels(*labels).observe(time.perf_counter() - started)
+    return response
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    for collect in GAUGE_COLLECTORS:
+        collect()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        payload = generate_latest(registry)
+    else:
+        payload = generate_latest()
+    return Response(payload, mimetype=CONTENT_TYPE_LATEST)
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[dict[str, object], int]:
+    started = time.perf_counter()
+    try:
+        with db.engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure to reach the database means unhealthy
+        return {"status": "error", "database": "unreachable", "detail": str(exc)[:200]}, 503
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+    return {"status": "ok", "database": "ok", "database_ms": elapsed_ms}, 200

@@ -1,0 +1,116 @@
+"""Tables the service itself owns: people, API tokens and the audit log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel
+
+ROLES = ("admin", "release_manager", "engineer", "qa", "support", "viewer")
+ROLE_LABELS = {
+    "admin": "Admin",
+    "release_manager": "Release manager",
+    "engineer": "Engineer",
+    "qa": "QA",
+    "support": "Support",
+    "viewer": "Viewer",
+}
+SCOPES = ("read", "releases:write", "heartbeats:write", "fleet:write", "incidents:write")
+SCOPE_LABELS = {
+    "read": "Read everything the API exposes",
+    "releases:write": "Register release candidates and change releases (CI)",
+    "heartbeats:write": "Report device versions (store devices)",
+    "fleet:write": "Manage stores, devices and the beta cohort",
+    "incidents:write": "Record incidents",
+}
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware in UTC (SQLModel stores and returns aware UTC datetimes)."""
+    return datetime.now(UTC)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "user_account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=32)
+    password_hash: str = Field(max_length=255)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+    last_login_at: datetime | None = None
+
+    # Flask-Login protocol
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def role_label(self) -> str:
+        return ROLE_LABELS.get(self.role, self.role)
+
+    @property
+    def actor(self) -> str:
+        return f"user:{self.email}"
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    prefix: str = Field(max_length=16, index=True)
+    token_hash: str = Field(max_length=128, unique=True)
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_by_id: int = Field(foreign_key="user_account.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    revoked_by_id: int | None = Field(default=None, foreign_key="user_account.id")
+    last_used_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > utcnow()
+
+    @property
+    def actor(self) -> str:
+        return f"token:{self.name}"
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only: the application inserts these and never updates or deletes them."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_event_subject", "subject_type", "subject_id"),
+        Index("ix_audit_event_at", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+    actor: str = Field(max_length=254, index=True)
+    action: str = Field(max_length=64, index=True)
+    subject_type: str = Field(max_length=64)
+    subject_id: str = Field(max_length=128)
+    summary: str = Field(default="", max_length=500)
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    highlight: bool = False

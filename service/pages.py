@@ -1,0 +1,128 @@
+"""The dashboard, the navigation, and sections whose pages are still to come."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, render_template, url_for
+from flask_login import current_user
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from service import db
+from service.auth import login_required
+from service.models import ApiToken, AuditEvent, User
+
+bp = Blueprint("pages", __name__)
+
+# (endpoint, label, roles allowed; empty = everyone logged in)
+NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
+    ("pages.dashboard", "Dashboard", ()),
+    ("pages.releases", "Releases", ()),
+    ("pages.meeting", "Meeting", ()),
+    ("pages.notes", "Notes", ()),
+    ("pages.beta", "Beta", ()),
+    ("pages.adoption", "Adoption", ()),
+    ("audit.audit_log", "Audit log", ()),
+    ("admin.users", "Admin", ("admin",)),
+]
+
+# Sections that later work fills in; their pages say so instead of pretending.
+UPCOMING = {
+    "releases": (
+        "Releases",
+        "Release candidates registered by CI or by hand, their lifecycle from draft to "
+        "released, checklists and sign-offs.",
+    ),
+    "meeting": (
+        "Release confirmation meeting",
+        "This week's releases of every train with checklist progress, blocking items and "
+        "who still has to sign, plus the meeting record.",
+    ),
+    "notes": (
+        "Release notes",
+        "Notes generated from git history, edited and previewed here, and published to "
+        "Notion. Generating notes from a repository already works on the command line: "
+        "relgov notes generate --repo PATH --to REF.",
+    ),
+    "beta": (
+        "Beta cohort",
+        "Beta stores with enrolment history, sticky selection to a target size, freezes, "
+        "staged rollout and the update answer devices ask for.",
+    ),
+    "adoption": (
+        "Version adoption",
+        "Adoption per version over time, beta against the rest, today's census, stragglers "
+        "and time to 50/80/95 %.",
+    ),
+}
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.context_processor(_navigation)
+
+
+def _navigation() -> dict[str, Any]:
+    if not current_user.is_authenticated:
+        return {"navigation": []}
+    items = [
+        (endpoint, url_for(endpoint), label)
+        for endpoint, label, roles in NAVIGATION
+        if not roles or current_user.role in roles
+    ]
+    return {"navigation": items}
+
+
+@bp.get("/")
+@login_required
+def dashboard() -> str:
+    session = db.session()
+    recent = session.exec(
+        select(AuditEvent).order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc()).limit(10)
+    ).all()
+    counts = {
+        "users": session.exec(
+            select(func.count()).select_from(User).where(User.active == True)  # noqa: E712
+        ).one(),
+        "tokens": session.exec(
+            select(func.count()).select_from(ApiToken).where(col(ApiToken.revoked_at).is_(None))
+        ).one(),
+        "events": session.exec(select(func.count()).select_from(AuditEvent)).one(),
+    }
+    return render_template("dashboard.html", recent=recent, counts=counts, upcoming=UPCOMING)
+
+
+def _upcoming(key: str) -> str:
+    title, description = UPCOMING[key]
+    return render_template("upcoming.html", title=title, description=description)
+
+
+@bp.get("/releases")
+@login_required
+def releases() -> str:
+    return _upcoming("releases")
+
+
+@bp.get("/meeting")
+@login_required
+def meeting() -> str:
+    return _upcoming("meeting")
+
+
+@bp.get("/notes")
+@login_required
+def notes() -> str:
+    return _upcoming("notes")
+
+
+@bp.get("/beta")
+@login_required
+def beta() -> str:
+    return _upcoming("beta")
+
+
+@bp.get("/adoption")
+@login_required
+def adoption() -> str:
+    return _upcoming("adoption")

@@ -1,0 +1,121 @@
+"""Typed settings, read once from the environment in ``create_app``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+ENVIRONMENTS = ("development", "test", "production")
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "placeholder"}
+MIN_SECRET_LENGTH = 32
+
+
+class SettingsError(RuntimeError):
+    """The environment does not describe a service that can start safely."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    instance_path: Path = Path("instance")
+    database_url: str = ""
+    secret_key: str = ""
+    base_url: str = "http://127.0.0.1:5000"
+    max_content_length: int = 2 * 1024 * 1024
+    session_hours: int = 12
+    secure_cookies: bool = False
+    notion_token: str = ""
+    notion_database_id: str = ""
+    notion_data_source_id: str = ""
+    notion_base_url: str = ""
+    in_process_worker: bool = False
+    repo_cache: Path = Path("instance/repos")
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_development(self) -> bool:
+        return self.env == "development"
+
+    @property
+    def notion_configured(self) -> bool:
+        return bool(self.notion_token and (self.notion_database_id or self.notion_data_source_id))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``RELGOV_*`` / ``NOTION_*`` variables (see the README)."""
+        env = os.environ if environ is None else environ
+        mode = env.get("RELGOV_ENV", "production").strip().lower()
+        if mode not in ENVIRONMENTS:
+            raise SettingsError(
+                f"RELGOV_ENV must be one of {', '.join(ENVIRONMENTS)}, not {mode!r}"
+            )
+        instance = Path(env.get("RELGOV_INSTANCE_PATH", "instance")).resolve()
+        database_url = env.get("RELGOV_DATABASE_URL", "").strip()
+        if not database_url:
+            database_url = f"sqlite:///{instance / 'relgov.db'}"
+        return cls(
+            env=mode,
+            instance_path=instance,
+            database_url=database_url,
+            secret_key=env.get("RELGOV_SECRET_KEY", ""),
+            base_url=env.get("RELGOV_BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+            max_content_length=_int(env, "RELGOV_MAX_CONTENT_LENGTH", 2 * 1024 * 1024),
+            session_hours=_int(env, "RELGOV_SESSION_HOURS", 12),
+            secure_cookies=_bool(env, "RELGOV_SECURE_COOKIES", mode == "production"),
+            notion_token=env.get("NOTION_TOKEN", ""),
+            notion_database_id=env.get("NOTION_DATABASE_ID", ""),
+            notion_data_source_id=env.get("NOTION_DATA_SOURCE_ID", ""),
+            notion_base_url=env.get("NOTION_BASE_URL", ""),
+            in_process_worker=_bool(env, "RELGOV_IN_PROCESS_WORKER", False),
+            repo_cache=Path(env.get("RELGOV_REPO_CACHE", str(instance / "repos"))),
+        )
+
+    def checked(self) -> Settings:
+        """Refuse to start without a real secret outside development; make one up inside it."""
+        key = self.secret_key
+        if key.strip().lower() in PLACEHOLDER_SECRETS or len(key) < MIN_SECRET_LENGTH:
+            if self.env != "development" and self.env != "test":
+                raise SettingsError(
+                    "RELGOV_SECRET_KEY is missing or a placeholder: set it to a random value of "
+                    f"at least {MIN_SECRET_LENGTH} characters, e.g. "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+                )
+            return replace(self, secret_key=_development_secret(self.instance_path))
+        return self
+
+
+def _development_secret(instance: Path) -> str:
+    """A secret kept in the instance folder so development logins survive a restart."""
+    path = instance / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, not {raw!r}")

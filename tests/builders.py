@@ -1,0 +1,53 @@
+"""Builders for test data, instead of copy-pasted setup."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask.testing import FlaskClient
+from sqlmodel import Session
+
+from service.auth import create_user, issue_token
+from service.models import User
+
+PASSWORD = "correct-horse-battery"
+_CSRF = re.compile(
+    r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"'
+)
+
+
+def make_user(
+    session: Session, *, email: str = "anna@example.com", role: str = "admin", name: str = ""
+) -> User:
+    user = create_user(
+        session=session, email=email, name=name, role=role, password=PASSWORD, actor="test"
+    )
+    session.commit()
+    return user
+
+
+def make_token(session: Session, *, creator: User, scopes: list[str], name: str = "ci") -> str:
+    _, raw = issue_token(session=session, name=name, scopes=scopes, creator=creator)
+    session.commit()
+    return raw
+
+
+def csrf_token(client: FlaskClient, path: str = "/login") -> str:
+    html = client.get(path).get_data(as_text=True)
+    match = _CSRF.search(html)
+    assert match, f"no csrf token on {path}"
+    return match.group(1) or match.group(2)
+
+
+def login(client: FlaskClient, email: str, password: str = PASSWORD) -> Any:
+    token = csrf_token(client)
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+
+def post_form(
+    client: FlaskClient, path: str, data: dict[str, Any], *, page: str | None = None
+) -> Any:
+    """Submit a form the way a browser does: with the CSRF token of the page it sits on."""
+    token = csrf_token(client, page or path)
+    return client.post(path, data={**data, "csrf_token": token})

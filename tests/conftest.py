@@ -1,0 +1,115 @@
+"""Fixtures: a freshly migrated database per test, the app, clients and builders.
+
+SQLite by default; with ``RELGOV_TEST_DATABASE_URL`` (a PostgreSQL URL) every test gets its
+own database cloned from a migrated template.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import create_engine, text
+from sqlmodel import Session
+
+from service import create_app, db, migrate
+from service.settings import Settings
+from tests import builders
+
+PG_URL = os.environ.get("RELGOV_TEST_DATABASE_URL", "")
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def _template_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Migrate once; every test starts from a copy."""
+    if PG_URL:
+        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("DROP DATABASE IF EXISTS relgov_template"))
+            conn.execute(text("CREATE DATABASE relgov_template"))
+        engine = db.make_engine(_pg_url("relgov_template"))
+        migrate.upgrade(engine)
+        engine.dispose()
+        admin.dispose()
+        return "relgov_template"
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()
+    return str(path)
+
+
+def _pg_url(database: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(PG_URL).set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def database_url(_template_database: str, tmp_path: Path) -> Iterator[str]:
+    if PG_URL:
+        name = f"relgov_test_{os.getpid()}_{next(_counter)}"
+        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE relgov_template'))
+        yield _pg_url(name)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+        return
+    path = tmp_path / "relgov.db"
+    shutil.copy(_template_database, path)
+    yield f"sqlite:///{path}"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        env="test",
+        instance_path=tmp_path / "instance",
+        database_url=database_url,
+        secret_key="test-secret-key-that-is-long-enough-0123456789",
+        repo_cache=tmp_path / "repos",
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    application = create_app(settings)
+    yield application
+    application.extensions["relgov.engine"].dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def session(app: Flask) -> Iterator[Session]:
+    with Session(app.extensions["relgov.engine"], expire_on_commit=False) as db_session:
+        yield db_session
+
+
+@pytest.fixture
+def admin(session: Session) -> builders.User:
+    return builders.make_user(session, email="admin@example.com", role="admin", name="Ada Admin")
+
+
+@pytest.fixture
+def admin_client(client: FlaskClient, admin: builders.User) -> FlaskClient:
+    response = builders.login(client, admin.email)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
