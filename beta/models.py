@@ -1,7 +1,9 @@
 """The fleet: stores and their devices, the beta cohort's history, and freezes.
 
 Apps are referred to by their slug (``"pos"``); the ``service`` package owns the app table.
-Datetimes are stored as naive UTC.
+Datetime columns are SQLModel's ``UTCDateTime``: the database holds UTC (timestamptz on
+PostgreSQL, UTC text on SQLite) and Python sees timezone-aware UTC datetimes. The functions in
+``beta.store`` accept aware datetimes, or naive ones meaning UTC, and store them aware.
 """
 
 from __future__ import annotations

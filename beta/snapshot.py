@@ -33,7 +33,7 @@ from beta.rollout import (
     decide_update,
     stage_coverage,
 )
-from beta.validation import to_aware_utc, to_naive_utc
+from beta.validation import to_aware_utc
 
 __all__ = ["FleetSnapshot", "SnapshotCache", "build_snapshot", "store_context"]
 
@@ -109,7 +109,7 @@ def build_snapshot(
     """Read the fleet in three queries; freezes that ended before ``now`` are left out."""
     freezes: defaultdict[int, list[StoreFreeze]] = defaultdict(list)
     query = select(StoreFreeze).where(
-        col(StoreFreeze.lifted_at).is_(None), col(StoreFreeze.ends_at) > to_naive_utc(now)
+        col(StoreFreeze.lifted_at).is_(None), col(StoreFreeze.ends_at) > to_aware_utc(now)
     )
     for freeze in session.exec(query):
         freezes[freeze.store_id].append(freeze)

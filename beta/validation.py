@@ -175,13 +175,14 @@ def check_actor(value: str, *, field: str = "actor") -> str:
 
 
 def to_naive_utc(moment: datetime) -> datetime:
-    """The naive UTC the database stores; a naive input is taken to be UTC already."""
+    """Naive UTC; a naive input is taken to be UTC already."""
     if moment.tzinfo is None:
         return moment
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def to_aware_utc(moment: datetime) -> datetime:
+    """Aware UTC, as the database columns take it; a naive input is taken to be UTC."""
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
