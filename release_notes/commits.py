@@ -79,8 +79,7 @@ _CONVENTIONAL_RE = re.compile(
     [ \t]*
     (?P<bang>!)?
     [ \t]*:[ \t]*
-    (?P<desc>\S.*?)
-    \s*$
+    (?P<desc>\S.*)
     """,
     re.VERBOSE,
 )
@@ -107,6 +106,9 @@ _ISSUE_RE = re.compile(
     re.VERBOSE | re.IGNORECASE,
 )
 _REF_RE = re.compile(_REF)
+# A literal first character lets the regex engine skip ahead fast.
+_HASH_DIGIT_RE = re.compile(r"#\d")
+_DASH_DIGIT_RE = re.compile(r"-\d")
 _RELEASE_NOTE_RE = re.compile(r"^[ \t]*release[ -]?notes?[ \t]*:[ \t]*(.*)$", re.IGNORECASE)
 _RELEASE_NOTE_FENCE_RE = re.compile(
     r"^```[ \t]*release[-_ ]?notes?[ \t]*\n(?P<text>.*?)^```", re.IGNORECASE | re.MULTILINE | re.S
@@ -177,21 +179,21 @@ def kind_for(type_: str | None, scope: str | None) -> str:
 
 
 def _first_paragraph(body: str) -> str | None:
-    """The first prose paragraph of ``body``, lines joined; None if the body is only trailers."""
-    for para in body.split("\n\n"):
-        lines = [line.strip() for line in para.splitlines()]
-        lines = [line for line in lines if line]
-        if not lines:
-            continue
-        if all(_TRAILER_LINE_RE.match(line) for line in lines):
-            return None  # the first non-empty paragraph is the trailer block
-        if _BREAKING_RE.match(lines[0]) or _RELEASE_NOTE_FENCE_RE.match(para.lstrip()):
+    """The first paragraph of ``body``, lines joined; None if it is trailers or a footer."""
+    end = body.find("\n\n")
+    para = body if end < 0 else body[:end]
+    if para.startswith("```"):
+        return None
+    if ":" in para:
+        lines = [line for line in para.split("\n") if line.strip()]
+        if all(_TRAILER_LINE_RE.match(line) for line in lines) or _BREAKING_RE.match(lines[0]):
             return None
-        text = " ".join(lines)
-        if len(text) > MAX_PARAGRAPH_CHARS:
-            text = text[: MAX_PARAGRAPH_CHARS - 1].rstrip() + "…"
-        return text
-    return None
+    text = " ".join(para.split())
+    if not text:
+        return None
+    if len(text) > MAX_PARAGRAPH_CHARS:
+        text = text[: MAX_PARAGRAPH_CHARS - 1].rstrip() + "…"
+    return text
 
 
 def _release_note(body: str) -> tuple[str | None, bool]:
@@ -245,10 +247,25 @@ def _breaking_description(body: str) -> str | None:
 
 def _issue_refs(text: str) -> tuple[str, ...]:
     found: list[str] = []
-    for match in _ISSUE_RE.finditer(text):
-        for ref in _REF_RE.findall(match.group("refs")):
-            if ref not in found:
-                found.append(ref)
+    # The keyword pattern is costly over a whole message, so it runs only on the lines that
+    # hold something shaped like a reference (``#12``, ``ABC-12``), found by literal scans.
+    starts = [m.start() for m in _HASH_DIGIT_RE.finditer(text)] if "#" in text else []
+    if "-" in text:
+        starts.extend(m.start() for m in _DASH_DIGIT_RE.finditer(text))
+        starts.sort()
+    done_upto = -1
+    for start in starts:
+        if start < done_upto:
+            continue
+        line_start = text.rfind("\n", 0, start) + 1
+        line_end = text.find("\n", start)
+        if line_end < 0:
+            line_end = len(text)
+        done_upto = line_end
+        for match in _ISSUE_RE.finditer(text, line_start, line_end):
+            for ref in _REF_RE.findall(match.group("refs")):
+                if ref not in found:
+                    found.append(ref)
     return tuple(found)
 
 
@@ -273,9 +290,9 @@ def parse_commit(
     ``message`` is the raw message (``%B``) already decoded; callers decode with
     ``errors="replace"`` so that a non-UTF-8 message still yields a commit.
     """
-    message = message.replace("\r\n", "\n").strip("\n")
-    if "\x00" in message:
-        message = message.replace("\x00", "")
+    if "\r" in message:
+        message = message.replace("\r\n", "\n")
+    message = message.strip("\n")
     newline = message.find("\n")
     if newline < 0:
         header, body = message.strip(), ""
@@ -318,7 +335,7 @@ def parse_commit(
             raw_scope = conv.group("scope")
             scope = raw_scope or None
             bang = conv.group("bang") is not None
-            subject = conv.group("desc")
+            subject = conv.group("desc").rstrip()
     if not subject:
         subject = header or "(no commit message)"
 
@@ -347,17 +364,22 @@ def parse_commit(
         if rev is not None:
             reverts = rev.group(1).lower()
 
-    low_header = header.lower()
-    skip_changelog = (
-        "changelog" in lower
-        or "changelog" in low_header
-        or "release" in low_header
-        or "release" in lower
-    ) and _SKIP_RE.search(message) is not None
+    skip_changelog = False
+    if "[" in message:
+        low_header = header.lower()
+        if (
+            "changelog" in lower
+            or "changelog" in low_header
+            or "release" in low_header
+            or "release" in lower
+        ):
+            skip_changelog = _SKIP_RE.search(message) is not None
 
     issue_refs: tuple[str, ...] = ()
-    if "#" in message or "-" in message:
-        issue_refs = _issue_refs(header + "\n" + body)
+    if "#" in message or "-" in message:  # cheap guard: every reference has one
+        # The subject, not the header: a squash ``(#123)`` or ``Merge pull request #123``
+        # is the PR, not an issue reference.
+        issue_refs = _issue_refs(subject + "\n" + body if body else subject)
 
     paragraph = None
     if body and merge is None:

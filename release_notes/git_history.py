@@ -219,12 +219,18 @@ def iter_commits(
     count = 0
     try:
         while True:
-            chunk = stdout.read(_CHUNK)
+            chunk = stdout.read1(_CHUNK)
             if not chunk:
                 break
-            records = (tail + chunk).split(b"\x00")
-            tail = records.pop()
-            for record in records:
+            data = tail + chunk if tail else chunk
+            cut = data.rfind(b"\x00") + 1
+            if cut == 0:
+                tail = data
+                continue
+            tail = data[cut:]
+            # One decode per chunk (records are whole, so no character is split); bytes
+            # that are not UTF-8 become U+FFFD in their own message only.
+            for record in data[:cut].decode("utf-8", "replace").split("\x00"):
                 commit = _parse_record(record, people)
                 if commit is not None:
                     count += 1
@@ -232,7 +238,7 @@ def iter_commits(
                         progress(count)
                     yield commit
         if tail.strip():
-            commit = _parse_record(tail, people)
+            commit = _parse_record(tail.decode("utf-8", "replace"), people)
             if commit is not None:
                 yield commit
     except GeneratorExit:
@@ -241,8 +247,7 @@ def iter_commits(
     _finish(proc, "git log")
 
 
-def _parse_record(record: bytes, people: dict[tuple[str, str], Person]) -> ParsedCommit | None:
-    text = record.decode("utf-8", "replace")
+def _parse_record(text: str, people: dict[tuple[str, str], Person]) -> ParsedCommit | None:
     fields = text.lstrip("\n").split("\x1f", 5)
     if len(fields) < 6:
         return None
@@ -276,7 +281,7 @@ def first_time_authors(repo: git.Repo, before_sha: str | None, emails: set[str])
     stdout = proc.stdout
     tail = b""
     while wanted:
-        chunk = stdout.read(1 << 16)
+        chunk = stdout.read1(1 << 16)
         if not chunk:
             break
         data = (tail + chunk).lower()

@@ -220,8 +220,17 @@ def build_release_notes(
     people: dict[str, Contributor] = {}
     known = known_authors
 
+    bot_cache: dict[Person, bool] = {}
+    area_cache: dict[str | None, str] = {}
+
+    def is_bot(person: Person) -> bool:
+        bot = bot_cache.get(person)
+        if bot is None:
+            bot = bot_cache[person] = config.is_bot(person.name, person.email)
+        return bot
+
     for c in commit_list:
-        bot = config.is_bot(c.author.name, c.author.email)
+        bot = is_bot(c.author)
         reason = reasons.get(c.sha)
         if reason is None:
             if bot and config.bot_policy == "filter":
@@ -235,8 +244,8 @@ def build_release_notes(
             pr_numbers.add(pr_number)
 
         if not c.is_merge:
-            for person in (c.author, *c.co_authors):
-                if config.is_bot(person.name, person.email):
+            for person in (c.author, *c.co_authors) if c.co_authors else (c.author,):
+                if is_bot(person):
                     continue
                 key = person.email.lower() or person.name
                 entry = people.get(key)
@@ -249,11 +258,14 @@ def build_release_notes(
         if reason is not None:
             filtered.append(FilteredCommit(c, reason[0], reason[1]))
             continue
+        area = area_cache.get(c.scope)
+        if area is None:
+            area = area_cache[c.scope] = config.area_for(c.scope)
         items.append(
             NoteItem(
                 commit=c,
                 kind="deps" if bot else c.kind,
-                area=config.area_for(c.scope),
+                area=area,
                 authors=(c.author, *c.co_authors),
                 pr_number=pr_number,
                 pr_url=config.pr_link(pr_number) if pr_number is not None else None,

@@ -2,7 +2,8 @@
 
 No git, no flask. The Markdown comes from ``templates/release_notes.md.j2``, which an app
 may replace with its own template (``template = "..."`` in its config). Templates get the
-notes object plus the filters ``md`` (escape text for inline Markdown) and ``people``.
+notes object plus the filters ``md`` (escape text for inline Markdown), ``people`` (join
+authors) and ``ref`` (an item's PR and commit links).
 
 Commit text is untrusted: :func:`md_inline` backslash-escapes Markdown and HTML
 characters outside code spans, so a message cannot inject raw HTML (``<script>``) or
@@ -73,6 +74,17 @@ def _people(persons: Iterable[Person]) -> str:
     return ", ".join(md_inline(p.name or p.email) for p in persons)
 
 
+def item_ref(item: NoteItem) -> str:
+    """``[#12](pr url), [`abc1234`](commit url)``: the links of an item (no URL: plain)."""
+    short = item.commit.sha[:7]
+    sha = f"[`{short}`]({item.commit_url})" if item.commit_url else f"`{short}`"
+    if item.pr_number is None:
+        return sha
+    if item.pr_url:
+        return f"[#{item.pr_number}]({item.pr_url}), {sha}"
+    return f"#{item.pr_number}, {sha}"
+
+
 _ENV: jinja2.Environment | None = None
 _TEMPLATES: dict[Path, tuple[float, jinja2.Template]] = {}
 
@@ -91,6 +103,7 @@ def _environment() -> jinja2.Environment:
         )
         env.filters["md"] = md_inline
         env.filters["people"] = _people
+        env.filters["ref"] = item_ref
         _ENV = env
     return _ENV
 
