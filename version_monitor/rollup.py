@@ -1,0 +1,146 @@
+"""Daily rollups: devices and stores per app, version, channel and device kind.
+
+Which devices count on day D, and with which version, is decided from what we keep (the
+latest state per device and the version-change log; there is no raw heartbeat log):
+
+- A device counts on D when it was first seen before D ended and last seen on or after D
+  began (``first_seen < end`` and ``last_seen >= start``). A device that is offline for days
+  and comes back is therefore counted on the days in between when those days are rolled up
+  *again* after its return; rolled up on the day itself (the worker rolls up today and
+  yesterday every run) it is not. Offline devices never count after their last heartbeat,
+  so they stay out of the percentages computed from these rows.
+- Its version on D is the one it ran at the end of D (at ``now`` for today): the newest
+  ``VersionChange`` before that moment. The log has an entry for a device's first version,
+  so it alone answers this; when the state's ``version_since`` is before the moment, the
+  current version is the answer and the log is not read at all.
+- Channel and device kind are the ones the device last reported with.
+
+Recomputing a day deletes its rows and inserts them again from one ``INSERT … SELECT``, in
+the caller's transaction, so running it twice gives the same rows.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Result, and_, delete, func, literal, select, union_all
+from sqlmodel import Session
+
+from version_monitor.models import (
+    adoption_daily_table,
+    device_state_table,
+    version_change_table,
+)
+
+__all__ = ["prune_rollups", "rollup_day", "rollup_range", "rollup_recent"]
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return max(cast(CursorResult[Any], result).rowcount, 0)
+
+
+def rollup_day(session: Session, *, day: date, now: datetime) -> int:
+    """Recompute the rollup rows of ``day`` (all apps); returns how many rows it holds now."""
+    ad = adoption_daily_table
+    session.execute(delete(ad).where(ad.c.day == day))
+    start = datetime.combine(day, time())
+    if start >= now:
+        return 0
+    moment = min(start + timedelta(days=1), now)
+
+    ds = device_state_table
+    vc = version_change_table
+    present = and_(ds.c.first_seen < moment, ds.c.last_seen >= start)
+    unchanged = select(
+        ds.c.app,
+        ds.c.version,
+        ds.c.version_key,
+        ds.c.channel,
+        ds.c.device_kind,
+        ds.c.store_id,
+    ).where(present, ds.c.version_since < moment)
+    ranked = (
+        select(
+            ds.c.app,
+            vc.c.to_version.label("version"),
+            vc.c.to_key.label("version_key"),
+            ds.c.channel,
+            ds.c.device_kind,
+            ds.c.store_id,
+            func.row_number()
+            .over(
+                partition_by=(vc.c.device_id, vc.c.app),
+                order_by=(vc.c.at.desc(), vc.c.id.desc()),
+            )
+            .label("rank"),
+        )
+        .join(vc, and_(vc.c.device_id == ds.c.device_id, vc.c.app == ds.c.app))
+        .where(present, ds.c.version_since >= moment, vc.c.at < moment)
+        .subquery("ranked")
+    )
+    changed = select(
+        ranked.c.app,
+        ranked.c.version,
+        ranked.c.version_key,
+        ranked.c.channel,
+        ranked.c.device_kind,
+        ranked.c.store_id,
+    ).where(ranked.c.rank == 1)
+    devices = union_all(unchanged, changed).subquery("devices")
+    counts = select(
+        literal(day, ad.c.day.type).label("day"),
+        devices.c.app,
+        devices.c.version,
+        devices.c.version_key,
+        devices.c.channel,
+        devices.c.device_kind,
+        func.count().label("devices"),
+        func.count(devices.c.store_id.distinct()).label("stores"),
+    ).group_by(
+        devices.c.app,
+        devices.c.version,
+        devices.c.version_key,
+        devices.c.channel,
+        devices.c.device_kind,
+    )
+    columns = [
+        "day",
+        "app",
+        "version",
+        "version_key",
+        "channel",
+        "device_kind",
+        "devices",
+        "stores",
+    ]
+    session.execute(ad.insert().from_select(columns, counts))
+    # Counted rather than read from rowcount, which drivers report unevenly for INSERT…SELECT.
+    written = session.execute(select(func.count()).where(ad.c.day == day)).scalar_one()
+    return int(written)
+
+
+def rollup_range(session: Session, *, start: date, end: date, now: datetime) -> int:
+    """Recompute every day from ``start`` to ``end`` inclusive; returns the rows written."""
+    written = 0
+    day = start
+    while day <= end:
+        written += rollup_day(session, day=day, now=now)
+        day += timedelta(days=1)
+    return written
+
+
+def rollup_recent(session: Session, *, now: datetime, days: int = 2) -> int:
+    """What the worker runs periodically: today and the ``days - 1`` days before it."""
+    today = now.date()
+    return rollup_range(session, start=today - timedelta(days=days - 1), end=today, now=now)
+
+
+def prune_rollups(session: Session, *, keep_days: int, now: datetime) -> int:
+    """Delete rollup rows older than ``keep_days`` days before today; returns how many."""
+    if keep_days < 1:
+        raise ValueError("keep_days must be at least 1")
+    cutoff = now.date() - timedelta(days=keep_days)
+    ad = adoption_daily_table
+    result = session.execute(delete(ad).where(ad.c.day < cutoff))
+    return _rowcount(result)
