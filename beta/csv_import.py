@@ -209,7 +209,7 @@ def parse_store_csv(
         text = _decode(data)
     except UnicodeDecodeError:
         return _file_error("the file is not UTF-8 text (save it as 'CSV UTF-8')")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     lines: list[tuple[int, list[str]]] = []
     try:
         header = next(reader, None)
