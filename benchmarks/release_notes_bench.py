@@ -67,6 +67,31 @@ NOUNS = [
     "modifier groups with limits",
     "staff PIN lockout",
 ]
+WORDS = [
+    "the",
+    "order",
+    "screen",
+    "now",
+    "keeps",
+    "the",
+    "cart",
+    "when",
+    "the",
+    "network",
+    "drops",
+    "and",
+    "retries",
+    "payment",
+    "once",
+    "the",
+    "terminal",
+    "is",
+    "back",
+    "online",
+    "without",
+    "losing",
+    "items",
+]
 PEOPLE = [(f"Dev {i:02d}", f"dev{i:02d}@example.com") for i in range(60)]
 BOT = ("dependabot[bot]", "49699333+dependabot[bot]@users.noreply.github.com")
 CLIFF_CONFIG = """\
@@ -128,11 +153,7 @@ def _message(rng: random.Random, pr: int, in_pr_branch: bool) -> bytes:
     paragraphs: list[str] = []
     if rng.random() < 0.6:
         for _ in range(rng.randint(1, 3)):
-            words = rng.choices(
-                "the order screen now keeps the cart when the network drops and retries "
-                "payment once the terminal is back online without losing items".split(),
-                k=rng.randint(12, 60),
-            )
+            words = rng.choices(WORDS, k=rng.randint(12, 60))
             lines = [" ".join(words[i : i + 10]) for i in range(0, len(words), 10)]
             paragraphs.append("\n".join(lines))
     trailers: list[str] = []
@@ -231,7 +252,7 @@ def build_repo(path: Path, total: int, seed: int = 7) -> None:
             elif count % 20_000 == 19_999:  # a message that is not UTF-8
                 msg = "fix(printer): caf\xe9 receipts in latin-1\n".encode("latin-1")
             tip = b.commit("refs/heads/main", rng.choice(PEOPLE), msg, parents)
-            recent = ([(tip, msg)] + recent)[:50]
+            recent = [(tip, msg), *recent][:50]
             count += 1
         if count // 1000 > tags:
             proc.stdin.write(f"reset refs/tags/{_tag_name(tags)}\nfrom :{tip}\n\n".encode())
