@@ -57,11 +57,15 @@ class NoteItem:
     commit: ParsedCommit
     kind: str
     area: str
-    authors: tuple[Person, ...]
     pr_number: int | None
     pr_url: str | None
     commit_url: str | None
     bot: bool = False
+
+    @property
+    def authors(self) -> tuple[Person, ...]:
+        """The author, then the co-authors."""
+        return (self.commit.author, *self.commit.co_authors)
 
 
 @dataclass(slots=True)
@@ -217,43 +221,47 @@ def build_release_notes(
     items: list[NoteItem] = []
     filtered: list[FilteredCommit] = []
     pr_numbers: set[int] = set()
-    people: dict[str, Contributor] = {}
-    known = known_authors
-
-    bot_cache: dict[Person, bool] = {}
+    counts: dict[str, int] = {}
+    names: dict[str, Person] = {}
     area_cache: dict[str | None, str] = {}
+    filter_bots = config.bot_policy == "filter"
+    pr_url = config.pr_url
+    commit_url = config.commit_url
+    # Keyed by object id: the stream shares one Person per author, and every Person stays
+    # alive in ``commit_list`` while this runs. Value: (is bot, contributor key).
+    person_info: dict[int, tuple[bool, str]] = {}
 
-    def is_bot(person: Person) -> bool:
-        bot = bot_cache.get(person)
-        if bot is None:
-            bot = bot_cache[person] = config.is_bot(person.name, person.email)
-        return bot
+    def info_of(person: Person) -> tuple[bool, str]:
+        info = person_info.get(id(person))
+        if info is None:
+            key = person.email.lower() or person.name
+            info = person_info[id(person)] = (config.is_bot(person.name, person.email), key)
+            names.setdefault(key, person)
+        return info
 
     for c in commit_list:
-        bot = is_bot(c.author)
+        bot, key = info_of(c.author)
         reason = reasons.get(c.sha)
         if reason is None:
-            if bot and config.bot_policy == "filter":
+            if bot and filter_bots:
                 reason = ("bot", f"commit by bot {c.author.name or c.author.email}")
             elif c.release_note_none and not c.breaking:
                 reason = ("release-note-none", "Release-Note: none")
             elif c.skip_changelog and not c.breaking:
                 reason = ("skip-changelog", "[skip changelog]")
-        pr_number = c.pr_number if c.pr_number is not None else pr_of.get(c.sha)
+        pr_number = c.pr_number
+        if pr_number is None and pr_of:
+            pr_number = pr_of.get(c.sha)
         if pr_number is not None:
             pr_numbers.add(pr_number)
 
         if not c.is_merge:
-            for person in (c.author, *c.co_authors) if c.co_authors else (c.author,):
-                if is_bot(person):
-                    continue
-                key = person.email.lower() or person.name
-                entry = people.get(key)
-                if entry is None:
-                    first = known is not None and key not in known
-                    people[key] = Contributor(person.name, person.email, 1, first)
-                else:
-                    entry.commits += 1
+            if not bot:
+                counts[key] = counts.get(key, 0) + 1
+            for person in c.co_authors:
+                co_bot, co_key = info_of(person)
+                if not co_bot and co_key != key:
+                    counts[co_key] = counts.get(co_key, 0) + 1
 
         if reason is not None:
             filtered.append(FilteredCommit(c, reason[0], reason[1]))
@@ -263,16 +271,25 @@ def build_release_notes(
             area = area_cache[c.scope] = config.area_for(c.scope)
         items.append(
             NoteItem(
-                commit=c,
-                kind="deps" if bot else c.kind,
-                area=area,
-                authors=(c.author, *c.co_authors),
-                pr_number=pr_number,
-                pr_url=config.pr_link(pr_number) if pr_number is not None else None,
-                commit_url=config.commit_link(c.sha),
-                bot=bot,
+                c,
+                "deps" if bot else c.kind,
+                area,
+                pr_number,
+                pr_url.format(number=pr_number) if pr_url and pr_number is not None else None,
+                commit_url.format(sha=c.sha) if commit_url else None,
+                bot,
             )
         )
+
+    people = [
+        Contributor(
+            names[key].name,
+            names[key].email,
+            count,
+            known_authors is not None and key not in known_authors,
+        )
+        for key, count in counts.items()
+    ]
 
     by_kind: dict[str, list[NoteItem]] = {kind: [] for kind in KIND_ORDER}
     for item in items:
@@ -286,7 +303,7 @@ def build_release_notes(
     for_stores = _group_by_area(
         (item for item in items if item.commit.release_note), config.default_area
     )
-    contributors = sorted(people.values(), key=lambda p: (-p.commits, p.name.lower(), p.email))
+    contributors = sorted(people, key=lambda p: (-p.commits, p.name.lower(), p.email))
 
     return ReleaseNotes(
         version=version,
