@@ -222,11 +222,13 @@ class TokenBucket:
         """Take one token, sleeping until one is available."""
         with self._lock:
             self._refill()
-            while self._tokens < 1:
+            if self._tokens < 1:
                 wait = (1 - self._tokens) / self.rate
                 self.waited += wait
                 self._sleep(wait)
                 self._refill()
+                # The wait paid for exactly one token; don't loop on float rounding.
+                self._tokens = max(self._tokens, 1.0)
             self._tokens -= 1
 
 
