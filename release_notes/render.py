@@ -40,7 +40,9 @@ JSON_SCHEMA_VERSION = 1
 
 _CODE_SPAN_RE = re.compile(r"(`+)([^`\n]|[^`\n].*?[^`\n])\1(?!`)")
 _SPECIAL_RE = re.compile(r"([\\`*\[\]<>&|~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
-_BLOCK_START_RE = re.compile(r"^(?:[#>+=-]|\d+[.)])")
+# Line starts that would turn inline text into a heading, quote or list.
+_BLOCK_START_RE = re.compile(r"^(?:>|#{1,6}(?:\s|$)|[-+](?:\s|$))")
+_ORDERED_START_RE = re.compile(r"^(\d{1,9})([.)])(?=\s|$)")
 _SAFE_RE = re.compile(r"[\\`*\[\]<>&|~_]")
 
 
@@ -67,6 +69,8 @@ def md_inline(text: str | None) -> str:
         out = _escape_plain(text)
     if _BLOCK_START_RE.match(out):
         out = "\\" + out
+    elif out[:1].isdigit():
+        out = _ORDERED_START_RE.sub(r"\1\\\2", out, count=1)
     return out
 
 

@@ -1,0 +1,205 @@
+"""generate_for_range / CLI against real repositories built in tmp_path."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from release_notes.cli import generate, main, notes_cli
+from release_notes.config import NotesConfig
+from release_notes.errors import NotesError
+from release_notes.generate import generate_for_range, generate_notes
+from tests.release_notes.git_repo_builder import GitRepo
+
+BOB = "Bob Builder <bob@example.com>"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitRepo:
+    """v1.9.0 → v1.10.0 (string order would pick v1.9.0 as the highest), then work."""
+    r = GitRepo(tmp_path / "app")
+    r.commit("Initial commit")
+    r.tag("v1.2.0")
+    r.commit("feat(order): old feature")
+    r.tag("v1.9.0")
+    r.commit("fix(kds): old fix")
+    r.tag("v1.10.0", annotated=True)
+    r.commit("feat(order): tips (#12)\n\nCustomers add a tip.\n\nRelease-Note: Tips.")
+    r.commit("fix(kds): reprint\n\nCo-authored-by: Carol <carol@example.com>", author=BOB)
+    target = r.commit("chore: temp")
+    r.commit(f'Revert "chore: temp"\n\nThis reverts commit {target}.')
+    r.tag("v1.11.0")
+    return r
+
+
+def test_previous_tag_by_parsed_version(repo: GitRepo) -> None:
+    notes = generate_for_range(repo.path, None, "v1.11.0")
+    assert (notes.from_ref, notes.to_ref, notes.version) == ("v1.10.0", "v1.11.0", "v1.11.0")
+    assert notes.commit_count == 4
+    assert [i.commit.subject for i in notes.items] == ["reprint", "tips"]
+    assert {f.reason for f in notes.filtered} == {"reverted"}
+    first = {c.email: c.first_time for c in notes.contributors}
+    assert first == {
+        "alice@example.com": False,
+        "bob@example.com": True,
+        "carol@example.com": True,
+    }
+
+
+def test_previous_tag_of_a_branch_head(repo: GitRepo) -> None:
+    notes = generate_for_range(repo.path, None, "main")
+    assert notes.from_ref == "v1.10.0" and notes.version == "main"
+
+
+def test_from_root_and_no_tags(tmp_path: Path) -> None:
+    r = GitRepo(tmp_path / "fresh")
+    r.commit("Initial commit")
+    r.commit("feat: first")
+    notes = generate_for_range(r.path, None, "HEAD")
+    assert notes.from_sha is None and notes.commit_count == 2
+    assert [i.commit.is_root for i in notes.items] == [False, True]
+
+
+def test_merge_commits_and_pr_numbers(tmp_path: Path) -> None:
+    r = GitRepo(tmp_path / "m")
+    r.commit("Initial commit")
+    r.tag("v1.0.0")
+    r.branch("topic")
+    r.commit("feat(order): part one", author=BOB)
+    r.commit("fix(order): part two", author=BOB)
+    r.checkout("main")
+    r.commit("docs: readme (#3)")
+    r.merge("topic", "Merge pull request #42 from acme/topic\n\nTips")
+    notes = generate_for_range(r.path, "v1.0.0", "HEAD")
+    assert [(f.reason, f.commit.pr_number) for f in notes.filtered] == [("merge", 42)]
+    assert sorted((i.commit.subject, i.pr_number) for i in notes.items) == [
+        ("part one", 42),
+        ("part two", 42),
+        ("readme", 3),
+    ]
+
+
+def test_odd_messages_do_not_crash(tmp_path: Path) -> None:
+    r = GitRepo(tmp_path / "odd")
+    r.commit("Initial commit")
+    r.tag("v1.0.0")
+    r.commit(b"")
+    r.commit("fix(printer): caf\xe9 receipts\n".encode("latin-1"))
+    r.commit("fix(printer): caf\xe9 declared\n".encode("latin-1"), encoding="ISO-8859-1")
+    r.commit("feat: huge\n\n" + "x" * 2_000_000 + "\n\nRelease-Note: big one")
+    r.commit("feat: sep \x1f in message")
+    notes = generate_for_range(r.path, "v1.0.0", "HEAD")
+    subjects = {i.commit.subject for i in notes.items}
+    # Undeclared latin-1 comes out as U+FFFD or re-encoded, depending on git; never a crash.
+    assert subjects & {"caf\ufffd receipts", "café receipts"}
+    assert {"(no commit message)", "café declared", "huge", "sep \x1f in message"} <= subjects
+    assert len(notes.items) == 5
+    assert (
+        next(i for i in notes.items if i.commit.subject == "huge").commit.release_note == "big one"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--repo", "{tmp}/nowhere", "--to", "HEAD"], "not a git repository"),
+        (["--repo", "{tmp}", "--to", "HEAD"], "not a git repository"),
+        (["--to", "v9.9.9"], "unknown ref for --to: 'v9.9.9'"),
+        (["--from", "nope", "--to", "v1.11.0"], "unknown ref for --from: 'nope'"),
+        (["--from", "--help", "--to", "v1.11.0"], "unknown ref for --from"),
+        (["--from", "v1.11.0", "--to", "v1.10.0"], "not an ancestor"),
+        (["--from", "v1.11.0", "--to", "v1.11.0"], "empty range"),
+        (["--to", "v1.11.0", "--config", "{tmp}/missing.toml"], "cannot read config"),
+        (["--to", "v1.11.0", "--config", "{tmp}/bad.toml"], "release_notes.bot_policy"),
+        (["--to", "v1.11.0", "--config", "{tmp}/tpl.toml"], "cannot read template"),
+        (["--to", "v1.11.0", "--from", "v1.10.0", "--from-root"], "cannot be combined"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_line(
+    repo: GitRepo, tmp_path: Path, args: list[str], message: str
+) -> None:
+    (tmp_path / "bad.toml").write_text('[release_notes]\nbot_policy = "drop"\n')
+    (tmp_path / "tpl.toml").write_text('[release_notes]\ntemplate = "absent.md.j2"\n')
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if "--repo" not in args:
+        args = ["--repo", str(repo.path), *args]
+    result = CliRunner().invoke(generate, args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_markdown_json_and_output(repo: GitRepo, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(notes_cli, ["generate", "--repo", str(repo.path), "--to", "v1.11.0"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("# Release v1.11.0")
+    assert "reading history" not in result.stderr  # not a terminal: no progress
+
+    result = runner.invoke(
+        generate, ["--repo", str(repo.path), "--to", "v1.11.0", "--format", "json"]
+    )
+    data = json.loads(result.stdout)
+    assert data["counts"] == {
+        "commits": 4,
+        "shown": 2,
+        "filtered": 2,
+        "prs": 1,
+        "contributors": 3,
+        "breaking": 0,
+    }
+
+    out = tmp_path / "notes.md"
+    config = tmp_path / "notes.toml"
+    (tmp_path / "t.md.j2").write_text("custom {{ notes.version }}")
+    config.write_text('[release_notes]\ntemplate = "t.md.j2"\n')
+    result = runner.invoke(
+        generate,
+        [
+            "--repo",
+            str(repo.path),
+            "--to",
+            "v1.11.0",
+            "--config",
+            str(config),
+            "--output",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    assert out.read_text() == "custom v1.11.0"
+
+
+def test_generate_notes_in_process(repo: GitRepo) -> None:
+    md = generate_notes(repo.path, "v1.10.0", "v1.11.0", config=NotesConfig(areas={"kds": "KDS"}))
+    assert "### KDS" in md
+    with pytest.raises(NotesError, match="unknown format"):
+        generate_notes(repo.path, "v1.10.0", "v1.11.0", fmt="html")
+
+
+def test_python_dash_m(repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["generate", "--repo", str(repo.path), "--to", "nope"])
+    assert exc.value.code == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == "error: unknown ref for --to: 'nope' is not a commit in the repository"
+    )
+
+
+def test_commits_module_imports_without_git() -> None:
+    import subprocess
+
+    code = (
+        "import sys, release_notes.commits, release_notes.notes, release_notes.render; "
+        "print('git' in sys.modules, 'jinja2' in sys.modules, 'flask' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "False"]
