@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from typing import NamedTuple
 
 from version_monitor.versions import key_of
 
@@ -56,8 +57,7 @@ class ReleaseInfo:
         }
 
 
-@dataclass(frozen=True)
-class DailyCount:
+class DailyCount(NamedTuple):
     """Devices on one version in one channel on one day (summed over device kinds)."""
 
     day: date

@@ -52,9 +52,12 @@ class DeviceState(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("device_id", "app", name="uq_device_state_device_app"),
         Index("ix_device_state_app_last_seen", "app", "last_seen"),
-        Index("ix_device_state_app_version_key", "app", "version_key"),
+        # Covering indexes: the census and straggler queries group in index order instead of
+        # sorting 100,000 rows (SQLite) and read no table rows.
+        Index("ix_device_state_app_version", "app", "version_key", "store_id", "last_seen"),
+        Index("ix_device_state_app_store", "app", "store_id", "version_key", "last_seen"),
+        Index("ix_device_state_app_kind", "app", "device_kind", "version_key", "last_seen"),
         Index("ix_device_state_app_channel_last_seen", "app", "channel", "last_seen"),
-        Index("ix_device_state_store_app", "store_id", "app"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -103,7 +106,16 @@ class AdoptionDaily(SQLModel, table=True):
         UniqueConstraint(
             "day", "app", "version", "channel", "device_kind", name="uq_adoption_daily"
         ),
-        Index("ix_adoption_daily_app_day", "app", "day"),
+        # Covering, in the order the reports group by.
+        Index(
+            "ix_adoption_daily_app_day",
+            "app",
+            "day",
+            "version_key",
+            "channel",
+            "version",
+            "devices",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

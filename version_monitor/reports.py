@@ -79,10 +79,16 @@ def _share(part: int, total: int) -> float:
 
 def _daily_counts(session: Session, *, app: str, start: date, end: date) -> list[DailyCount]:
     rows = session.execute(
-        select(ad.c.day, ad.c.version, ad.c.version_key, ad.c.channel, func.sum(ad.c.devices))
+        select(
+            ad.c.day,
+            func.min(ad.c.version),
+            ad.c.version_key,
+            ad.c.channel,
+            func.sum(ad.c.devices),
+        )
         .where(ad.c.app == app, ad.c.day >= start, ad.c.day <= end)
-        .group_by(ad.c.day, ad.c.version, ad.c.version_key, ad.c.channel)
-    )
+        .group_by(ad.c.day, ad.c.version_key, ad.c.channel)
+    ).all()
     return [DailyCount(day, v, k, c, int(n)) for day, v, k, c, n in rows]
 
 
@@ -151,12 +157,27 @@ def census(
     """Devices and stores per version, kind and region, offline devices left out."""
     cutoff = now - offline_after
     live = and_(ds.c.app == app, ds.c.last_seen >= cutoff)
-    label = func.min(ds.c.version)
-
-    totals = session.execute(
-        select(func.count(), func.count(ds.c.store_id.distinct())).where(live)
-    ).one()
-    devices, stores = int(totals[0]), int(totals[1])
+    # Devices per store and version first (in index order), then per version: counting
+    # the groups gives the stores without a count(DISTINCT) over every device.
+    per_store = (
+        select(
+            ds.c.version_key,
+            ds.c.store_id,
+            func.min(ds.c.version).label("version"),
+            func.count().label("n"),
+        )
+        .where(live)
+        .group_by(ds.c.version_key, ds.c.store_id)
+        .subquery("per_store")
+    )
+    version_rows = session.execute(
+        select(func.min(per_store.c.version), func.sum(per_store.c.n), func.count())
+        .group_by(per_store.c.version_key)
+        .order_by(per_store.c.version_key.desc())
+    ).all()
+    stores_live = select(ds.c.store_id).where(live).group_by(ds.c.store_id).subquery("stores_live")
+    stores = int(session.execute(select(func.count()).select_from(stores_live)).scalar_one())
+    devices = sum(int(n) for _, n, _ in version_rows)
     away = session.execute(
         select(
             func.count(),
@@ -171,25 +192,19 @@ def census(
         offline=int(away[0]) - int(away[1]),
         gone=int(away[1]),
     )
-
-    for version, n, n_stores in session.execute(
-        select(label, func.count(), func.count(ds.c.store_id.distinct()))
-        .where(live)
-        .group_by(ds.c.version_key)
-        .order_by(ds.c.version_key.desc())
-    ):
-        report.by_version.append(
-            {
-                "version": version,
-                "devices": int(n),
-                "stores": int(n_stores),
-                "share": _share(int(n), devices),
-                "store_share": _share(int(n_stores), stores),
-            }
-        )
+    report.by_version = [
+        {
+            "version": version,
+            "devices": int(n),
+            "stores": int(n_stores),
+            "share": _share(int(n), devices),
+            "store_share": _share(int(n_stores), stores),
+        }
+        for version, n, n_stores in version_rows
+    ]
 
     kind_rows = session.execute(
-        select(ds.c.device_kind, label, func.count())
+        select(ds.c.device_kind, func.min(ds.c.version), func.count())
         .where(live)
         .group_by(ds.c.device_kind, ds.c.version_key)
         .order_by(ds.c.device_kind, ds.c.version_key.desc())
@@ -207,12 +222,22 @@ def census(
         for kind, version, n in kind_rows
     ]
 
-    region_rows = session.execute(
-        select(st.c.region, label, func.count(), func.count(ds.c.store_id.distinct()))
-        .select_from(ds.join(st, st.c.id == ds.c.store_id))
+    by_store = (
+        select(
+            ds.c.store_id,
+            ds.c.version_key,
+            func.min(ds.c.version).label("version"),
+            func.count().label("n"),
+        )
         .where(live)
-        .group_by(st.c.region, ds.c.version_key)
-        .order_by(st.c.region, ds.c.version_key.desc())
+        .group_by(ds.c.store_id, ds.c.version_key)
+        .subquery("by_store")
+    )
+    region_rows = session.execute(
+        select(st.c.region, func.min(by_store.c.version), func.sum(by_store.c.n), func.count())
+        .select_from(by_store.join(st, st.c.id == by_store.c.store_id))
+        .group_by(st.c.region, by_store.c.version_key)
+        .order_by(st.c.region, by_store.c.version_key.desc())
     ).all()
     region_totals: dict[str, int] = {}
     for region, _, n, _ in region_rows:
