@@ -229,7 +229,8 @@ class Fault:
     kinds: ``status`` (answer with an error status instead of processing), ``slow`` (sleep
     ``delay`` seconds; with ``apply`` the request is processed first, so a client that
     times out has still changed state), ``lost`` (process, then drop the connection with no
-    response) and ``applied_then_status`` (process, then answer with ``status``).
+    response) and ``applied_then_status`` (process, then answer with ``status``). The first
+    ``skip`` matching requests pass untouched.
     """
 
     kind: str
@@ -240,6 +241,7 @@ class Fault:
     method: str | None = None
     path: str | None = None
     times: int = 1
+    skip: int = 0
 
     @classmethod
     def http(cls, status: int, *, retry_after: float | None = None, **match: Any) -> Fault:
@@ -571,6 +573,9 @@ class NotionFake:
     def _take_fault(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:
             if fault.matches(method, path):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
                 fault.times -= 1
                 if fault.times <= 0:
                     self.faults.remove(fault)
