@@ -163,7 +163,6 @@ def census(
         select(
             ds.c.version_key,
             ds.c.store_id,
-            func.min(ds.c.version).label("version"),
             func.count().label("n"),
         )
         .where(live)
@@ -171,7 +170,7 @@ def census(
         .subquery("per_store")
     )
     version_rows = session.execute(
-        select(func.min(per_store.c.version), func.sum(per_store.c.n), func.count())
+        select(per_store.c.version_key, func.sum(per_store.c.n), func.count())
         .group_by(per_store.c.version_key)
         .order_by(per_store.c.version_key.desc())
     ).all()
@@ -192,19 +191,21 @@ def census(
         offline=int(away[0]) - int(away[1]),
         gone=int(away[1]),
     )
+    # Every key of the kind and region rows below is among these.
+    labels = _version_labels(session, app=app, keys={row[0] for row in version_rows})
     report.by_version = [
         {
-            "version": version,
+            "version": labels[key],
             "devices": int(n),
             "stores": int(n_stores),
             "share": _share(int(n), devices),
             "store_share": _share(int(n_stores), stores),
         }
-        for version, n, n_stores in version_rows
+        for key, n, n_stores in version_rows
     ]
 
     kind_rows = session.execute(
-        select(ds.c.device_kind, func.min(ds.c.version), func.count())
+        select(ds.c.device_kind, ds.c.version_key, func.count())
         .where(live)
         .group_by(ds.c.device_kind, ds.c.version_key)
         .order_by(ds.c.device_kind, ds.c.version_key.desc())
@@ -215,18 +216,17 @@ def census(
     report.by_kind = [
         {
             "device_kind": kind,
-            "version": version,
+            "version": labels[key],
             "devices": int(n),
             "share": _share(int(n), kind_totals[kind]),
         }
-        for kind, version, n in kind_rows
+        for kind, key, n in kind_rows
     ]
 
     by_store = (
         select(
             ds.c.store_id,
             ds.c.version_key,
-            func.min(ds.c.version).label("version"),
             func.count().label("n"),
         )
         .where(live)
@@ -234,7 +234,7 @@ def census(
         .subquery("by_store")
     )
     region_rows = session.execute(
-        select(st.c.region, func.min(by_store.c.version), func.sum(by_store.c.n), func.count())
+        select(st.c.region, by_store.c.version_key, func.sum(by_store.c.n), func.count())
         .select_from(by_store.join(st, st.c.id == by_store.c.store_id))
         .group_by(st.c.region, by_store.c.version_key)
         .order_by(st.c.region, by_store.c.version_key.desc())
@@ -245,12 +245,12 @@ def census(
     report.by_region = [
         {
             "region": region,
-            "version": version,
+            "version": labels[key],
             "devices": int(n),
             "stores": int(n_stores),
             "share": _share(int(n), region_totals[region]),
         }
-        for region, version, n, n_stores in region_rows
+        for region, key, n, n_stores in region_rows
     ]
     return report
 
@@ -381,12 +381,13 @@ def _stores_below(
 def _version_labels(session: Session, *, app: str, keys: set[str]) -> dict[str, str]:
     if not keys:
         return {}
-    rows = session.execute(
-        select(ds.c.version_key, func.min(ds.c.version))
-        .where(ds.c.app == app, ds.c.version_key.in_(sorted(keys)))
-        .group_by(ds.c.version_key)
-    )
-    return {key: version for key, version in rows}
+    # One index seek per key: a version as some device spelled it ("3.12" or "3.12.0").
+    labels: dict[str, str] = {}
+    for key in sorted(keys):
+        labels[key] = session.execute(
+            select(ds.c.version).where(ds.c.app == app, ds.c.version_key == key).limit(1)
+        ).scalar_one()
+    return labels
 
 
 def stragglers(
