@@ -46,6 +46,17 @@ def fake_config(fake: NotionFake, **overrides: Any) -> NotionConfig:
     return NotionConfig(**values)
 
 
+def instant_limiter() -> TokenBucket:
+    """A rate limiter on fake time: the average stays under 3/s without real waiting."""
+    clock = FakeClock()
+    return TokenBucket(clock=clock, sleep=clock.sleep)
+
+
+def fake_publisher(fake: NotionFake, **overrides: Any) -> NotionPublisher:
+    """A publisher for ``fake`` (schema not initialised) with an instant limiter."""
+    return NotionPublisher(fake_config(fake, **overrides), limiter=instant_limiter())
+
+
 @pytest.fixture
 def notion_fake() -> Iterator[NotionFake]:
     """A started local Notion with one database (title property "Name" only)."""
