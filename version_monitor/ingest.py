@@ -241,7 +241,7 @@ def lookup_stores(session: Session, *, external_ids: Collection[str]) -> dict[st
             select(store_table.c.external_id, store_table.c.id, store_table.c.in_beta).where(
                 store_table.c.external_id.in_(chunk)
             )
-        )
+        ).all()
         for external_id, store_id, in_beta in rows:
             found[external_id] = StoreRef(id=store_id, in_beta=bool(in_beta))
     return found
@@ -280,7 +280,7 @@ def _device_ids(session: Session, device_ids: Collection[str]) -> dict[str, int]
             select(device_table.c.device_id, device_table.c.id).where(
                 device_table.c.device_id.in_(chunk)
             )
-        )
+        ).all()
         found.update({device_id: pk for device_id, pk in rows})
     return found
 
@@ -309,7 +309,7 @@ def _existing_states(
                 state.version_since,
                 state.last_sent_at,
             ).where(state.device_id.in_(chunk))
-        )
+        ).all()
         for pk, app, version, key, since, last_sent_at in rows:
             if (pk, app) in keys:
                 found[(pk, app)] = _Existing(version, key, since, last_sent_at)

@@ -18,6 +18,7 @@ Encoding, chosen so that every part is prefix-free and order-preserving:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from versioning import Version, parse_version
@@ -44,6 +45,7 @@ def _tuple(items: Iterable[str]) -> str:
     return "".join("#" + item for item in items) + "!"
 
 
+@functools.lru_cache(maxsize=65536)
 def version_sort_key(version: Version) -> str:
     """The byte-sortable key of ``version`` (equal versions get equal keys)."""
     release = _tuple(_number(part) for part in version.base)
