@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from beta.models import DEVICE_KINDS, Device
 from tests.version_monitor.vm_fleet import NOW, Fleet
@@ -152,7 +152,7 @@ def _states(session: Session) -> list[tuple[str, str, str, datetime]]:
 def _changes(session: Session) -> list[tuple[str | None, str, datetime]]:
     rows = session.exec(
         select(VersionChange.from_version, VersionChange.to_version, VersionChange.at).order_by(
-            VersionChange.at, VersionChange.id
+            col(VersionChange.at), col(VersionChange.id)
         )
     ).all()
     return [tuple(row) for row in rows]  # type: ignore[misc]

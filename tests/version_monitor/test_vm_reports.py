@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from tests.version_monitor.vm_fleet import NOW, Fleet
 from version_monitor.adoption import ReleaseInfo
@@ -118,7 +118,7 @@ def test_rollup_is_idempotent_and_pruned(session: Session, built: Fleet) -> None
     assert {d: rollup_rows(session, date(2024, 7, d)) for d in range(1, 11)} == snapshot
     removed = sum(len(snapshot[d]) for d in range(1, 5))
     assert prune_rollups(session, keep_days=5, now=NOW) == removed
-    days = set(session.exec(select(AdoptionDaily.day)).all())
+    days = set(session.exec(select(col(AdoptionDaily.day))).all())
     assert min(days) == date(2024, 7, 5)
     with pytest.raises(ValueError):
         prune_rollups(session, keep_days=0, now=NOW)
