@@ -695,7 +695,6 @@ class NotionPublisher:
         page_id: str | None = None
         try:
             ds_id = self._ensure_schema()
-            content = blocks if blocks is not None else markdown_to_blocks(page.markdown)
             new_hash = notes_hash(page)
             existing = self.find_pages(page)
             keep = existing[0] if existing else None
@@ -718,6 +717,8 @@ class NotionPublisher:
                         requests=self.requests_sent - before,
                         trashed_duplicates=tuple(trashed),
                     )
+                # Converted only now: an unchanged note is skipped without the work.
+                content = blocks if blocks is not None else markdown_to_blocks(page.markdown)
                 self._call(
                     self.client.pages.update,
                     page_id,
@@ -730,6 +731,7 @@ class NotionPublisher:
                 self._append_all(page_id, content)
                 action: Literal["created", "updated"] = "updated"
             else:
+                content = blocks if blocks is not None else markdown_to_blocks(page.markdown)
                 first, next_index = (
                     _take_request(content, 0, _Shapes(), whole_only=True)
                     if content
