@@ -110,12 +110,29 @@ def generate_command(
     date: str | None,
 ) -> None:
     """Print the release notes of the commits between --from and --to."""
+    from release_notes.generate import no_gc
+
+    if from_ref is not None and from_root:
+        _fail("--from and --from-root cannot be combined")
+    with no_gc():
+        _generate(repo, from_ref, to_ref, from_root, fmt, config_path, output, version, date)
+
+
+def _generate(
+    repo: str,
+    from_ref: str | None,
+    to_ref: str,
+    from_root: bool,
+    fmt: str,
+    config_path: str | None,
+    output: str | None,
+    version: str | None,
+    date: str | None,
+) -> None:
     from release_notes.config import NotesConfig, load_config
     from release_notes.errors import NotesError
     from release_notes.generate import generate_for_range
 
-    if from_ref is not None and from_root:
-        _fail("--from and --from-root cannot be combined")
     progress = _Progress() if sys.stderr.isatty() else None
     try:
         config = load_config(config_path) if config_path else NotesConfig()
