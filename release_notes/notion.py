@@ -458,6 +458,13 @@ def _rich_text_value(text: str) -> list[dict[str, Any]]:
     return plain_rich_text(text)[:100]
 
 
+def _app_option(app: str | None) -> str | None:
+    """The App select option: Notion forbids commas in option names."""
+    if not app:
+        return None
+    return " ".join(app.replace(",", " ").split())[:100] or None
+
+
 def _plain(items: Any) -> str:
     if not isinstance(items, list):
         return ""
@@ -540,14 +547,21 @@ class NotionPublisher:
     # schema ----------------------------------------------------------------------------
 
     def check_schema(self) -> SchemaReport:
-        """Whether the integration can reach the data source and it has every property."""
+        """Whether the integration can reach the data source and it has every property.
+
+        A permanent error (no access, unknown id) is reported, not raised; a transient one
+        is raised.
+        """
         try:
-            ds_id = self.data_source_id()
-            ds = self._call(self.client.data_sources.retrieve, ds_id)
+            return self._schema_report()
         except PermanentNotionError as exc:
             return SchemaReport(
                 accessible=False, data_source_id=self._data_source_id, error=str(exc)
             )
+
+    def _schema_report(self) -> SchemaReport:
+        ds_id = self.data_source_id()
+        ds = self._call(self.client.data_sources.retrieve, ds_id)
         props: Mapping[str, Any] = ds.get("properties") or {}
         title = next((n for n, p in props.items() if p.get("type") == "title"), None)
         missing = tuple(n for n in REQUIRED_PROPERTIES if n not in props)
@@ -613,7 +627,7 @@ class NotionPublisher:
     def _ensure_schema(self) -> str:
         ds_id = self.data_source_id()
         if not self._schema_verified:
-            report = self.check_schema()
+            report = self._schema_report()  # raises Notion's own error when not accessible
             if not report.ok:
                 problems = [f"missing {', '.join(report.missing)}"] if report.missing else []
                 problems += [f"{n} is {a}, expected {e}" for n, (e, a) in report.wrong_type.items()]
@@ -637,8 +651,9 @@ class NotionPublisher:
         conditions: list[dict[str, Any]] = [
             {"property": "Version", "title": {"equals": page.version}}
         ]
-        if page.app:
-            conditions.append({"property": "App", "select": {"equals": page.app}})
+        app = _app_option(page.app)
+        if app:
+            conditions.append({"property": "App", "select": {"equals": app}})
         else:
             conditions.append({"property": "App", "select": {"is_empty": True}})
         found: list[dict[str, Any]] = []
@@ -670,7 +685,7 @@ class NotionPublisher:
             props.update(
                 {
                     "Version": {"title": _rich_text_value(page.version)},
-                    "App": {"select": {"name": page.app.replace(",", " ")} if page.app else None},
+                    "App": {"select": {"name": app} if (app := _app_option(page.app)) else None},
                     "Release date": {
                         "date": {"start": page.release_date.isoformat()}
                         if page.release_date

@@ -5,6 +5,7 @@ Imported by ``tests/release_notes/conftest.py``; usable from any conftest the sa
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -75,7 +76,11 @@ def notion_client(notion_fake: NotionFake) -> Iterator[Client]:
     http = httpx.Client()
     try:
         yield Client(
-            client=http, auth=notion_fake.token, base_url=notion_fake.base_url, retry=False
+            client=http,
+            auth=notion_fake.token,
+            base_url=notion_fake.base_url,
+            retry=False,
+            logger=logging.getLogger("tests.notion_client"),
         )
     finally:
         http.close()

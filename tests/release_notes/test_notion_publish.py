@@ -281,3 +281,22 @@ def test_publisher_requests_go_through_the_limiter(
     elapsed = fake_clock() - start
     assert result.requests >= 13
     assert result.requests / elapsed < 3
+
+
+def test_unknown_data_source_is_permanent_with_notions_message(notion_fake: NotionFake) -> None:
+    config = fake_config(notion_fake, database_id=None, data_source_id="3" * 32)
+    with (
+        NotionPublisher(config, limiter=instant_limiter()) as publisher,
+        pytest.raises(PermanentNotionError) as info,
+    ):
+        publisher.publish(page())
+    assert info.value.status == 404
+    assert "Could not find data_source" in info.value.message
+
+
+def test_app_name_with_comma_is_a_valid_select_option(
+    notion_publisher: NotionPublisher, notion_fake: NotionFake
+) -> None:
+    first = notion_publisher.publish(page(app="pos, handy"))
+    assert props(notion_fake, first.page_id)["App"]["select"]["name"] == "pos handy"
+    assert notion_publisher.publish(page(app="pos, handy")).action == "skipped"
