@@ -34,6 +34,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from service.api import init_app as init_api
     from service.csrf import init_app as init_csrf
 
+    if settings.env == "test":
+        auth.use_fast_hashing_for_tests()
     db.init_app(app)
     metrics.init_app(app)
     init_csrf(app)
@@ -43,4 +45,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(audit_views.bp)
     init_api(app)
+    from service.cli_commands import COMMANDS
+
+    for command in COMMANDS:
+        app.cli.add_command(command)
     return app

@@ -17,6 +17,7 @@ from wtforms import (
     StringField,
     widgets,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
 from service import db
@@ -33,7 +34,7 @@ from service.models import ROLE_LABELS, ROLES, SCOPE_LABELS, SCOPES, ApiToken, U
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 admin_required = roles_required("admin")
-ROLE_CHOICES = [(role, ROLE_LABELS[role]) for role in ROLES]
+ROLE_CHOICES = [SelectChoice(role, ROLE_LABELS[role]) for role in ROLES]
 
 
 class UserForm(FlaskForm):
@@ -66,7 +67,7 @@ class TokenForm(FlaskForm):
     )
     scopes = SelectMultipleField(
         "Scopes",
-        choices=[(s, f"{s} — {SCOPE_LABELS[s]}") for s in SCOPES],
+        choices=[SelectChoice(s, f"{s} — {SCOPE_LABELS[s]}") for s in SCOPES],
         widget=widgets.ListWidget(prefix_label=False),
         option_widget=widgets.CheckboxInput(),
     )

@@ -40,7 +40,7 @@ from service.models import ROLES, SCOPES, ApiToken, User, utcnow
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
-_hasher = PasswordHasher()
+_hasher = PasswordHasher()  # Argon2id with argon2-cffi's RFC 9106 "low memory" profile
 # A hash to verify against when the user does not exist, so that "unknown user" and
 # "wrong password" take the same time.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
@@ -60,6 +60,12 @@ class AuthError(ValueError):
 
 
 # --- passwords and users -------------------------------------------------------------
+
+
+def use_fast_hashing_for_tests() -> None:
+    """Cheap Argon2 parameters: only ever called when RELGOV_ENV=test."""
+    global _hasher
+    _hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 def hash_password(password: str) -> str:

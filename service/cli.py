@@ -52,15 +52,7 @@ def _flask_group() -> click.Group:
 
     group.add_command(routes_command)
     group.add_command(shell_command)
-    for command in _commands():
-        group.add_command(command)
     return group
-
-
-def _commands() -> list[click.Command]:
-    from service.cli_commands import COMMANDS
-
-    return COMMANDS
 
 
 def fail(message: str) -> Any:

@@ -74,6 +74,12 @@ def db_revision(message: str) -> None:
     migrate.revision(db.engine(), message)
 
 
+@db_group.command("regenerate-initial")
+def db_regenerate_initial() -> None:
+    """Rewrite the one initial migration from the models (before the first deployment)."""
+    click.echo(f"wrote {migrate.regenerate_initial()}")
+
+
 @click.group("users")
 def users_group() -> None:
     """People who log in, and their roles."""

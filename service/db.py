@@ -6,7 +6,7 @@ leaves nothing half-written: the teardown rolls back whatever was not committed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,7 +16,12 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, sqlite_transactions: bool = True) -> Engine:
+    """An engine for ``url``.
+
+    ``sqlite_transactions=False`` leaves SQLite in autocommit (each statement its own
+    transaction): for test fixtures that must never hold a lock while the app works.
+    """
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -27,7 +32,8 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+        if sqlite_transactions:
+            event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
@@ -71,11 +77,18 @@ def session() -> Session:
     return result
 
 
+def after_request_transaction(callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the request's session is closed (its locks released)."""
+    g.setdefault("after_session", []).append(callback)
+
+
 def _close_session(_exc: BaseException | None) -> None:
     db_session: Session | None = g.pop("db_session", None)
     if db_session is not None:
         db_session.rollback()
         db_session.close()
+    for callback in g.pop("after_session", []):
+        callback()
 
 
 @contextmanager

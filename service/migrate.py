@@ -51,7 +51,34 @@ def pending_differences(engine: Engine) -> list[Any]:
         return list(compare_metadata(context, load_metadata()))
 
 
-def revision(engine: Engine, message: str) -> None:
+def revision(engine: Engine, message: str, rev_id: str | None = None) -> None:
     """Autogenerate a migration (a developer tool; review the file it writes)."""
     with engine.begin() as connection:
-        command.revision(alembic_config(connection=connection), message=message, autogenerate=True)
+        command.revision(
+            alembic_config(connection=connection),
+            message=message,
+            autogenerate=True,
+            rev_id=rev_id,
+        )
+
+
+INITIAL = "0001"
+
+
+def regenerate_initial() -> Path:
+    """Rewrite the single initial migration from the models.
+
+    Until the first deployment the schema is one migration, regenerated whenever a model
+    changes; after that, new migrations are added with ``relgov db revision``.
+    """
+    import tempfile
+
+    from sqlalchemy import create_engine
+
+    for old in (MIGRATIONS / "versions").glob(f"{INITIAL}_*.py"):
+        old.unlink()
+    with tempfile.TemporaryDirectory() as folder:
+        engine = create_engine(f"sqlite:///{folder}/empty.db")
+        revision(engine, "initial schema", rev_id=INITIAL)
+        engine.dispose()
+    return next((MIGRATIONS / "versions").glob(f"{INITIAL}_*.py"))

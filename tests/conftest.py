@@ -16,6 +16,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 from service import create_app, db, migrate
@@ -30,7 +31,7 @@ _counter = itertools.count()
 def _template_database(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Migrate once; every test starts from a copy."""
     if PG_URL:
-        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
         with admin.connect() as conn:
             conn.execute(text("DROP DATABASE IF EXISTS relgov_template"))
             conn.execute(text("CREATE DATABASE relgov_template"))
@@ -56,7 +57,7 @@ def _pg_url(database: str) -> str:
 def database_url(_template_database: str, tmp_path: Path) -> Iterator[str]:
     if PG_URL:
         name = f"relgov_test_{os.getpid()}_{next(_counter)}"
-        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE relgov_template'))
         yield _pg_url(name)
@@ -98,9 +99,12 @@ def runner(app: Flask) -> FlaskCliRunner:
 
 
 @pytest.fixture
-def session(app: Flask) -> Iterator[Session]:
-    with Session(app.extensions["relgov.engine"], expire_on_commit=False) as db_session:
+def session(app: Flask, database_url: str) -> Iterator[Session]:
+    """The test's own session; on SQLite it holds no lock between statements."""
+    engine = db.make_engine(database_url, sqlite_transactions=False)
+    with Session(engine, expire_on_commit=False) as db_session:
         yield db_session
+    engine.dispose()
 
 
 @pytest.fixture

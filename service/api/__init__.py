@@ -17,6 +17,8 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask_login import current_user
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import update
+from sqlmodel import col
 from werkzeug.exceptions import HTTPException
 
 from service import db
@@ -116,12 +118,14 @@ def operation(
     response: Any = None,
     status: int = 200,
     errors: tuple[int, ...] = (),
+    blueprint: Blueprint | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare an API endpoint.
 
     The view receives path parameters plus ``body=`` and ``query=`` (validated models) when
     declared, and returns a pydantic model, a dict/list, or a ``(value, status)`` pair.
-    ``scope=None`` makes the endpoint public.
+    ``scope=None`` makes the endpoint public. Operations on ``bp`` (the default) appear
+    in the OpenAPI document.
     """
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -146,7 +150,10 @@ def operation(
                 return result
             return _json(result, code)
 
-        bp.add_url_rule(rule, endpoint, wrapped, methods=[method])
+        target = blueprint or bp
+        target.add_url_rule(rule, endpoint, wrapped, methods=[method])
+        if target is not bp:
+            return wrapped
         OPERATIONS.append(
             Operation(
                 rule=rule,
@@ -255,12 +262,18 @@ def _touch(token: ApiToken) -> None:
     now = utcnow()
     if token.last_used_at and (now - token.last_used_at).total_seconds() < _TOKEN_TOUCH_SECONDS:
         return
-    # Written in its own short transaction, so it neither widens the request's
-    # transaction nor is lost when the request is refused.
-    from sqlalchemy import update
+    token_id = token.id
+    engine = db.engine()
 
-    with db.engine().begin() as conn:
-        conn.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))  # type: ignore[arg-type]
+    def write() -> None:
+        # Its own short transaction once the request's is over: it neither widens the
+        # request's transaction nor waits on the request's own write lock.
+        with engine.begin() as conn:
+            conn.execute(
+                update(ApiToken).where(col(ApiToken.id) == token_id).values(last_used_at=now)
+            )
+
+    db.after_request_transaction(write)
 
 
 # --- errors --------------------------------------------------------------------------
