@@ -13,7 +13,7 @@ from service.settings import Settings
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """Build the Flask app from ``settings`` (default: the environment)."""
     settings = (settings or Settings.from_env()).checked()
-    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app = Flask(__name__, instance_path=str(settings.instance_path.resolve()))
     app.config.update(
         SECRET_KEY=settings.secret_key,
         RELGOV_SETTINGS=settings,
@@ -45,6 +45,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(audit_views.bp)
     init_api(app)
+    from service import adoption, fleet, publishing, releases
+
+    for feature in (releases, fleet, adoption, publishing):
+        feature.init_app(app)
     from service.cli_commands import COMMANDS
 
     for command in COMMANDS:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from flask import Flask
 from sqlmodel import Session, select
 
@@ -33,8 +35,27 @@ def seed_people(session: Session) -> list[str]:
     return lines
 
 
+# Each feature seeds its own demo data: "module:function(session) -> list[str]".
+SEEDERS = (
+    "service.releases.demo:seed",
+    "service.fleet.demo:seed",
+    "service.adoption.demo:seed",
+)
+
+
 def seed_demo(app: Flask) -> list[str]:
     report = ["demo people:"]
-    with app.app_context(), db.session_scope() as session:
-        report += seed_people(session)
+    with app.app_context():
+        with db.session_scope() as session:
+            report += seed_people(session)
+        for spec in SEEDERS:
+            module_name, _, function = spec.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:
+                    raise
+                continue
+            with db.session_scope() as session:
+                report += getattr(module, function)(session)
     return report

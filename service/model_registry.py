@@ -9,6 +9,8 @@ from sqlmodel import SQLModel
 
 MODEL_MODULES = (
     "service.models",
+    "service.releases.models",
+    "service.publishing.models",
     "beta.models",
     "version_monitor.models",
 )

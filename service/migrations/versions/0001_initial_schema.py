@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 15:47:54.379711
+Create Date: 2026-11-28 15:55:36.935957
 """
 
 from collections.abc import Sequence
@@ -35,6 +35,32 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('adoption_daily', schema=None) as batch_op:
         batch_op.create_index('ix_adoption_daily_app_day', ['app', 'day', 'version_key', 'channel', 'version', 'devices'], unique=False)
+
+    op.create_table('app',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('slug', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('repo_url', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+    sa.Column('default_branch', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('version_scheme', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('area_map', sa.JSON(), nullable=False),
+    sa.Column('pr_url_template', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.Column('train_weekday', sa.Integer(), nullable=False),
+    sa.Column('train_time', sqlmodel.sql.sqltypes.AutoString(length=5), nullable=False),
+    sa.Column('train_timezone', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('min_supported_version', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
+    sa.Column('rollout_stages', sa.JSON(), nullable=False),
+    sa.Column('beta_adoption_target', sa.Float(), nullable=False),
+    sa.Column('beta_stall_hours', sa.Integer(), nullable=False),
+    sa.Column('beta_soak_days', sa.Integer(), nullable=False),
+    sa.Column('incident_score_threshold', sa.Integer(), nullable=False),
+    sa.Column('separation_of_duties', sa.Boolean(), nullable=False),
+    sa.Column('auto_publish', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('app', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_app_slug'), ['slug'], unique=True)
 
     op.create_table('audit_event',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -109,6 +135,20 @@ def upgrade() -> None:
     with op.batch_alter_table('api_token', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_token_prefix'), ['prefix'], unique=False)
 
+    op.create_table('checklist_template',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('app_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['app_id'], ['app.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('app_id', 'kind', 'version', name='uq_checklist_template_version')
+    )
+    with op.batch_alter_table('checklist_template', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_checklist_template_app_id'), ['app_id'], unique=False)
+
     op.create_table('cohort_event',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('store_id', sa.Integer(), nullable=False),
@@ -154,6 +194,36 @@ def upgrade() -> None:
     with op.batch_alter_table('store_freeze', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_store_freeze_store_id'), ['store_id'], unique=False)
 
+    op.create_table('train_skip',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('app_id', sa.Integer(), nullable=False),
+    sa.Column('week_of', sa.Date(), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+    sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+    sa.Column('at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['app_id'], ['app.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('app_id', 'week_of', name='uq_train_skip_week')
+    )
+    with op.batch_alter_table('train_skip', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_train_skip_app_id'), ['app_id'], unique=False)
+
+    op.create_table('checklist_template_item',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('template_id', sa.Integer(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('help', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('owner_role', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('required', sa.Boolean(), nullable=False),
+    sa.Column('mode', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('rule', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.ForeignKeyConstraint(['template_id'], ['checklist_template.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('checklist_template_item', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_checklist_template_item_template_id'), ['template_id'], unique=False)
+
     op.create_table('device_state',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('device_id', sa.Integer(), nullable=False),
@@ -180,6 +250,39 @@ def upgrade() -> None:
         batch_op.create_index('ix_device_state_app_store', ['app', 'store_id', 'version_key', 'last_seen'], unique=False)
         batch_op.create_index('ix_device_state_app_version', ['app', 'version_key', 'store_id', 'last_seen'], unique=False)
 
+    op.create_table('release',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('app_id', sa.Integer(), nullable=False),
+    sa.Column('version', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('halted_from', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+    sa.Column('git_ref', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('from_ref', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+    sa.Column('to_sha', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('scheduled_for', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('stage_percent', sa.Integer(), nullable=False),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('approved_by', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=True),
+    sa.Column('approved_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('rejected_reason', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+    sa.Column('beta_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('rollout_started_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('released_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('template_id', sa.Integer(), nullable=True),
+    sa.Column('lock_version', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['app_id'], ['app.id'], ),
+    sa.ForeignKeyConstraint(['template_id'], ['checklist_template.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('app_id', 'version', name='uq_release_app_version')
+    )
+    with op.batch_alter_table('release', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_release_app_id'), ['app_id'], unique=False)
+        batch_op.create_index('ix_release_app_state', ['app_id', 'state'], unique=False)
+        batch_op.create_index(batch_op.f('ix_release_state'), ['state'], unique=False)
+
     op.create_table('version_change',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('device_id', sa.Integer(), nullable=False),
@@ -197,16 +300,112 @@ def upgrade() -> None:
         batch_op.create_index('ix_version_change_app_at', ['app', 'at'], unique=False)
         batch_op.create_index('ix_version_change_device_app_at', ['device_id', 'app', 'at'], unique=False)
 
+    op.create_table('meeting_record',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('release_id', sa.Integer(), nullable=False),
+    sa.Column('held_on', sa.Date(), nullable=False),
+    sa.Column('attendees', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('decision', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('minutes', sa.Text(), nullable=False),
+    sa.Column('recorded_by', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+    sa.Column('at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['release_id'], ['release.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('meeting_record', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_meeting_record_release_id'), ['release_id'], unique=False)
+
+    op.create_table('release_item',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('release_id', sa.Integer(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('help', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('owner_role', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('required', sa.Boolean(), nullable=False),
+    sa.Column('mode', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('rule', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.ForeignKeyConstraint(['release_id'], ['release.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('release_item', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_release_item_release_id'), ['release_id'], unique=False)
+
+    op.create_table('release_note',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('release_id', sa.Integer(), nullable=False),
+    sa.Column('generated_markdown', sa.Text(), nullable=False),
+    sa.Column('edited_markdown', sa.Text(), nullable=True),
+    sa.Column('edit_base_markdown', sa.Text(), nullable=True),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('commit_count', sa.Integer(), nullable=False),
+    sa.Column('pr_count', sa.Integer(), nullable=False),
+    sa.Column('breaking_count', sa.Integer(), nullable=False),
+    sa.Column('unlinked_commits', sa.JSON(), nullable=False),
+    sa.Column('generation_error', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+    sa.Column('generated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('edited_by', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=True),
+    sa.Column('edited_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('notion_page_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('notion_url', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.Column('publish_state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('published_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('published_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('last_publish_error', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+    sa.ForeignKeyConstraint(['release_id'], ['release.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('release_id')
+    )
+    op.create_table('sign_off',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('item_id', sa.Integer(), nullable=False),
+    sa.Column('release_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('user_email', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+    sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('decision', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('comment', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('override', sa.Boolean(), nullable=False),
+    sa.Column('at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['item_id'], ['release_item.id'], ),
+    sa.ForeignKeyConstraint(['release_id'], ['release.id'], ),
+    sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('sign_off', schema=None) as batch_op:
+        batch_op.create_index('ix_sign_off_item_at', ['item_id', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_sign_off_release_id'), ['release_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('sign_off', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sign_off_release_id'))
+        batch_op.drop_index('ix_sign_off_item_at')
+
+    op.drop_table('sign_off')
+    op.drop_table('release_note')
+    with op.batch_alter_table('release_item', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_release_item_release_id'))
+
+    op.drop_table('release_item')
+    with op.batch_alter_table('meeting_record', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_meeting_record_release_id'))
+
+    op.drop_table('meeting_record')
     with op.batch_alter_table('version_change', schema=None) as batch_op:
         batch_op.drop_index('ix_version_change_device_app_at')
         batch_op.drop_index('ix_version_change_app_at')
 
     op.drop_table('version_change')
+    with op.batch_alter_table('release', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_release_state'))
+        batch_op.drop_index('ix_release_app_state')
+        batch_op.drop_index(batch_op.f('ix_release_app_id'))
+
+    op.drop_table('release')
     with op.batch_alter_table('device_state', schema=None) as batch_op:
         batch_op.drop_index('ix_device_state_app_version')
         batch_op.drop_index('ix_device_state_app_store')
@@ -215,6 +414,14 @@ def downgrade() -> None:
         batch_op.drop_index('ix_device_state_app_channel_last_seen')
 
     op.drop_table('device_state')
+    with op.batch_alter_table('checklist_template_item', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_checklist_template_item_template_id'))
+
+    op.drop_table('checklist_template_item')
+    with op.batch_alter_table('train_skip', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_train_skip_app_id'))
+
+    op.drop_table('train_skip')
     with op.batch_alter_table('store_freeze', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_store_freeze_store_id'))
 
@@ -228,6 +435,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_cohort_event_store_at')
 
     op.drop_table('cohort_event')
+    with op.batch_alter_table('checklist_template', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_checklist_template_app_id'))
+
+    op.drop_table('checklist_template')
     with op.batch_alter_table('api_token', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_api_token_prefix'))
 
@@ -249,6 +460,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_audit_event_action'))
 
     op.drop_table('audit_event')
+    with op.batch_alter_table('app', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_app_slug'))
+
+    op.drop_table('app')
     with op.batch_alter_table('adoption_daily', schema=None) as batch_op:
         batch_op.drop_index('ix_adoption_daily_app_day')
 

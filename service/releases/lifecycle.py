@@ -1,0 +1,152 @@
+"""The release state machine: one guarded function for every transition.
+
+``transition(...)`` checks that the move is legal, runs its guard, stamps the release,
+records the audit event and tells the listeners (auto-publishing, the update-answer cache),
+all in the caller's transaction: either everything lands or nothing does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from service import audit
+from service.models import utcnow
+from service.releases.models import Release
+
+# action -> (states it may start from, state it leads to; None = back where it halted from)
+TRANSITIONS: dict[str, tuple[frozenset[str], str | None]] = {
+    "submit": (frozenset({"draft"}), "in_review"),
+    "approve": (frozenset({"in_review"}), "approved"),
+    "reject": (frozenset({"in_review", "approved"}), "rejected"),
+    "reopen": (frozenset({"rejected"}), "draft"),
+    "start_beta": (frozenset({"approved"}), "beta"),
+    "promote": (frozenset({"beta"}), "rolling_out"),
+    "complete": (frozenset({"rolling_out"}), "released"),
+    "halt": (frozenset({"beta", "rolling_out"}), "halted"),
+    "resume": (frozenset({"halted"}), None),
+    "cancel": (frozenset({"draft", "in_review", "approved", "rejected", "halted"}), "cancelled"),
+}
+ACTION_LABELS = {
+    "submit": "Submit for review",
+    "approve": "Approve",
+    "reject": "Reject",
+    "reopen": "Reopen as draft",
+    "start_beta": "Start beta",
+    "promote": "Promote to staged rollout",
+    "complete": "Mark released",
+    "halt": "Halt",
+    "resume": "Resume",
+    "cancel": "Cancel",
+}
+NEEDS_REASON = frozenset({"reject", "halt", "cancel", "reopen", "resume"})
+
+
+class TransitionError(Exception):
+    """An illegal or refused transition; ``status`` is 409 (state) or 422 (input)."""
+
+    def __init__(self, message: str, status: int = 409, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: an audit actor string, and the person behind it when there is one."""
+
+    name: str
+    user_id: int | None = None
+    role: str | None = None
+
+
+Guard = Callable[[Session, Release, Actor], None]
+Listener = Callable[[Session, Release, str, str, Actor], None]
+GUARDS: dict[str, list[Guard]] = {}
+LISTENERS: list[Listener] = []
+
+
+def add_guard(action: str, guard: Guard) -> None:
+    GUARDS.setdefault(action, []).append(guard)
+
+
+def on_transition(listener: Listener) -> Listener:
+    """Call ``listener(session, release, before, after, actor)`` after every transition."""
+    LISTENERS.append(listener)
+    return listener
+
+
+def allowed_actions(release: Release) -> list[str]:
+    return [action for action, (sources, _) in TRANSITIONS.items() if release.state in sources]
+
+
+def transition(
+    session: Session,
+    release: Release,
+    action: str,
+    *,
+    actor: Actor,
+    reason: str = "",
+    expected_lock: int | None = None,
+) -> Release:
+    """Move ``release`` by ``action`` or raise :class:`TransitionError` saying why not."""
+    if action not in TRANSITIONS:
+        raise TransitionError(f"unknown action {action!r}", status=422, field="action")
+    if expected_lock is not None and expected_lock != release.lock_version:
+        raise TransitionError(
+            "this release changed since you loaded the page (it is now "
+            f"{release.state.replace('_', ' ')}); reload and try again"
+        )
+    sources, target = TRANSITIONS[action]
+    if release.state not in sources:
+        allowed = ", ".join(sorted(sources))
+        raise TransitionError(
+            f"cannot {ACTION_LABELS[action].lower()} a release that is "
+            f"{release.state.replace('_', ' ')} (only from: {allowed})"
+        )
+    reason = reason.strip()
+    if action in NEEDS_REASON and not reason:
+        raise TransitionError(f"{ACTION_LABELS[action]} needs a reason", status=422, field="reason")
+    for guard in GUARDS.get(action, []):
+        guard(session, release, actor)
+
+    before = release.state
+    now = utcnow()
+    if action == "resume":
+        target = release.halted_from or "beta"
+        release.halted_from = None
+    if action == "halt":
+        release.halted_from = release.state
+    assert target is not None
+    release.state = target
+    release.updated_at = now
+    release.lock_version += 1
+    if action == "approve":
+        release.approved_by, release.approved_at = actor.name, now
+    elif action == "reject":
+        release.rejected_reason = reason
+    elif action == "start_beta":
+        release.beta_at = now
+    elif action == "promote":
+        release.rollout_started_at = now
+    elif action == "complete":
+        release.released_at = now
+        release.stage_percent = 100
+    session.add(release)
+    audit.record(
+        session,
+        actor=actor.name,
+        action=f"release.{action}",
+        subject_type="release",
+        subject_id=release.id,
+        before={"state": before},
+        after={"state": release.state, **({"reason": reason} if reason else {})},
+        summary=f"{ACTION_LABELS[action].lower()}: {before} → {release.state}"
+        + (f" ({reason})" if reason else ""),
+    )
+    for listener in LISTENERS:
+        listener(session, release, before, release.state, actor)
+    return release
