@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 15:55:36.935957
+Create Date: 2026-11-28 15:57:19.378700
 """
 
 from collections.abc import Sequence
@@ -81,6 +81,11 @@ def upgrade() -> None:
         batch_op.create_index('ix_audit_event_at', ['at'], unique=False)
         batch_op.create_index('ix_audit_event_subject', ['subject_type', 'subject_id'], unique=False)
 
+    op.create_table('fleet_version',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
     op.create_table('store',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('external_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -453,6 +458,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_store_external_id'))
 
     op.drop_table('store')
+    op.drop_table('fleet_version')
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_event_subject')
         batch_op.drop_index('ix_audit_event_at')
