@@ -18,10 +18,10 @@ bp = Blueprint("pages", __name__)
 # (endpoint, label, roles allowed; empty = everyone logged in)
 NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
     ("pages.dashboard", "Dashboard", ()),
-    ("pages.releases", "Releases", ()),
-    ("pages.meeting", "Meeting", ()),
+    ("releases.release_list", "Releases", ()),
+    ("releases.meeting", "Meeting", ()),
     ("pages.notes", "Notes", ()),
-    ("pages.beta", "Beta", ()),
+    ("fleet.cohort", "Beta", ()),
     ("pages.adoption", "Adoption", ()),
     ("audit.audit_log", "Audit log", ()),
     ("admin.users", "Admin", ("admin",)),
@@ -90,7 +90,31 @@ def dashboard() -> str:
         ).one(),
         "events": session.exec(select(func.count()).select_from(AuditEvent)).one(),
     }
-    return render_template("dashboard.html", recent=recent, counts=counts, upcoming=UPCOMING)
+    from service.releases import services
+    from service.releases.models import App, Release
+
+    active = session.exec(
+        select(Release, App)
+        .join(App, col(App.id) == col(Release.app_id))
+        .where(col(Release.state).in_(services.ACTIVE_STATES))
+        .order_by(App.name, col(Release.created_at).desc())
+    ).all()
+    in_progress = [
+        (release, app, services.progress(services.item_statuses(session, release)))
+        for release, app in active
+    ]
+    return render_template(
+        "dashboard.html",
+        recent=recent,
+        counts=counts,
+        in_progress=in_progress,
+        by_state=services.count_by_state(session),
+        panels=[(template, context(session)) for template, context in DASHBOARD_PANELS],
+    )
+
+
+# Panels other features add to the dashboard: (template, context function(session)).
+DASHBOARD_PANELS: list[tuple[str, Any]] = []
 
 
 def _upcoming(key: str) -> str:
@@ -98,31 +122,17 @@ def _upcoming(key: str) -> str:
     return render_template("upcoming.html", title=title, description=description)
 
 
-@bp.get("/releases")
-@login_required
-def releases() -> str:
-    return _upcoming("releases")
-
-
-@bp.get("/meeting")
-@login_required
-def meeting() -> str:
-    return _upcoming("meeting")
-
-
 @bp.get("/notes")
 @login_required
 def notes() -> str:
-    return _upcoming("notes")
+    from service.releases.notes_views import notes_list
 
-
-@bp.get("/beta")
-@login_required
-def beta() -> str:
-    return _upcoming("beta")
+    return notes_list()
 
 
 @bp.get("/adoption")
 @login_required
-def adoption() -> str:
-    return _upcoming("adoption")
+def adoption() -> Any:
+    from service.adoption.views import index
+
+    return index()

@@ -1,3 +1,5 @@
 """Importing this module registers every API endpoint on ``service.api.bp``."""
 
-from service.api import core  # noqa: F401
+from service.adoption import api as adoption_api  # noqa: F401
+from service.api import core, releases  # noqa: F401
+from service.fleet import api as fleet_api  # noqa: F401

@@ -1,0 +1,271 @@
+"""Releases in the JSON API: CI registers candidates; tools read state and checklists."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from sqlmodel import col, select
+
+from service import db
+from service.api import ApiError, operation
+from service.auth import current_actor
+from service.releases import services
+from service.releases.lifecycle import Actor, TransitionError, transition
+from service.releases.models import App, Release, ReleaseNote
+
+
+class ReleaseIn(BaseModel):
+    app: str = Field(min_length=1, max_length=32, description="app slug, e.g. pos")
+    version: str = Field(min_length=1, max_length=128, examples=["3.12.0"])
+    git_ref: str = Field(min_length=1, max_length=255, description="tag, branch or commit")
+    kind: Literal["weekly", "hotfix"] = "weekly"
+
+
+class ItemOut(BaseModel):
+    id: int
+    title: str
+    owner_role: str
+    required: bool
+    mode: str
+    status: str
+    evidence: str
+    overridden: bool
+    sign_offs: int
+
+
+class ReleaseOut(BaseModel):
+    id: int
+    app: str
+    version: str
+    kind: str
+    state: str
+    halted_from: str | None
+    git_ref: str
+    from_ref: str | None
+    to_sha: str | None
+    created_by: str
+    created_at: datetime
+    approved_by: str | None
+    scheduled_for: datetime | None
+    stage_percent: int
+    lock_version: int
+    checklist_done: int
+    checklist_total: int
+    blocking: list[str]
+    url: str
+
+
+class ReleaseDetail(ReleaseOut):
+    items: list[ItemOut]
+    notes_markdown: str | None
+    notes_error: str | None
+    commit_count: int
+    unlinked_commits: list[dict[str, str]]
+
+
+class ReleaseQuery(BaseModel):
+    app: str | None = Field(default=None, max_length=32)
+    state: str | None = Field(default=None, max_length=16)
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+class TransitionIn(BaseModel):
+    action: Literal[
+        "submit",
+        "approve",
+        "reject",
+        "reopen",
+        "start_beta",
+        "promote",
+        "complete",
+        "halt",
+        "resume",
+        "cancel",
+    ]
+    reason: str = Field(default="", max_length=2000)
+    lock_version: int | None = Field(default=None, description="refuse if the release changed")
+
+
+def _summary(release: Release, app: App) -> dict[str, object]:
+    statuses = services.item_statuses(db.session(), release)
+    prog = services.progress(statuses)
+    return {
+        "id": release.id,
+        "app": app.slug,
+        "version": release.version,
+        "kind": release.kind,
+        "state": release.state,
+        "halted_from": release.halted_from,
+        "git_ref": release.git_ref,
+        "from_ref": release.from_ref,
+        "to_sha": release.to_sha,
+        "created_by": release.created_by,
+        "created_at": release.created_at,
+        "approved_by": release.approved_by,
+        "scheduled_for": release.scheduled_for,
+        "stage_percent": release.stage_percent,
+        "lock_version": release.lock_version,
+        "checklist_done": prog.done,
+        "checklist_total": prog.total,
+        "blocking": [s.item.title for s in prog.blocking],
+        "url": f"/releases/{release.id}",
+        "_statuses": statuses,
+    }
+
+
+def _detail(release: Release, app: App) -> ReleaseDetail:
+    data = _summary(release, app)
+    statuses: list[services.ItemStatus] = data.pop("_statuses")  # type: ignore[assignment]
+    note = (
+        db.session().exec(select(ReleaseNote).where(ReleaseNote.release_id == release.id)).first()
+    )
+    return ReleaseDetail.model_validate(
+        {
+            **data,
+            "items": [
+                ItemOut(
+                    id=s.item.id or 0,
+                    title=s.item.title,
+                    owner_role=s.item.owner_role,
+                    required=s.item.required,
+                    mode=s.item.mode,
+                    status=s.status,
+                    evidence=s.evidence,
+                    overridden=s.overridden is not None,
+                    sign_offs=len(s.history),
+                )
+                for s in statuses
+            ],
+            "notes_markdown": note.markdown if note else None,
+            "notes_error": note.generation_error if note else None,
+            "commit_count": note.commit_count if note else 0,
+            "unlinked_commits": note.unlinked_commits if note else [],
+        }
+    )
+
+
+def _get(release_id: int) -> tuple[Release, App]:
+    session = db.session()
+    release = session.get(Release, release_id)
+    if release is None:
+        raise ApiError(404, "not_found", f"no release {release_id}")
+    app = session.get(App, release.app_id)
+    assert app is not None
+    return release, app
+
+
+@operation(
+    "/releases",
+    "POST",
+    summary="Register a release candidate (idempotent per app and version)",
+    tag="Releases",
+    scope="releases:write",
+    body=ReleaseIn,
+    response=ReleaseDetail,
+    status=201,
+    errors=(404, 409),
+)
+def register(body: ReleaseIn) -> tuple[ReleaseDetail, int]:
+    """Resolves the range from the previous release of the app, generates the notes and
+    creates the checklist. Registering the same app and version again returns the existing
+    release with 200; a version below the last released one is refused with 409."""
+    session = db.session()
+    app = session.exec(select(App).where(App.slug == body.app)).first()
+    if app is None:
+        raise ApiError(
+            404,
+            "not_found",
+            f"unknown app {body.app!r}",
+            [{"field": "app", "message": "unknown app", "type": "not_found"}],
+        )
+    try:
+        release, created = services.register_release(
+            session,
+            app=app,
+            version=body.version,
+            git_ref=body.git_ref,
+            kind=body.kind,
+            actor=Actor(name=current_actor()),
+        )
+    except services.ReleaseError as exc:
+        raise _error(exc) from None
+    session.commit()
+    return _detail(release, app), 201 if created else 200
+
+
+def _error(exc: services.ReleaseError) -> ApiError:
+    code = {403: "forbidden", 404: "not_found", 409: "conflict"}.get(exc.status, "validation_error")
+    fields = [{"field": exc.field, "message": exc.message, "type": code}] if exc.field else []
+    return ApiError(exc.status, code, exc.message, fields)
+
+
+@operation(
+    "/releases",
+    summary="List releases, newest first",
+    tag="Releases",
+    query=ReleaseQuery,
+    response=list[ReleaseOut],
+)
+def list_releases(query: ReleaseQuery) -> list[ReleaseOut]:
+    session = db.session()
+    stmt = select(Release, App).join(App, col(App.id) == col(Release.app_id))
+    if query.app:
+        stmt = stmt.where(App.slug == query.app)
+    if query.state:
+        stmt = stmt.where(Release.state == query.state)
+    rows = session.exec(stmt.order_by(col(Release.created_at).desc()).limit(query.limit)).all()
+    result = []
+    for release, app in rows:
+        data = _summary(release, app)
+        data.pop("_statuses")
+        result.append(ReleaseOut.model_validate(data))
+    return result
+
+
+@operation(
+    "/releases/<int:release_id>",
+    summary="One release with its checklist and notes",
+    tag="Releases",
+    response=ReleaseDetail,
+    errors=(404,),
+)
+def get_release(release_id: int) -> ReleaseDetail:
+    return _detail(*_get(release_id))
+
+
+@operation(
+    "/releases/<int:release_id>/transitions",
+    "POST",
+    summary="Move a release through its lifecycle",
+    tag="Releases",
+    scope="releases:write",
+    body=TransitionIn,
+    response=ReleaseDetail,
+    errors=(404, 409),
+)
+def post_transition(release_id: int, body: TransitionIn) -> ReleaseDetail:
+    """Illegal transitions get 409 with the reason. Approving needs a person (a release
+    manager in the web UI): a token is refused with 403."""
+    release, app = _get(release_id)
+    session = db.session()
+    try:
+        transition(
+            session,
+            release,
+            body.action,
+            actor=Actor(name=current_actor()),
+            reason=body.reason,
+            expected_lock=body.lock_version,
+        )
+    except TransitionError as exc:
+        fields = [{"field": exc.field, "message": exc.message, "type": "value_error"}]
+        raise ApiError(
+            exc.status,
+            {403: "forbidden", 422: "validation_error"}.get(exc.status, "conflict"),
+            exc.message,
+            fields if exc.field else [],
+        ) from None
+    session.commit()
+    return _detail(release, app)

@@ -1,0 +1,374 @@
+"""Release pages: the list, one release (checklist, sign-offs, actions), the weekly meeting."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlmodel import col, select
+from werkzeug.wrappers import Response
+
+from service import db
+from service.auth import login_required, roles_required
+from service.models import AuditEvent, User, utcnow
+from service.releases import services
+from service.releases.lifecycle import (
+    ACTION_LABELS,
+    NEEDS_REASON,
+    TransitionError,
+    allowed_actions,
+    transition,
+)
+from service.releases.models import STATES, App, MeetingRecord, Release, ReleaseNote
+from versioning import parse_version
+
+bp = Blueprint("releases", __name__)
+STATE_BADGES = {
+    "draft": "",
+    "in_review": "info",
+    "approved": "good",
+    "beta": "info",
+    "rolling_out": "info",
+    "released": "good",
+    "rejected": "bad",
+    "halted": "bad",
+    "cancelled": "",
+}
+# Extra panels other features add to the release page: (template, context function).
+RELEASE_PANELS: list[tuple[str, Any]] = []
+
+
+def _user() -> User:
+    user: User = current_user._get_current_object()
+    return user
+
+
+def _release_or_404(release_id: int) -> tuple[Release, App]:
+    session = db.session()
+    release = session.get(Release, release_id) or abort(404)
+    app = session.get(App, release.app_id) or abort(404)
+    return release, app
+
+
+@bp.app_template_filter("state_label")
+def state_label(state: str) -> str:
+    return state.replace("_", " ")
+
+
+@bp.app_context_processor
+def _badges() -> dict[str, Any]:
+    return {"STATE_BADGES": STATE_BADGES}
+
+
+@bp.get("/releases")
+@login_required
+def release_list() -> str:
+    session = db.session()
+    apps = session.exec(select(App).order_by(App.name)).all()
+    app_filter = request.args.get("app", "")
+    state_filter = request.args.get("state", "")
+    stmt = select(Release, App).join(App, col(App.id) == col(Release.app_id))
+    if app_filter:
+        stmt = stmt.where(App.slug == app_filter)
+    if state_filter in STATES:
+        stmt = stmt.where(Release.state == state_filter)
+    rows = session.exec(stmt.order_by(col(Release.created_at).desc()).limit(500)).all()
+    rows = sorted(rows, key=lambda r: (r[1].name, parse_version(r[0].version)), reverse=False)
+    rows.sort(key=lambda r: r[0].created_at, reverse=True)
+    return render_template(
+        "releases/list.html",
+        rows=rows,
+        apps=apps,
+        states=STATES,
+        app_filter=app_filter,
+        state_filter=state_filter,
+        can_register=current_user.role in ("release_manager", "admin", "engineer"),
+    )
+
+
+@bp.route("/releases/new", methods=["GET", "POST"])
+@roles_required("release_manager", "engineer")
+def release_new() -> str | Response:
+    session = db.session()
+    apps = session.exec(select(App).order_by(App.name)).all()
+    form = {
+        "app": request.form.get("app", ""),
+        "version": request.form.get("version", ""),
+        "git_ref": request.form.get("git_ref", ""),
+        "kind": request.form.get("kind", "weekly"),
+    }
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        app = next((a for a in apps if a.slug == form["app"]), None)
+        if app is None:
+            errors["app"] = "choose an app"
+        else:
+            try:
+                release, created = services.register_release(
+                    session,
+                    app=app,
+                    version=form["version"],
+                    git_ref=form["git_ref"] or form["version"],
+                    kind=form["kind"],
+                    actor=services.actor_for(_user()),
+                )
+            except services.ReleaseError as exc:
+                session.rollback()
+                errors[exc.field or "version"] = exc.message
+            else:
+                session.commit()
+                flash(
+                    f"Registered {app.name} {release.version}."
+                    if created
+                    else f"{app.name} {release.version} was already registered.",
+                    "success" if created else "info",
+                )
+                return redirect(url_for("releases.release_detail", release_id=release.id))
+    status = 422 if errors else 200
+    return render_template(  # type: ignore[return-value]
+        "releases/new.html", apps=apps, form=form, errors=errors
+    ), status
+
+
+@bp.get("/releases/<int:release_id>")
+@login_required
+def release_detail(release_id: int) -> str:
+    session = db.session()
+    release, app = _release_or_404(release_id)
+    statuses = services.item_statuses(session, release)
+    note = session.exec(select(ReleaseNote).where(ReleaseNote.release_id == release.id)).first()
+    meetings = session.exec(
+        select(MeetingRecord)
+        .where(MeetingRecord.release_id == release.id)
+        .order_by(col(MeetingRecord.at).desc())
+    ).all()
+    history = session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.subject_type == "release", AuditEvent.subject_id == str(release.id))
+        .order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
+        .limit(100)
+    ).all()
+    panels = []
+    for template, context in RELEASE_PANELS:
+        try:
+            panels.append((template, context(session, release)))
+        except Exception as exc:  # a broken panel must not take the release page down
+            panels.append(("releases/_panel_error.html", {"error": str(exc)}))
+    preview = ""
+    if note is not None and note.markdown:
+        from release_notes.markdown_doc import render_html
+
+        preview = render_html(note.markdown)
+    user = _user()
+    return render_template(
+        "releases/detail.html",
+        release=release,
+        app=app,
+        statuses=statuses,
+        progress=services.progress(statuses),
+        note=note,
+        preview=preview,
+        meetings=meetings,
+        history=history,
+        panels=panels,
+        actions=[a for a in allowed_actions(release) if _may(user, a)],
+        action_labels=ACTION_LABELS,
+        needs_reason=NEEDS_REASON,
+        user=user,
+        today=date.today().isoformat(),
+    )
+
+
+def _may(user: User, action: str) -> bool:
+    if user.role == "admin":
+        return True
+    if action == "submit":
+        return user.role in ("release_manager", "engineer")
+    return user.role == "release_manager"
+
+
+@bp.post("/releases/<int:release_id>/transition")
+@login_required
+def release_transition(release_id: int) -> Response:
+    session = db.session()
+    release, app = _release_or_404(release_id)
+    action = request.form.get("action", "")
+    try:
+        transition(
+            session,
+            release,
+            action,
+            actor=services.actor_for(_user()),
+            reason=request.form.get("reason", ""),
+            expected_lock=_int(request.form.get("lock_version")),
+        )
+    except TransitionError as exc:
+        session.rollback()
+        flash(f"Could not {ACTION_LABELS.get(action, action).lower()}: {exc.message}", "error")
+    else:
+        session.commit()
+        flash(f"{app.name} {release.version} is now {release.state.replace('_', ' ')}.", "success")
+    return redirect(url_for("releases.release_detail", release_id=release_id))
+
+
+@bp.post("/releases/<int:release_id>/items/<int:item_id>/sign")
+@login_required
+def item_sign(release_id: int, item_id: int) -> Response:
+    session = db.session()
+    release, _ = _release_or_404(release_id)
+    item = next((i for i in services.release_items(session, release) if i.id == item_id), None)
+    if item is None:
+        abort(404)
+    try:
+        services.sign_off(
+            session,
+            release=release,
+            item=item,
+            user=_user(),
+            decision=request.form.get("decision", ""),
+            comment=request.form.get("comment", ""),
+            expected_lock=_int(request.form.get("lock_version")),
+        )
+    except services.ReleaseError as exc:
+        session.rollback()
+        flash(f"Not recorded: {exc.message}", "error")
+    else:
+        session.commit()
+        flash(f"Recorded your decision on “{item.title}”.", "success")
+    return redirect(url_for("releases.release_detail", release_id=release_id) + f"#item-{item_id}")
+
+
+@bp.post("/releases/<int:release_id>/items/<int:item_id>/override")
+@roles_required("admin")
+def item_override(release_id: int, item_id: int) -> Response:
+    session = db.session()
+    release, _ = _release_or_404(release_id)
+    item = next((i for i in services.release_items(session, release) if i.id == item_id), None)
+    if item is None:
+        abort(404)
+    try:
+        services.override_item(
+            session, release=release, item=item, user=_user(), reason=request.form.get("reason", "")
+        )
+    except services.ReleaseError as exc:
+        session.rollback()
+        flash(f"Not overridden: {exc.message}", "error")
+    else:
+        session.commit()
+        flash(f"Overrode “{item.title}”. The override is highlighted in the audit log.", "warning")
+    return redirect(url_for("releases.release_detail", release_id=release_id))
+
+
+@bp.post("/releases/<int:release_id>/meeting")
+@roles_required("release_manager")
+def meeting_record(release_id: int) -> Response:
+    session = db.session()
+    release, _ = _release_or_404(release_id)
+    try:
+        held_on = date.fromisoformat(request.form.get("held_on", "") or date.today().isoformat())
+        services.record_meeting(
+            session,
+            release=release,
+            user=_user(),
+            held_on=held_on,
+            attendees=request.form.get("attendees", ""),
+            decision=request.form.get("decision", ""),
+            minutes=request.form.get("minutes", ""),
+        )
+    except ValueError:
+        session.rollback()
+        flash("Not recorded: the meeting date is not a date (YYYY-MM-DD).", "error")
+    except services.ReleaseError as exc:
+        session.rollback()
+        flash(f"Not recorded: {exc.message}", "error")
+    else:
+        session.commit()
+        flash("Meeting recorded.", "success")
+    return redirect(url_for("releases.release_detail", release_id=release_id) + "#meeting")
+
+
+@bp.get("/releases/<int:release_id>/meeting/print")
+@login_required
+def meeting_print(release_id: int) -> str:
+    session = db.session()
+    release, app = _release_or_404(release_id)
+    statuses = services.item_statuses(session, release)
+    meetings = session.exec(
+        select(MeetingRecord)
+        .where(MeetingRecord.release_id == release.id)
+        .order_by(col(MeetingRecord.at).desc())
+    ).all()
+    return render_template(
+        "releases/meeting_print.html",
+        release=release,
+        app=app,
+        statuses=statuses,
+        progress=services.progress(statuses),
+        meetings=meetings,
+    )
+
+
+@bp.get("/meeting")
+@login_required
+def meeting() -> str:
+    """This week's releases of every train, with checklist progress and who must sign."""
+    session = db.session()
+    week = request.args.get("week", "")
+    try:
+        start = date.fromisoformat(week) if week else None
+    except ValueError:
+        start = None
+    tokyo_today = datetime.now(ZoneInfo("Asia/Tokyo")).date()
+    monday = (start or tokyo_today) - timedelta(days=(start or tokyo_today).weekday())
+    apps = session.exec(select(App).order_by(App.name)).all()
+    rows = []
+    for app in apps:
+        releases = session.exec(
+            select(Release).where(
+                Release.app_id == app.id,
+                col(Release.state).in_(services.ACTIVE_STATES),
+            )
+        ).all()
+        releases = sorted(releases, key=lambda r: parse_version(r.version), reverse=True)
+        slots: list[Any] = []
+        try:
+            from service.releases.trains import train_slots
+
+            zone = ZoneInfo(app.train_timezone)
+            slot_start = datetime.combine(monday, datetime.min.time(), tzinfo=zone)
+            slots = train_slots(app, start=slot_start, weeks=1)
+        except ImportError:
+            pass
+        entries = []
+        for release in releases:
+            statuses = services.item_statuses(session, release)
+            prog = services.progress(statuses)
+            waiting = sorted(
+                {
+                    s.item.owner_role
+                    for s in statuses
+                    if s.blocking and s.item.mode == "manual" and s.status == "pending"
+                }
+            )
+            entries.append(
+                {"release": release, "progress": prog, "statuses": statuses, "waiting": waiting}
+            )
+        rows.append({"app": app, "entries": entries, "slots": slots})
+    return render_template(
+        "releases/meeting.html",
+        rows=rows,
+        monday=monday,
+        prev_week=(monday - timedelta(days=7)).isoformat(),
+        next_week=(monday + timedelta(days=7)).isoformat(),
+        now=utcnow(),
+    )
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None

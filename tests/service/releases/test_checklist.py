@@ -1,0 +1,300 @@
+"""Sign-offs, overrides, approval and separation of duties."""
+
+import threading
+
+import pytest
+from sqlmodel import Session, select
+
+from service.models import AuditEvent
+from service.releases import services
+from service.releases.lifecycle import Actor, TransitionError, transition
+from service.releases.models import ReleaseItem, SignOff
+from tests.service.releases.release_fixtures import git_repo, people, pos  # noqa: F401
+
+
+@pytest.fixture
+def release(app, session, pos, people):
+    with app.app_context():
+        release, created = services.register_release(
+            session,
+            app=pos,
+            version="1.1.0",
+            git_ref="v1.1.0",
+            actor=services.actor_for(people["engineer"]),
+        )
+        session.commit()
+    assert created
+    transition(session, release, "submit", actor=services.actor_for(people["engineer"]))
+    session.commit()
+    return release
+
+
+def _item(session, release, title):
+    return session.exec(
+        select(ReleaseItem).where(ReleaseItem.release_id == release.id, ReleaseItem.title == title)
+    ).one()
+
+
+def _status(session, release, title):
+    return next(s for s in services.item_statuses(session, release) if s.item.title == title)
+
+
+def sign_all(session, release, people):
+    services.sign_off(
+        session,
+        release=release,
+        item=_item(session, release, "Regression tests pass"),
+        user=people["qa"],
+        decision="approve",
+    )
+    services.sign_off(
+        session,
+        release=release,
+        item=_item(session, release, "Rollback plan written"),
+        user=people["engineer"],
+        decision="approve",
+    )
+    session.commit()
+
+
+def test_registration_generates_notes_and_checklist(session, release):
+    statuses = services.item_statuses(session, release)
+    assert [s.item.title for s in statuses][:2] == ["Notes generated", "Regression tests pass"]
+    notes = statuses[0]
+    assert notes.status == "passed" and "3 commits" in notes.evidence
+    assert release.from_ref == "v1.0.0" or release.from_ref is None
+
+
+def test_only_the_owner_role_signs(session, release, people):
+    item = _item(session, release, "Rollback plan written")
+    with pytest.raises(services.ReleaseError) as info:
+        services.sign_off(
+            session, release=release, item=item, user=people["support"], decision="approve"
+        )
+    assert info.value.status == 403 and "only a engineer" in info.value.message
+
+
+def test_automatic_items_cannot_be_signed(session, release, people):
+    item = _item(session, release, "Notes generated")
+    with pytest.raises(services.ReleaseError, match="automatically"):
+        services.sign_off(
+            session, release=release, item=item, user=people["engineer"], decision="approve"
+        )
+
+
+def test_history_is_append_only_and_status_is_the_latest(session, release, people):
+    item = _item(session, release, "Regression tests pass")
+    for decision, comment in [("approve", ""), ("block", "printer test flaky"), ("approve", "ok")]:
+        services.sign_off(
+            session,
+            release=release,
+            item=item,
+            user=people["qa"],
+            decision=decision,
+            comment=comment,
+        )
+    session.commit()
+    status = _status(session, release, "Regression tests pass")
+    assert [s.decision for s in status.history] == ["approve", "block", "approve"]
+    assert status.status == "approved"
+
+
+def test_reject_needs_a_comment(session, release, people):
+    item = _item(session, release, "Regression tests pass")
+    with pytest.raises(services.ReleaseError) as info:
+        services.sign_off(session, release=release, item=item, user=people["qa"], decision="reject")
+    assert info.value.field == "comment"
+
+
+def test_approval_needs_every_required_item(session, release, people):
+    rm = services.actor_for(people["release_manager"])
+    with pytest.raises(TransitionError, match="required item"):
+        transition(session, release, "approve", actor=rm)
+    session.rollback()
+    sign_all(session, release, people)
+    transition(session, release, "approve", actor=rm)
+    session.commit()
+    assert release.state == "approved"
+
+
+def test_a_rejected_item_blocks_approval(session, release, people):
+    sign_all(session, release, people)
+    services.sign_off(
+        session,
+        release=release,
+        item=_item(session, release, "Regression tests pass"),
+        user=people["qa"],
+        decision="reject",
+        comment="crash on receipt print",
+    )
+    session.commit()
+    with pytest.raises(TransitionError, match="Regression tests pass \\(rejected\\)"):
+        transition(session, release, "approve", actor=services.actor_for(people["release_manager"]))
+
+
+def test_only_a_release_manager_approves(session, release, people):
+    sign_all(session, release, people)
+    with pytest.raises(TransitionError) as info:
+        transition(session, release, "approve", actor=services.actor_for(people["qa"]))
+    assert info.value.status == 403
+
+
+def test_registrant_cannot_approve(session, pos, people, app):
+    rm = people["release_manager"]
+    with app.app_context():
+        release, _ = services.register_release(
+            session, app=pos, version="1.1.0", git_ref="v1.1.0", actor=services.actor_for(rm)
+        )
+    transition(session, release, "submit", actor=services.actor_for(rm))
+    sign_all(session, release, people)
+    with pytest.raises(TransitionError, match="registered the release"):
+        transition(session, release, "approve", actor=services.actor_for(rm))
+
+
+def test_approver_cannot_be_the_only_signer(session, release, people):
+    rm = people["release_manager"]
+    # Make every manual item the release manager's, so they would be the only signer.
+    for item in services.release_items(session, release):
+        if item.mode == "manual":
+            item.owner_role = "release_manager"
+            session.add(item)
+    session.commit()
+    for item in services.release_items(session, release):
+        if item.mode == "manual" and item.required:
+            services.sign_off(session, release=release, item=item, user=rm, decision="approve")
+    session.commit()
+    with pytest.raises(TransitionError, match="only person who signed"):
+        transition(session, release, "approve", actor=services.actor_for(rm))
+
+
+def test_separation_of_duties_can_be_switched_off(session, release, people, pos):
+    pos.separation_of_duties = False
+    session.add(pos)
+    session.commit()
+    release.created_by = people["release_manager"].actor
+    session.add(release)
+    session.commit()
+    sign_all(session, release, people)
+    transition(session, release, "approve", actor=services.actor_for(people["release_manager"]))
+    assert release.state == "approved"
+
+
+def test_admin_override_is_highlighted(session, release, people, admin):
+    sign_all(session, release, people)
+    services.sign_off(
+        session,
+        release=release,
+        item=_item(session, release, "Regression tests pass"),
+        user=people["qa"],
+        decision="block",
+        comment="waiting for device lab",
+    )
+    with pytest.raises(services.ReleaseError, match="only an admin"):
+        services.override_item(
+            session,
+            release=release,
+            item=_item(session, release, "Regression tests pass"),
+            user=people["release_manager"],
+            reason="x",
+        )
+    services.override_item(
+        session,
+        release=release,
+        item=_item(session, release, "Regression tests pass"),
+        user=admin,
+        reason="lab down; tested manually on two stores",
+    )
+    session.commit()
+    status = _status(session, release, "Regression tests pass")
+    assert status.ok and status.overridden is not None
+    event = session.exec(select(AuditEvent).where(AuditEvent.action == "signoff.override")).one()
+    assert event.highlight
+    transition(session, release, "approve", actor=services.actor_for(people["release_manager"]))
+    assert release.state == "approved"
+
+
+def test_sign_offs_close_after_approval(session, release, people):
+    sign_all(session, release, people)
+    transition(session, release, "approve", actor=services.actor_for(people["release_manager"]))
+    session.commit()
+    with pytest.raises(services.ReleaseError) as info:
+        services.sign_off(
+            session,
+            release=release,
+            item=_item(session, release, "Support briefed"),
+            user=people["support"],
+            decision="approve",
+        )
+    assert info.value.status == 409
+
+
+def test_two_people_signing_at_once_are_both_recorded(app, session, release, people, database_url):
+    """Two threads, two sessions, the same moment: both decisions land, none is lost."""
+    from service.db import make_engine
+
+    engine = make_engine(database_url)
+    qa_item = _item(session, release, "Regression tests pass").id
+    eng_item = _item(session, release, "Rollback plan written").id
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def sign(user_key, item_id):
+        try:
+            with Session(engine, expire_on_commit=False) as own:
+                barrier.wait()
+                rel = own.get(type(release), release.id)
+                item = own.get(ReleaseItem, item_id)
+                user = own.get(type(people[user_key]), people[user_key].id)
+                services.sign_off(own, release=rel, item=item, user=user, decision="approve")
+                own.commit()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=sign, args=("qa", qa_item)),
+        threading.Thread(target=sign, args=("engineer", eng_item)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    engine.dispose()
+    assert errors == []
+    assert len(session.exec(select(SignOff).where(SignOff.release_id == release.id)).all()) == 2
+
+
+def test_stale_form_gets_a_conflict(session, release, people):
+    stale = release.lock_version
+    sign_all(session, release, people)
+    transition(session, release, "approve", actor=services.actor_for(people["release_manager"]))
+    session.commit()
+    with pytest.raises(services.ReleaseError) as info:
+        services.sign_off(
+            session,
+            release=release,
+            item=_item(session, release, "Support briefed"),
+            user=people["support"],
+            decision="approve",
+            expected_lock=stale,
+        )
+    assert info.value.status == 409 and "changed since you loaded" in info.value.message
+
+
+def test_registration_is_idempotent_and_refuses_lower_versions(app, session, release, pos, people):
+    actor = Actor(name="token:ci")
+    with app.app_context():
+        again, created = services.register_release(
+            session, app=pos, version="1.1.0", git_ref="v1.1.0", actor=actor
+        )
+        assert again.id == release.id and not created
+        release.state = "released"
+        session.add(release)
+        session.commit()
+        with pytest.raises(services.ReleaseError) as info:
+            services.register_release(
+                session, app=pos, version="1.0.9", git_ref="v1.0.0", actor=actor
+            )
+        assert info.value.status == 409 and "lower than 1.1.0" in info.value.message
+        with pytest.raises(services.ReleaseError) as info:
+            services.register_release(session, app=pos, version="latest", git_ref="x", actor=actor)
+        assert info.value.field == "version"
