@@ -77,7 +77,17 @@ def _share(part: int, total: int) -> float:
 # --- adoption over time -------------------------------------------------------------------
 
 
-def _daily_counts(session: Session, *, app: str, start: date, end: date) -> list[DailyCount]:
+def _daily_counts(
+    session: Session,
+    *,
+    app: str,
+    start: date,
+    end: date,
+    only: Sequence[date] | None = None,
+) -> list[DailyCount]:
+    conditions = [ad.c.app == app, ad.c.day >= start, ad.c.day <= end]
+    if only is not None:
+        conditions.append(ad.c.day.in_(list(only)))
     rows = session.execute(
         select(
             ad.c.day,
@@ -86,7 +96,7 @@ def _daily_counts(session: Session, *, app: str, start: date, end: date) -> list
             ad.c.channel,
             func.sum(ad.c.devices),
         )
-        .where(ad.c.app == app, ad.c.day >= start, ad.c.day <= end)
+        .where(*conditions)
         .group_by(ad.c.day, ad.c.version_key, ad.c.channel)
     ).all()
     return [DailyCount(day, v, k, c, int(n)) for day, v, k, c, n in rows]
@@ -99,10 +109,20 @@ def adoption_over_time(
     start: date,
     end: date,
     releases: Sequence[ReleaseInfo] = (),
+    step: int = 1,
 ) -> AdoptionSeries:
-    """Share of each version per day from ``start`` to ``end``: beta, the rest, and all."""
-    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
-    counts = _daily_counts(session, app=app, start=start, end=end)
+    """Share of each version per day from ``start`` to ``end``: beta, the rest, and all.
+
+    ``step`` > 1 samples one day in ``step`` (counting back from ``end``, which is always
+    included): a year drawn weekly reads a seventh of the rows.
+    """
+    if step < 1:
+        raise ValueError("step must be at least 1")
+    span = (end - start).days
+    days = sorted(end - timedelta(days=n) for n in range(0, span + 1, step))
+    counts = _daily_counts(
+        session, app=app, start=start, end=end, only=days if step > 1 else None
+    )
     shown = [
         r
         for r in releases

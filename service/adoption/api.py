@@ -1,0 +1,327 @@
+"""Adoption API: heartbeats in, reports out (JSON, or CSV with ``?format=csv`` / ``.csv``)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+from flask import Response, current_app, request
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+from sqlmodel import Session
+
+from service import db
+from service.adoption import services
+from service.api import OPERATIONS, ApiError, operation
+from service.releases.models import App
+from version_monitor import reports
+from version_monitor.ingest import (
+    MAX_BATCH,
+    HeartbeatIn,
+    MalformedBatch,
+    ingest_heartbeats,
+    parse_batch,
+)
+
+TAG = "Adoption"
+
+
+# --- heartbeats -------------------------------------------------------------------------
+
+
+class HeartbeatBatch(RootModel[HeartbeatIn | list[HeartbeatIn]]):
+    """One heartbeat, or a list of 1 to 1,000 of them."""
+
+
+class RejectedHeartbeat(BaseModel):
+    index: int = Field(description="Position of the item in the batch (0 for a single object)")
+    field: str | None
+    reason: str
+
+
+class HeartbeatResult(BaseModel):
+    accepted: int = Field(description="Valid heartbeats (replays included; they change nothing)")
+    rejected: list[RejectedHeartbeat]
+    registered_devices: int
+    version_changes: int
+    new_device_states: int
+    stale: int = Field(description="Valid but not newer than what the device already reported")
+
+
+@operation(
+    "/heartbeats",
+    "POST",
+    summary="Report device versions (one heartbeat or a batch of up to 1,000)",
+    tag=TAG,
+    scope="heartbeats:write",
+    response=HeartbeatResult,
+    errors=(400, 413, 415, 422),
+)
+def adoption_post_heartbeats() -> tuple[dict[str, Any], int] | Response:
+    """Each item is checked on its own: valid ones are stored and invalid ones come back in
+    ``rejected`` with their index, field and reason (status 207 when some were rejected).
+    When every item is rejected nothing is stored and the answer is 422. A body that is not
+    a heartbeat object or a list of them is refused whole with 400; more than 1,000 items
+    with 413. Replaying a heartbeat changes nothing."""
+    if not request.is_json:
+        raise ApiError(
+            415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
+        )
+    try:
+        data = json.loads(request.get_data(cache=False) or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    if isinstance(data, list) and len(data) > MAX_BATCH:
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"a batch holds at most {MAX_BATCH} heartbeats; this one has {len(data)}: split it",
+            [{"field": "body", "message": f"at most {MAX_BATCH} items", "type": "too_long"}],
+        )
+    try:
+        items = parse_batch(data)
+    except MalformedBatch as exc:
+        raise ApiError(
+            400,
+            "malformed_batch",
+            str(exc),
+            [{"field": "body", "message": str(exc), "type": "malformed"}],
+        ) from None
+    session = db.session()
+    wanted = {
+        item["app"] for item in items if isinstance(item, dict) and isinstance(item.get("app"), str)
+    }
+    apps = services.known_apps.get(session, wanted)
+    result = ingest_heartbeats(session, items, known_apps=apps, now=services.now_naive())
+    body = result.as_dict()
+    if not result.accepted:
+        session.rollback()
+        fields = [
+            {
+                "field": f"[{r.index}].{r.field}" if r.field else f"[{r.index}]",
+                "message": r.reason,
+                "type": "value_error",
+            }
+            for r in result.rejected[:50]
+        ]
+        first = result.rejected[0]
+        message = (
+            f"no heartbeat was accepted; item {first.index}"
+            + (f" ({first.field})" if first.field else "")
+            + f": {first.reason}"
+        )
+        body["error"] = {"code": "validation_error", "message": message, "fields": fields}
+        return body, 422
+    session.commit()
+    return body, 207 if result.rejected else 200
+
+
+# The body is parsed by hand (item by item), but documented as the model it follows.
+for _i, _op in enumerate(OPERATIONS):
+    if _op.endpoint == "adoption_post_heartbeats":
+        OPERATIONS[_i] = dataclasses.replace(_op, body=HeartbeatBatch)
+
+
+# --- reports ----------------------------------------------------------------------------
+
+
+class ReportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["json", "csv"] = Field(default="json", description="csv to download")
+
+
+class SeriesQuery(ReportQuery):
+    start: date | None = Field(default=None, description="First day (default: `days` ago)")
+    end: date | None = Field(default=None, description="Last day (default: today, UTC)")
+    days: int = Field(default=150, ge=1, le=1000, description="Length when start is absent")
+    step: Literal["auto", "day", "week"] = Field(
+        default="auto", description="auto: one point a day up to 180 days, else one a week"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SeriesQuery:
+        if self.start and self.end and self.start > self.end:
+            raise ValueError("start must not be after end")
+        return self
+
+
+class StragglersQuery(ReportQuery):
+    max_behind: int | None = Field(
+        default=services.DEFAULT_MAX_BEHIND,
+        ge=0,
+        le=100,
+        description="Also list stores more than this many releases behind",
+    )
+    limit: int = Field(default=500, ge=1, le=5000)
+    offset: int = Field(default=0, ge=0)
+
+
+class OfflineQuery(ReportQuery):
+    bucket: Literal["24h", "7d"] | None = Field(
+        default=None, description="24h: unseen 24 h to 7 days; 7d: unseen for over 7 days"
+    )
+    limit: int = Field(default=500, ge=1, le=5000)
+    offset: int = Field(default=0, ge=0)
+
+
+@dataclasses.dataclass
+class Report:
+    data: dict[str, Any] | list[Any]
+    rows: list[dict[str, Any]]
+
+
+def app_or_404(session: Session, slug: str) -> App:
+    app = services.find_app(session, slug)
+    if app is None:
+        raise ApiError(
+            404,
+            "not_found",
+            f"no app {slug!r}",
+            [{"field": "app", "message": "unknown app", "type": "not_found"}],
+        )
+    return app
+
+
+def series_report(session: Session, app: App, query: SeriesQuery, now: datetime) -> Report:
+    end = query.end or now.date()
+    start = query.start or end - timedelta(days=query.days - 1)
+    weekly = query.step == "week" or (query.step == "auto" and (end - start).days >= 180)
+    series = reports.adoption_over_time(
+        session,
+        app=app.slug,
+        start=start,
+        end=end,
+        releases=services.release_infos(session, app),
+        step=7 if weekly else 1,
+    )
+    data = series.as_dict()
+    data["step"] = "week" if weekly else "day"
+    return Report(data, series.rows())
+
+
+def census_report(session: Session, app: App, query: ReportQuery, now: datetime) -> Report:
+    result = reports.census(session, app=app.slug, now=now)
+    rows: list[dict[str, Any]] = []
+    for group, items in (
+        ("version", result.by_version),
+        ("device_kind", result.by_kind),
+        ("region", result.by_region),
+    ):
+        for item in items:
+            rows.append({"group": group, **item})
+    return Report(result.as_dict(), rows)
+
+
+def stragglers_report(session: Session, app: App, query: StragglersQuery, now: datetime) -> Report:
+    result = services.stragglers(
+        session, app, now=now, max_behind=query.max_behind, limit=query.limit, offset=query.offset
+    )
+    return Report(result.as_dict(), result.rows())
+
+
+def offline_report(session: Session, app: App, query: OfflineQuery, now: datetime) -> Report:
+    result = reports.offline_devices(
+        session, app=app.slug, now=now, bucket=query.bucket, limit=query.limit, offset=query.offset
+    )
+    return Report(result.as_dict(), result.rows())
+
+
+def milestones_report(session: Session, app: App, query: ReportQuery, now: datetime) -> Report:
+    milestones = reports.time_to_adoption(
+        session, app=app.slug, releases=services.release_infos(session, app)
+    )
+    items = [m.as_dict() for m in milestones]
+    return Report({"app": app.slug, "milestones": items}, items)
+
+
+def stalls_report(session: Session, app: App, query: ReportQuery, now: datetime) -> Report:
+    stalls = services.detect_stalls(session, app, now=now)
+    rows: list[dict[str, Any]] = []
+    for stall in stalls:
+        head = {k: v for k, v in stall.as_dict().items() if k != "holding_back"}
+        if not stall.holding_back:
+            rows.append(head)
+        for holder in stall.holding_back:
+            rows.append(head | {f"store_{k}": v for k, v in holder.as_dict().items()})
+    return Report({"app": app.slug, "stalls": [s.as_dict() for s in stalls]}, rows)
+
+
+def csv_response(rows: list[dict[str, Any]], filename: str) -> Response:
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {
+                    k: (v.isoformat() if isinstance(v, datetime | date) else v)
+                    for k, v in row.items()
+                }
+            )
+    response = current_app.response_class(out.getvalue(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+Builder = Callable[[Session, App, Any, datetime], Report]
+REPORTS: dict[str, tuple[str, type[ReportQuery], Builder]] = {
+    "series": ("Adoption of each version per day, beta / rest / all", SeriesQuery, series_report),
+    "census": (
+        "Today's devices and stores per version, kind and region",
+        ReportQuery,
+        census_report,
+    ),
+    "stragglers": (
+        "Stores below the minimum supported version or too many releases behind",
+        StragglersQuery,
+        stragglers_report,
+    ),
+    "offline": ("Devices not seen for 24 hours or 7 days", OfflineQuery, offline_report),
+    "milestones": ("Days to 50 / 80 / 95 % adoption per release", ReportQuery, milestones_report),
+    "stalls": ("Stalled releases and the stores holding them back", ReportQuery, stalls_report),
+}
+
+
+def build_report(
+    name: str, slug: str, query: ReportQuery, *, now: datetime | None = None
+) -> Report:
+    session = db.session()
+    app = app_or_404(session, slug)
+    _, _, builder = REPORTS[name]
+    return builder(session, app, query, now or services.now_naive())
+
+
+def _register(name: str, summary: str, query_model: type[ReportQuery]) -> None:
+    def view(app: str, query: ReportQuery) -> Any:
+        report = build_report(name, app, query)
+        if query.format == "csv":
+            return csv_response(report.rows, f"{app}-{name}-{date.today().isoformat()}.csv")
+        return report.data
+
+    def csv_view(app: str, query: ReportQuery) -> Any:
+        report = build_report(name, app, query)
+        return csv_response(report.rows, f"{app}-{name}-{date.today().isoformat()}.csv")
+
+    view.__name__ = f"adoption_{name}"
+    view.__doc__ = f"{summary}. Add `format=csv` (or use the `.csv` path) for a CSV download."
+    csv_view.__name__ = f"adoption_{name}_csv"
+    csv_view.__doc__ = f"{summary}, as CSV."
+    rule = f"/apps/<app>/adoption/{name}"
+    operation(rule, summary=summary, tag=TAG, query=query_model, errors=(404,))(view)
+    operation(
+        rule + ".csv",
+        summary=summary + " (CSV)",
+        tag=TAG,
+        query=query_model,
+        response="text/csv",
+        errors=(404,),
+    )(csv_view)
+
+
+for _name, (_summary, _query, _) in REPORTS.items():
+    _register(_name, _summary, _query)

@@ -1,0 +1,324 @@
+"""The service's side of adoption: apps and releases from ``service`` tables, turned into
+what :mod:`version_monitor` expects, and the summaries other pages show.
+
+``version_monitor`` takes ``now`` and release dates as naive UTC; the service's tables hold
+timezone-aware UTC. Every conversion happens here (:func:`naive_utc`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from service.releases.models import App, Release
+from version_monitor import reports
+from version_monitor.adoption import ReleaseInfo
+from versioning import InvalidVersion, parse_version
+
+DEFAULT_RETENTION_DAYS = 400
+# Releases whose adoption the reports follow (drafts and rejected ones never shipped).
+SHIPPED_STATES = ("beta", "rolling_out", "released", "halted")
+# Stalls are looked for among releases still spreading, and the recently released.
+STALL_STATES = ("beta", "rolling_out", "released")
+STALL_RELEASED_WITHIN = timedelta(days=14)
+# Used when an app sets no minimum: more than this many releases behind is a straggler.
+DEFAULT_MAX_BEHIND = 2
+
+
+def retention_days() -> int:
+    """``RELGOV_ROLLUP_RETENTION_DAYS`` (default 400): how many days of rollups to keep."""
+    raw = os.environ.get("RELGOV_ROLLUP_RETENTION_DAYS", "").strip()
+    if not raw:
+        return DEFAULT_RETENTION_DAYS
+    try:
+        days = int(raw)
+    except ValueError:
+        raise ValueError(
+            f"RELGOV_ROLLUP_RETENTION_DAYS must be a whole number, not {raw!r}"
+        ) from None
+    if days < 1:
+        raise ValueError("RELGOV_ROLLUP_RETENTION_DAYS must be at least 1")
+    return days
+
+
+def naive_utc(moment: datetime | None) -> datetime | None:
+    """``moment`` as naive UTC (a naive value is taken to be UTC already)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def now_naive() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def as_aware(moment: datetime) -> datetime:
+    """A naive-UTC value from ``version_monitor`` as aware UTC (for display and JSON)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+# --- apps -----------------------------------------------------------------------------
+
+
+class _KnownApps:
+    """App slugs, cached per process: heartbeats ask on every request.
+
+    Only a hit is trusted; a miss asks the database again, so an app created by another
+    worker is known at once (apps are never deleted, only added).
+    """
+
+    def __init__(self, ttl: float = 60.0) -> None:
+        self._lock = threading.Lock()
+        self._slugs: frozenset[str] = frozenset()
+        self._loaded_at = 0.0
+        self._ttl = ttl
+
+    def get(self, session: Session, wanted: Iterable[str]) -> frozenset[str]:
+        wanted_set = set(wanted)
+        fresh = time.monotonic() - self._loaded_at < self._ttl
+        if fresh and wanted_set <= self._slugs:
+            return self._slugs
+        slugs = frozenset(session.exec(select(App.slug)).all())
+        with self._lock:
+            self._slugs, self._loaded_at = slugs, time.monotonic()
+        return slugs
+
+
+known_apps = _KnownApps()
+
+
+def list_apps(session: Session) -> list[App]:
+    return list(session.exec(select(App).order_by(col(App.slug))).all())
+
+
+def find_app(session: Session, slug: str) -> App | None:
+    return session.exec(select(App).where(App.slug == slug)).first()
+
+
+# --- releases -------------------------------------------------------------------------
+
+
+def _parses(version: str) -> bool:
+    try:
+        parse_version(version)
+    except InvalidVersion:
+        return False
+    return True
+
+
+def release_info(release: Release) -> ReleaseInfo:
+    """``release`` as the reports see it: beta from ``beta_at``; "every store" from the start
+    of the rollout (or from ``released_at`` when it went straight to everyone)."""
+    return ReleaseInfo(
+        version=release.version,
+        beta_at=naive_utc(release.beta_at),
+        rolled_out_at=naive_utc(release.rollout_started_at or release.released_at),
+    )
+
+
+def shipped_releases(
+    session: Session, app: App, *, states: Sequence[str] = SHIPPED_STATES
+) -> list[Release]:
+    rows = session.exec(
+        select(Release).where(Release.app_id == app.id, col(Release.state).in_(states))
+    ).all()
+    return [r for r in rows if (r.beta_at or r.rollout_started_at or r.released_at)]
+
+
+def release_infos(session: Session, app: App) -> list[ReleaseInfo]:
+    return [release_info(r) for r in shipped_releases(session, app) if _parses(r.version)]
+
+
+def stall_candidates(session: Session, app: App, *, now: datetime) -> list[ReleaseInfo]:
+    """Releases in beta or rolling out, and those released within the last two weeks."""
+    infos = []
+    for release in shipped_releases(session, app, states=STALL_STATES):
+        if not _parses(release.version):
+            continue
+        if release.state == "released":
+            released = naive_utc(release.released_at)
+            if released is None or now - released > STALL_RELEASED_WITHIN:
+                continue
+        infos.append(release_info(release))
+    return infos
+
+
+# --- reports with the app's settings --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesWindow:
+    start: date
+    end: date
+
+
+def default_window(now: datetime, days: int = 150) -> SeriesWindow:
+    end = now.date()
+    return SeriesWindow(start=end - timedelta(days=days - 1), end=end)
+
+
+def detect_stalls(session: Session, app: App, *, now: datetime) -> list[reports.Stall]:
+    return reports.detect_stalls(
+        session,
+        app=app.slug,
+        releases=stall_candidates(session, app, now=now),
+        now=now,
+        beta_target=app.beta_adoption_target / 100.0,
+        beta_hours=app.beta_stall_hours,
+    )
+
+
+def stragglers(
+    session: Session,
+    app: App,
+    *,
+    now: datetime,
+    max_behind: int | None = DEFAULT_MAX_BEHIND,
+    limit: int = 500,
+    offset: int = 0,
+) -> reports.StragglerReport:
+    minimum = app.min_supported_version if app.min_supported_version else None
+    if minimum and not _parses(minimum):
+        minimum = None
+    return reports.stragglers(
+        session,
+        app=app.slug,
+        releases=release_infos(session, app),
+        now=now,
+        minimum_supported=minimum,
+        max_behind=max_behind,
+        limit=limit,
+        offset=offset,
+    )
+
+
+def stall_summary(session: Session, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every stalled release of every app, for the dashboard and ``/metrics``.
+
+    Each dict: app, version, release_id, kind, channel, share, target, detail, since,
+    stores_holding_back and the first few stores holding it back.
+    """
+    moment = now or now_naive()
+    out: list[dict[str, Any]] = []
+    for app in list_apps(session):
+        stalls = detect_stalls(session, app, now=moment)
+        if not stalls:
+            continue
+        ids = {
+            r.version: r.id
+            for r in session.exec(select(Release).where(Release.app_id == app.id)).all()
+        }
+        for stall in stalls:
+            out.append(
+                {
+                    "app": app.slug,
+                    "app_name": app.name,
+                    "version": stall.version,
+                    "release_id": ids.get(stall.version),
+                    "kind": stall.kind,
+                    "channel": stall.channel,
+                    "share": stall.share,
+                    "target": stall.target,
+                    "detail": stall.detail,
+                    "since": as_aware(stall.since),
+                    "stores_holding_back": stall.stores_holding_back,
+                    "holding_back": [h.as_dict() for h in stall.holding_back[:5]],
+                }
+            )
+    return out
+
+
+# --- the release page and its checklist -----------------------------------------------
+
+
+def _overall_adoption(session: Session, app: str, version: str, now: datetime) -> float | None:
+    from version_monitor.versions import key_of
+
+    total, adopted = reports._adoption(
+        session, app=app, key=key_of(version), since=now - reports.OFFLINE_AFTER, channel=None
+    )
+    return adopted / total if total else None
+
+
+def release_adoption(
+    session: Session, release: Release, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """What the release page shows: adoption in beta stores and overall now, the app's beta
+    target, and whether the release is flagged as stalled (with the stores holding it back).
+
+    Shares are 0–1 or ``None`` when no device of that group has reported within 24 h.
+    """
+    moment = now or now_naive()
+    app = session.get(App, release.app_id)
+    result: dict[str, Any] = {
+        "available": False,
+        "app": app.slug if app else None,
+        "version": release.version,
+        "beta": None,
+        "overall": None,
+        "target": (app.beta_adoption_target / 100.0) if app else None,
+        "stall_hours": app.beta_stall_hours if app else None,
+        "stalls": [],
+        "stalled": False,
+        "adoption_url": None,
+    }
+    if app is None or not _parses(release.version):
+        return result
+    result["adoption_url"] = f"/adoption/{app.slug}"
+    beta = reports.beta_adoption(session, app=app.slug, version=release.version, now=moment)
+    overall = _overall_adoption(session, app.slug, release.version, moment)
+    result.update(beta=beta, overall=overall, available=beta is not None or overall is not None)
+    if release.state in STALL_STATES:
+        stalls = reports.detect_stalls(
+            session,
+            app=app.slug,
+            releases=[release_info(release)],
+            now=moment,
+            beta_target=app.beta_adoption_target / 100.0,
+            beta_hours=app.beta_stall_hours,
+        )
+        result["stalls"] = [s.as_dict() for s in stalls]
+        result["stalled"] = bool(stalls)
+    return result
+
+
+def beta_adoption_for_checklist(
+    session: Session, release: Release, *, now: datetime | None = None
+) -> tuple[float | None, str]:
+    """The checklist's automatic "beta adoption ≥ X %" item: the share (0–1) of online beta
+    devices on this release or newer, and evidence text; ``None`` = not available yet."""
+    moment = now or now_naive()
+    app = session.get(App, release.app_id)
+    if app is None:
+        return None, "the release's app is unknown"
+    if not _parses(release.version):
+        return None, f"version {release.version!r} cannot be compared"
+    if release.beta_at is None:
+        return None, "not available yet: the release has not entered beta"
+    from version_monitor.versions import key_of
+
+    total, adopted = reports._adoption(
+        session,
+        app=app.slug,
+        key=key_of(release.version),
+        since=moment - reports.OFFLINE_AFTER,
+        channel="beta",
+    )
+    if not total:
+        return None, "not available yet: no beta device has reported in the last 24 h"
+    share = adopted / total
+    target = app.beta_adoption_target
+    verdict = "meets" if share * 100 >= target else "below"
+    return share, (
+        f"{adopted} of {total} online beta devices run {release.version} or newer "
+        f"({share:.1%}; {verdict} the target of {target:g} %)"
+    )
