@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 15:57:19.378700
+Create Date: 2026-11-28 16:02:47.591729
 """
 
 from collections.abc import Sequence
@@ -81,11 +81,46 @@ def upgrade() -> None:
         batch_op.create_index('ix_audit_event_at', ['at'], unique=False)
         batch_op.create_index('ix_audit_event_subject', ['subject_type', 'subject_id'], unique=False)
 
+    op.create_table('circuit_breaker',
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('opened_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('retry_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
     op.create_table('fleet_version',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('job',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('max_attempts', sa.Integer(), nullable=False),
+    sa.Column('next_run_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('locked_by', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
+    sa.Column('locked_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('result', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('finished_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('job', schema=None) as batch_op:
+        batch_op.create_index('ix_job_key_state', ['key', 'state'], unique=False)
+        batch_op.create_index(batch_op.f('ix_job_kind'), ['kind'], unique=False)
+        batch_op.create_index('ix_job_state_next_run', ['state', 'next_run_at'], unique=False)
+        batch_op.create_index('uq_job_queued_key', ['key'], unique=True, sqlite_where=sa.text("state = 'queued'"), postgresql_where=sa.text("state = 'queued'"))
+
     op.create_table('store',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('external_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -458,7 +493,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_store_external_id'))
 
     op.drop_table('store')
+    with op.batch_alter_table('job', schema=None) as batch_op:
+        batch_op.drop_index('uq_job_queued_key', sqlite_where=sa.text("state = 'queued'"), postgresql_where=sa.text("state = 'queued'"))
+        batch_op.drop_index('ix_job_state_next_run')
+        batch_op.drop_index(batch_op.f('ix_job_kind'))
+        batch_op.drop_index('ix_job_key_state')
+
+    op.drop_table('job')
     op.drop_table('fleet_version')
+    op.drop_table('circuit_breaker')
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_event_subject')
         batch_op.drop_index('ix_audit_event_at')

@@ -1,0 +1,472 @@
+"""Publishing a release's notes to Notion as a background job, behind a circuit breaker.
+
+One job per release (key ``release:<id>``, coalesced). An attempt:
+
+1. (transaction) refuses at once when Notion is not configured or the release has no notes;
+   waits when the breaker is open; otherwise marks the note "publishing";
+2. (no transaction held) ``NotionPublisher.publish`` — one attempt, idempotent: finds the
+   page by version and app, skips an unchanged note by hash, re-queries before re-creating;
+3. (transaction) records the page, the hash and the time, closes the breaker, and writes
+   the audit event. A failed attempt is recorded by the job runner through :func:`_on_error`
+   in the same transaction as the job's own state.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, current_app, has_app_context
+from prometheus_client import Gauge
+from sqlmodel import Session, col, select
+
+from release_notes.notion import (
+    NotionConfig,
+    NotionPublisher,
+    PageContent,
+    PermanentNotionError,
+    PublishResult,
+    SchemaReport,
+    TokenBucket,
+    TransientNotionError,
+    notes_hash,
+)
+from service import audit, db, metrics
+from service.models import utcnow
+from service.publishing import breaker, jobs
+from service.publishing.models import Job
+from service.releases.models import App, Release, ReleaseNote
+from service.settings import Settings
+
+KIND = "notion_publish"
+BREAKER = "notion"
+ACTOR = "system:publisher"
+NOT_CONFIGURED = (
+    "Notion is not configured: set NOTION_TOKEN and NOTION_DATABASE_ID (or "
+    "NOTION_DATA_SOURCE_ID) for the service, then publish again."
+)
+STATE_LABELS = {
+    "draft": "Not published",
+    "queued": "Queued",
+    "publishing": "Publishing",
+    "published": "Published",
+    "failed": "Failed",
+}
+STATE_BADGES = {
+    "draft": "",
+    "queued": "info",
+    "publishing": "info",
+    "published": "good",
+    "failed": "bad",
+}
+RELEASE_STATE_LABELS = {
+    "draft": "draft",
+    "in_review": "in review",
+    "approved": "approved, not yet in stores",
+    "beta": "in beta stores",
+    "rolling_out": "rolling out to all stores",
+    "released": "released to all stores",
+    "rejected": "rejected",
+    "halted": "halted",
+    "cancelled": "cancelled",
+}
+# Later transitions that bring an already published page up to date.
+FOLLOW_STATES = frozenset({"beta", "rolling_out", "released", "halted"})
+
+
+def job_key(release_id: int | None) -> str:
+    return f"release:{release_id}"
+
+
+def settings_of(app: Flask | None = None) -> Settings:
+    target = app or current_app
+    result: Settings = target.config["RELGOV_SETTINGS"]
+    return result
+
+
+# --- the Notion side ------------------------------------------------------------------------
+
+
+def notion_config(settings: Settings, *, timeout_s: float = 30.0) -> NotionConfig:
+    """The publisher's config. notion-client's own retries are off: the job queue retries,
+    honouring ``Retry-After`` exactly and counting attempts where people can see them."""
+    if not settings.notion_configured:
+        raise jobs.PermanentJobError(NOT_CONFIGURED)
+    return NotionConfig(
+        token=settings.notion_token,
+        database_id=settings.notion_database_id or None,
+        data_source_id=settings.notion_data_source_id or None,
+        base_url=settings.notion_base_url or None,
+        timeout_s=timeout_s,
+        max_retries=0,
+    )
+
+
+def make_publisher(app: Flask) -> NotionPublisher:
+    """A publisher sharing the app's rate limiter (one per process)."""
+    config = notion_config(
+        settings_of(app), timeout_s=float(app.config.get("RELGOV_NOTION_TIMEOUT", 30.0))
+    )
+    limiter: TokenBucket = app.extensions["relgov.notion_limiter"]
+    return NotionPublisher(config, limiter=limiter)
+
+
+def check_schema(app: Flask, *, init: bool = False) -> SchemaReport:
+    """``relgov notion check`` / ``init-schema``; a transient error is raised."""
+    with make_publisher(app) as publisher:
+        return publisher.init_schema() if init else publisher.check_schema()
+
+
+def page_content(release: Release, note: ReleaseNote, app: App, settings: Settings) -> PageContent:
+    """What the Notion page of ``release`` should say."""
+    link = f"{settings.base_url}/releases/{release.id}"
+    released: datetime | None = release.released_at or release.scheduled_for
+    state = RELEASE_STATE_LABELS.get(release.state, release.state.replace("_", " "))
+    # Support staff read the page to know whether a version is in stores yet; this line is
+    # why a state change updates the page.
+    header = f"> **Release state:** {state} · [Open in release governance]({link})\n\n"
+    return PageContent(
+        version=release.version,
+        markdown=header + note.markdown,
+        app=app.name,
+        release_date=released.date() if released else None,
+        commits=note.commit_count,
+        breaking_changes=note.breaking_count,
+        release_link=link,
+    )
+
+
+# --- requests from people and from the lifecycle ------------------------------------------
+
+
+class PublishRefused(ValueError):
+    """Publishing cannot be asked for (no notes yet); the message says why."""
+
+
+def note_of(session: Session, release: Release) -> ReleaseNote | None:
+    return session.exec(select(ReleaseNote).where(ReleaseNote.release_id == release.id)).first()
+
+
+def request_publish(
+    session: Session,
+    release: Release,
+    *,
+    actor: str,
+    run_now: bool = True,
+    delay: float = 0.0,
+    reason: str = "requested",
+) -> Job:
+    """Queue (or coalesce into) the publish job of ``release`` in the caller's transaction."""
+    note = note_of(session, release)
+    if note is None:
+        raise PublishRefused("this release has no release notes yet; generate them first")
+    job = jobs.enqueue(
+        session,
+        KIND,
+        key=job_key(release.id),
+        payload={"release_id": release.id, "actor": actor, "reason": reason},
+        delay=delay,
+        run_now=run_now,
+        actor=actor,
+    )
+    before = note.publish_state
+    if before != "queued":
+        note.publish_state = "queued"
+        session.add(note)
+    audit.record(
+        session,
+        actor=actor,
+        action="notes.publish_queued",
+        subject_type="release",
+        subject_id=release.id,
+        before={"publish_state": before},
+        after={"publish_state": "queued", "job": job.id, "reason": reason},
+        summary=f"queued publishing {release.version} notes to Notion ({reason})",
+    )
+    return job
+
+
+def _auto_enabled(session: Session, release: Release) -> bool:
+    app = session.get(App, release.app_id)
+    if app is None or not app.auto_publish:
+        return False
+    # Without Notion there is nothing to bring up to date; a person pressing "Publish" still
+    # gets a job that fails saying so.
+    return not has_app_context() or settings_of().notion_configured
+
+
+def on_release_transition(
+    session: Session, release: Release, before: str, after: str, actor: Any
+) -> None:
+    """Lifecycle listener: approval queues the notes; later states refresh a published page."""
+    if not _auto_enabled(session, release):
+        return
+    note = note_of(session, release)
+    if note is None:
+        return
+    if after == "approved" or (after in FOLLOW_STATES and note.publish_state != "draft"):
+        request_publish(
+            session,
+            release,
+            actor=getattr(actor, "name", ACTOR),
+            run_now=False,
+            delay=jobs.DEBOUNCE_SECONDS,
+            reason=f"release {after.replace('_', ' ')}",
+        )
+
+
+def notes_edited(session: Session, release: Release, actor: str) -> Job | None:
+    """Call after a note is edited: queues a (coalesced, debounced) publish when the notes
+    are auto-published — the release is approved or later, or its notes were published."""
+    if not _auto_enabled(session, release):
+        return None
+    note = note_of(session, release)
+    if note is None:
+        return None
+    if release.state not in FOLLOW_STATES | {"approved"} and note.publish_state == "draft":
+        return None
+    return request_publish(
+        session,
+        release,
+        actor=actor,
+        run_now=False,
+        delay=jobs.DEBOUNCE_SECONDS,
+        reason="notes edited",
+    )
+
+
+# --- the job handler ------------------------------------------------------------------------
+
+
+def _load(session: Session, job: Job) -> tuple[Release, ReleaseNote, App]:
+    release_id = job.payload.get("release_id")
+    release = session.get(Release, release_id) if isinstance(release_id, int) else None
+    if release is None:
+        raise jobs.PermanentJobError(f"release {release_id} no longer exists")
+    note = note_of(session, release)
+    if note is None:
+        raise jobs.PermanentJobError("this release has no release notes yet")
+    app = session.get(App, release.app_id)
+    assert app is not None
+    return release, note, app
+
+
+def handle_publish(ctx: jobs.JobContext) -> str:
+    """One publish attempt (see the module docstring)."""
+    settings = settings_of(ctx.app)
+    if not settings.notion_configured:
+        raise jobs.PermanentJobError(NOT_CONFIGURED)
+    with db.session_scope() as session:
+        release, note, app = _load(session, ctx.job)
+        decision = breaker.before_call(session, BREAKER, now=ctx.now)
+        if not decision.allowed:
+            assert decision.retry_at is not None
+            _hold_queued(session, decision.retry_at)
+            raise jobs.DeferJob(
+                f"Notion circuit breaker is {decision.state.replace('_', '-')}: waiting until "
+                f"{decision.retry_at:%Y-%m-%d %H:%M:%S} UTC",
+                until=decision.retry_at,
+            )
+        content = page_content(release, note, app, settings)
+        note.publish_state = "publishing"
+        session.add(note)
+    try:
+        with make_publisher(ctx.app) as publisher:
+            result = publisher.publish(content)
+    except TransientNotionError as exc:
+        with db.session_scope() as session:
+            breaker.record_failure(session, BREAKER, str(exc), now=ctx.now)
+        raise
+    except PermanentNotionError:
+        with db.session_scope() as session:  # Notion answered: it is up
+            breaker.record_success(session, BREAKER, now=ctx.now)
+        raise
+    with db.session_scope() as session:
+        breaker.record_success(session, BREAKER, now=ctx.now)
+        release, note, _ = _load(session, ctx.job)
+        _record_published(session, release, note, result, ctx)
+    return f"{result.action} {result.url or result.page_id} ({result.requests} requests)"
+
+
+def _hold_queued(session: Session, until: datetime) -> None:
+    """While the breaker is open, every waiting publish job waits with it."""
+    for job in session.exec(
+        select(Job).where(Job.kind == KIND, Job.state == "queued", col(Job.next_run_at) < until)
+    ).all():
+        job.next_run_at = until
+        job.updated_at = utcnow()
+        session.add(job)
+
+
+def _record_published(
+    session: Session,
+    release: Release,
+    note: ReleaseNote,
+    result: PublishResult,
+    ctx: jobs.JobContext,
+) -> None:
+    before = {
+        "publish_state": note.publish_state,
+        "notion_page_id": note.notion_page_id,
+        "published_hash": note.published_hash,
+    }
+    pending = session.exec(
+        select(Job.id).where(Job.key == job_key(release.id), Job.state == "queued")
+    ).first()
+    note.publish_state = "queued" if pending is not None else "published"
+    note.notion_page_id = result.page_id
+    note.notion_url = result.url
+    if result.action != "skipped" or note.published_hash != result.notes_hash:
+        note.published_at = ctx.now
+    note.published_hash = result.notes_hash
+    note.last_publish_error = None
+    session.add(note)
+    verb = {"created": "created", "updated": "updated", "skipped": "unchanged, skipped"}
+    audit.record(
+        session,
+        actor=str(ctx.job.payload.get("actor") or ACTOR),
+        action="notes.published",
+        subject_type="release",
+        subject_id=release.id,
+        before=before,
+        after={
+            "publish_state": note.publish_state,
+            "notion_page_id": note.notion_page_id,
+            "published_hash": note.published_hash,
+            "action": result.action,
+            "job": ctx.job.id,
+        },
+        summary=f"notes of {release.version} published to Notion ({verb[result.action]})",
+    )
+
+
+def _on_error(session: Session, job: Job, message: str, final: bool) -> None:
+    release_id = job.payload.get("release_id")
+    release = session.get(Release, release_id) if isinstance(release_id, int) else None
+    if release is None:
+        return
+    note = note_of(session, release)
+    if note is None:
+        return
+    before = note.publish_state
+    note.publish_state = "failed" if final else "queued"
+    note.last_publish_error = message[:2000]
+    session.add(note)
+    if final:
+        audit.record(
+            session,
+            actor=ACTOR,
+            action="notes.publish_failed",
+            subject_type="release",
+            subject_id=release.id,
+            before={"publish_state": before},
+            after={"publish_state": "failed", "error": message[:500], "job": job.id},
+            summary=f"publishing {release.version} notes to Notion failed: {message[:200]}",
+            highlight=True,
+        )
+
+
+# --- status for pages, the API and /metrics ---------------------------------------------
+
+
+def breaker_status(session: Session, *, now: datetime | None = None) -> dict[str, Any]:
+    row = breaker.current(session, BREAKER)
+    return {
+        "state": row.state,
+        "open": row.state != "closed",
+        "failures": row.failures,
+        "opened_at": row.opened_at,
+        "retry_at": row.retry_at,
+        "last_error": row.last_error,
+    }
+
+
+def job_status(job: Job | None) -> dict[str, Any] | None:
+    if job is None:
+        return None
+    return {
+        "id": job.id,
+        "state": job.state,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "next_run_at": job.next_run_at,
+        "last_error": job.last_error,
+        "result": job.result,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "finished_at": job.finished_at,
+    }
+
+
+def publish_status(
+    session: Session, release: Release, *, settings: Settings | None = None
+) -> dict[str, Any]:
+    """Everything the release page shows about publishing its notes to Notion."""
+    settings = settings or settings_of()
+    note = note_of(session, release)
+    app = session.get(App, release.app_id)
+    job = jobs.latest_job(session, job_key(release.id))
+    state = note.publish_state if note else "draft"
+    if state == "failed":
+        button = "Retry"
+    elif state == "published":
+        button = "Publish again"
+    else:
+        button = "Publish now"
+    return {
+        "release_id": release.id,
+        "configured": settings.notion_configured,
+        "auto_publish": bool(app and app.auto_publish),
+        "has_note": note is not None,
+        "state": state,
+        "state_label": STATE_LABELS.get(state, state),
+        "badge": STATE_BADGES.get(state, ""),
+        "notion_url": note.notion_url if note else None,
+        "notion_page_id": note.notion_page_id if note else None,
+        "published_at": note.published_at if note else None,
+        "published_hash": note.published_hash if note else None,
+        "last_error": note.last_publish_error if note else None,
+        "up_to_date": bool(
+            note
+            and note.published_hash
+            and app
+            and note.published_hash == notes_hash(page_content(release, note, app, settings))
+        ),
+        "job": job_status(job),
+        "breaker": breaker_status(session),
+        "button": button,
+        "can_publish": note is not None,
+    }
+
+
+CIRCUIT_OPEN = Gauge(
+    "relgov_notion_circuit_open",
+    "1 while the Notion circuit breaker is open or probing (publishing waits)",
+    multiprocess_mode="max",
+)
+JOBS = Gauge(
+    "relgov_jobs",
+    "Background jobs by state",
+    ["state"],
+    multiprocess_mode="max",
+)
+
+
+def collect_metrics() -> None:
+    """A ``/metrics`` collector: breaker state and job counts, read from the database."""
+    with db.session_scope() as session:
+        CIRCUIT_OPEN.set(1 if breaker.current(session, BREAKER).state != "closed" else 0)
+        counts = jobs.count_by_state(session)
+    for state in ("queued", "running", "succeeded", "failed", "cancelled"):
+        JOBS.labels(state).set(counts.get(state, 0))
+
+
+def register() -> None:
+    """Wire the handler, the lifecycle listener and the metrics collector (once)."""
+    from service.releases import lifecycle
+
+    jobs.register_handler(KIND, handle_publish, on_error=_on_error)
+    if on_release_transition not in lifecycle.LISTENERS:
+        lifecycle.on_transition(on_release_transition)
+    if collect_metrics not in metrics.GAUGE_COLLECTORS:
+        metrics.GAUGE_COLLECTORS.append(collect_metrics)
