@@ -9,7 +9,6 @@ from service.models import AuditEvent
 from service.releases import services
 from service.releases.lifecycle import Actor, TransitionError, transition
 from service.releases.models import ReleaseItem, SignOff
-from tests.service.releases.release_fixtures import git_repo, people, pos  # noqa: F401
 
 
 @pytest.fixture
