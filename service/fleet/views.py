@@ -253,15 +253,17 @@ def stores() -> str:
 
 
 def _store_values() -> dict[str, Any]:
+    """The store form's fields; an empty time zone or window means "not given" (default)."""
     form = request.form
-    return {
+    values: dict[str, Any] = {
         "name": form.get("name", ""),
         "region": form.get("region", ""),
-        "timezone": form.get("timezone", ""),
         "tags": [t for t in form.get("tags", "").replace(";", ",").split(",") if t.strip()],
-        "update_window_start": form.get("update_window_start", ""),
-        "update_window_end": form.get("update_window_end", ""),
     }
+    for key in ("timezone", "update_window_start", "update_window_end"):
+        if form.get(key, "").strip():
+            values[key] = form[key]
+    return values
 
 
 @bp.route("/beta/stores/new", methods=["GET", "POST"])
