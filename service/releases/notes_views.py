@@ -1,0 +1,384 @@
+"""The notes of one release: preview, edit, diff against the generated text, regenerate.
+
+Every preview goes through :func:`release_notes.markdown_doc.render_html` (raw HTML in a
+commit message is text, and the result is cleaned with nh3), so nothing a commit author
+wrote can run in a reader's browser. An edit keeps the generated text it started from
+(``edit_base_markdown``): when regenerating changes the generated text under an edit, the
+page shows what changed and lets the editor keep their text or take the new one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlmodel import Session, col, select
+from werkzeug.wrappers import Response
+
+from release_notes.markdown_doc import render_html
+from service import audit, db
+from service.auth import login_required, roles_required
+from service.models import utcnow
+from service.releases.lifecycle import Actor
+from service.releases.models import App, Release, ReleaseNote
+from versioning import InvalidVersion, parse_version
+
+bp = Blueprint("notes", __name__)
+EDITOR_ROLES = ("release_manager", "engineer", "support", "admin")
+editor_required = roles_required(*EDITOR_ROLES)
+MAX_DIFF_LINES = 4000
+LIST_PER_APP = 10
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    kind: str  # meta | hunk | add | del | ctx
+    text: str
+
+
+def text_hash(text: str | None) -> str:
+    return hashlib.sha256((text or "").encode()).hexdigest()
+
+
+def _short(text: str | None) -> str | None:
+    return text_hash(text)[:16] if text is not None else None
+
+
+def normalise(text: str) -> str:
+    """Browsers send textareas with CRLF line ends; the notes are stored with LF."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text if text.endswith("\n") or not text else text + "\n"
+
+
+def diff_lines(old: str, new: str, *, old_label: str, new_label: str) -> list[DiffLine]:
+    """A unified diff of ``old`` → ``new`` as typed lines for the template (escaped there)."""
+    lines: list[DiffLine] = []
+    for raw in difflib.unified_diff(
+        old.splitlines(), new.splitlines(), old_label, new_label, n=2, lineterm=""
+    ):
+        if raw.startswith(("---", "+++")):
+            kind = "meta"
+        elif raw.startswith("@@"):
+            kind = "hunk"
+        elif raw.startswith("+"):
+            kind = "add"
+        elif raw.startswith("-"):
+            kind = "del"
+        else:
+            kind = "ctx"
+        lines.append(DiffLine(kind, raw))
+        if len(lines) >= MAX_DIFF_LINES:
+            lines.append(DiffLine("meta", "… the diff is longer; showing the first part only"))
+            break
+    return lines
+
+
+def _release_or_404(session: Session, release_id: int) -> tuple[Release, App]:
+    release = session.get(Release, release_id)
+    if release is None:
+        abort(404)
+    app = session.get(App, release.app_id)
+    assert app is not None
+    return release, app
+
+
+def note_for(session: Session, release: Release) -> ReleaseNote | None:
+    return session.exec(select(ReleaseNote).where(ReleaseNote.release_id == release.id)).first()
+
+
+def _actor() -> Actor:
+    return Actor(name=current_user.actor, user_id=current_user.id, role=current_user.role)
+
+
+def _notify_publishing(session: Session, release: Release, actor: Actor) -> None:
+    """Tell publishing the text changed (re-publish or mark stale), when that feature is here."""
+    try:
+        from service import publishing
+    except ImportError:  # pragma: no cover - the package is part of the service
+        return
+    hook = getattr(publishing, "notes_edited", None)
+    if callable(hook):
+        hook(session, release, actor)
+
+
+def _can_edit() -> bool:
+    return bool(current_user.is_authenticated and current_user.role in EDITOR_ROLES)
+
+
+def _render(
+    session: Session,
+    release: Release,
+    app: App,
+    note: ReleaseNote | None,
+    *,
+    text: str | None = None,
+    loaded_hash: str | None = None,
+    error: str | None = None,
+    previewing: bool = False,
+    status: int = 200,
+) -> tuple[str, int]:
+    current = note.markdown if note else ""
+    text = current if text is None else text
+    generated = note.generated_markdown if note else ""
+    conflict = None
+    if (
+        note is not None
+        and note.edited_markdown is not None
+        and note.edit_base_markdown is not None
+        and note.edit_base_markdown != note.generated_markdown
+    ):
+        conflict = diff_lines(
+            note.edit_base_markdown,
+            note.generated_markdown,
+            old_label="generated text your edit started from",
+            new_label="newly generated text",
+        )
+    changes = (
+        diff_lines(generated, text, old_label="generated from git", new_label="edited")
+        if note is not None and text != generated
+        else []
+    )
+    return render_template(
+        "releases/notes_page.html",
+        release=release,
+        app=app,
+        note=note,
+        text=text,
+        preview_html=render_html(text) if text else "",
+        loaded_hash=loaded_hash or text_hash(current),
+        changes=changes,
+        conflict=conflict,
+        error=error,
+        previewing=previewing,
+        can_edit=_can_edit(),
+    ), status
+
+
+@bp.get("/releases/<int:release_id>/notes")
+@login_required
+def notes_page(release_id: int) -> tuple[str, int]:
+    session = db.session()
+    release, app = _release_or_404(session, release_id)
+    return _render(session, release, app, note_for(session, release))
+
+
+@bp.post("/releases/<int:release_id>/notes")
+@editor_required
+def notes_save(release_id: int) -> tuple[str, int] | Response:
+    session = db.session()
+    release, app = _release_or_404(session, release_id)
+    note = note_for(session, release)
+    if note is None:
+        flash("There are no notes to edit yet: regenerate them from git first.", "error")
+        return redirect(url_for("notes.notes_page", release_id=release_id))
+    action = request.form.get("action", "save")
+    text = normalise(request.form.get("markdown", ""))
+    loaded = request.form.get("loaded_hash", "")
+    if action == "preview":
+        return _render(session, release, app, note, text=text, loaded_hash=loaded, previewing=True)
+    if action not in ("save", "discard"):
+        abort(400)
+    if loaded != text_hash(note.markdown):
+        who = f" by {note.edited_by}" if note.edited_by else ""
+        when = f" at {note.edited_at:%Y-%m-%d %H:%M} UTC" if note.edited_at else ""
+        return _render(
+            session,
+            release,
+            app,
+            note,
+            text=text,
+            loaded_hash=loaded,
+            error=(
+                f"These notes changed since you opened them (edited{who}{when}, or "
+                "regenerated). Your text was not saved; it is still in the editor. Compare "
+                "it with the current notes, then save again."
+            ),
+            status=409,
+        )
+    before_hash = _short(note.markdown)
+    if action == "discard" or text == note.generated_markdown:
+        if note.edited_markdown is None:
+            flash("Nothing to save: the text is the generated text.", "info")
+            return redirect(url_for("notes.notes_page", release_id=release_id))
+        note.edited_markdown = None
+        note.edit_base_markdown = None
+        summary = "went back to the generated notes"
+        event = "notes.discard_edit"
+    else:
+        if not text.strip():
+            return _render(
+                session,
+                release,
+                app,
+                note,
+                text=text,
+                loaded_hash=loaded,
+                error="The notes cannot be empty. Use “Use generated text” to drop your edit.",
+                status=422,
+            )
+        if text == note.edited_markdown:
+            flash("Nothing to save: the text has not changed.", "info")
+            return redirect(url_for("notes.notes_page", release_id=release_id))
+        note.edited_markdown = text
+        note.edit_base_markdown = note.generated_markdown
+        summary = "edited the notes"
+        event = "notes.edit"
+    note.edited_by = current_user.actor
+    note.edited_at = utcnow()
+    session.add(note)
+    audit.record(
+        session,
+        actor=current_user.actor,
+        action=event,
+        subject_type="release",
+        subject_id=release.id,
+        before={"hash": before_hash},
+        after={"hash": _short(note.markdown), "edited": note.edited_markdown is not None},
+        summary=f"{app.slug} {release.version}: {summary}",
+    )
+    _notify_publishing(session, release, _actor())
+    session.commit()
+    flash(
+        "Saved your edit of the notes."
+        if event == "notes.edit"
+        else "The notes are the generated text again.",
+        "success",
+    )
+    return redirect(url_for("notes.notes_page", release_id=release_id))
+
+
+@bp.post("/releases/<int:release_id>/notes/preview")
+@login_required
+def notes_preview(release_id: int) -> Response:
+    """The sanitized HTML of posted Markdown and its diff against the generated text."""
+    session = db.session()
+    release, _app = _release_or_404(session, release_id)
+    payload: Any = request.get_json(silent=True)
+    if not isinstance(payload, dict) or not isinstance(payload.get("markdown"), str):
+        response = jsonify(
+            {
+                "error": {
+                    "code": "invalid",
+                    "message": 'send {"markdown": "..."}',
+                    "fields": {"markdown": "required"},
+                }
+            }
+        )
+        response.status_code = 422
+        return response
+    text = normalise(payload["markdown"])
+    note = note_for(session, release)
+    generated = note.generated_markdown if note else ""
+    changes = (
+        diff_lines(generated, text, old_label="generated from git", new_label="edited")
+        if text != generated
+        else []
+    )
+    return jsonify(
+        {
+            "html": render_html(text),
+            "diff": render_template("releases/notes_diff.html", lines=changes),
+            "changed": bool(changes),
+        }
+    )
+
+
+@bp.post("/releases/<int:release_id>/notes/regenerate")
+@editor_required
+def notes_regenerate(release_id: int) -> Response:
+    from service.releases.services import generate_notes_for
+
+    session = db.session()
+    release, _app = _release_or_404(session, release_id)
+    before = note_for(session, release)
+    old_generated = before.generated_markdown if before else None
+    note = generate_notes_for(session, release, actor=_actor())
+    session.commit()
+    if note.generation_error:
+        flash(f"The notes could not be generated: {note.generation_error}", "error")
+    elif note.edited_markdown is not None and note.edit_base_markdown != note.generated_markdown:
+        flash(
+            "Regenerated. The generated text changed under your edit: see the conflict below "
+            "and keep your edit or take the new text.",
+            "warning",
+        )
+    elif old_generated == note.generated_markdown:
+        flash("Regenerated from git: nothing changed.", "info")
+    else:
+        flash(f"Regenerated from git: {note.commit_count} commits, {note.pr_count} PRs.", "success")
+    return redirect(url_for("notes.notes_page", release_id=release_id))
+
+
+@bp.post("/releases/<int:release_id>/notes/resolve")
+@editor_required
+def notes_resolve(release_id: int) -> Response:
+    session = db.session()
+    release, app = _release_or_404(session, release_id)
+    note = note_for(session, release)
+    choice = request.form.get("choice", "")
+    if (
+        note is None
+        or note.edited_markdown is None
+        or note.edit_base_markdown == note.generated_markdown
+    ):
+        flash("There is no conflict to resolve any more.", "info")
+        return redirect(url_for("notes.notes_page", release_id=release_id))
+    if request.form.get("loaded_hash", "") != text_hash(note.markdown):
+        flash("The notes changed since you opened them; look again before choosing.", "error")
+        return redirect(url_for("notes.notes_page", release_id=release_id))
+    before_hash = _short(note.markdown)
+    if choice == "keep":
+        note.edit_base_markdown = note.generated_markdown
+        summary = "kept the edit over the regenerated notes"
+    elif choice == "take":
+        note.edited_markdown = None
+        note.edit_base_markdown = None
+        summary = "took the regenerated notes, dropping the edit"
+    else:
+        abort(400)
+    note.edited_by = current_user.actor
+    note.edited_at = utcnow()
+    session.add(note)
+    audit.record(
+        session,
+        actor=current_user.actor,
+        action=f"notes.resolve_{choice}",
+        subject_type="release",
+        subject_id=release.id,
+        before={"hash": before_hash},
+        after={"hash": _short(note.markdown), "edited": note.edited_markdown is not None},
+        summary=f"{app.slug} {release.version}: {summary}",
+    )
+    _notify_publishing(session, release, _actor())
+    session.commit()
+    flash(summary[:1].upper() + summary[1:] + ".", "success")
+    return redirect(url_for("notes.notes_page", release_id=release_id))
+
+
+def notes_list() -> str:
+    """Every app's releases that have notes, newest first (served at /notes by pages.notes)."""
+    session = db.session()
+    rows = session.exec(
+        select(ReleaseNote, Release, App)
+        .join(Release, col(Release.id) == col(ReleaseNote.release_id))
+        .join(App, col(App.id) == col(Release.app_id))
+        .order_by(App.name, col(Release.created_at).desc(), col(Release.id).desc())
+    ).all()
+    by_app: dict[str, list[tuple[ReleaseNote, Release, App]]] = {}
+    for note, release, app in rows:
+        by_app.setdefault(app.name, []).append((note, release, app))
+    for name, entries in by_app.items():
+        entries.sort(key=lambda row: _version_key(row[1].version), reverse=True)
+        by_app[name] = entries[:LIST_PER_APP]
+    return render_template("releases/notes_list.html", by_app=by_app)
+
+
+def _version_key(version: str) -> tuple[int, Any]:
+    try:
+        return (1, parse_version(version))
+    except InvalidVersion:
+        return (0, version)
