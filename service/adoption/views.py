@@ -88,7 +88,7 @@ def app_page(slug: str) -> str:
     offline = reports.offline_devices(session, app=app.slug, now=now, limit=OFFLINE_SHOWN)
     milestones = reports.time_to_adoption(session, app=app.slug, releases=infos)
     stalls = services.detect_stalls(session, app, now=now)
-    chart = series.as_dict()
+    chart = _trim_leading_empty_days(series.as_dict())
     chart["releases"] = [
         {"version": r.version, "beta_at": _day(r.beta_at), "rolled_out_at": _day(r.rolled_out_at)}
         for r in series.releases
@@ -111,6 +111,20 @@ def app_page(slug: str) -> str:
         stalls=stalls,
         thresholds=(50, 80, 95),
     )
+
+
+def _trim_leading_empty_days(chart: dict[str, Any]) -> dict[str, Any]:
+    """Start the chart at the first day with data (a young app has no long empty stretch)."""
+    totals = chart["channels"]["all"]["totals"]
+    first = next((i for i, total in enumerate(totals) if total), len(totals))
+    if first == 0:
+        return chart
+    chart["days"] = chart["days"][first:]
+    for series in chart["channels"].values():
+        series["totals"] = series["totals"][first:]
+        for name in ("devices", "shares"):
+            series[name] = {v: line[first:] for v, line in series[name].items()}
+    return chart
 
 
 def _day(moment: datetime | None) -> str | None:

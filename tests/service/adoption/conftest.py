@@ -96,6 +96,10 @@ def make_fleet(
 
 @pytest.fixture
 def world(session: Session) -> World:
+    return build_world(session)
+
+
+def build_world(session: Session) -> World:
     """App ``pos`` with five releases (the newest in beta for 36 h) and 60 days of history
     over 30 stores (6 in beta) of 3 devices each."""
     now = utcnow_naive()
@@ -146,4 +150,12 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-__all__ = ["FlaskClient", "World", "bearer", "make_app", "make_fleet", "make_release"]
+__all__ = [
+    "FlaskClient",
+    "World",
+    "bearer",
+    "build_world",
+    "make_app",
+    "make_fleet",
+    "make_release",
+]
