@@ -74,6 +74,11 @@ RELEASE_STATE_LABELS = {
 FOLLOW_STATES = frozenset({"beta", "rolling_out", "released", "halted"})
 
 
+def stored_hash(value: str) -> str:
+    """The hash as ``ReleaseNote.published_hash`` keeps it: 64 hex digits, no ``sha256:``."""
+    return value.removeprefix("sha256:")
+
+
 def job_key(release_id: int | None) -> str:
     return f"release:{release_id}"
 
@@ -316,9 +321,9 @@ def _record_published(
     note.publish_state = "queued" if pending is not None else "published"
     note.notion_page_id = result.page_id
     note.notion_url = result.url
-    if result.action != "skipped" or note.published_hash != result.notes_hash:
+    if result.action != "skipped" or note.published_hash != stored_hash(result.notes_hash):
         note.published_at = ctx.now
-    note.published_hash = result.notes_hash
+    note.published_hash = stored_hash(result.notes_hash)
     note.last_publish_error = None
     session.add(note)
     verb = {"created": "created", "updated": "updated", "skipped": "unchanged, skipped"}
@@ -430,7 +435,8 @@ def publish_status(
             note
             and note.published_hash
             and app
-            and note.published_hash == notes_hash(page_content(release, note, app, settings))
+            and note.published_hash
+            == stored_hash(notes_hash(page_content(release, note, app, settings)))
         ),
         "job": job_status(job),
         "breaker": breaker_status(session),

@@ -41,7 +41,8 @@ def test_approval_queues_and_the_worker_publishes_one_complete_page(app, session
     assert note.publish_state == "published"
     assert note.notion_page_id == page["id"]
     assert note.notion_url == page["url"]
-    assert note.published_hash == props["Notes hash"]["rich_text"][0]["plain_text"]
+    stored = props["Notes hash"]["rich_text"][0]["plain_text"]
+    assert note.published_hash == stored.removeprefix("sha256:")
     assert note.last_publish_error is None
     actions = session.exec(
         select(AuditEvent.action).where(AuditEvent.subject_id == str(release.id))
