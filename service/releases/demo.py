@@ -1,0 +1,328 @@
+"""Demo releases for ``make run``: three store apps with real git history and releases in
+every state, signed and moved through the real services so the audit log is lived-in too.
+
+Runs after the demo people exist (``service.demo``); the adoption seeder runs after this
+one and simulates device adoption against the beta/rollout/release times set here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import current_app, has_app_context
+from sqlmodel import Session, select
+
+from service.models import User, utcnow
+from service.releases import services
+from service.releases.apps import create_app_record
+from service.releases.demo_repo import DemoTag, build_demo_repo
+from service.releases.lifecycle import Actor, transition
+from service.releases.models import App, Release, ReleaseNote, SignOff
+from service.releases.trains import monday_of, skip_week
+
+ACTOR = "system:demo"
+CI = Actor(name="token:ci-github-actions")
+APPS: list[dict[str, Any]] = [
+    {
+        "slug": "pos",
+        "name": "POS register",
+        "train_weekday": 2,
+        "train_time": "14:00",
+        "min_supported_version": "3.12.0",
+        "area_map": {
+            "order": "Ordering",
+            "payment": "Payments",
+            "menu": "Menu",
+            "table": "Tables",
+            "printer": "Printing",
+            "kds": "Kitchen display",
+            "sync": "Sync",
+            "auth": "Staff login",
+        },
+    },
+    {
+        "slug": "handy",
+        "name": "Handheld order terminal",
+        "train_weekday": 3,
+        "train_time": "11:00",
+        "min_supported_version": "2.5.0",
+        "area_map": {"order": "Ordering", "menu": "Menu", "payment": "Payments"},
+    },
+    {
+        "slug": "kds",
+        "name": "Kitchen display",
+        "train_weekday": 1,
+        "train_time": "15:00",
+        "rollout_stages": "25, 100",
+        "area_map": {"kds": "Kitchen display", "printer": "Printing"},
+    },
+]
+# (version, target state); registered in this order, so earlier ones are in place first.
+PLAN: dict[str, list[tuple[str, str]]] = {
+    "pos": [
+        ("3.10.0", "released"),
+        ("3.11.0", "released"),
+        ("3.12.0", "released"),
+        ("3.12.1", "released"),
+        ("3.13.0", "released"),
+        ("3.14.0", "released"),
+        ("3.15.0", "rolling_out"),
+        ("3.16.0", "beta"),
+        ("3.17.0", "in_review"),
+    ],
+    "handy": [
+        ("2.4.0", "released"),
+        ("2.5.0", "released"),
+        ("2.6.0", "halted"),
+        ("2.7.0", "approved"),
+        ("2.8.0", "draft"),
+    ],
+    "kds": [
+        ("1.8.0", "released"),
+        ("1.9.0", "rejected"),
+        ("1.10.0", "cancelled"),
+        ("1.11.0", "in_review"),
+    ],
+}
+REACHES = {
+    "approved": {"approved", "beta", "rolling_out", "released", "halted"},
+    "beta": {"beta", "rolling_out", "released", "halted"},
+    "rolling_out": {"rolling_out", "released", "halted"},
+}
+COMMENTS = {
+    "qa": "Regression suite green on TM-m30III, Sunmi T2 and iPad 10th gen.",
+    "support": "Read the notes; the store-facing changes are in the FAQ draft.",
+    "engineer": "Rollback: re-offer the previous version from the rollout page.",
+}
+
+
+def repo_root() -> Path:
+    base = Path(current_app.instance_path) if has_app_context() else Path("instance")
+    return base / "demo-repos"
+
+
+def seed(session: Session, *, repos: Path | None = None, now: datetime | None = None) -> list[str]:
+    """Create the demo apps, their git repositories and releases; report what was made."""
+    if session.exec(select(App)).first() is not None:
+        return ["releases: apps already exist, nothing seeded"]
+    now = now or utcnow()
+    root = repos or repo_root()
+    people = {u.email: u for u in session.exec(select(User)).all()}
+
+    def person(email: str, role: str) -> User:
+        user = people.get(email) or next((u for u in people.values() if u.role == role), None)
+        if user is None:
+            raise RuntimeError(f"the demo needs a {role} (seed the demo people first)")
+        return user
+
+    team = {
+        "rm": person("rm@example.com", "release_manager"),
+        "engineer": person("eng@example.com", "engineer"),
+        "qa": person("qa@example.com", "qa"),
+        "support": person("support@example.com", "support"),
+    }
+    lines = ["demo releases:"]
+    counts: dict[str, int] = {}
+    for spec in APPS:
+        fields = dict(spec)
+        slug, name = fields.pop("slug"), fields.pop("name")
+        repo = build_demo_repo(root / slug, slug, now=now)
+        app = create_app_record(
+            session,
+            slug=slug,
+            name=name,
+            actor=ACTOR,
+            repo_url=str(repo.path),
+            pr_url_template=f"https://github.com/example-restaurant/{slug}/pull/{{number}}",
+            train_timezone="Asia/Tokyo",
+            **fields,
+        )
+        tags = {t.version: t for t in repo.tags}
+        for version, state in PLAN[slug]:
+            release = _release(session, app, tags[version], state, team, now)
+            counts[state] = counts.get(state, 0) + 1
+            lines.append(f"  {slug:6} {version:8} {release.state}")
+        lines.append(f"  {slug:6} repository {repo.path} ({repo.commits} commits)")
+    pos = session.exec(select(App).where(App.slug == "pos")).one()
+    freeze = monday_of((now + timedelta(weeks=3)).date())
+    skip_week(
+        session,
+        app=pos,
+        week_of=freeze,
+        reason="Year-end freeze: the busiest week for restaurants",
+        actor=ACTOR,
+    )
+    lines.append(f"  pos train skipped in the week of {freeze} (freeze)")
+    session.flush()
+    missing = [
+        s
+        for s in (
+            "draft",
+            "in_review",
+            "approved",
+            "beta",
+            "rolling_out",
+            "released",
+            "rejected",
+            "halted",
+            "cancelled",
+        )
+        if s not in counts
+    ]
+    assert not missing, f"demo plan misses states {missing}"
+    return lines
+
+
+def _sign_all(
+    session: Session, release: Release, team: dict[str, User], at: datetime, *, only: int = 999
+) -> None:
+    signed = 0
+    for item in services.release_items(session, release):
+        if item.mode != "manual" or signed >= only:
+            continue
+        user = next((u for u in team.values() if u.role == item.owner_role), None)
+        if user is None:
+            continue
+        signoff = services.sign_off(
+            session,
+            release=release,
+            item=item,
+            user=user,
+            decision="approve",
+            comment=COMMENTS.get(item.owner_role, ""),
+        )
+        signoff.at = at + timedelta(hours=signed + 1)
+        session.add(signoff)
+        signed += 1
+
+
+def _release(
+    session: Session,
+    app: App,
+    tag: DemoTag,
+    state: str,
+    team: dict[str, User],
+    now: datetime,
+) -> Release:
+    rm = services.actor_for(team["rm"])
+    engineer = services.actor_for(team["engineer"])
+    release, _ = services.register_release(
+        session, app=app, version=tag.version, git_ref=tag.name, kind=tag.kind, actor=CI
+    )
+    cut = tag.at
+    meeting = cut + timedelta(hours=20)  # the Wednesday train, the day after the cut
+    release.created_at = cut + timedelta(minutes=12)
+    if state == "draft":
+        return _stamp(session, release, now)
+    transition(session, release, "submit", actor=engineer)
+    if state == "in_review":
+        # Part-way through the meeting: QA signed, support is still reading, one block.
+        _sign_all(session, release, team, cut, only=1)
+        items = services.release_items(session, release)
+        support_item = next(
+            (i for i in items if i.owner_role == "support" and i.mode == "manual"), None
+        )
+        if support_item is not None and app.slug == "kds":
+            services.sign_off(
+                session,
+                release=release,
+                item=support_item,
+                user=team["support"],
+                decision="block",
+                comment="The allergy warning colour needs sign-off from the restaurant owners.",
+            )
+        return _stamp(session, release, now)
+    if state == "rejected":
+        _sign_all(session, release, team, cut, only=1)
+        transition(
+            session,
+            release,
+            "reject",
+            actor=rm,
+            reason="Tickets appear twice after a reconnect in the lab; fix before shipping.",
+        )
+        return _stamp(session, release, now)
+    if state == "cancelled":
+        transition(
+            session,
+            release,
+            "cancel",
+            actor=rm,
+            reason="Superseded: the fixes ship with the next train.",
+        )
+        return _stamp(session, release, now)
+    _sign_all(session, release, team, cut)
+    transition(session, release, "approve", actor=rm)
+    release.approved_at = meeting
+    release.scheduled_for = meeting
+    if state in REACHES["beta"]:
+        transition(session, release, "start_beta", actor=rm)
+        release.beta_at = meeting + timedelta(hours=1)
+    if state in REACHES["rolling_out"]:
+        transition(session, release, "promote", actor=rm)
+        release.rollout_started_at = release.beta_at + timedelta(days=2)  # type: ignore[operator]
+        release.stage_percent = app.rollout_stages[0]
+    if state == "rolling_out":
+        release.stage_percent = app.rollout_stages[min(1, len(app.rollout_stages) - 1)]
+    if state == "released":
+        transition(session, release, "complete", actor=rm)
+        release.released_at = release.rollout_started_at + timedelta(days=3)  # type: ignore[operator]
+    if state == "halted":
+        transition(
+            session,
+            release,
+            "halt",
+            actor=rm,
+            reason="Card payments at the table time out on older handhelds (score 9).",
+        )
+    if app.slug == "pos" and state == "beta":
+        _edit_note(session, release, team["support"])
+    return _stamp(session, release, now)
+
+
+def _edit_note(session: Session, release: Release, editor: User) -> None:
+    note = session.exec(select(ReleaseNote).where(ReleaseNote.release_id == release.id)).first()
+    if note is None or not note.generated_markdown:
+        return
+    intro = (
+        "> **For store staff:** this week adds a waiting list with SMS for walk-in guests. "
+        "Ask the store manager to turn it on under Settings → Tables.\n\n"
+    )
+    head, sep, rest = note.generated_markdown.partition("\n\n")
+    note.edited_markdown = head + sep + intro + rest
+    note.edit_base_markdown = note.generated_markdown
+    note.edited_by = editor.actor
+    note.edited_at = (release.beta_at or utcnow()) - timedelta(hours=2)
+    session.add(note)
+
+
+def _stamp(session: Session, release: Release, now: datetime) -> Release:
+    stamps = [
+        t
+        for t in (
+            release.created_at,
+            release.approved_at,
+            release.beta_at,
+            release.rollout_started_at,
+            release.released_at,
+        )
+        if t is not None
+    ]
+    release.updated_at = min(max(stamps), now) if stamps else now
+    for name in ("approved_at", "beta_at", "rollout_started_at", "released_at"):
+        value = getattr(release, name)
+        if value is not None and value > now:
+            setattr(release, name, now - timedelta(minutes=5))
+    session.add(release)
+    session.flush()
+    signoffs = session.exec(select(SignOff).where(SignOff.release_id == release.id)).all()
+    for signoff in signoffs:
+        if signoff.at > now:
+            signoff.at = now
+            session.add(signoff)
+    return release
+
+
+__all__ = ["APPS", "PLAN", "seed"]
