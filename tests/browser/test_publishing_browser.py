@@ -1,0 +1,102 @@
+"""Publishing to Notion in a real browser: the release partial, retry, and /admin/notion."""
+
+from dataclasses import replace
+
+import pytest
+from flask import render_template_string
+
+from service import db
+from service.auth import login_required
+from service.publishing import breaker, jobs
+from service.releases.models import Release
+from tests.browser.conftest import log_in, screenshot
+from tests.builders import PASSWORD
+from tests.fakes import notion_fixtures
+from tests.fakes.notion_fake import Fault
+from tests.fakes.notion_fixtures import fake_publisher, instant_limiter
+from tests.service.publishing.conftest import approve, later, make_release
+
+pytestmark = pytest.mark.browser
+notion_fake = notion_fixtures.notion_fake
+LONG_NOTE = "# 3.12.0\n\n" + "\n".join(
+    f"- Fix number {n} for the kitchen display" for n in range(8)
+)
+
+
+@pytest.fixture
+def settings(settings, notion_fake):
+    return replace(
+        settings,
+        notion_token=notion_fake.token,
+        notion_database_id=notion_fake.database_id,
+        notion_base_url=notion_fake.base_url,
+    )
+
+
+@pytest.fixture
+def app(app):
+    app.extensions["relgov.notion_limiter"] = instant_limiter()
+
+    @login_required
+    def partial(release_id: int) -> str:
+        release = db.session().get(Release, release_id)
+        return render_template_string(
+            '{% extends "base.html" %}{% block title %}Release {{ release.version }}{% endblock %}'
+            "{% block content %}<h1>Release {{ release.version }}</h1>"
+            '{% include "publishing/_release_publish.html" %}{% endblock %}',
+            release=release,
+        )
+
+    app.add_url_rule("/test/publish-partial/<int:release_id>", "test_partial", partial)
+    return app
+
+
+@pytest.fixture
+def notion(notion_fake):
+    with fake_publisher(notion_fake) as publisher:
+        publisher.init_schema()
+    return notion_fake
+
+
+def test_failed_publish_shows_notions_message_and_retry_publishes(
+    page, app, admin, session, notion
+):
+    release = make_release(session, markdown=LONG_NOTE)
+    approve(session, release)
+    notion.inject(Fault.http(400, method="POST", path=r"/v1/pages$"))
+    assert jobs.run_once(app, now=later(10)).state == "failed"
+
+    log_in(page, admin.email, PASSWORD)
+    page.goto(f"/test/publish-partial/{release.id}")
+    page.wait_for_selector("text=Injected validation error.")
+    assert page.locator("[data-publish-state]").inner_text() == "Failed"
+    screenshot(page, "publishing-failed")
+
+    page.click("button:has-text('Retry')")
+    page.wait_for_url(f"**/releases/{release.id}*")
+    assert jobs.run_once(app).state == "succeeded"
+    page.goto(f"/test/publish-partial/{release.id}")
+    page.wait_for_selector("text=Open in Notion")
+    assert page.locator("[data-publish-state]").inner_text() == "Published"
+    screenshot(page, "publishing-published")
+
+
+def test_admin_notion_page_shows_queue_and_open_breaker(page, app, admin, session, notion):
+    release = make_release(session)
+    approve(session, release)
+    notion.inject(Fault.http(401, method="GET", path="/databases/"))
+    jobs.run_once(app, now=later(10))
+    with app.app_context(), db.session_scope() as s:
+        for _ in range(breaker.THRESHOLD):
+            breaker.record_failure(s, "notion", "Notion answered 503 service_unavailable")
+
+    log_in(page, admin.email, PASSWORD)
+    page.goto("/admin/notion?check=1")
+    page.wait_for_selector("text=has every property the service writes")
+    assert page.locator("[data-breaker]").inner_text() == "open"
+    assert "API token is invalid." in page.locator("table.jobs").inner_text()
+    screenshot(page, "publishing-admin")
+
+    page.goto(f"/test/publish-partial/{release.id}")
+    page.wait_for_selector("text=Notion looks unavailable")
+    screenshot(page, "publishing-breaker-open")
