@@ -262,13 +262,13 @@ def _release(
         release.beta_at = meeting + timedelta(hours=1)
     if state in REACHES["rolling_out"]:
         transition(session, release, "promote", actor=rm)
-        release.rollout_started_at = release.beta_at + timedelta(days=2)  # type: ignore[operator]
+        release.rollout_started_at = meeting + timedelta(days=2, hours=1)
         release.stage_percent = app.rollout_stages[0]
     if state == "rolling_out":
         release.stage_percent = app.rollout_stages[min(1, len(app.rollout_stages) - 1)]
     if state == "released":
         transition(session, release, "complete", actor=rm)
-        release.released_at = release.rollout_started_at + timedelta(days=3)  # type: ignore[operator]
+        release.released_at = meeting + timedelta(days=5, hours=1)
     if state == "halted":
         transition(
             session,

@@ -57,58 +57,91 @@ APP_PROFILES: dict[str, dict[str, object]] = {
         "pr_start": 1402,
         "weeks": [
             [
-                "feat(order): split a bill evenly between guests|Tap Split on the bill screen to divide it between 2–8 guests.",
+                (
+                    "feat(order): split a bill evenly between guests|"
+                    "Tap Split on the bill screen to divide it between 2–8 guests."
+                ),
                 "fix(payment): card reader timeout no longer leaves the order locked",
                 "perf(menu): load the menu from the local cache on start-up",
                 "test(order): cover split bills with discounts",
             ],
             [
-                "feat(table): merge two tables into one check|Drag one table onto another to merge their orders; the server can undo it for 5 minutes.",
+                (
+                    "feat(table): merge two tables into one check|"
+                    "Drag one table onto another to merge their orders; the server can undo it "
+                    "for 5 minutes."
+                ),
                 "fix(printer): receipts no longer cut mid-line on TM-m30III",
                 "fix(sync): retry menu sync after the store Wi-Fi comes back",
                 "refactor(payment): move tip rounding into one module",
                 "docs(printer): supported printer models",
             ],
             [
-                "feat(sync)!: sync orders over the new v2 endpoint|Requires the store hub 2.0 or later; stores on hub 1.x must update first.",
-                "feat(auth): staff PIN lock after 3 minutes idle|The register locks after 3 idle minutes; staff unlock it with their PIN.",
+                (
+                    "feat(sync)!: sync orders over the new v2 endpoint|"
+                    "Requires the store hub 2.0 or later; stores on hub 1.x must update first."
+                ),
+                (
+                    "feat(auth): staff PIN lock after 3 minutes idle|"
+                    "The register locks after 3 idle minutes; staff unlock it with their PIN."
+                ),
                 "fix(order): modifiers keep their order when an item is copied",
                 "perf(kds): send only changed tickets to the kitchen display",
                 "ci: cache the Android build between jobs",
             ],
             [
-                "feat(payment): QR code payments with PayPay|Guests can pay by scanning a PayPay QR code shown on the customer display.",
+                (
+                    "feat(payment): QR code payments with PayPay|"
+                    "Guests can pay by scanning a PayPay QR code shown on the customer display."
+                ),
                 "fix(menu): sold-out badge clears at the start of the next business day",
                 "fix(table): table map keeps its zoom after an order is sent",
                 "test(payment): contract tests for the QR payment gateway",
             ],
             [
                 "feat(menu): show allergens on the item card",
-                "fix(printer): kitchen tickets print the table name in large type|Table names on kitchen tickets are now printed twice as large.",
+                (
+                    "fix(printer): kitchen tickets print the table name in large type|"
+                    "Table names on kitchen tickets are now printed twice as large."
+                ),
                 "refactor(sync): one queue for orders and payments",
                 "fix(auth): manager override works on a locked register",
             ],
             [
-                "feat(order): course firing for set menus|Servers can hold courses and fire them to the kitchen one by one.",
+                (
+                    "feat(order): course firing for set menus|"
+                    "Servers can hold courses and fire them to the kitchen one by one."
+                ),
                 "fix(payment): refunds of split bills refund the right guest",
                 "perf(order): open a table with 80+ items in under a second",
                 "docs: release checklist for store rollouts",
             ],
             [
-                "feat(table): waiting list with SMS when a table is ready|Front staff can add walk-in guests to a waiting list; guests get an SMS when their table is ready.",
+                (
+                    "feat(table): waiting list with SMS when a table is ready|"
+                    "Front staff can add walk-in guests to a waiting list; guests get an SMS when "
+                    "their table is ready."
+                ),
                 "fix(kds): recalled tickets show the original order time",
                 "fix(sync): duplicate orders after a network flap",
                 "refactor(menu): typed menu schema",
             ],
             [
-                "feat(payment): tip suggestions at 5, 10 and 15 %|The card terminal suggests tips of 5, 10 and 15 %; stores can turn this off in settings.",
+                (
+                    "feat(payment): tip suggestions at 5, 10 and 15 %|"
+                    "The card terminal suggests tips of 5, 10 and 15 %; stores can turn this off "
+                    "in settings."
+                ),
                 "fix(order): seat numbers survive moving an order to another table",
                 "perf(printer): print receipts while the payment settles",
                 "test(sync): offline mode soak test",
             ],
         ],
         "hotfix_after_week": 2,
-        "hotfix": "fix(payment): card payments declined when the tip is zero|Card payments without a tip were declined since 3.12.0; fixed.",
+        "hotfix": (
+            "fix(payment): card payments declined when the tip is zero|"
+            "Card payments without a tip were declined since 3.12.0; fixed."
+        ),
         "revert_week": 5,  # the allergen card (week 4) is reverted in week 5
         "no_pr_week": 7,
         "no_pr": "fix(printer): hotfix paper-out detection on the kitchen printer",
@@ -119,11 +152,17 @@ APP_PROFILES: dict[str, dict[str, object]] = {
         "pr_start": 610,
         "weeks": [
             [
-                "feat(order): repeat the last round with one tap|Tap Repeat on a table to order the last round of drinks again.",
+                (
+                    "feat(order): repeat the last round with one tap|"
+                    "Tap Repeat on a table to order the last round of drinks again."
+                ),
                 "fix(sync): orders queued offline are sent in order",
             ],
             [
-                "feat(menu): search the menu by reading|Search also matches the reading in hiragana.",
+                (
+                    "feat(menu): search the menu by reading|"
+                    "Search also matches the reading in hiragana."
+                ),
                 "fix(auth): battery saver no longer logs staff out",
                 "ci: run UI tests on the handheld emulator",
             ],
@@ -133,11 +172,17 @@ APP_PROFILES: dict[str, dict[str, object]] = {
                 "perf(sync): smaller payloads on 4G",
             ],
             [
-                "feat(payment): take card payments at the table|Handhelds with a card reader can take payment at the table.",
+                (
+                    "feat(payment): take card payments at the table|"
+                    "Handhelds with a card reader can take payment at the table."
+                ),
                 "fix(menu): item photos load on slow Wi-Fi",
             ],
             [
-                "feat(kds): see when a dish is ready|The handheld vibrates when the kitchen marks a dish ready.",
+                (
+                    "feat(kds): see when a dish is ready|"
+                    "The handheld vibrates when the kitchen marks a dish ready."
+                ),
                 "fix(payment): receipts print on the nearest printer",
             ],
         ],
@@ -155,16 +200,25 @@ APP_PROFILES: dict[str, dict[str, object]] = {
                 "fix(kds): timers keep running after the screen sleeps",
             ],
             [
-                "feat(kds): colour tickets older than 10 minutes|Tickets waiting more than 10 minutes turn orange, more than 15 red.",
+                (
+                    "feat(kds): colour tickets older than 10 minutes|"
+                    "Tickets waiting more than 10 minutes turn orange, more than 15 red."
+                ),
                 "fix(printer): chit printer reconnects after power loss",
                 "test(kds): ticket layout snapshots",
             ],
             [
-                "feat(kds): all-day counts per station|Each station sees how many of each dish are still to cook.",
+                (
+                    "feat(kds): all-day counts per station|"
+                    "Each station sees how many of each dish are still to cook."
+                ),
                 "fix(sync): tickets no longer appear twice after a reconnect",
             ],
             [
-                "feat(kds): allergy warnings in red on the ticket|Allergy notes are shown in red at the top of the ticket.",
+                (
+                    "feat(kds): allergy warnings in red on the ticket|"
+                    "Allergy notes are shown in red at the top of the ticket."
+                ),
                 "perf(kds): render 200 open tickets smoothly",
             ],
         ],
