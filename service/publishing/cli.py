@@ -76,7 +76,7 @@ def notion_init_schema() -> None:
 
 @click.group("notes")
 def notes_group() -> None:
-    """Release notes (``relgov notes generate`` runs without the app; see its --help)."""
+    """Release notes: publish to Notion (generating them: relgov notes generate --help)."""
 
 
 @notes_group.command("publish")

@@ -127,6 +127,7 @@ def admin_retry(job_id: int) -> Response:
     job = session.get(Job, job_id)
     if job is None:
         abort(404)
+    before = job.state
     try:
         again = jobs.retry_job(session, job, actor=current_actor())
     except jobs.JobError as exc:
@@ -145,7 +146,7 @@ def admin_retry(job_id: int) -> Response:
         action="job.retry",
         subject_type="job",
         subject_id=job.id,
-        before={"state": job.state},
+        before={"state": before},
         after={"job": again.id, "state": again.state},
         summary=f"asked to run {job.kind} job {job.id} again now",
     )
