@@ -65,7 +65,7 @@ _table = FleetVersion.__table__  # type: ignore[attr-defined]
 
 def read_version(session: Session) -> int:
     """The fleet's change counter (0 before the first change)."""
-    value = session.execute(_VERSION_SQL).scalar()
+    value = session.connection().execute(_VERSION_SQL).scalar()
     return int(value or 0)
 
 

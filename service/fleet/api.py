@@ -6,6 +6,7 @@ with ``heartbeats:write`` (what store devices hold) or ``read``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import datetime
@@ -13,8 +14,10 @@ from typing import Any, Literal, TypeVar
 
 from flask import Response, current_app, request
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError, field_validator
-from sqlalchemy import func
-from sqlmodel import select
+from sqlalchemy import bindparam, func
+from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
+from sqlmodel import col, select
 
 from beta import store as fleet
 from beta.csv_import import ImportHasErrors, ImportReport, preview_import
@@ -22,10 +25,10 @@ from beta.errors import BetaError, Conflict, NotFound
 from beta.models import Device, Store, StoreFreeze
 from service import db
 from service.api import ApiError, authenticate, bp, operation, validation_error
-from service.auth import current_actor
+from service.auth import TOKEN_PREFIX, current_actor
 from service.fleet import services
 from service.fleet.answers import snapshot
-from service.models import utcnow
+from service.models import ApiToken, utcnow
 from versioning import InvalidVersion, parse_version
 
 TAG = "Fleet"
@@ -738,8 +741,55 @@ def import_stores() -> ImportOut | Response:
 # --- the update answer -------------------------------------------------------------------
 
 
+_DEVICE_SCOPES = frozenset({"heartbeats:write", "read"})
+_TOKEN_COLUMNS = ApiToken.__table__.c  # type: ignore[attr-defined]
+_TOKEN_QUERY = sa_select(
+    _TOKEN_COLUMNS.id,
+    _TOKEN_COLUMNS.scopes,
+    _TOKEN_COLUMNS.revoked_at,
+    _TOKEN_COLUMNS.expires_at,
+    _TOKEN_COLUMNS.last_used_at,
+).where(_TOKEN_COLUMNS.token_hash == bindparam("token_hash"))
+_TOUCH_SECONDS = 60
+
+
+def _device_token_fast_path() -> bool:
+    """The common case on the hot path: a valid bearer token with one of the two scopes.
+
+    One Core query instead of loading the ORM entity (about a third of the request's time).
+    Anything else returns False and goes through :func:`service.api.authenticate`, which
+    gives the usual 401/403 answers.
+    """
+    kind, _, raw = request.headers.get("Authorization", "").partition(" ")
+    raw = raw.strip()
+    if kind.lower() != "bearer" or not raw.startswith(TOKEN_PREFIX):
+        return False
+    digest = hashlib.sha256(raw.encode()).hexdigest()
+    row = db.session().connection().execute(_TOKEN_QUERY, {"token_hash": digest}).first()
+    if row is None or row.revoked_at is not None:
+        return False
+    now = utcnow()
+    if row.expires_at is not None and row.expires_at <= now:
+        return False
+    if not _DEVICE_SCOPES & set(row.scopes):
+        return False
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() >= _TOUCH_SECONDS:
+        token_id, engine = row.id, db.engine()
+
+        def touch() -> None:
+            with engine.begin() as connection:
+                connection.execute(
+                    sa_update(ApiToken).where(col(ApiToken.id) == token_id).values(last_used_at=now)
+                )
+
+        db.after_request_transaction(touch)
+    return True
+
+
 def _authenticate_device_or_reader() -> None:
     """A device token (``heartbeats:write``) or a reader (``read``) may ask."""
+    if _device_token_fast_path():
+        return
     try:
         authenticate("heartbeats:write", "GET")
         return

@@ -146,3 +146,40 @@ def test_scopes(client, reader, writer, session, admin, pos, stores):
     response = ask(client, {"Authorization": f"Bearer {incidents}"})
     assert response.status_code == 403
     assert "heartbeats:write" in response.json["error"]["message"]
+
+
+def test_revoked_and_expired_device_tokens_are_refused(client, session, admin, pos, stores):
+    from datetime import timedelta
+
+    from service.auth import issue_token, revoke_token
+    from service.models import utcnow
+
+    token, raw = issue_token(
+        session=session, name="old", scopes=["heartbeats:write"], creator=admin
+    )
+    revoke_token(session=session, token=token, actor=admin)
+    session.commit()
+    response = ask(client, {"Authorization": f"Bearer {raw}"})
+    assert response.status_code == 401 and "revoked" in response.json["error"]["message"]
+    token, raw = issue_token(
+        session=session, name="exp", scopes=["heartbeats:write"], creator=admin
+    )
+    token.expires_at = utcnow() - timedelta(minutes=1)
+    session.add(token)
+    session.commit()
+    response = ask(client, {"Authorization": f"Bearer {raw}"})
+    assert response.status_code == 401 and "expired" in response.json["error"]["message"]
+    assert ask(client, {"Authorization": "Bearer rg_unknown"}).status_code == 401
+
+
+def test_device_token_use_is_recorded(client, session, admin, pos, stores):
+    from service.auth import issue_token
+    from service.models import ApiToken
+
+    token, raw = issue_token(
+        session=session, name="dev", scopes=["heartbeats:write"], creator=admin
+    )
+    session.commit()
+    assert ask(client, {"Authorization": f"Bearer {raw}"}).status_code == 200
+    session.expire_all()
+    assert session.get(ApiToken, token.id).last_used_at is not None
