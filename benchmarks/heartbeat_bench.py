@@ -1,0 +1,335 @@
+"""Benchmark: heartbeats over HTTP, the service under gunicorn against a bare Flask endpoint.
+
+Starts the service (``wsgi:app``) under gunicorn with 2 sync workers on loopback, on a SQLite
+file (and on PostgreSQL when ``RELGOV_BENCH_PG_URL`` is set, in a database ``relgov_bench``
+that it drops and creates), and a bare Flask endpoint served the same way (the ceiling).
+Driver processes, separate from the servers, send for a fixed time:
+
+- single heartbeats (one device each, a new ``sent_at`` every time): requests/s and p99;
+- batches of 1,000 heartbeats: heartbeats/s.
+
+Targets: single heartbeats ≥ 50 % of the bare endpoint's rate; batches ≥ 20,000/s. Writes
+the table to the ``### Heartbeats`` part of the ``## Version adoption`` section of
+``docs/benchmarks.md``. Everything stops itself (servers are killed at the end).
+
+    .venv/bin/python benchmarks/heartbeat_bench.py [--seconds 10] [--clients 4] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DOC = ROOT / "docs" / "benchmarks.md"
+SECTION = "## Version adoption"
+PART = "### Heartbeats"
+COMMAND = ".venv/bin/python benchmarks/heartbeat_bench.py"
+STORES, DEVICES = 2_000, 20_000
+SECRET = "benchmark-secret-key-0123456789-abcdefghij"
+
+BARE_APP = """
+from flask import Flask, request, jsonify
+app = Flask(__name__)
+
+@app.post("/api/v1/heartbeats")
+def heartbeats():
+    body = request.get_json()
+    return jsonify({"accepted": len(body) if isinstance(body, list) else 1, "rejected": []})
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def prepare_database(url: str) -> str:
+    """Migrate, make the fleet and the app, and return a heartbeats:write token."""
+    from sqlmodel import Session
+
+    from service import db, migrate
+    from service.auth import create_user, issue_token
+    from service.releases.models import App
+    from version_monitor.simulate import build_fleet
+
+    engine = db.make_engine(url)
+    migrate.upgrade(engine)
+    with Session(engine) as session:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        build_fleet(session, stores=STORES, devices=DEVICES, now=now)
+        session.add(App(slug="pos", name="POS"))
+        user = create_user(
+            session=session,
+            email="bench@example.com",
+            name="Bench",
+            role="admin",
+            password="benchmark-password",
+            actor="bench",
+        )
+        _, raw = issue_token(
+            session=session, name="bench", scopes=["heartbeats:write"], creator=user
+        )
+        session.commit()
+    engine.dispose()
+    return raw
+
+
+def pg_database(base: str) -> str:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.execute(text('DROP DATABASE IF EXISTS "relgov_bench" WITH (FORCE)'))
+        conn.execute(text('CREATE DATABASE "relgov_bench"'))
+    admin.dispose()
+    return make_url(base).set(database="relgov_bench").render_as_string(hide_password=False)
+
+
+def start_gunicorn(
+    target: str, port: int, env: dict[str, str], cwd: Path
+) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "gunicorn"),
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            target,
+        ],
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return process
+        except OSError:
+            time.sleep(0.2)
+    stop(process)
+    raise RuntimeError(f"gunicorn on port {port} did not start")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _beat(n: int, client: int, sent: datetime) -> dict[str, Any]:
+    device = n % DEVICES
+    store = device % STORES
+    return {
+        "device_id": f"bench-{client}-{device:06d}",
+        "store_id": f"S{store + 1:05d}",
+        "app": "pos",
+        "version": f"3.{n % 7}.0",
+        "device_kind": "pos",
+        "sent_at": sent.isoformat(),
+    }
+
+
+def drive(port: int, token: str, batch: int, seconds: float, client: int, out: Any) -> None:
+    """One driver process: requests back to back for ``seconds``; puts (latencies, items)."""
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    latencies: list[float] = []
+    items = errors = 0
+    n = 0
+    base = datetime.now(UTC) - timedelta(hours=1)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        sent = base + timedelta(milliseconds=n)
+        body = (
+            [_beat(n + i, client, sent) for i in range(batch)]
+            if batch > 1
+            else _beat(n, client, sent)
+        )
+        n += batch
+        payload = json.dumps(body)
+        started = time.perf_counter()
+        try:
+            conn.request("POST", "/api/v1/heartbeats", payload, headers)
+            response = conn.getresponse()
+            response.read()
+            if response.getheader("Connection", "").lower() == "close":
+                conn.close()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            errors += 1
+            continue
+        latencies.append(time.perf_counter() - started)
+        if response.status in (200, 207):
+            items += batch
+        else:
+            errors += 1
+    out.put((latencies, items, errors))
+
+
+def run_load(
+    port: int, token: str, *, batch: int, seconds: float, clients: int
+) -> dict[str, float]:
+    queue: Any = multiprocessing.Queue()
+    procs = [
+        multiprocessing.Process(target=drive, args=(port, token, batch, seconds, c, queue))
+        for c in range(clients)
+    ]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=seconds + 120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    latencies = sorted(x for r in results for x in r[0])
+    items = sum(r[1] for r in results)
+    errors = sum(r[2] for r in results)
+    p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else float("nan")
+    return {
+        "requests_per_s": len(latencies) / seconds,
+        "items_per_s": items / seconds,
+        "p50_ms": statistics.median(latencies) * 1000 if latencies else float("nan"),
+        "p99_ms": p99 * 1000,
+        "errors": errors,
+    }
+
+
+def bench_database(
+    label: str, url: str, args: argparse.Namespace, bare: dict[str, float]
+) -> list[str]:
+    token = prepare_database(url)
+    tmp = Path(tempfile.mkdtemp(prefix="relgov-hb-"))
+    (tmp / "prom").mkdir()
+    env = os.environ | {
+        "RELGOV_ENV": "production",
+        "RELGOV_SECRET_KEY": SECRET,
+        "RELGOV_DATABASE_URL": url,
+        "RELGOV_INSTANCE_PATH": str(tmp),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom"),
+        "PYTHONPATH": str(ROOT),
+    }
+    port = free_port()
+    server = start_gunicorn("wsgi:app", port, env, ROOT)
+    try:
+        run_load(port, token, batch=1, seconds=2, clients=args.clients)  # warm up
+        single = run_load(port, token, batch=1, seconds=args.seconds, clients=args.clients)
+        batch = run_load(port, token, batch=1000, seconds=args.seconds, clients=args.clients)
+    finally:
+        stop(server)
+    share = single["requests_per_s"] / bare["requests_per_s"]
+    print(
+        f"{label}: single {single['requests_per_s']:.0f} req/s (p99 {single['p99_ms']:.1f} ms, "
+        f"{share:.0%} of bare), batches {batch['items_per_s']:.0f} heartbeats/s "
+        f"(p99 {batch['p99_ms']:.0f} ms per 1,000), errors {single['errors'] + batch['errors']}"
+    )
+    share_mark = "✓" if share >= 0.5 else "✗ (target 50 %)"
+    batch_mark = "✓" if batch["items_per_s"] >= 20_000 else "✗ (target 20,000)"
+    return [
+        f"| {label} | {single['requests_per_s']:,.0f} | {single['p99_ms']:.1f} | {share:.0%} "
+        f"{share_mark} | {batch['items_per_s']:,.0f} {batch_mark} | {batch['p99_ms']:.0f} |"
+    ]
+
+
+def write_part(text: str) -> None:
+    """Replace ``PART`` inside ``SECTION`` of docs/benchmarks.md (re-read just before)."""
+    doc = DOC.read_text()
+    if SECTION not in doc:
+        doc = doc.rstrip("\n") + f"\n\n{SECTION}\n"
+    start = doc.index(SECTION)
+    nxt = doc.find("\n## ", start + len(SECTION))
+    end = len(doc) if nxt == -1 else nxt + 1
+    section = doc[start:end]
+    if PART in section:
+        p_start = section.index(PART)
+        p_next = section.find("\n### ", p_start + len(PART))
+        p_end = len(section) if p_next == -1 else p_next + 1
+        section = section[:p_start] + text + section[p_end:]
+    else:
+        section = section.rstrip("\n") + "\n\n" + text
+    if not section.endswith("\n"):
+        section += "\n"
+    DOC.write_text(
+        doc[:start]
+        + section
+        + ("\n" if nxt != -1 and not section.endswith("\n\n") else "")
+        + doc[end:]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=4, help="driver processes")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="relgov-bare-"))
+    (tmp / "bare_app.py").write_text(BARE_APP)
+    port = free_port()
+    server = start_gunicorn("bare_app:app", port, os.environ | {"PYTHONPATH": str(tmp)}, tmp)
+    try:
+        run_load(port, "", batch=1, seconds=2, clients=args.clients)
+        bare = run_load(port, "", batch=1, seconds=args.seconds, clients=args.clients)
+    finally:
+        stop(server)
+    print(f"bare Flask endpoint: {bare['requests_per_s']:.0f} req/s (p99 {bare['p99_ms']:.1f} ms)")
+
+    rows = [
+        f"| bare Flask endpoint (ceiling) | {bare['requests_per_s']:,.0f} | {bare['p99_ms']:.1f} "
+        "| 100 % | — | — |"
+    ]
+    db_dir = Path(tempfile.mkdtemp(prefix="relgov-hb-db-"))
+    rows += bench_database("SQLite (WAL file)", f"sqlite:///{db_dir / 'bench.db'}", args, bare)
+    pg = os.environ.get("RELGOV_BENCH_PG_URL", "")
+    if pg:
+        rows += bench_database("PostgreSQL 15", pg_database(pg), args, bare)
+    else:
+        print("PostgreSQL skipped (set RELGOV_BENCH_PG_URL)")
+
+    text = "\n".join(
+        [
+            PART,
+            "",
+            f"`{COMMAND}` ({datetime.now(UTC):%Y-%m-%d}; gunicorn 2 sync workers on loopback, "
+            f"{args.clients} driver processes for {args.seconds:g} s each run, fleet of "
+            f"{STORES:,} stores; every single heartbeat a new `sent_at`, so each one writes).",
+            "",
+            "| server | single heartbeats req/s | p99 ms | share of bare | batched heartbeats/s "
+            "| p99 ms per 1,000 |",
+            "|---|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+        ]
+    )
+    print(text)
+    if not args.no_write:
+        write_part(text)
+
+
+if __name__ == "__main__":
+    main()
