@@ -18,14 +18,13 @@ from sqlmodel import Session, col, select
 
 from service import audit
 from service.models import ROLES, User, utcnow
+from service.releases.apps import current_template, template_items
 from service.releases.lifecycle import Actor, TransitionError, add_guard
 from service.releases.models import (
     AUTOMATIC_RULES,
     DECISIONS,
     RELEASE_KINDS,
     App,
-    ChecklistTemplate,
-    ChecklistTemplateItem,
     MeetingRecord,
     Release,
     ReleaseItem,
@@ -167,27 +166,6 @@ def _scheduled_for(session: Session, app: App) -> Any:
         return None
     slot = next_train_slot(session, app, after=utcnow())
     return getattr(slot, "at", slot)
-
-
-# --- templates -------------------------------------------------------------------------
-
-
-def current_template(session: Session, app: App, kind: str) -> ChecklistTemplate | None:
-    return session.exec(
-        select(ChecklistTemplate)
-        .where(ChecklistTemplate.app_id == app.id, ChecklistTemplate.kind == kind)
-        .order_by(col(ChecklistTemplate.version).desc())
-    ).first()
-
-
-def template_items(session: Session, template: ChecklistTemplate) -> list[ChecklistTemplateItem]:
-    return list(
-        session.exec(
-            select(ChecklistTemplateItem)
-            .where(ChecklistTemplateItem.template_id == template.id)
-            .order_by(col(ChecklistTemplateItem.position))
-        ).all()
-    )
 
 
 # --- notes -----------------------------------------------------------------------------
