@@ -118,7 +118,7 @@ def _cohort_page(
         beta_devices=beta_devices,
         page=page,
         pages=max(1, -(-size // MEMBERS_PER_PAGE)),
-        history=fleet.cohort_history(session=session, limit=30),
+        history=fleet.cohort_history(session=session, limit=15),
         regions=regions,
         tags=tags,
         plan=plan,
