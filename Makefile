@@ -26,7 +26,7 @@ venv: $(STAMP)
 run: $(STAMP)
 	RELGOV_ENV=$${RELGOV_ENV:-development} $(BIN)/relgov db upgrade
 	RELGOV_ENV=$${RELGOV_ENV:-development} $(BIN)/relgov demo --if-empty
-	RELGOV_ENV=$${RELGOV_ENV:-development} $(BIN)/relgov serve --host $(HOST) --port $(PORT)
+	RELGOV_ENV=$${RELGOV_ENV:-development} $(BIN)/relgov run --host $(HOST) --port $(PORT)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

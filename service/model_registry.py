@@ -11,6 +11,7 @@ MODEL_MODULES = (
     "service.models",
     "service.releases.models",
     "service.publishing.models",
+    "service.fleet.models",
     "beta.models",
     "version_monitor.models",
 )

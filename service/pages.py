@@ -91,6 +91,7 @@ def dashboard() -> str:
         ).one(),
         "events": session.exec(select(func.count()).select_from(AuditEvent)).one(),
     }
+    from service.adoption.services import stall_summary
     from service.releases import services
     from service.releases.models import App, Release
 
@@ -111,6 +112,7 @@ def dashboard() -> str:
         in_progress=in_progress,
         by_state=services.count_by_state(session),
         panels=[(template, context(session)) for template, context in DASHBOARD_PANELS],
+        stalls=stall_summary(session),
     )
 
 

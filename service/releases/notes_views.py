@@ -95,14 +95,10 @@ def _actor() -> Actor:
 
 
 def _notify_publishing(session: Session, release: Release, actor: Actor) -> None:
-    """Tell publishing the text changed (re-publish or mark stale), when that feature is here."""
-    try:
-        from service import publishing
-    except ImportError:  # pragma: no cover - the package is part of the service
-        return
-    hook = getattr(publishing, "notes_edited", None)
-    if callable(hook):
-        hook(session, release, actor)
+    """Tell publishing the text changed: a coalesced re-publish when auto-publishing applies."""
+    from service.publishing.notion_publish import notes_edited
+
+    notes_edited(session, release, actor.name)
 
 
 def _can_edit() -> bool:

@@ -355,8 +355,19 @@ def _not_yet(what: str) -> Evaluator:
     return evaluate
 
 
+@evaluator("beta_adoption")
+def _beta_adoption(session: Session, release: Release, app: App) -> tuple[str, str, list[str]]:
+    from service.adoption.services import beta_adoption_for_checklist
+
+    value, evidence = beta_adoption_for_checklist(session, release)
+    if value is None:
+        return "unavailable", evidence, []
+    target = app.beta_adoption_target
+    status = "passed" if value * 100 >= target else "failed"
+    return status, f"{value * 100:.1f} % of beta devices (target {target:g} %); {evidence}", []
+
+
 for _rule, _what in (
-    ("beta_adoption", "adoption data is not connected"),
     ("beta_soak", "beta soak is measured once incidents and gates land"),
     ("incident_score", "incident scores arrive with the incident feature"),
 ):

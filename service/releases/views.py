@@ -157,6 +157,9 @@ def release_detail(release_id: int) -> str:
             panels.append((template, context(session, release)))
         except Exception as exc:  # a broken panel must not take the release page down
             panels.append(("releases/_panel_error.html", {"error": str(exc)}))
+    from service.adoption.services import release_adoption
+
+    adoption = release_adoption(session, release)
     preview = ""
     if note is not None and note.markdown:
         from release_notes.markdown_doc import render_html
@@ -174,6 +177,7 @@ def release_detail(release_id: int) -> str:
         meetings=meetings,
         history=history,
         panels=panels,
+        adoption=adoption,
         actions=[a for a in allowed_actions(release) if _may(user, a)],
         action_labels=ACTION_LABELS,
         needs_reason=NEEDS_REASON,
