@@ -59,7 +59,13 @@ def seed(url: str, *, stores: int, devices: int, now: datetime) -> tuple[Any, li
 def reports_to_time(now: datetime, releases: list[Any]) -> dict[str, Callable[[Any], Any]]:
     from version_monitor import reports
 
-    spreading = [r for r in releases if r.beta_at and r.beta_at > now - timedelta(days=10)]
+    # What the service passes: the newest release still in beta (for the beta check) and the
+    # ones before it that went to every store in the last weeks (for "not rising").
+    newest = releases[-1]
+    spreading = [
+        *[r for r in releases[:-1] if r.beta_at and r.beta_at > now - timedelta(days=24)],
+        type(newest)(newest.version, newest.beta_at, None),
+    ]
     latest = releases[-1].version
     end = now.date()
     return {
@@ -85,7 +91,7 @@ def reports_to_time(now: datetime, releases: list[Any]) -> dict[str, Callable[[A
         "time to 50/80/95 % (53 releases)": lambda s: reports.time_to_adoption(
             s, app="pos", releases=releases
         ),
-        "stalls (releases of the last 10 days)": lambda s: reports.detect_stalls(
+        "stalls (newest in beta + 3 rolled out)": lambda s: reports.detect_stalls(
             s, app="pos", releases=spreading, now=now, beta_target=0.8, beta_hours=24
         ),
         "beta adoption (release page, checklist)": lambda s: reports.beta_adoption(

@@ -120,9 +120,7 @@ def adoption_over_time(
         raise ValueError("step must be at least 1")
     span = (end - start).days
     days = sorted(end - timedelta(days=n) for n in range(0, span + 1, step))
-    counts = _daily_counts(
-        session, app=app, start=start, end=end, only=days if step > 1 else None
-    )
+    counts = _daily_counts(session, app=app, start=start, end=end, only=days if step > 1 else None)
     shown = [
         r
         for r in releases
