@@ -22,3 +22,14 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(jobs.adoption_group)
     if jobs.collect_stall_gauge not in GAUGE_COLLECTORS:
         GAUGE_COLLECTORS.append(jobs.collect_stall_gauge)
+    from service.publishing.jobs import JobContext, register_periodic
+
+    def rollup_job(ctx: JobContext) -> str:
+        jobs.periodic_rollup(ctx.app)
+        return "rolled up today and yesterday"
+
+    # The job worker (``relgov worker``, or in-process under ``make run``) runs it.
+    register_periodic("adoption-rollup", ROLLUP_EVERY_SECONDS, rollup_job)
+
+
+ROLLUP_EVERY_SECONDS = 600

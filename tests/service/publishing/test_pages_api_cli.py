@@ -178,7 +178,10 @@ def test_cli_check_init_schema_publish_and_worker(runner, session, notion_fake):
     assert "queued job" in result.output
     result = runner.invoke(args=["worker", "--once"])
     assert result.exit_code == 0, result.output
-    assert "succeeded: skipped" in result.output and "ran 1 job(s)" in result.output
+    assert (
+        "succeeded: skipped" in result.output
+        and f"ran {1 + len(jobs.PERIODIC)} job(s)" in result.output
+    )
 
 
 def test_cli_publish_errors(runner, session, notion):
