@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
+from flask import request
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from service import db
-from service.api import ApiError, operation
+from service.api import ApiError, authenticate, operation
+from service.api.people import require_person
 from service.auth import current_actor
 from service.releases import services
 from service.releases.lifecycle import Actor, TransitionError, transition
-from service.releases.models import App, Release, ReleaseNote
+from service.releases.models import App, MeetingRecord, Release, ReleaseItem, ReleaseNote, SignOff
 
 
 class ReleaseIn(BaseModel):
@@ -240,14 +242,20 @@ def get_release(release_id: int) -> ReleaseDetail:
     "POST",
     summary="Move a release through its lifecycle",
     tag="Releases",
-    scope="releases:write",
+    scope=None,
     body=TransitionIn,
     response=ReleaseDetail,
-    errors=(404, 409),
+    errors=(401, 403, 404, 409),
 )
 def post_transition(release_id: int, body: TransitionIn) -> ReleaseDetail:
-    """Illegal transitions get 409 with the reason. Approving needs a person (a release
-    manager in the web UI): a token is refused with 403."""
+    """Illegal transitions get 409 with the reason. A token with ``releases:write`` (CI) may
+    submit, cancel or halt; approving needs a release manager: a person's logged-in session
+    with the page's CSRF token in ``X-CSRFToken`` (a token is refused with 403)."""
+    if request.headers.get("Authorization"):
+        authenticate("releases:write", "POST")
+        actor = Actor(name=current_actor())
+    else:
+        actor = services.actor_for(require_person("releases:write"))
     release, app = _get(release_id)
     session = db.session()
     try:
@@ -255,7 +263,7 @@ def post_transition(release_id: int, body: TransitionIn) -> ReleaseDetail:
             session,
             release,
             body.action,
-            actor=Actor(name=current_actor()),
+            actor=actor,
             reason=body.reason,
             expected_lock=body.lock_version,
         )
@@ -268,4 +276,189 @@ def post_transition(release_id: int, body: TransitionIn) -> ReleaseDetail:
             fields if exc.field else [],
         ) from None
     session.commit()
+    return _detail(release, app)
+
+
+# --- acting for a person: sign-offs, overrides, meeting records ------------------------------
+
+
+class SignOffIn(BaseModel):
+    decision: Literal["approve", "reject", "block"]
+    comment: str = Field(default="", max_length=2000)
+    lock_version: int | None = Field(default=None, description="refuse if the release changed")
+
+
+class OverrideIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class SignOffOut(BaseModel):
+    id: int
+    item_id: int
+    user_email: str
+    role: str
+    decision: str
+    comment: str
+    override: bool
+    at: datetime
+
+
+class MeetingIn(BaseModel):
+    held_on: date
+    attendees: str = Field(min_length=1, max_length=2000)
+    decision: Literal["go", "no_go", "postponed"]
+    minutes: str = Field(default="", max_length=20_000)
+
+
+class MeetingOut(BaseModel):
+    id: int
+    held_on: date
+    attendees: str
+    decision: str
+    minutes: str
+    recorded_by: str
+    at: datetime
+
+
+def _item(release: Release, item_id: int) -> ReleaseItem:
+    item = next((i for i in services.release_items(db.session(), release) if i.id == item_id), None)
+    if item is None:
+        raise ApiError(404, "not_found", f"release {release.id} has no checklist item {item_id}")
+    return item
+
+
+@operation(
+    "/releases/<int:release_id>/items/<int:item_id>/sign-offs",
+    summary="The sign-off history of one checklist item, oldest first",
+    tag="Checklist",
+    response=list[SignOffOut],
+    errors=(404,),
+)
+def list_sign_offs(release_id: int, item_id: int) -> list[SignOffOut]:
+    release, _ = _get(release_id)
+    item = _item(release, item_id)
+    rows = db.session().exec(
+        select(SignOff).where(SignOff.item_id == item.id).order_by(col(SignOff.id))
+    )
+    return [SignOffOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+@operation(
+    "/releases/<int:release_id>/items/<int:item_id>/sign-offs",
+    "POST",
+    summary="Approve, reject or block a checklist item you own (append-only)",
+    tag="Checklist",
+    scope=None,
+    body=SignOffIn,
+    response=SignOffOut,
+    status=201,
+    errors=(401, 403, 404, 409),
+)
+def post_sign_off(release_id: int, item_id: int, body: SignOffIn) -> SignOffOut:
+    """Only a person holding the item's owner role may sign; a stale ``lock_version`` is 409.
+    Acts for a person: a logged-in session with the page's CSRF token in ``X-CSRFToken``."""
+    person = require_person("releases:write")
+    release, _ = _get(release_id)
+    item = _item(release, item_id)
+    try:
+        signoff = services.sign_off(
+            db.session(),
+            release=release,
+            item=item,
+            user=person,
+            decision=body.decision,
+            comment=body.comment,
+            expected_lock=body.lock_version,
+        )
+    except services.ReleaseError as exc:
+        raise _error(exc) from None
+    db.session().commit()
+    return SignOffOut.model_validate(signoff, from_attributes=True)
+
+
+@operation(
+    "/releases/<int:release_id>/items/<int:item_id>/override",
+    "POST",
+    summary="Override a blocking item with a reason (admins; highlighted and audited)",
+    tag="Checklist",
+    scope=None,
+    body=OverrideIn,
+    response=SignOffOut,
+    status=201,
+    errors=(401, 403, 404, 409),
+)
+def post_override(release_id: int, item_id: int, body: OverrideIn) -> SignOffOut:
+    person = require_person("releases:write")
+    release, _ = _get(release_id)
+    item = _item(release, item_id)
+    try:
+        signoff = services.override_item(
+            db.session(), release=release, item=item, user=person, reason=body.reason
+        )
+    except services.ReleaseError as exc:
+        raise _error(exc) from None
+    db.session().commit()
+    return SignOffOut.model_validate(signoff, from_attributes=True)
+
+
+@operation(
+    "/releases/<int:release_id>/meetings",
+    summary="The meeting records of a release, newest first",
+    tag="Meeting",
+    response=list[MeetingOut],
+    errors=(404,),
+)
+def list_meetings(release_id: int) -> list[MeetingOut]:
+    release, _ = _get(release_id)
+    rows = db.session().exec(
+        select(MeetingRecord)
+        .where(MeetingRecord.release_id == release.id)
+        .order_by(col(MeetingRecord.at).desc())
+    )
+    return [MeetingOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+@operation(
+    "/releases/<int:release_id>/meetings",
+    "POST",
+    summary="Record the release meeting (release managers)",
+    tag="Meeting",
+    scope=None,
+    body=MeetingIn,
+    response=MeetingOut,
+    status=201,
+    errors=(401, 403, 404),
+)
+def post_meeting(release_id: int, body: MeetingIn) -> MeetingOut:
+    person = require_person("releases:write")
+    release, _ = _get(release_id)
+    try:
+        record = services.record_meeting(
+            db.session(),
+            release=release,
+            user=person,
+            held_on=body.held_on,
+            attendees=body.attendees,
+            decision=body.decision,
+            minutes=body.minutes,
+        )
+    except services.ReleaseError as exc:
+        raise _error(exc) from None
+    db.session().commit()
+    return MeetingOut.model_validate(record, from_attributes=True)
+
+
+@operation(
+    "/releases/<int:release_id>/notes/regenerate",
+    "POST",
+    summary="Regenerate the notes from git (an edit is kept; its base shows any conflict)",
+    tag="Releases",
+    scope="releases:write",
+    response=ReleaseDetail,
+    errors=(404,),
+)
+def post_regenerate(release_id: int) -> ReleaseDetail:
+    release, app = _get(release_id)
+    services.generate_notes_for(db.session(), release, actor=Actor(name=current_actor()))
+    db.session().commit()
     return _detail(release, app)

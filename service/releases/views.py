@@ -339,11 +339,13 @@ def meeting() -> str:
         releases = sorted(releases, key=lambda r: parse_version(r.version), reverse=True)
         slots: list[Any] = []
         try:
-            from service.releases.trains import train_slots
+            from service.releases.trains import skips_for, train_slots
 
             zone = ZoneInfo(app.train_timezone)
             slot_start = datetime.combine(monday, datetime.min.time(), tzinfo=zone)
-            slots = train_slots(app, start=slot_start, weeks=1)
+            slots = train_slots(
+                app, start=slot_start, weeks=1, skips=skips_for(session, app, since=monday)
+            )
         except ImportError:
             pass
         entries = []

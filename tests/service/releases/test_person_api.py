@@ -1,0 +1,144 @@
+"""API actions that a person takes: sign-offs, overrides, approval, meetings, apps."""
+
+import re
+
+import pytest
+
+from service.releases import services
+from service.releases.lifecycle import transition
+from tests.builders import login, make_token
+
+META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def person(client, email):
+    login(client, email)
+    token = META.search(client.get("/").get_data(as_text=True)).group(1)
+    return {"X-CSRFToken": token}
+
+
+@pytest.fixture
+def release(app, session, pos, people):
+    with app.app_context():
+        release, _ = services.register_release(
+            session,
+            app=pos,
+            version="1.1.0",
+            git_ref="v1.1.0",
+            actor=services.actor_for(people["engineer"]),
+        )
+        transition(session, release, "submit", actor=services.actor_for(people["engineer"]))
+        session.commit()
+    return release
+
+
+def items(client, release):
+    return {i["title"]: i["id"] for i in client.get(f"/api/v1/releases/{release.id}").json["items"]}
+
+
+def test_sign_off_through_the_api_as_a_person(client, release):
+    headers = person(client, "qa@example.com")
+    ids = items(client, release)
+    url = f"/api/v1/releases/{release.id}/items/{ids['Regression tests pass']}/sign-offs"
+    response = client.post(
+        url, json={"decision": "approve", "comment": "all green"}, headers=headers
+    )
+    assert response.status_code == 201, response.json
+    assert response.json["user_email"] == "qa@example.com"
+    history = client.get(url).json
+    assert [h["decision"] for h in history] == ["approve"]
+
+    wrong = f"/api/v1/releases/{release.id}/items/{ids['Rollback plan written']}/sign-offs"
+    refused = client.post(wrong, json={"decision": "approve"}, headers=headers)
+    assert refused.status_code == 403 and "only a engineer" in refused.json["error"]["message"]
+
+
+def test_person_actions_need_csrf_and_refuse_tokens(client, session, admin, release):
+    raw = make_token(session, creator=admin, scopes=["releases:write", "read"])
+    ids = {
+        i["title"]: i["id"]
+        for i in client.get(
+            f"/api/v1/releases/{release.id}", headers={"Authorization": f"Bearer {raw}"}
+        ).json["items"]
+    }
+    url = f"/api/v1/releases/{release.id}/items/{ids['Regression tests pass']}/sign-offs"
+    by_token = client.post(
+        url, json={"decision": "approve"}, headers={"Authorization": f"Bearer {raw}"}
+    )
+    assert by_token.status_code == 403 and "person" in by_token.json["error"]["message"]
+    assert client.post(url, json={"decision": "approve"}).status_code == 401
+    login(client, "qa@example.com")
+    no_csrf = client.post(url, json={"decision": "approve"})
+    assert no_csrf.status_code == 400 and no_csrf.json["error"]["code"] == "csrf"
+
+
+def test_release_manager_approves_through_the_api(client, release, people):
+    for email, title in [
+        ("qa@example.com", "Regression tests pass"),
+        ("engineer@example.com", "Rollback plan written"),
+    ]:
+        headers = person(client, email)
+        ids = items(client, release)
+        url = f"/api/v1/releases/{release.id}/items/{ids[title]}/sign-offs"
+        assert client.post(url, json={"decision": "approve"}, headers=headers).status_code == 201
+        client.post("/logout", data={"csrf_token": headers["X-CSRFToken"]})
+    headers = person(client, "release_manager@example.com")
+    response = client.post(
+        f"/api/v1/releases/{release.id}/transitions", json={"action": "approve"}, headers=headers
+    )
+    assert response.status_code == 200, response.json
+    assert response.json["state"] == "approved"
+    meeting = client.post(
+        f"/api/v1/releases/{release.id}/meetings",
+        json={"held_on": "2026-11-25", "attendees": "Ren, Kenji, Quinn", "decision": "go"},
+        headers=headers,
+    )
+    assert meeting.status_code == 201
+    assert client.get(f"/api/v1/releases/{release.id}/meetings").json[0]["decision"] == "go"
+
+
+def test_admin_override_through_the_api(client, release, admin):
+    headers = person(client, admin.email)
+    ids = items(client, release)
+    url = f"/api/v1/releases/{release.id}/items/{ids['Regression tests pass']}/override"
+    assert client.post(url, json={"reason": ""}, headers=headers).status_code == 422
+    response = client.post(url, json={"reason": "device lab down"}, headers=headers)
+    assert response.status_code == 201 and response.json["override"] is True
+
+
+def test_apps_api(client, admin, pos):
+    headers = person(client, admin.email)
+    assert [a["slug"] for a in client.get("/api/v1/apps").json] == ["pos"]
+    created = client.post(
+        "/api/v1/apps",
+        json={"slug": "kiosk", "name": "Self-order kiosk", "settings": {"train_weekday": 3}},
+        headers=headers,
+    )
+    assert created.status_code == 201, created.json
+    bad = client.patch(
+        "/api/v1/apps/kiosk", json={"settings": {"train_timezone": "Mars/Olympus"}}, headers=headers
+    )
+    assert bad.status_code == 422 and bad.json["error"]["fields"][0]["field"] == "train_timezone"
+    template = client.get("/api/v1/apps/kiosk/checklists/weekly").json
+    assert template["version"] == 1 and template["items"]
+    saved = client.put(
+        "/api/v1/apps/kiosk/checklists/weekly",
+        json={"items": [{"title": "Smoke test", "owner_role": "qa"}]},
+        headers=headers,
+    )
+    assert saved.status_code == 200 and saved.json["version"] == 2
+    trains = client.get("/api/v1/apps/kiosk/trains?weeks=3").json
+    assert len(trains) == 3
+    skip = client.post(
+        "/api/v1/apps/kiosk/trains/skips",
+        json={"week_of": trains[1]["week_of"], "reason": "Golden Week"},
+        headers=headers,
+    )
+    assert skip.status_code == 201
+    assert client.get("/api/v1/apps/kiosk/trains?weeks=3").json[1]["skipped"] is True
+
+
+def test_only_admins_change_apps(client, people):
+    headers = person(client, "release_manager@example.com")
+    response = client.post("/api/v1/apps", json={"slug": "x", "name": "X"}, headers=headers)
+    assert response.status_code == 403
