@@ -462,3 +462,115 @@ def post_regenerate(release_id: int) -> ReleaseDetail:
     services.generate_notes_for(db.session(), release, actor=Actor(name=current_actor()))
     db.session().commit()
     return _detail(release, app)
+
+
+class NotesOut(BaseModel):
+    markdown: str
+    html: str = Field(description="the sanitized HTML preview")
+    generated_markdown: str
+    edited: bool
+    edited_by: str | None
+    hash: str = Field(description="send it back as loaded_hash when saving an edit")
+    publish_state: str
+
+
+class NotesIn(BaseModel):
+    markdown: str = Field(max_length=1_000_000)
+    loaded_hash: str = Field(description="the hash of the text the edit started from")
+
+
+def _notes_out(note: ReleaseNote) -> NotesOut:
+    from release_notes.markdown_doc import render_html
+    from service.releases.notes_views import text_hash
+
+    return NotesOut(
+        markdown=note.markdown,
+        html=render_html(note.markdown),
+        generated_markdown=note.generated_markdown,
+        edited=note.edited_markdown is not None,
+        edited_by=note.edited_by,
+        hash=text_hash(note.markdown),
+        publish_state=note.publish_state,
+    )
+
+
+def _note(release: Release) -> ReleaseNote:
+    note = (
+        db.session().exec(select(ReleaseNote).where(ReleaseNote.release_id == release.id)).first()
+    )
+    if note is None:
+        raise ApiError(404, "not_found", f"release {release.id} has no notes yet")
+    return note
+
+
+@operation(
+    "/releases/<int:release_id>/notes",
+    summary="The release notes: Markdown, sanitized HTML and the hash to edit against",
+    tag="Releases",
+    response=NotesOut,
+    errors=(404,),
+)
+def get_notes(release_id: int) -> NotesOut:
+    release, _ = _get(release_id)
+    return _notes_out(_note(release))
+
+
+@operation(
+    "/releases/<int:release_id>/notes",
+    "PUT",
+    summary="Save an edit of the notes (409 when they changed since loaded_hash)",
+    tag="Releases",
+    scope=None,
+    body=NotesIn,
+    response=NotesOut,
+    errors=(401, 403, 404, 409),
+)
+def put_notes(release_id: int, body: NotesIn) -> NotesOut:
+    """A token with ``releases:write`` or an editor's session (``X-CSRFToken``) may edit.
+    Sending the generated text drops the edit."""
+    from service.releases.notes_views import (
+        EDITOR_ROLES,
+        EmptyNotes,
+        NothingToSave,
+        save_note_edit,
+        text_hash,
+    )
+
+    if request.headers.get("Authorization"):
+        authenticate("releases:write", "PUT")
+        actor = Actor(name=current_actor())
+    else:
+        person = require_person("releases:write")
+        if person.role not in EDITOR_ROLES:
+            raise ApiError(403, "forbidden", "your role may read the notes but not edit them")
+        actor = services.actor_for(person)
+    release, app = _get(release_id)
+    note = _note(release)
+    if body.loaded_hash != text_hash(note.markdown):
+        raise ApiError(
+            409,
+            "conflict",
+            "the notes changed since you loaded them; fetch them again and reapply your edit",
+            [{"field": "loaded_hash", "message": "stale", "type": "conflict"}],
+        )
+    try:
+        save_note_edit(
+            db.session(),
+            release=release,
+            app=app,
+            note=note,
+            text=body.markdown,
+            discard=False,
+            actor=actor,
+        )
+    except EmptyNotes as exc:
+        raise ApiError(
+            422,
+            "validation_error",
+            str(exc),
+            [{"field": "markdown", "message": str(exc), "type": "value_error"}],
+        ) from None
+    except NothingToSave:
+        pass
+    db.session().commit()
+    return _notes_out(note)

@@ -101,6 +101,65 @@ def _notify_publishing(session: Session, release: Release, actor: Actor) -> None
     notes_edited(session, release, actor.name)
 
 
+class NothingToSave(ValueError):
+    """The submitted text is what is already stored."""
+
+
+class EmptyNotes(ValueError):
+    """Notes cannot be saved empty."""
+
+
+def save_note_edit(
+    session: Session,
+    *,
+    release: Release,
+    app: App,
+    note: ReleaseNote,
+    text: str,
+    discard: bool,
+    actor: Actor,
+) -> str:
+    """Store an edit of the notes (or drop it), audited; returns the audit action.
+
+    The caller checks that the form was not stale (``loaded_hash``) and commits.
+    """
+    text = normalise(text)
+    before_hash = _short(note.markdown)
+    if discard or text == note.generated_markdown:
+        if note.edited_markdown is None:
+            raise NothingToSave("Nothing to save: the text is the generated text.")
+        note.edited_markdown = None
+        note.edit_base_markdown = None
+        summary = "went back to the generated notes"
+        event = "notes.discard_edit"
+    else:
+        if not text.strip():
+            raise EmptyNotes(
+                "The notes cannot be empty. Use “Use generated text” to drop your edit."
+            )
+        if text == note.edited_markdown:
+            raise NothingToSave("Nothing to save: the text has not changed.")
+        note.edited_markdown = text
+        note.edit_base_markdown = note.generated_markdown
+        summary = "edited the notes"
+        event = "notes.edit"
+    note.edited_by = actor.name
+    note.edited_at = utcnow()
+    session.add(note)
+    audit.record(
+        session,
+        actor=actor.name,
+        action=event,
+        subject_type="release",
+        subject_id=release.id,
+        before={"hash": before_hash},
+        after={"hash": _short(note.markdown), "edited": note.edited_markdown is not None},
+        summary=f"{app.slug} {release.version}: {summary}",
+    )
+    _notify_publishing(session, release, actor)
+    return event
+
+
 def _can_edit() -> bool:
     return bool(current_user.is_authenticated and current_user.role in EDITOR_ROLES)
 
@@ -195,48 +254,23 @@ def notes_save(release_id: int) -> tuple[str, int] | Response:
             ),
             status=409,
         )
-    before_hash = _short(note.markdown)
-    if action == "discard" or text == note.generated_markdown:
-        if note.edited_markdown is None:
-            flash("Nothing to save: the text is the generated text.", "info")
-            return redirect(url_for("notes.notes_page", release_id=release_id))
-        note.edited_markdown = None
-        note.edit_base_markdown = None
-        summary = "went back to the generated notes"
-        event = "notes.discard_edit"
-    else:
-        if not text.strip():
-            return _render(
-                session,
-                release,
-                app,
-                note,
-                text=text,
-                loaded_hash=loaded,
-                error="The notes cannot be empty. Use “Use generated text” to drop your edit.",
-                status=422,
-            )
-        if text == note.edited_markdown:
-            flash("Nothing to save: the text has not changed.", "info")
-            return redirect(url_for("notes.notes_page", release_id=release_id))
-        note.edited_markdown = text
-        note.edit_base_markdown = note.generated_markdown
-        summary = "edited the notes"
-        event = "notes.edit"
-    note.edited_by = current_user.actor
-    note.edited_at = utcnow()
-    session.add(note)
-    audit.record(
-        session,
-        actor=current_user.actor,
-        action=event,
-        subject_type="release",
-        subject_id=release.id,
-        before={"hash": before_hash},
-        after={"hash": _short(note.markdown), "edited": note.edited_markdown is not None},
-        summary=f"{app.slug} {release.version}: {summary}",
-    )
-    _notify_publishing(session, release, _actor())
+    try:
+        event = save_note_edit(
+            session,
+            release=release,
+            app=app,
+            note=note,
+            text=text,
+            discard=action == "discard",
+            actor=_actor(),
+        )
+    except NothingToSave as exc:
+        flash(str(exc), "info")
+        return redirect(url_for("notes.notes_page", release_id=release_id))
+    except EmptyNotes as exc:
+        return _render(
+            session, release, app, note, text=text, loaded_hash=loaded, error=str(exc), status=422
+        )
     session.commit()
     flash(
         "Saved your edit of the notes."

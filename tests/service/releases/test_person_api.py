@@ -142,3 +142,21 @@ def test_only_admins_change_apps(client, people):
     headers = person(client, "release_manager@example.com")
     response = client.post("/api/v1/apps", json={"slug": "x", "name": "X"}, headers=headers)
     assert response.status_code == 403
+
+
+def test_notes_edit_through_the_api(client, session, admin, release):
+    raw = make_token(session, creator=admin, scopes=["releases:write", "read"])
+    auth = {"Authorization": f"Bearer {raw}"}
+    notes = client.get(f"/api/v1/releases/{release.id}/notes", headers=auth).json
+    assert "<script>" not in notes["html"] and notes["edited"] is False
+    url = f"/api/v1/releases/{release.id}/notes"
+    edited = notes["markdown"] + "\n\nStores: restart the printer after updating.\n"
+    saved = client.put(url, json={"markdown": edited, "loaded_hash": notes["hash"]}, headers=auth)
+    assert saved.status_code == 200, saved.json
+    assert saved.json["edited"] is True and "restart the printer" in saved.json["html"]
+    stale = client.put(url, json={"markdown": "x", "loaded_hash": notes["hash"]}, headers=auth)
+    assert stale.status_code == 409
+    empty = client.put(
+        url, json={"markdown": "  ", "loaded_hash": saved.json["hash"]}, headers=auth
+    )
+    assert empty.status_code == 422 and empty.json["error"]["fields"][0]["field"] == "markdown"
