@@ -8,8 +8,10 @@ scope, and turns every error into ``{"error": {"code", "message", "fields"}}``.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,12 +19,12 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask_login import current_user
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import update
+from sqlalchemy import bindparam, event, select, update
 from sqlmodel import col
 from werkzeug.exceptions import HTTPException
 
 from service import db
-from service.auth import find_token
+from service.auth import TOKEN_PREFIX
 from service.models import ApiToken, utcnow
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -209,6 +211,51 @@ def _json(value: Any, status: int) -> Response:
 # --- authentication ------------------------------------------------------------------
 
 _TOKEN_TOUCH_SECONDS = 60
+# How long a process trusts a token it looked up. A revocation or expiry change made through
+# the ORM in this process (the pages, the API, the CLI, tests) clears the cache at once; one
+# made in another gunicorn worker takes effect there within this many seconds. Expiry itself
+# is checked against the clock on every request.
+TOKEN_CACHE_SECONDS = 5.0
+_TOKEN_CACHE_MAX = 10_000
+_TOKEN_COLUMNS = ApiToken.__table__.c  # type: ignore[attr-defined]
+_TOKEN_QUERY = select(*_TOKEN_COLUMNS).where(_TOKEN_COLUMNS.token_hash == bindparam("token_hash"))
+_token_cache: dict[str, tuple[float, ApiToken]] = {}
+
+
+def clear_token_cache() -> None:
+    """Forget every cached token (this process)."""
+    _token_cache.clear()
+
+
+def _token_changed(_mapper: Any, _connection: Any, _target: Any) -> None:
+    _token_cache.clear()
+
+
+for _event in ("after_update", "after_delete"):
+    event.listen(ApiToken, _event, _token_changed)
+
+
+def lookup_token(raw: str) -> ApiToken | None:
+    """The token for the raw bearer value (revoked and expired ones too), or None.
+
+    Found tokens are cached per process for :data:`TOKEN_CACHE_SECONDS` as detached copies
+    (the request must not change them); unknown ones are not cached.
+    """
+    if not raw.startswith(TOKEN_PREFIX):
+        return None
+    digest = hashlib.sha256(raw.encode()).hexdigest()
+    now = time.monotonic()
+    hit = _token_cache.get(digest)
+    if hit is not None and now - hit[0] < TOKEN_CACHE_SECONDS:
+        return hit[1]
+    row = db.session().connection().execute(_TOKEN_QUERY, {"token_hash": digest}).first()
+    if row is None:
+        return None
+    token = ApiToken(**row._asdict())
+    if len(_token_cache) >= _TOKEN_CACHE_MAX:
+        _token_cache.clear()
+    _token_cache[digest] = (now, token)
+    return token
 
 
 def authenticate(scope: str, method: str) -> None:
@@ -232,8 +279,7 @@ def authenticate(scope: str, method: str) -> None:
             "the Authorization header must be 'Bearer <token>'",
             headers={"WWW-Authenticate": 'Bearer realm="relgov"'},
         )
-    session = db.session()
-    token = find_token(session, raw.strip())
+    token = lookup_token(raw.strip())
     if token is None:
         raise ApiError(401, "unauthorized", "unknown token", headers=_challenge("invalid_token"))
     if token.revoked_at is not None:
@@ -251,19 +297,21 @@ def authenticate(scope: str, method: str) -> None:
             f"this token lacks the scope {scope!r} (it has: {', '.join(token.scopes)})",
         )
     g.api_token = token
-    _touch(token)
+    touch_token(token)
 
 
 def _challenge(error: str) -> dict[str, str]:
     return {"WWW-Authenticate": f'Bearer realm="relgov", error="{error}"'}
 
 
-def _touch(token: ApiToken) -> None:
+def touch_token(token: ApiToken) -> None:
+    """Record the token's use (at most once a minute), after the request's transaction."""
     now = utcnow()
     if token.last_used_at and (now - token.last_used_at).total_seconds() < _TOKEN_TOUCH_SECONDS:
         return
     token_id = token.id
     engine = db.engine()
+    token.last_used_at = now  # the cached copy: the next requests need not touch again
 
     def write() -> None:
         # Its own short transaction once the request's is over: it neither widens the
