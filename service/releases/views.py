@@ -76,8 +76,6 @@ def release_list() -> str:
     if state_filter in STATES:
         stmt = stmt.where(Release.state == state_filter)
     rows = session.exec(stmt.order_by(col(Release.created_at).desc()).limit(500)).all()
-    rows = sorted(rows, key=lambda r: (r[1].name, parse_version(r[0].version)), reverse=False)
-    rows.sort(key=lambda r: r[0].created_at, reverse=True)
     return render_template(
         "releases/list.html",
         rows=rows,
