@@ -45,9 +45,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(audit_views.bp)
     init_api(app)
-    from service import adoption, fleet, publishing, releases
+    from service import adoption, fleet, incidents, publishing, releases
 
-    for feature in (releases, fleet, adoption, publishing):
+    for feature in (releases, fleet, adoption, publishing, incidents):
         feature.init_app(app)
     from service.cli_commands import COMMANDS
 

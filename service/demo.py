@@ -40,6 +40,7 @@ SEEDERS = (
     "service.releases.demo:seed",
     "service.fleet.demo:seed",
     "service.adoption.demo:seed",
+    "service.incidents.demo:seed",
 )
 
 

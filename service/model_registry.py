@@ -12,6 +12,7 @@ MODEL_MODULES = (
     "service.releases.models",
     "service.publishing.models",
     "service.fleet.models",
+    "service.incidents.models",
     "beta.models",
     "version_monitor.models",
 )

@@ -23,6 +23,7 @@ NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
     ("pages.notes", "Notes", ()),
     ("fleet.cohort", "Beta", ()),
     ("pages.adoption", "Adoption", ()),
+    ("incidents.index", "Incidents", ()),
     ("apps.app_list", "Apps", ()),
     ("audit.audit_log", "Audit log", ()),
     ("admin.users", "Admin", ("admin",)),

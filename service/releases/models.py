@@ -56,6 +56,10 @@ class App(SQLModel, table=True):
     beta_stall_hours: int = 48
     beta_soak_days: int = 2  # business days
     incident_score_threshold: int = 6
+    # Incidents and gates: the holiday calendar the beta soak counts business days with
+    # (a ``holidays`` country code, or "none"), and whether failing gates refuse promotion.
+    holiday_calendar: str = Field(default="JP", max_length=16)
+    promotion_gates: bool = False
     separation_of_duties: bool = True
     auto_publish: bool = True
     created_at: datetime = Field(default_factory=utcnow)

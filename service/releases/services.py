@@ -367,11 +367,8 @@ def _beta_adoption(session: Session, release: Release, app: App) -> tuple[str, s
     return status, f"{value * 100:.1f} % of beta devices (target {target:g} %); {evidence}", []
 
 
-for _rule, _what in (
-    ("beta_soak", "beta soak is measured once incidents and gates land"),
-    ("incident_score", "incident scores arrive with the incident feature"),
-):
-    EVALUATORS.setdefault(_rule, _not_yet(_what))
+# "beta_soak" and "incident_score" (and beta_adoption with gate overrides) are registered by
+# service.incidents.services, imported by its init_app.
 
 
 def release_items(session: Session, release: Release) -> list[ReleaseItem]:

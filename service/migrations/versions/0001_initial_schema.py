@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 16:02:47.591729
+Create Date: 2026-11-28 16:29:20.695642
 """
 
 from collections.abc import Sequence
@@ -54,6 +54,8 @@ def upgrade() -> None:
     sa.Column('beta_stall_hours', sa.Integer(), nullable=False),
     sa.Column('beta_soak_days', sa.Integer(), nullable=False),
     sa.Column('incident_score_threshold', sa.Integer(), nullable=False),
+    sa.Column('holiday_calendar', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('promotion_gates', sa.Boolean(), nullable=False),
     sa.Column('separation_of_duties', sa.Boolean(), nullable=False),
     sa.Column('auto_publish', sa.Boolean(), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
@@ -340,6 +342,49 @@ def upgrade() -> None:
         batch_op.create_index('ix_version_change_app_at', ['app', 'at'], unique=False)
         batch_op.create_index('ix_version_change_device_app_at', ['device_id', 'app', 'at'], unique=False)
 
+    op.create_table('gate_override',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('release_id', sa.Integer(), nullable=False),
+    sa.Column('gate', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+    sa.Column('at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['release_id'], ['release.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('gate_override', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_gate_override_release_id'), ['release_id'], unique=False)
+
+    op.create_table('incident',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('app_id', sa.Integer(), nullable=False),
+    sa.Column('release_id', sa.Integer(), nullable=True),
+    sa.Column('release_suggested', sa.Boolean(), nullable=False),
+    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('impact', sa.Integer(), nullable=False),
+    sa.Column('store_count', sa.Integer(), nullable=False),
+    sa.Column('beta_store_count', sa.Integer(), nullable=False),
+    sa.Column('stores_listed', sa.Boolean(), nullable=False),
+    sa.Column('active_stores', sa.Integer(), nullable=False),
+    sa.Column('active_basis', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('few_below', sa.Integer(), nullable=False),
+    sa.Column('most_share', sa.Float(), nullable=False),
+    sa.Column('scope', sa.Integer(), nullable=False),
+    sa.Column('score', sa.Integer(), nullable=False),
+    sa.Column('started_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('resolved_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('postmortem_url', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['app_id'], ['app.id'], ),
+    sa.ForeignKeyConstraint(['release_id'], ['release.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('incident', schema=None) as batch_op:
+        batch_op.create_index('ix_incident_app_started', ['app_id', 'started_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_incident_release_id'), ['release_id'], unique=False)
+
     op.create_table('meeting_record',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('release_id', sa.Integer(), nullable=False),
@@ -396,6 +441,20 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('release_id')
     )
+    op.create_table('incident_store',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('incident_id', sa.Integer(), nullable=False),
+    sa.Column('store_id', sa.Integer(), nullable=False),
+    sa.Column('in_beta', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['incident_id'], ['incident.id'], ),
+    sa.ForeignKeyConstraint(['store_id'], ['store.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('incident_id', 'store_id', name='uq_incident_store')
+    )
+    with op.batch_alter_table('incident_store', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_incident_store_incident_id'), ['incident_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_incident_store_store_id'), ['store_id'], unique=False)
+
     op.create_table('sign_off',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('item_id', sa.Integer(), nullable=False),
@@ -426,6 +485,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_sign_off_item_at')
 
     op.drop_table('sign_off')
+    with op.batch_alter_table('incident_store', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_incident_store_store_id'))
+        batch_op.drop_index(batch_op.f('ix_incident_store_incident_id'))
+
+    op.drop_table('incident_store')
     op.drop_table('release_note')
     with op.batch_alter_table('release_item', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_release_item_release_id'))
@@ -435,6 +499,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_meeting_record_release_id'))
 
     op.drop_table('meeting_record')
+    with op.batch_alter_table('incident', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_incident_release_id'))
+        batch_op.drop_index('ix_incident_app_started')
+
+    op.drop_table('incident')
+    with op.batch_alter_table('gate_override', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_gate_override_release_id'))
+
+    op.drop_table('gate_override')
     with op.batch_alter_table('version_change', schema=None) as batch_op:
         batch_op.drop_index('ix_version_change_device_app_at')
         batch_op.drop_index('ix_version_change_app_at')

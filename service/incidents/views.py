@@ -1,0 +1,413 @@
+"""Incident pages: the list, recording one, one incident (resolve, halt its release), the
+weekly trend per app, gate overrides and the app's gate settings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlmodel import col, select
+from werkzeug.wrappers import Response
+
+from beta.models import Store
+from service import audit, db
+from service.auth import login_required, roles_required
+from service.incidents import business_days, scoring, services
+from service.incidents.models import GATE_TITLES, Incident
+from service.models import User
+from service.releases.models import App, Release
+from service.releases.services import actor_for
+
+bp = Blueprint("incidents", __name__)
+RECORDERS = ("release_manager", "engineer", "qa", "support")
+TREND_PERIODS = (12, 26, 52)
+STORES_SHOWN = 200
+
+
+def _user() -> User:
+    user: User = current_user._get_current_object()
+    return user
+
+
+def _apps() -> list[App]:
+    return list(db.session().exec(select(App).order_by(App.name)).all())
+
+
+def _incident_or_404(incident_id: int) -> tuple[Incident, App]:
+    session = db.session()
+    incident = session.get(Incident, incident_id) or abort(404)
+    app = session.get(App, incident.app_id) or abort(404)
+    return incident, app
+
+
+def parse_local_utc(value: str, field: str) -> datetime | None:
+    """A ``datetime-local`` form value, taken as UTC."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise services.IncidentError(
+            "not a date and time (YYYY-MM-DD HH:MM)", field=field
+        ) from None
+    return services.aware(moment) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@bp.app_template_filter("utc")
+def _utc(moment: datetime | None) -> str:
+    return services.aware(moment).strftime("%Y-%m-%d %H:%M") if moment else "—"
+
+
+@bp.get("/incidents")
+@login_required
+def index() -> str:
+    session = db.session()
+    apps = _apps()
+    slug = request.args.get("app", "")
+    app = next((a for a in apps if a.slug == slug), None)
+    open_only = request.args.get("open") == "1"
+    incidents = services.list_incidents(session, app=app, open_only=open_only)
+    return render_template(
+        "incidents/index.html",
+        apps=apps,
+        app_filter=slug,
+        open_only=open_only,
+        incidents=incidents,
+        apps_by_id={a.id: a for a in apps},
+        versions=services.release_versions(session, (i.release_id for i in incidents)),
+        can_record=current_user.role in (*RECORDERS, "admin"),
+    )
+
+
+def _form_defaults() -> dict[str, str]:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")
+    return {
+        "app": request.args.get("app", ""),
+        "title": "",
+        "impact": "",
+        "stores": "",
+        "store_count": "",
+        "beta_store_count": "",
+        "started_at": now,
+        "resolved_at": "",
+        "postmortem_url": "",
+        "release": request.args.get("release", ""),
+    }
+
+
+def _int_field(value: str, field: str) -> int | None:
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise services.IncidentError("a whole number", field=field) from None
+
+
+@bp.route("/incidents/new", methods=["GET", "POST"])
+@roles_required(*RECORDERS)
+def new() -> Any:
+    session = db.session()
+    apps = _apps()
+    form = _form_defaults()
+    picked: list[str] = []
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        form = {key: request.form.get(key, "") for key in form}
+        picked = request.form.getlist("beta_pick")
+        try:
+            incident = _record_from_form(session, apps, form, picked)
+        except services.IncidentError as exc:
+            session.rollback()
+            errors[exc.field or "title"] = exc.message
+        else:
+            session.commit()
+            flash(f"Recorded incident #{incident.id} (score {incident.score}).", "success")
+            return redirect(url_for("incidents.detail", incident_id=incident.id))
+    releases = session.exec(
+        select(Release, App)
+        .join(App, col(App.id) == col(Release.app_id))
+        .where(col(Release.state).notin_(("draft", "cancelled", "rejected")))
+        .order_by(App.name, col(Release.created_at).desc())
+    ).all()
+    beta_stores = session.exec(
+        select(Store).where(Store.in_beta == True).order_by(Store.external_id)  # noqa: E712
+    ).all()
+    return render_template(
+        "incidents/new.html",
+        apps=apps,
+        form=form,
+        errors=errors,
+        impacts=scoring.IMPACTS,
+        releases=releases,
+        beta_stores=beta_stores,
+        picked=set(picked),
+        thresholds=services.scope_thresholds(),
+    ), (422 if errors else 200)
+
+
+def _record_from_form(
+    session: Any, apps: list[App], form: dict[str, str], picked: list[str]
+) -> Incident:
+    app = next((a for a in apps if a.slug == form["app"]), None)
+    if app is None:
+        raise services.IncidentError("choose an app", field="app")
+    impact = _int_field(form["impact"], "impact")
+    if impact is None:
+        raise services.IncidentError("choose the impact on store work", field="impact")
+    text = form["stores"]
+    upload = request.files.get("stores_file")
+    if upload is not None and upload.filename:
+        try:
+            text += "\n" + upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise services.IncidentError(
+                "the file is not UTF-8 text (a CSV of store ids)", field="stores"
+            ) from None
+    stores = list(dict.fromkeys([*picked, *services.parse_store_ids(text)]))
+    started = parse_local_utc(form["started_at"], "started_at")
+    if started is None:
+        raise services.IncidentError("when did it start?", field="started_at")
+    release: Release | None = None
+    suggest = form["release"] == ""
+    if form["release"] not in ("", "none"):
+        release_id = _int_field(form["release"], "release")
+        release = session.get(Release, release_id) if release_id else None
+        if release is None:
+            raise services.IncidentError("unknown release", field="release")
+    return services.record_incident(
+        session,
+        app=app,
+        title=form["title"],
+        impact=impact,
+        started_at=started,
+        resolved_at=parse_local_utc(form["resolved_at"], "resolved_at"),
+        actor=_user().actor,
+        stores=stores,
+        store_count=_int_field(form["store_count"], "store_count"),
+        beta_store_count=_int_field(form["beta_store_count"], "beta_store_count"),
+        postmortem_url=form["postmortem_url"],
+        release=release,
+        suggest=suggest,
+    )
+
+
+@bp.get("/incidents/<int:incident_id>")
+@login_required
+def detail(incident_id: int) -> str:
+    session = db.session()
+    incident, app = _incident_or_404(incident_id)
+    release = session.get(Release, incident.release_id) if incident.release_id else None
+    stores = services.incident_stores(session, incident)
+    suggestion = None
+    if stores:
+        suggestion = services.suggest_release(
+            session, app, [s.id or 0 for s, _ in stores], incident.started_at
+        )
+    from service.models import AuditEvent
+
+    history = session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.subject_type == "incident", AuditEvent.subject_id == str(incident.id))
+        .order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
+    ).all()
+    role = current_user.role
+    return render_template(
+        "incidents/detail.html",
+        incident=incident,
+        app=app,
+        release=release,
+        score=services.derivation(incident),
+        impacts=scoring.IMPACTS,
+        stores=stores[:STORES_SHOWN],
+        store_total=len(stores),
+        suggestion=suggestion,
+        history=history,
+        can_edit=role in (*RECORDERS, "admin"),
+        can_halt=role in ("release_manager", "admin")
+        and release is not None
+        and release.state in ("beta", "rolling_out"),
+        releases=session.exec(
+            select(Release).where(Release.app_id == app.id).order_by(col(Release.created_at).desc())
+        ).all(),
+    )
+
+
+@bp.post("/incidents/<int:incident_id>/update")
+@roles_required(*RECORDERS)
+def update(incident_id: int) -> Response:
+    session = db.session()
+    incident, _ = _incident_or_404(incident_id)
+    changes: dict[str, Any] = {}
+    try:
+        if "resolved_at" in request.form:
+            changes["resolved_at"] = parse_local_utc(request.form["resolved_at"], "resolved_at")
+        for name in ("postmortem_url", "title", "release"):
+            if name in request.form:
+                changes[name] = request.form[name]
+        if "impact" in request.form:
+            changes["impact"] = _int_field(request.form["impact"], "impact")
+        services.update_incident(session, incident, actor=_user().actor, changes=changes)
+    except services.IncidentError as exc:
+        session.rollback()
+        flash(f"Not saved: {exc.field}: {exc.message}" if exc.field else exc.message, "error")
+    else:
+        session.commit()
+        flash(f"Saved incident #{incident.id}.", "success")
+    return redirect(url_for("incidents.detail", incident_id=incident_id))
+
+
+@bp.post("/incidents/<int:incident_id>/resolve")
+@roles_required(*RECORDERS)
+def resolve(incident_id: int) -> Response:
+    session = db.session()
+    incident, _ = _incident_or_404(incident_id)
+    try:
+        when = parse_local_utc(request.form.get("resolved_at", ""), "resolved_at")
+        changes: dict[str, Any] = {"resolved_at": when or datetime.now(UTC)}
+        if request.form.get("postmortem_url", "").strip():
+            changes["postmortem_url"] = request.form["postmortem_url"]
+        services.update_incident(session, incident, actor=_user().actor, changes=changes)
+    except services.IncidentError as exc:
+        session.rollback()
+        flash(f"Not resolved: {exc.message}", "error")
+    else:
+        session.commit()
+        flash(f"Incident #{incident.id} is resolved.", "success")
+    return redirect(url_for("incidents.detail", incident_id=incident_id))
+
+
+@bp.post("/incidents/<int:incident_id>/halt")
+@roles_required("release_manager")
+def halt(incident_id: int) -> Response:
+    session = db.session()
+    incident, app = _incident_or_404(incident_id)
+    try:
+        release = services.halt_from_incident(session, incident, actor=actor_for(_user()))
+    except services.IncidentError as exc:
+        session.rollback()
+        flash(f"Not halted: {exc.message}", "error")
+        return redirect(url_for("incidents.detail", incident_id=incident_id))
+    session.commit()
+    flash(f"Halted {app.name} {release.version} (incident #{incident.id}).", "warning")
+    return redirect(url_for("releases.release_detail", release_id=release.id))
+
+
+@bp.post("/releases/<int:release_id>/gates/override")
+@roles_required("admin")
+def override_gate(release_id: int) -> Response:
+    session = db.session()
+    release = session.get(Release, release_id) or abort(404)
+    gate = request.form.get("gate", "")
+    try:
+        services.override_gate(
+            session,
+            release=release,
+            gate=gate,
+            reason=request.form.get("reason", ""),
+            actor=actor_for(_user()),
+        )
+    except services.IncidentError as exc:
+        session.rollback()
+        flash(f"Not overridden: {exc.message}", "error")
+    else:
+        session.commit()
+        flash(
+            f"Overrode the gate “{GATE_TITLES.get(gate, gate)}”. The override is highlighted "
+            "on the release and in the audit log.",
+            "warning",
+        )
+    return redirect(url_for("releases.release_detail", release_id=release_id) + "#gates")
+
+
+@bp.get("/incidents/trend")
+@login_required
+def trend_index() -> Response:
+    apps = _apps()
+    if not apps:
+        return redirect(url_for("incidents.index"))
+    return redirect(url_for("incidents.trend", slug=apps[0].slug))
+
+
+@bp.get("/incidents/trend/<slug>")
+@login_required
+def trend(slug: str) -> str:
+    session = db.session()
+    apps = _apps()
+    app = next((a for a in apps if a.slug == slug), None) or abort(404)
+    try:
+        weeks = int(request.args.get("weeks", "26"))
+    except ValueError:
+        weeks = 26
+    weeks = weeks if weeks in TREND_PERIODS else 26
+    data = services.incident_trend(session, app, weeks=weeks)
+    chart = {
+        "labels": [w["week_start"].isoformat() for w in data["weeks"]],
+        "releases": [r or "no release" for r in data["releases"]],
+        "series": {
+            (r or "no release"): [w["by_release"].get(r, 0) for w in data["weeks"]]
+            for r in data["releases"]
+        },
+        "incidents": [
+            [f"#{i.id} {i.title} ({i.score})" for i in w["incidents"]] for w in data["weeks"]
+        ],
+    }
+    by_release: dict[str, dict[str, int]] = {}
+    for w in data["weeks"]:
+        for i in w["incidents"]:
+            label = data["versions"].get(i.release_id or 0, "")
+            row = by_release.setdefault(label, {"count": 0, "score": 0, "beta": 0})
+            row["count"] += 1
+            row["score"] += i.score
+            row["beta"] += i.score if i.beta_store_count else 0
+    return render_template(
+        "incidents/trend.html",
+        apps=apps,
+        app=app,
+        weeks=weeks,
+        periods=TREND_PERIODS,
+        data=data,
+        chart=chart,
+        by_release=sorted(
+            by_release.items(), key=lambda kv: services._version_key(kv[0] or "~"), reverse=True
+        ),
+        total=sum(w["total"] for w in data["weeks"]),
+        count=sum(len(w["incidents"]) for w in data["weeks"]),
+        is_admin=current_user.role == "admin",
+    )
+
+
+@bp.post("/incidents/settings/<slug>")
+@roles_required("admin")
+def app_settings(slug: str) -> Response:
+    session = db.session()
+    app = session.exec(select(App).where(App.slug == slug)).first() or abort(404)
+    try:
+        calendar = business_days.check_calendar(request.form.get("holiday_calendar", ""))
+    except business_days.UnknownCalendar as exc:
+        flash(f"Not saved: holiday calendar: {exc}", "error")
+        return redirect(url_for("incidents.trend", slug=slug) + "#gate-settings")
+    gates = request.form.get("promotion_gates") == "on"
+    before = {"holiday_calendar": app.holiday_calendar, "promotion_gates": app.promotion_gates}
+    after = {"holiday_calendar": calendar, "promotion_gates": gates}
+    if before != after:
+        app.holiday_calendar, app.promotion_gates = calendar, gates
+        session.add(app)
+        audit.record(
+            session,
+            actor=_user().actor,
+            action="app.gates",
+            subject_type="app",
+            subject_id=app.id,
+            before=before,
+            after=after,
+            summary=f"{app.slug}: promotion gates {'on' if gates else 'off'}, "
+            f"holiday calendar {calendar}",
+        )
+        session.commit()
+        flash(f"Saved the gate settings of {app.name}.", "success")
+    return redirect(url_for("incidents.trend", slug=slug) + "#gate-settings")
