@@ -8,13 +8,14 @@ Nothing is committed here: the caller commits (or rolls back) the whole request.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, UTCDateTime
@@ -23,7 +24,6 @@ from version_monitor.models import (
     device_state_table,
     device_table,
     store_table,
-    version_change_table,
 )
 from version_monitor.versions import version_sort_key
 from versioning import InvalidVersion, parse_version
@@ -155,6 +155,13 @@ def _utc_naive(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
+@lru_cache(maxsize=4096)
+def _parsed_version(text: str) -> tuple[str, str]:
+    """``(original, sort key)`` of a version string (devices send few distinct ones)."""
+    version = parse_version(text)
+    return version.original, version_sort_key(version)
+
+
 def _first_error(error: ValidationError) -> tuple[str | None, str]:
     first = error.errors(include_url=False)[0]
     loc = first.get("loc", ())
@@ -200,7 +207,7 @@ def validate_batch(
             rejected.append(Rejection(index, "store_id", f"unknown store {hb.store_id!r}"))
             continue
         try:
-            version = parse_version(hb.version)
+            version, version_key = _parsed_version(hb.version)
         except InvalidVersion as error:
             rejected.append(Rejection(index, "version", str(error)))
             continue
@@ -218,8 +225,8 @@ def validate_batch(
                 store_id=store.id,
                 channel="beta" if store.in_beta else "stable",
                 app=hb.app,
-                version=version.original,
-                version_key=version_sort_key(version),
+                version=version,
+                version_key=version_key,
                 device_kind=hb.device_kind,
                 sent_at=sent_at,
             )
@@ -273,8 +280,17 @@ def as_column_value(column: ColumnElement[Any], moment: datetime) -> datetime:
     return moment
 
 
+_DEVICE_ID_QUERY = select(device_table.c.id).where(
+    device_table.c.device_id == bindparam("device_id")
+)
+
+
 def _device_ids(session: Session, device_ids: Collection[str]) -> dict[str, int]:
     found: dict[str, int] = {}
+    if len(device_ids) == 1:
+        (device_id,) = device_ids
+        pk = session.execute(_DEVICE_ID_QUERY, {"device_id": device_id}).scalar()
+        return {} if pk is None else {device_id: pk}
     for chunk in _chunks(sorted(device_ids)):
         rows = session.execute(
             select(device_table.c.device_id, device_table.c.id).where(
@@ -283,6 +299,19 @@ def _device_ids(session: Session, device_ids: Collection[str]) -> dict[str, int]
         ).all()
         found.update({device_id: pk for device_id, pk in rows})
     return found
+
+
+_STATE_QUERY = select(
+    device_state_table.c.version,
+    device_state_table.c.version_key,
+    device_state_table.c.version_since,
+    device_state_table.c.last_sent_at,
+).where(
+    and_(
+        device_state_table.c.device_id == bindparam("device_pk"),
+        device_state_table.c.app == bindparam("app"),
+    )
+)
 
 
 @dataclass
@@ -297,6 +326,12 @@ def _existing_states(
     session: Session, keys: Collection[tuple[int, str]]
 ) -> dict[tuple[int, str], _Existing]:
     found: dict[tuple[int, str], _Existing] = {}
+    if len(keys) == 1:
+        ((device_pk, app),) = keys
+        row = session.execute(_STATE_QUERY, {"device_pk": device_pk, "app": app}).first()
+        if row is not None:
+            found[(device_pk, app)] = _Existing(*row)
+        return found
     device_pks = sorted({pk for pk, _ in keys})
     state = device_state_table.c
     for chunk in _chunks(device_pks):
@@ -316,13 +351,33 @@ def _existing_states(
     return found
 
 
-def ingest(session: Session, valid: Sequence[ValidHeartbeat], *, now: datetime) -> IngestResult:
-    """Apply validated heartbeats: register devices, move states forward, log changes."""
+def ingest(
+    session: Session,
+    valid: Sequence[ValidHeartbeat],
+    *,
+    now: datetime,
+    devices: MutableMapping[str, int] | None = None,
+) -> IngestResult:
+    """Apply validated heartbeats: register devices, move states forward, log changes.
+
+    ``devices`` (optional) caches device external ids to primary keys across calls: it is
+    read first and given the ids this call had to look up (never the ones it registered,
+    which exist only if the caller commits). The caller must drop it when devices may have
+    been deleted.
+    """
     result = IngestResult(accepted=len(valid))
     if not valid:
         return result
 
-    known = _device_ids(session, {hb.device_id for hb in valid})
+    wanted = {hb.device_id for hb in valid}
+    if devices is None:
+        known = _device_ids(session, wanted)
+    else:
+        known = {d: devices[d] for d in wanted if d in devices}
+        if len(known) < len(wanted):
+            looked_up = _device_ids(session, wanted - known.keys())
+            devices.update(looked_up)
+            known.update(looked_up)
     unknown: dict[str, ValidHeartbeat] = {}
     for hb in valid:
         if hb.device_id not in known and hb.device_id not in unknown:
@@ -411,30 +466,70 @@ def ingest(session: Session, valid: Sequence[ValidHeartbeat], *, now: datetime) 
         )
 
     if states:
-        upsert = dialect_insert(session, device_state_table)
-        excluded = upsert.excluded  # type: ignore[attr-defined]
-        table = device_state_table.c
-        updated = (
-            "store_id",
-            "device_kind",
-            "channel",
-            "version",
-            "version_key",
-            "version_since",
-            "last_seen",
-            "last_sent_at",
-            "received_at",
-        )
-        upsert = upsert.on_conflict_do_update(  # type: ignore[attr-defined]
-            index_elements=["device_id", "app"],
-            set_={name: excluded[name] for name in updated},
-            # A concurrent request may have applied a newer heartbeat meanwhile.
-            where=table.last_sent_at < excluded.last_sent_at,
-        )
-        session.execute(upsert, states)
+        _write(session, _UPSERT_STATE, states)
     if changes:
-        session.execute(version_change_table.insert(), changes)
+        _write(session, _INSERT_CHANGE, changes)
     return result
+
+
+# The two writes of every heartbeat go to the driver as plain SQL with one parameter dict
+# per row: SQLAlchemy's per-row parameter processing cost more than the database's work.
+# Datetimes are naive UTC (plain TIMESTAMP columns); SQLite gets them as text in the exact
+# format SQLAlchemy stores (``YYYY-MM-DD HH:MM:SS.ffffff``), so comparisons stay textual.
+_STATE_COLUMNS = (
+    "device_id",
+    "app",
+    "store_id",
+    "device_kind",
+    "channel",
+    "version",
+    "version_key",
+    "version_since",
+    "first_seen",
+    "last_seen",
+    "last_sent_at",
+    "received_at",
+)
+_STATE_UPDATED = _STATE_COLUMNS[2:8] + _STATE_COLUMNS[9:]
+_CHANGE_COLUMNS = ("device_id", "app", "store_id", "from_version", "to_version", "to_key", "at")
+_DATETIMES = frozenset({"version_since", "first_seen", "last_seen", "last_sent_at"})
+_DATETIMES |= {"received_at", "at"}
+
+
+def _sql(table: str, columns: Sequence[str], tail: str = "") -> Callable[[str], str]:
+    def render(paramstyle: str) -> str:
+        marks = ", ".join(f"%({c})s" if paramstyle == "pyformat" else f":{c}" for c in columns)
+        return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}){tail}"
+
+    return render
+
+
+_UPSERT_STATE = _sql(
+    "device_state",
+    _STATE_COLUMNS,
+    " ON CONFLICT (device_id, app) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _STATE_UPDATED)
+    # A concurrent request may have applied a newer heartbeat meanwhile.
+    + " WHERE device_state.last_sent_at < excluded.last_sent_at",
+)
+_INSERT_CHANGE = _sql("version_change", _CHANGE_COLUMNS)
+
+
+def _write(
+    session: Session, statement: Callable[[str], str], rows: list[dict[str, object]]
+) -> None:
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name == "sqlite":
+        for row in rows:
+            for name in _DATETIMES.intersection(row):
+                value = row[name]
+                if isinstance(value, datetime):
+                    row[name] = value.isoformat(" ", "microseconds")
+    elif dialect.name != "postgresql":  # pragma: no cover - SQLite and PostgreSQL only
+        raise NotImplementedError(f"unsupported database {dialect.name!r}")
+    paramstyle = "pyformat" if dialect.paramstyle in ("pyformat", "format") else "named"
+    connection.exec_driver_sql(statement(paramstyle), rows if len(rows) > 1 else rows[0])
 
 
 def ingest_heartbeats(
@@ -443,14 +538,22 @@ def ingest_heartbeats(
     *,
     known_apps: Collection[str],
     now: datetime,
+    stores: StoreLookup | None = None,
+    devices: MutableMapping[str, int] | None = None,
 ) -> IngestResult:
-    """Validate ``items`` (from :func:`parse_batch`) against the stores table and apply them."""
+    """Validate ``items`` (from :func:`parse_batch`) against the stores table and apply them.
+
+    ``stores`` replaces the lookup in the stores table (e.g. a cache), ``devices`` is
+    :func:`ingest`'s cache of device ids.
+    """
     valid, rejected = validate_batch(
         items,
         known_apps=known_apps,
-        stores=lambda ids: lookup_stores(session, external_ids=ids),
+        stores=stores
+        if stores is not None
+        else (lambda ids: lookup_stores(session, external_ids=ids)),
         now=now,
     )
-    result = ingest(session, valid, now=now)
+    result = ingest(session, valid, now=now, devices=devices)
     result.rejected = rejected
     return result

@@ -96,7 +96,15 @@ def adoption_post_heartbeats() -> tuple[dict[str, Any], int] | Response:
         item["app"] for item in items if isinstance(item, dict) and isinstance(item.get("app"), str)
     }
     apps = services.known_apps.get(session, wanted)
-    result = ingest_heartbeats(session, items, known_apps=apps, now=services.now_naive())
+    ids = services.ingest_ids(session)
+    result = ingest_heartbeats(
+        session,
+        items,
+        known_apps=apps,
+        now=services.now_naive(),
+        stores=ids.store_lookup(session),
+        devices=ids.devices,
+    )
     body = result.as_dict()
     if not result.accepted:
         session.rollback()

@@ -10,16 +10,19 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlmodel import Session, col, select
 
+from service.fleet.answers import read_version
 from service.releases.models import App, Release
 from version_monitor import reports
 from version_monitor.adoption import ReleaseInfo
+from version_monitor.ingest import StoreRef, lookup_stores
 from versioning import InvalidVersion, parse_version
 
 DEFAULT_RETENTION_DAYS = 400
@@ -94,6 +97,53 @@ class _KnownApps:
 
 
 known_apps = _KnownApps()
+
+
+# --- stores and devices for heartbeats -------------------------------------------------
+
+
+class _IngestIds:
+    """Store refs and device ids, cached per process for heartbeats.
+
+    Both are valid as long as the fleet's change counter (:mod:`service.fleet.answers`)
+    has not moved: every ORM change to a store (its cohort too) or a device bumps it. The
+    counter is read once per request, in the request's transaction, so a heartbeat never
+    uses a store's beta flag or a device id older than the last committed fleet change.
+    Misses (stores created by bulk SQL, devices registered by heartbeats) are looked up
+    and cached; devices registered by this request are not (they exist only once it
+    commits).
+    """
+
+    MAX_DEVICES = 250_000
+
+    def __init__(self) -> None:
+        self._version: int | None = None
+        self.stores: dict[str, StoreRef] = {}
+        self.devices: dict[str, int] = {}
+
+    def current(self, session: Session) -> _IngestIds:
+        version = read_version(session)
+        if version != self._version or len(self.devices) > self.MAX_DEVICES:
+            self.stores, self.devices = {}, {}
+            self._version = version
+        return self
+
+    def store_lookup(self, session: Session) -> Callable[[set[str]], dict[str, StoreRef]]:
+        stores = self.stores
+
+        def lookup(wanted: set[str]) -> dict[str, StoreRef]:
+            missing = {s for s in wanted if s not in stores}
+            if missing:
+                stores.update(lookup_stores(session, external_ids=missing))
+            return stores
+
+        return lookup
+
+
+def ingest_ids(session: Session) -> _IngestIds:
+    """This app's (this process's) cache, checked against the fleet counter."""
+    cache: _IngestIds = current_app.extensions.setdefault("relgov.ingest_ids", _IngestIds())
+    return cache.current(session)
 
 
 def list_apps(session: Session) -> list[App]:
