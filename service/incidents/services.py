@@ -86,20 +86,24 @@ def _naive(moment: datetime) -> datetime:
 # --- stores, active stores, release suggestion -----------------------------------------
 
 
-def parse_store_ids(text: str) -> list[str]:
-    """External store ids from pasted text or a CSV: one per line or separated by commas,
-    semicolons or spaces; the first column of a CSV; a header row ``store_id`` is skipped."""
+HEADER_WORDS = frozenset({"store_id", "store", "external_id", "id"})
+
+
+def parse_store_ids(text: str, *, csv_file: bool = False) -> list[str]:
+    """External store ids, in order and without repeats. Pasted text: separated by new
+    lines, commas, semicolons or spaces. A CSV file: the first column of each row (a header
+    row such as ``store_id`` is skipped)."""
+    if csv_file:
+        import csv
+
+        tokens = [row[0] for row in csv.reader(text.splitlines()) if row]
+    else:
+        tokens = text.replace(",", " ").replace(";", " ").split()
     ids: list[str] = []
-    seen: set[str] = set()
-    for line in text.splitlines():
-        first = line.split(",")[0] if line.count(",") and "\t" not in line else line
-        for token in first.replace(";", " ").replace("\t", " ").replace(",", " ").split():
-            token = token.strip().strip('"').strip()
-            if not token or token.lower() in ("store_id", "store", "external_id", "id"):
-                continue
-            if token not in seen:
-                seen.add(token)
-                ids.append(token)
+    for raw in tokens:
+        token = raw.strip().strip('"').strip()
+        if token and token.lower() not in HEADER_WORDS and token not in ids:
+            ids.append(token)
     return ids
 
 

@@ -159,16 +159,17 @@ def _record_from_form(
     impact = _int_field(form["impact"], "impact")
     if impact is None:
         raise services.IncidentError("choose the impact on store work", field="impact")
-    text = form["stores"]
+    imported: list[str] = []
     upload = request.files.get("stores_file")
     if upload is not None and upload.filename:
         try:
-            text += "\n" + upload.read().decode("utf-8-sig")
+            imported = services.parse_store_ids(upload.read().decode("utf-8-sig"), csv_file=True)
         except UnicodeDecodeError:
             raise services.IncidentError(
                 "the file is not UTF-8 text (a CSV of store ids)", field="stores"
             ) from None
-    stores = list(dict.fromkeys([*picked, *services.parse_store_ids(text)]))
+    pasted = services.parse_store_ids(form["stores"])
+    stores = list(dict.fromkeys([*picked, *pasted, *imported]))
     started = parse_local_utc(form["started_at"], "started_at")
     if started is None:
         raise services.IncidentError("when did it start?", field="started_at")

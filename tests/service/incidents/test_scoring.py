@@ -99,3 +99,18 @@ def test_invalid_input_names_the_field(call, field: str) -> None:  # type: ignor
     with pytest.raises(InvalidScoreInput) as caught:
         call()
     assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("text", "csv_file", "ids"),
+    [
+        ("S0001\nS0002", False, ["S0001", "S0002"]),
+        ("S0001, S0002;S0003 S0001", False, ["S0001", "S0002", "S0003"]),
+        ('store_id,name\nS0004,Four, Ltd\n"S0005",Five\n', True, ["S0004", "S0005"]),
+        ("", False, []),
+    ],
+)
+def test_parse_store_ids(text: str, csv_file: bool, ids: list[str]) -> None:
+    from service.incidents.services import parse_store_ids
+
+    assert parse_store_ids(text, csv_file=csv_file) == ids
