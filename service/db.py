@@ -6,6 +6,9 @@ leaves nothing half-written: the teardown rolls back whatever was not committed.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,7 +36,15 @@ def make_engine(url: str, *, sqlite_transactions: bool = True) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         if sqlite_transactions:
-            event.listen(engine, "begin", _sqlite_begin)
+            database = engine.url.database or ""
+            if database and database != ":memory:" and not database.startswith("file:"):
+                lock = _WriterLock(f"{database}-writer.lock")
+                event.listen(engine, "begin", lock.begin)
+                event.listen(engine, "commit", lock.commit)
+                event.listen(engine, "rollback", lock.rollback)
+                event.listen(engine.pool, "close", lock.close)
+            else:
+                event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
@@ -53,10 +64,93 @@ def _sqlite_begin(connection: Any) -> None:
     # A writer takes the write lock up front (IMMEDIATE): two writers queue on the busy
     # timeout instead of one failing with "database is locked" half-way through. Page
     # views (GET) stay deferred so they read the WAL snapshot without waiting on writers.
-    if has_request_context() and request.method in ("GET", "HEAD"):
+    if _is_read_request():
         connection.exec_driver_sql("BEGIN")
     else:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _is_read_request() -> bool:
+    return has_request_context() and request.method in ("GET", "HEAD")
+
+
+class _WriterLock:
+    """Writers of a SQLite file queue on an OS file lock before ``BEGIN IMMEDIATE``.
+
+    SQLite itself makes a second writer poll with sleeps of 1, 2, 5, ... up to 100 ms (its
+    busy handler), so under concurrent writes a worker sleeps for milliseconds on a lock
+    held for well under one: two gunicorn workers posting heartbeats spent most of their
+    time asleep. ``flock`` hands the lock over as soon as it is released. It is polled with
+    sleeps of 50 µs to 1 ms (no blocking call: a second write transaction in the same
+    thread must fail after the busy timeout, not hang) and given up on after the busy
+    timeout, leaving SQLite's own wait to decide. The lock is released right after
+    ``COMMIT`` / ``ROLLBACK`` (done here, so that the release follows them). Only this
+    service's processes take it; other SQLite clients still just wait on SQLite's lock.
+    """
+
+    TIMEOUT = 30.0
+    KEY = "relgov.writer_lock"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def begin(self, connection: Any) -> None:
+        if _is_read_request():
+            connection.exec_driver_sql("BEGIN")
+            return
+        info = connection.connection.info
+        fd = info.get(self.KEY)
+        if fd is None:
+            fd = info[self.KEY] = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        if self._acquire(fd):
+            info[self.KEY + ".held"] = True
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self._release(info)
+            raise
+
+    def _acquire(self, fd: int) -> bool:
+        delay, deadline = 0.00005, time.monotonic() + self.TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, 0.001)
+            except OSError:
+                return False
+
+    def _release(self, info: dict[str, Any]) -> None:
+        if info.pop(self.KEY + ".held", False):
+            fcntl.flock(info[self.KEY], fcntl.LOCK_UN)
+
+    def commit(self, connection: Any) -> None:
+        info = connection.connection.info
+        if info.get(self.KEY + ".held"):
+            # SQLAlchemy commits after this event; with pysqlite's autocommit mode that
+            # second commit finds no transaction and does nothing.
+            try:
+                connection.connection.dbapi_connection.commit()
+            finally:
+                self._release(info)
+
+    def rollback(self, connection: Any) -> None:
+        info = connection.connection.info
+        if info.get(self.KEY + ".held"):
+            try:
+                connection.connection.dbapi_connection.rollback()
+            finally:
+                self._release(info)
+
+    def close(self, _dbapi_connection: Any, record: Any) -> None:
+        fd = record.info.pop(self.KEY, None)
+        if fd is not None:
+            record.info.pop(self.KEY + ".held", None)
+            os.close(fd)
 
 
 def init_app(app: Flask) -> None:

@@ -326,6 +326,8 @@ def _existing_states(
     session: Session, keys: Collection[tuple[int, str]]
 ) -> dict[tuple[int, str], _Existing]:
     found: dict[tuple[int, str], _Existing] = {}
+    if not keys:
+        return found
     if len(keys) == 1:
         ((device_pk, app),) = keys
         row = session.execute(_STATE_QUERY, {"device_pk": device_pk, "app": app}).first()
@@ -382,12 +384,15 @@ def ingest(
     for hb in valid:
         if hb.device_id not in known and hb.device_id not in unknown:
             unknown[hb.device_id] = hb
+    inserted: set[int] = set()
     if unknown:
         created_at = as_column_value(device_table.c.created_at, now)
-        registration = dialect_insert(session, device_table).on_conflict_do_nothing(  # type: ignore[attr-defined]
-            index_elements=["device_id"]
+        registration = (
+            dialect_insert(session, device_table)
+            .on_conflict_do_nothing(index_elements=["device_id"])  # type: ignore[attr-defined]
+            .returning(device_table.c.device_id, device_table.c.id)
         )
-        session.execute(
+        rows = session.execute(
             registration,
             [
                 {
@@ -399,15 +404,19 @@ def ingest(
                 }
                 for hb in unknown.values()
             ],
-        )
-        registered = _device_ids(session, set(unknown))
+        ).all()
+        registered = {device_id: pk for device_id, pk in rows}
         result.registered_devices = len(registered)
+        inserted.update(registered.values())
         known.update(registered)
+        if len(registered) < len(unknown):  # registered meanwhile by a concurrent request
+            known.update(_device_ids(session, unknown.keys() - registered.keys()))
 
     by_state: dict[tuple[int, str], list[ValidHeartbeat]] = {}
     for hb in valid:
         by_state.setdefault((known[hb.device_id], hb.app), []).append(hb)
-    existing = _existing_states(session, set(by_state))
+    # A device this call registered has no state yet.
+    existing = _existing_states(session, {key for key in by_state if key[0] not in inserted})
 
     states: list[dict[str, object]] = []
     changes: list[dict[str, object]] = []
