@@ -60,6 +60,8 @@ EDITABLE_FIELDS = (
     "beta_stall_hours",
     "beta_soak_days",
     "incident_score_threshold",
+    "holiday_calendar",
+    "promotion_gates",
     "separation_of_duties",
     "auto_publish",
 )
@@ -369,7 +371,14 @@ def clean_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = _int(value, name, "beta soak (business days)", 0, 30)
         elif name == "incident_score_threshold":
             out[name] = _int(value, name, "incident score threshold", 1, MAX_INCIDENT_SCORE)
-        elif name in ("separation_of_duties", "auto_publish"):
+        elif name == "holiday_calendar":
+            from service.incidents.business_days import UnknownCalendar, check_calendar
+
+            try:
+                out[name] = check_calendar(str(value or ""))
+            except UnknownCalendar as exc:
+                raise AppError(str(exc), field=name) from None
+        elif name in ("separation_of_duties", "auto_publish", "promotion_gates"):
             out[name] = _bool(value)
     return out
 

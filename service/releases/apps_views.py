@@ -87,6 +87,13 @@ class AppForm(FlaskForm):
         "Separation of duties (whoever registered a release cannot approve it)"
     )
     auto_publish = BooleanField("Publish notes to Notion automatically when approved")
+    holiday_calendar = StringField(
+        "Holiday calendar",
+        description="Country code for business days of the beta soak (JP, US-CA, none).",
+    )
+    promotion_gates = BooleanField(
+        "Enforce the promotion gates (beta soak, adoption, incidents) when promoting"
+    )
 
 
 def _form_data(app: App) -> dict[str, Any]:
@@ -109,6 +116,8 @@ def _form_data(app: App) -> dict[str, Any]:
         "incident_score_threshold": str(app.incident_score_threshold),
         "separation_of_duties": app.separation_of_duties,
         "auto_publish": app.auto_publish,
+        "holiday_calendar": app.holiday_calendar,
+        "promotion_gates": app.promotion_gates,
     }
 
 
@@ -176,6 +185,8 @@ def app_new() -> str | Response:
             "incident_score_threshold": "6",
             "separation_of_duties": True,
             "auto_publish": True,
+            "holiday_calendar": "JP",
+            "promotion_gates": True,
         }
         if request.method == "GET"
         else None

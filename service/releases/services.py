@@ -33,6 +33,8 @@ from service.releases.models import (
 )
 from versioning import InvalidVersion, parse_version
 
+# Automatic items measured in beta: they cannot pass before it and gate the promotion.
+PROMOTION_RULES = frozenset({"beta_adoption", "beta_soak", "incident_score"})
 ACTIVE_STATES = ("draft", "in_review", "approved", "beta", "rolling_out", "halted")
 MEETING_DECISIONS = ("go", "no_go", "postponed")
 
@@ -230,6 +232,8 @@ def generate_notes_for(session: Session, release: Release, *, actor: Actor) -> R
     note.generation_error = None
     note.generated_at = utcnow()
     release.to_sha = data["range"].get("to_sha") or release.to_sha
+    # With no earlier release registered, the engine starts at the previous version tag.
+    release.from_ref = release.from_ref or data["range"].get("from")
     session.add(note)
     session.add(release)
     session.flush()
@@ -281,13 +285,21 @@ class ItemStatus:
     details: list[str] = field(default_factory=list)
     history: list[SignOff] = field(default_factory=list)
     overridden: SignOff | None = None
+    release_state: str = "draft"
 
     @property
     def ok(self) -> bool:
         return self.status in ("approved", "passed") or self.overridden is not None
 
     @property
+    def gates_promotion(self) -> bool:
+        """Beta evidence (adoption, soak, incidents) gates the promotion, not the approval."""
+        return self.item.rule in PROMOTION_RULES
+
+    @property
     def blocking(self) -> bool:
+        if self.gates_promotion and self.release_state not in ("beta", "halted"):
+            return False
         return self.item.required and not self.ok
 
     @property
@@ -355,19 +367,7 @@ def _not_yet(what: str) -> Evaluator:
     return evaluate
 
 
-@evaluator("beta_adoption")
-def _beta_adoption(session: Session, release: Release, app: App) -> tuple[str, str, list[str]]:
-    from service.adoption.services import beta_adoption_for_checklist
-
-    value, evidence = beta_adoption_for_checklist(session, release)
-    if value is None:
-        return "unavailable", evidence, []
-    target = app.beta_adoption_target
-    status = "passed" if value * 100 >= target else "failed"
-    return status, f"{value * 100:.1f} % of beta devices (target {target:g} %); {evidence}", []
-
-
-# "beta_soak" and "incident_score" (and beta_adoption with gate overrides) are registered by
+# "beta_adoption", "beta_soak" and "incident_score" (with gate overrides) are registered by
 # service.incidents.services, imported by its init_app.
 
 
@@ -395,7 +395,9 @@ def item_statuses(session: Session, release: Release) -> list[ItemStatus]:
     for item in items:
         history = by_item.get(item.id or 0, [])
         overrides = [s for s in history if s.override]
-        status = ItemStatus(item=item, status="pending", history=history)
+        status = ItemStatus(
+            item=item, status="pending", history=history, release_state=release.state
+        )
         if item.mode == "automatic":
             evaluate = EVALUATORS.get(item.rule or "", _not_yet("unknown rule"))
             status.status, status.evidence, status.details = evaluate(session, release, app)
