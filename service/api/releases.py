@@ -321,7 +321,7 @@ class MeetingOut(BaseModel):
 
 
 def _item(release: Release, item_id: int) -> ReleaseItem:
-    item = next((i for i in services.release_items(db.session(), release) if i.id == item_id), None)
+    item = services.release_item(db.session(), release, item_id)
     if item is None:
         raise ApiError(404, "not_found", f"release {release.id} has no checklist item {item_id}")
     return item

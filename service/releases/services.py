@@ -381,6 +381,11 @@ def release_items(session: Session, release: Release) -> list[ReleaseItem]:
     )
 
 
+def release_item(session: Session, release: Release, item_id: int) -> ReleaseItem | None:
+    item = session.get(ReleaseItem, item_id)
+    return item if item is not None and item.release_id == release.id else None
+
+
 def item_statuses(session: Session, release: Release) -> list[ItemStatus]:
     app = session.get(App, release.app_id)
     assert app is not None

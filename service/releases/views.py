@@ -221,9 +221,7 @@ def release_transition(release_id: int) -> Response:
 def item_sign(release_id: int, item_id: int) -> Response:
     session = db.session()
     release, _ = _release_or_404(release_id)
-    item = next((i for i in services.release_items(session, release) if i.id == item_id), None)
-    if item is None:
-        abort(404)
+    item = services.release_item(session, release, item_id) or abort(404)
     try:
         services.sign_off(
             session,
@@ -248,9 +246,7 @@ def item_sign(release_id: int, item_id: int) -> Response:
 def item_override(release_id: int, item_id: int) -> Response:
     session = db.session()
     release, _ = _release_or_404(release_id)
-    item = next((i for i in services.release_items(session, release) if i.id == item_id), None)
-    if item is None:
-        abort(404)
+    item = services.release_item(session, release, item_id) or abort(404)
     try:
         services.override_item(
             session, release=release, item=item, user=_user(), reason=request.form.get("reason", "")
