@@ -8,11 +8,12 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from release_notes.config import NotesConfig, load_config
 from release_notes.errors import NotesError
-from release_notes.git_history import first_time_authors, iter_commits, open_repo, resolve_range
+from release_notes.git_history import AuthorScan, CommitLog, open_repo, resolve_range
 from release_notes.notes import ReleaseNotes, build_release_notes
 
 __all__ = ["FORMATS", "generate_for_range", "generate_notes", "no_gc", "render_notes"]
@@ -74,20 +75,24 @@ def _generate_for_range(
 ) -> ReleaseNotes:
     config = config or NotesConfig()
     repo = open_repo(repo_path)
+    span = resolve_range(repo, from_ref, to_ref, tag_prefix=config.tag_prefix, from_root=from_root)
+    # Both git processes start now and run side by side: the range's log and the walk of
+    # the older history that decides who is a first-time contributor.
+    authors = AuthorScan(repo, span.from_sha)
     try:
-        span = resolve_range(
-            repo, from_ref, to_ref, tag_prefix=config.tag_prefix, from_root=from_root
-        )
-        commits = list(iter_commits(repo, span.from_sha, span.to_sha, progress=progress))
+        log = CommitLog(repo, span.from_sha, span.to_sha, progress=progress)
+        commits = list(log)
+        log.check_ancestry(span.from_ref, to_ref)
         if not commits:
             raise NotesError(f"empty range: no commits between {span.from_ref} and {to_ref}")
         emails = {c.author.email.lower() for c in commits if not c.is_merge}
         for c in commits:
             if c.co_authors:
                 emails.update(p.email.lower() for p in c.co_authors)
-        first_timers = first_time_authors(repo, span.from_sha, emails)
+        first_timers = authors.first_timers(emails)
     finally:
-        repo.close()
+        authors.cancel()
+    span = replace(span, to_date=log.to_date)
     notes = build_release_notes(
         commits,
         version=version or (span.to_version.original if span.to_version else to_ref),

@@ -1,19 +1,23 @@
-"""Read a commit range from a git repository through GitPython.
+"""Read a commit range from a git repository with as few git processes as possible.
 
-The range is read with **one** ``git log`` invocation (fixed ``0x1f`` field separators,
-NUL-terminated records) whose output is parsed as it streams; no per-commit object access,
-which is 10–15× slower. Every failure is a :class:`NotesError` with a one-line message.
+Plain :mod:`subprocess` (no GitPython: its import alone costs ~45 ms per CLI run). A
+range costs one ``git cat-file --batch-check`` to resolve and type-check both refs (it reads
+object headers only, never a whole commit), one ``git log`` that streams the range (fixed
+``0x1f`` field separators, NUL-terminated records, parsed as they arrive) and, started at the
+same time, one ``git log`` over the older history for the first-time contributors. Whether
+``from`` is an ancestor of ``to`` is read from the range's own ``--boundary`` records instead
+of a ``git merge-base`` process. Every failure is a :class:`NotesError` with a one-line
+message.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import git
 
 from release_notes.commits import ParsedCommit, Person, parse_commit
 from release_notes.errors import NotesError
@@ -21,6 +25,9 @@ from versioning import InvalidVersion, Version, parse_version
 
 __all__ = [
     "LOG_FORMAT",
+    "AuthorScan",
+    "CommitLog",
+    "GitRepo",
     "NotesError",
     "ResolvedRange",
     "first_time_authors",
@@ -32,55 +39,93 @@ __all__ = [
 
 # sha, parents, author name and email (after .mailmap), author date, raw message.
 LOG_FORMAT = "%H%x1f%P%x1f%aN%x1f%aE%x1f%aI%x1f%B"
+# A range adds the boundary mark (``-`` for an excluded parent) and the committer date
+# (the notes' default date, read from the ``to`` record).
+_RANGE_FORMAT = "%m%x1f%cI%x1f" + LOG_FORMAT
 _CHUNK = 1 << 20
 _EMAIL_RE = re.compile(rb"<([^<>\n]+)>")
 
 
 @dataclass(frozen=True)
 class ResolvedRange:
-    """A checked range: ``from_sha`` is None when the range starts at the root commit."""
+    """A checked range: ``from_sha`` is None when the range starts at the root commit.
+
+    ``to_date`` (committer date of ``to``, ISO 8601) is filled in by :class:`CommitLog`,
+    which reads it from the range's own output; :func:`resolve_range` leaves it empty.
+    """
 
     from_ref: str | None
     to_ref: str
     from_sha: str | None
     to_sha: str
-    to_date: str  # committer date of ``to``, ISO 8601
+    to_date: str  # committer date of ``to``, ISO 8601 ("" until the log has run)
     to_version: Version | None  # ``to`` names a version tag
 
 
-def open_repo(path: str | Path) -> git.Repo:
-    """Open the repository at ``path`` (a work tree or a bare repository)."""
-    try:
-        return git.Repo(path)
-    except git.NoSuchPathError:
-        raise NotesError(f"not a git repository: {path} does not exist") from None
-    except (git.InvalidGitRepositoryError, OSError):
-        raise NotesError(f"not a git repository: {path}") from None
+_GIT_ENV: dict[str, str] | None = None
 
 
-def _git_message(exc: git.GitCommandError) -> str:
-    stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else str(exc.stderr or "")
+def _env() -> dict[str, str]:
+    global _GIT_ENV
+    if _GIT_ENV is None:
+        # English messages (the last stderr line becomes the error), never a prompt.
+        _GIT_ENV = {**os.environ, "LC_ALL": "C", "LANGUAGE": "C", "GIT_TERMINAL_PROMPT": "0"}
+    return _GIT_ENV
+
+
+class GitRepo:
+    """A repository path and the git processes run in it."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def popen(self, *args: str, stdin: bool = False) -> subprocess.Popen[bytes]:
+        try:
+            return subprocess.Popen(
+                ["git", *args],
+                cwd=self.path,
+                env=_env(),
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                bufsize=0,
+            )
+        except OSError as exc:
+            raise NotesError(f"cannot run git: {exc.strerror or exc}") from None
+
+    def run(self, *args: str, input: bytes | None = None) -> tuple[int, bytes, bytes]:
+        proc = self.popen(*args, stdin=input is not None)
+        out, err = proc.communicate(input)
+        return proc.returncode, out, err
+
+    def close(self) -> None:
+        """Nothing to release; kept so callers can treat it like a handle."""
+
+
+def open_repo(path: str | Path) -> GitRepo:
+    """The repository at ``path`` (a work tree or a bare repository), checked on disk."""
+    p = Path(path)
+    if not p.exists():
+        raise NotesError(f"not a git repository: {path} does not exist")
+    if not ((p / ".git").exists() or ((p / "HEAD").is_file() and (p / "objects").is_dir())):
+        raise NotesError(f"not a git repository: {path}")
+    return GitRepo(str(p))
+
+
+def _git_message(stderr: bytes, status: int | None) -> str:
     lines = [
-        line.strip().removeprefix("stderr: ").strip("'").strip()
-        for line in stderr.splitlines()
+        line.strip().removeprefix("fatal: ").removeprefix("error: ").strip()
+        for line in stderr.decode("utf-8", "replace").splitlines()
         if line.strip()
     ]
-    return lines[-1] if lines else f"git exited with status {exc.status}"
+    return lines[-1] if lines else f"git exited with status {status}"
 
 
 def _check_ref(ref: str, option: str) -> None:
     if not ref or ref.startswith("-") or any(ch in ref for ch in "\x00\n\r"):
         raise NotesError(f"unknown ref for {option}: {ref!r}")
-
-
-def _resolve_one(repo: git.Repo, ref: str, option: str) -> str:
-    try:
-        out = repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
-    except git.GitCommandError:
-        raise NotesError(
-            f"unknown ref for {option}: {ref!r} is not a commit in the repository"
-        ) from None
-    return str(out).strip()
 
 
 def _version_of_ref(ref: str, tag_prefix: str) -> Version | None:
@@ -95,8 +140,44 @@ def _version_of_ref(ref: str, tag_prefix: str) -> Version | None:
         return None
 
 
+def _commit_shas(repo: GitRepo, refs: list[tuple[str, str]]) -> list[str]:
+    """The commit sha of each ``(ref, option)``; NotesError naming the first bad one.
+
+    ``git cat-file --batch-check`` reads only object headers; a tag (annotated) is peeled
+    in a second call, which reads the tag and its commit.
+    """
+
+    def check(names: list[str]) -> list[tuple[str, str] | None]:
+        status, out, err = repo.run(
+            "cat-file",
+            "--batch-check=%(objectname) %(objecttype)",
+            input="".join(f"{n}\n" for n in names).encode("utf-8", "surrogateescape"),
+        )
+        if status != 0:
+            raise NotesError(f"cannot resolve refs: {_git_message(err, status)}")
+        answers: list[tuple[str, str] | None] = []
+        for line in out.decode("utf-8", "replace").splitlines():
+            sha, _, kind = line.rpartition(" ")
+            answers.append((sha, kind) if kind not in ("missing", "ambiguous") else None)
+        return answers
+
+    answers = check([ref for ref, _ in refs])
+    tags = [i for i, a in enumerate(answers) if a is not None and a[1] == "tag"]
+    if tags:
+        peeled = check([f"{refs[i][0]}^{{commit}}" for i in tags])
+        for i, answer in zip(tags, peeled, strict=False):
+            answers[i] = answer
+    shas: list[str] = []
+    answers += [None] * (len(refs) - len(answers))
+    for (ref, option), answer in zip(refs, answers, strict=False):
+        if answer is None or answer[1] != "commit":
+            raise NotesError(f"unknown ref for {option}: {ref!r} is not a commit in the repository")
+        shas.append(answer[0])
+    return shas
+
+
 def previous_release_tag(
-    repo: git.Repo, to_sha: str, to_version: Version | None, tag_prefix: str = ""
+    repo: GitRepo, to_sha: str, to_version: Version | None, tag_prefix: str = ""
 ) -> tuple[str, str] | None:
     """``(tag, commit sha)`` of the highest version tag reachable from ``to`` and below it.
 
@@ -105,12 +186,11 @@ def previous_release_tag(
     """
     fmt = "%(refname:strip=2)%1f%(objectname)%1f%(*objectname)"
     pattern = f"refs/tags/{tag_prefix}*" if tag_prefix else "refs/tags"
-    try:
-        out = repo.git.for_each_ref(f"--merged={to_sha}", f"--format={fmt}", pattern)
-    except git.GitCommandError as exc:
-        raise NotesError(f"cannot list tags: {_git_message(exc)}") from None
+    status, out, err = repo.run("for-each-ref", f"--merged={to_sha}", f"--format={fmt}", pattern)
+    if status != 0:
+        raise NotesError(f"cannot list tags: {_git_message(err, status)}")
     best: tuple[Version, str, str] | None = None
-    for line in str(out).splitlines():
+    for line in out.decode("utf-8", "replace").splitlines():
         name, obj, peeled = [*line.split("\x1f"), "", ""][:3]
         sha = peeled or obj
         if sha == to_sha:
@@ -124,96 +204,182 @@ def previous_release_tag(
 
 
 def resolve_range(
-    repo: git.Repo,
+    repo: GitRepo,
     from_ref: str | None,
     to_ref: str,
     *,
     tag_prefix: str = "",
     from_root: bool = False,
 ) -> ResolvedRange:
-    """Resolve and check a range. ``from_ref=None`` means the previous release tag.
+    """Resolve a range. ``from_ref=None`` means the previous release tag.
 
     With ``from_root`` (or when no earlier version tag exists) the range starts at the
-    root commit. Raises :class:`NotesError` for unknown refs, a ``from`` that is not an
-    ancestor of ``to`` and an empty range.
+    root commit. Raises :class:`NotesError` for unknown refs and for ``from`` and ``to``
+    naming the same commit. Whether ``from`` is an ancestor of ``to`` is checked by
+    :class:`CommitLog` from the range's boundary (:meth:`CommitLog.check_ancestry`).
     """
     _check_ref(to_ref, "--to")
+    refs = [(to_ref, "--to")]
     if from_ref is not None:
         _check_ref(from_ref, "--from")
-    refs = [f"{to_ref}^{{commit}}"]
-    if from_ref is not None:
-        refs.append(f"{from_ref}^{{commit}}")
-    try:
-        out = repo.git.log(
-            "--no-walk=unsorted", "--format=%H%x1f%cI", "--end-of-options", *refs, "--"
-        )
-    except git.GitCommandError:
-        # Name the ref that failed (only on this error path: one more process per ref).
-        _resolve_one(repo, to_ref, "--to")
-        if from_ref is not None:
-            _resolve_one(repo, from_ref, "--from")
-        raise NotesError(f"cannot resolve --to {to_ref!r}") from None
-    lines = str(out).splitlines()
-    to_sha, to_date = lines[0].split("\x1f")
+        refs.append((from_ref, "--from"))
+    shas = _commit_shas(repo, refs)
+    to_sha = shas[0]
     to_version = _version_of_ref(to_ref, tag_prefix)
 
     from_sha: str | None = None
     if from_ref is not None:
-        from_sha = lines[1].split("\x1f")[0] if len(lines) > 1 else to_sha
+        from_sha = shas[1]
         if from_sha == to_sha:
             raise NotesError(f"empty range: {from_ref} and {to_ref} are the same commit")
-        try:
-            repo.git.merge_base("--is-ancestor", from_sha, to_sha)
-        except git.GitCommandError as exc:
-            if exc.status == 1:
-                raise NotesError(f"--from {from_ref} is not an ancestor of --to {to_ref}") from None
-            raise NotesError(
-                f"cannot compare {from_ref} and {to_ref}: {_git_message(exc)}"
-            ) from None
     elif not from_root:
         previous = previous_release_tag(repo, to_sha, to_version, tag_prefix)
         if previous is not None:
             from_ref, from_sha = previous
-    return ResolvedRange(from_ref, to_ref, from_sha, to_sha, to_date, to_version)
+    return ResolvedRange(from_ref, to_ref, from_sha, to_sha, "", to_version)
 
 
-def _start(repo: git.Repo, *args: str) -> Any:
-    try:
-        return repo.git.log(*args, as_process=True)
-    except git.GitCommandError as exc:
-        raise NotesError(f"git log failed: {_git_message(exc)}") from None
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.returncode is None:
+        proc.kill()
+    for stream in (proc.stdout, proc.stderr, proc.stdin):
+        if stream is not None:
+            stream.close()
+    proc.wait()
 
 
-def _finish(proc: Any, what: str) -> None:
-    try:
-        proc.wait()
-    except git.GitCommandError as exc:
-        raise NotesError(f"{what} failed: {_git_message(exc)}") from None
+def _finish(proc: subprocess.Popen[bytes], what: str) -> None:
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    status = proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+    if status != 0:
+        raise NotesError(f"{what} failed: {_git_message(err, status)}")
 
 
-def _stop(proc: Any) -> None:
-    popen = proc.proc
-    if popen is None:
-        return
-    popen.stdout.close()
-    popen.terminate()
-    popen.wait()
-    if popen.stderr:
-        popen.stderr.close()
-
-
-def _grow_pipe(stream: Any) -> None:
-    """Ask Linux for a 1 MiB pipe so git keeps writing while a chunk is being parsed."""
+def _set_pipe_size(proc: subprocess.Popen[bytes], size: int) -> None:
+    """Linux: resize the pipe git writes to (bigger: git is not stalled by a slow reader)."""
     try:
         import fcntl
 
-        fcntl.fcntl(stream.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ
-    except (ImportError, OSError, ValueError, AttributeError):
+        assert proc.stdout is not None
+        fcntl.fcntl(proc.stdout.fileno(), 1031, size)  # F_SETPIPE_SZ
+    except (ImportError, OSError, ValueError, AttributeError, AssertionError):
         pass
 
 
+class CommitLog:
+    """The commits of ``from_sha..to_sha`` (newest first), parsed as git streams them.
+
+    Iterate once. With ``from_sha``, the log runs with ``--boundary``: afterwards
+    :attr:`to_date` holds the committer date of ``to`` and :meth:`check_ancestry` raises
+    unless ``from`` was one of the excluded parents (which holds exactly when ``from`` is
+    an ancestor of ``to``).
+    """
+
+    def __init__(
+        self,
+        repo: GitRepo,
+        from_sha: str | None,
+        to_sha: str,
+        *,
+        progress: Callable[[int], None] | None = None,
+        progress_every: int = 5_000,
+    ) -> None:
+        self.from_sha = from_sha
+        self.to_sha = to_sha
+        self.to_date = ""
+        self.boundary: set[str] = set()
+        self.progress = progress
+        self.progress_every = progress_every
+        if from_sha:
+            args = ["log", "-z", "--boundary", f"--format={_RANGE_FORMAT}"]
+            rev = [to_sha, f"^{from_sha}"]
+        else:
+            args = ["log", "-z", f"--format={LOG_FORMAT}"]
+            rev = [to_sha]
+        self._proc = repo.popen(*args, "--end-of-options", *rev, "--")
+        _set_pipe_size(self._proc, 1 << 20)
+        # The whole history has no boundary records to carry the date: ask for it alone.
+        self._date_proc = (
+            None
+            if from_sha
+            else repo.popen("log", "-1", "--format=%cI", "--end-of-options", to_sha, "--")
+        )
+
+    def check_ancestry(self, from_ref: str | None, to_ref: str) -> None:
+        if self.from_sha and self.from_sha not in self.boundary:
+            raise NotesError(f"--from {from_ref} is not an ancestor of --to {to_ref}")
+
+    def __iter__(self) -> Iterator[ParsedCommit]:
+        proc = self._proc
+        assert proc.stdout is not None
+        read = proc.stdout.read
+        people: dict[tuple[str, str], Person] = {}
+        shas: dict[str, str] = {}
+        ranged = self.from_sha is not None
+        tail = b""
+        count = 0
+        progress = self.progress
+        every = self.progress_every
+        try:
+            while True:
+                chunk = read(_CHUNK)
+                if not chunk:
+                    break
+                data = tail + chunk if tail else chunk
+                cut = data.rfind(b"\x00") + 1
+                if cut == 0:
+                    tail = data
+                    continue
+                tail = data[cut:]
+                # One decode per chunk (records are whole, so no character is split); bytes
+                # that are not UTF-8 become U+FFFD in their own message only.
+                for record in data[:cut].decode("utf-8", "replace").split("\x00"):
+                    if ranged:
+                        record = self._range_record(record)
+                        if not record:
+                            continue
+                    commit = _parse_record(record, people, shas)
+                    if commit is not None:
+                        count += 1
+                        if progress is not None and count % every == 0:
+                            progress(count)
+                        yield commit
+            if tail.strip():
+                record = tail.decode("utf-8", "replace")
+                if ranged:
+                    record = self._range_record(record)
+                commit = _parse_record(record, people, shas) if record else None
+                if commit is not None:
+                    yield commit
+        except GeneratorExit:
+            _stop(proc)
+            if self._date_proc is not None:
+                _stop(self._date_proc)
+            raise
+        _finish(proc, "git log")
+        if self._date_proc is not None:
+            assert self._date_proc.stdout is not None
+            self.to_date = self._date_proc.stdout.read().decode("ascii", "replace").strip()
+            _finish(self._date_proc, "git log")
+
+    def _range_record(self, record: str) -> str:
+        """The ``LOG_FORMAT`` part of a range record; '' for a boundary record."""
+        mark, _, rest = record.lstrip("\n").partition("\x1f")
+        date, _, rest = rest.partition("\x1f")
+        if mark == "-":
+            self.boundary.add(rest.partition("\x1f")[0])
+            return ""
+        if not self.to_date and rest.startswith(self.to_sha):
+            self.to_date = date
+        return rest
+
+
 def iter_commits(
-    repo: git.Repo,
+    repo: GitRepo,
     from_sha: str | None,
     to_sha: str,
     *,
@@ -221,42 +387,7 @@ def iter_commits(
     progress_every: int = 5_000,
 ) -> Iterator[ParsedCommit]:
     """Stream the commits of ``from_sha..to_sha`` (newest first), parsed as they arrive."""
-    rev = f"{from_sha}..{to_sha}" if from_sha else to_sha
-    proc = _start(repo, "-z", f"--format={LOG_FORMAT}", "--end-of-options", rev, "--")
-    stdout = proc.stdout
-    _grow_pipe(stdout)
-    people: dict[tuple[str, str], Person] = {}
-    shas: dict[str, str] = {}
-    tail = b""
-    count = 0
-    try:
-        while True:
-            chunk = stdout.read1(_CHUNK)
-            if not chunk:
-                break
-            data = tail + chunk if tail else chunk
-            cut = data.rfind(b"\x00") + 1
-            if cut == 0:
-                tail = data
-                continue
-            tail = data[cut:]
-            # One decode per chunk (records are whole, so no character is split); bytes
-            # that are not UTF-8 become U+FFFD in their own message only.
-            for record in data[:cut].decode("utf-8", "replace").split("\x00"):
-                commit = _parse_record(record, people, shas)
-                if commit is not None:
-                    count += 1
-                    if progress is not None and count % progress_every == 0:
-                        progress(count)
-                    yield commit
-        if tail.strip():
-            commit = _parse_record(tail.decode("utf-8", "replace"), people, shas)
-            if commit is not None:
-                yield commit
-    except GeneratorExit:
-        _stop(proc)
-        raise
-    _finish(proc, "git log")
+    return iter(CommitLog(repo, from_sha, to_sha, progress=progress, progress_every=progress_every))
 
 
 def _parse_record(
@@ -279,41 +410,72 @@ def _parse_record(
     return parse_commit(sha, parent_shas, person, date, message)
 
 
-def first_time_authors(repo: git.Repo, before_sha: str | None, emails: set[str]) -> set[str]:
-    """The subset of ``emails`` (lower-case) with no commit reachable from ``before_sha``.
+class AuthorScan:
+    """Which emails have a commit reachable from ``before_sha`` (the first-timer check).
 
-    One ``git log`` over the older history that stops as soon as every email has been
-    seen as an author or ``Co-authored-by`` trailer, so only a real first-timer costs a
-    full walk.
+    The ``git log`` over the older history starts when this object is created, so git
+    starts up and walks while the range itself is being read; :meth:`first_timers` then
+    reads only until every email asked about has been seen as an author or
+    ``Co-authored-by`` trailer, so only a real first-timer costs a full walk.
     """
+
+    def __init__(self, repo: GitRepo, before_sha: str | None) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        if before_sha is not None:
+            self._proc = repo.popen(
+                "log",
+                "--format=%aE%n%(trailers:key=Co-authored-by,valueonly,separator=%x0a)",
+                "--end-of-options",
+                before_sha,
+                "--",
+            )
+            # Until the range has been read, let git get only a page ahead: most scans stop
+            # after a few hundred commits, and git should not burn a CPU the range needs.
+            _set_pipe_size(self._proc, 4096)
+
+    def cancel(self) -> None:
+        if self._proc is not None:
+            _stop(self._proc)
+            self._proc = None
+
+    def first_timers(self, emails: set[str]) -> set[str]:
+        """The subset of ``emails`` (lower-case) with no commit reachable from ``before``."""
+        proc = self._proc
+        if proc is None:
+            return set(emails)
+        self._proc = None
+        wanted = {e.encode("utf-8", "replace") for e in emails if e}
+        if not wanted:
+            _stop(proc)
+            return set()
+        assert proc.stdout is not None
+        read = proc.stdout.read
+        tail = b""
+        seen = 0
+        while wanted:
+            chunk = read(1 << 16)
+            if not chunk:
+                break
+            seen += len(chunk)
+            if seen > 65536 and seen - len(chunk) <= 65536:  # a long walk: let git run ahead
+                _set_pipe_size(proc, 1 << 20)
+            data = (tail + chunk).lower()
+            cut = data.rfind(b"\n") + 1
+            data, tail = data[:cut], data[cut:]
+            wanted.difference_update(data.split(b"\n"))
+            if b"<" in data:
+                wanted.difference_update(_EMAIL_RE.findall(data))
+        if wanted:
+            if tail:
+                wanted.discard(tail.strip())
+            _finish(proc, "git log")
+        else:
+            _stop(proc)
+        return {e.decode("utf-8", "replace") for e in wanted}
+
+
+def first_time_authors(repo: GitRepo, before_sha: str | None, emails: set[str]) -> set[str]:
+    """The subset of ``emails`` (lower-case) with no commit reachable from ``before_sha``."""
     if before_sha is None:
         return set(emails)
-    wanted = {e.encode("utf-8", "replace") for e in emails if e}
-    if not wanted:
-        return set()
-    proc = _start(
-        repo,
-        "--format=%aE%n%(trailers:key=Co-authored-by,valueonly,separator=%x0a)",
-        "--end-of-options",
-        before_sha,
-        "--",
-    )
-    stdout = proc.stdout
-    tail = b""
-    while wanted:
-        chunk = stdout.read1(1 << 16)
-        if not chunk:
-            break
-        data = (tail + chunk).lower()
-        cut = data.rfind(b"\n") + 1
-        data, tail = data[:cut], data[cut:]
-        wanted.difference_update(data.split(b"\n"))
-        if b"<" in data:
-            wanted.difference_update(_EMAIL_RE.findall(data))
-    if wanted:
-        if tail:
-            wanted.discard(tail.strip())
-        _finish(proc, "git log")
-    else:
-        _stop(proc)
-    return {e.decode("utf-8", "replace") for e in wanted}
+    return AuthorScan(repo, before_sha).first_timers(emails)

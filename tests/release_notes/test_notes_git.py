@@ -203,3 +203,27 @@ def test_commits_module_imports_without_git() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "False"]
+
+
+def test_from_on_a_side_branch_is_not_an_ancestor(tmp_path: Path) -> None:
+    r = GitRepo(tmp_path / "side")
+    r.commit("Initial commit")
+    r.branch("topic")
+    r.commit("feat: on topic")
+    r.tag("t1", annotated=True)
+    r.checkout("main")
+    r.commit("fix: on main")
+    r.tag("v2.0.0", annotated=True)
+    with pytest.raises(NotesError, match="--from t1 is not an ancestor of --to v2.0.0"):
+        generate_for_range(r.path, "t1", "v2.0.0")
+    with pytest.raises(NotesError, match=r"unknown ref for --to: 'HEAD\^\{tree\}'"):
+        generate_for_range(r.path, "t1", "HEAD^{tree}")
+
+
+def test_annotated_tags_and_dates(repo: GitRepo) -> None:
+    notes = generate_for_range(repo.path, "v1.10.0", "v1.11.0")
+    assert notes.from_sha == repo.git("rev-parse", "v1.10.0^{commit}")
+    assert notes.to_sha == repo.git("rev-parse", "v1.11.0^{commit}")
+    assert notes.date == repo.git("log", "-1", "--format=%cs", "v1.11.0")
+    whole = generate_for_range(repo.path, None, "v1.11.0", from_root=True)
+    assert whole.date == notes.date and whole.commit_count == 7
