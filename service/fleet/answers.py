@@ -8,23 +8,31 @@ session does the bump, so no code path (pages, API, CLI, the release lifecycle, 
 engineer's module) can forget it. Bulk SQL that bypasses the ORM (``session.execute(
 table.insert())``) does not bump; call :func:`bump` after it.
 
-**Cache.** Each process keeps one :class:`beta.snapshot.SnapshotCache`. A request reads the
-counter (one primary-key query) and rebuilds the snapshot only when it moved, so every
-gunicorn worker sees a change on its next request: the staleness accepted is zero. The
-snapshot is built from the request's own session, in the same transaction that read the
-counter, so the number always describes the data. A session that has itself bumped the
-counter in its open transaction gets a private, uncached snapshot of its uncommitted state.
+**Cache.** Each process keeps one :class:`beta.snapshot.SnapshotCache`. Reading the counter
+(one primary-key query) tells whether the snapshot is current; it is rebuilt only when the
+counter moved. The snapshot is built from the asking session, in the same transaction that
+read the counter, so the number always describes the data. A session that has itself
+bumped the counter in its open transaction gets a private, uncached snapshot of its
+uncommitted state.
+
+**Update answer.** The update endpoint (:func:`current_snapshot`) reads the counter at most
+every :data:`CHECK_INTERVAL` (0.25 s) per process, so a warm answer touches no database at
+all. A fleet change committed in this process is seen by its next request (a commit that
+bumped the counter makes the next request read it); one committed in another gunicorn
+worker is seen there within 0.25 s. Pages and the rollout preview (:func:`snapshot`) still
+read the counter every time.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 from sqlalchemy import event, insert, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as OrmSession
@@ -34,15 +42,18 @@ from beta.errors import InvalidInput
 from beta.models import CohortEvent, Device, Store, StoreFreeze
 from beta.rollout import DEFAULT_STAGES, AppPolicy, AppReleases, ReleaseOffer
 from beta.snapshot import FleetSnapshot, SnapshotCache, build_snapshot
+from service import db
 from service.fleet.models import FLEET_VERSION_ROW, FleetVersion
 from service.models import utcnow
 from service.releases.models import App, Release
 from versioning import InvalidVersion, parse_version
 
 __all__ = [
+    "CHECK_INTERVAL",
     "OFFERED_STATES",
     "FleetAnswers",
     "bump",
+    "current_snapshot",
     "init_app",
     "load_app_releases",
     "read_version",
@@ -118,6 +129,18 @@ def _touches_fleet(session: OrmSession) -> bool:
     return False
 
 
+class _Commits:
+    """How many commits that bumped the counter this process has seen."""
+
+    count = 0
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _count_bumping_commit(session: OrmSession) -> None:
+    if session.info.pop(_BUMPED, None) is not None:
+        _Commits.count += 1
+
+
 @event.listens_for(OrmSession, "before_flush")
 def _bump_on_fleet_change(session: OrmSession, _context: Any, _instances: Any) -> None:
     if _bumped_in_open_transaction(session):
@@ -190,6 +213,9 @@ def _build(session: Session, version: int) -> FleetSnapshot:
     )
 
 
+CHECK_INTERVAL = 0.25  # seconds between counter reads on the update answer, per process
+
+
 class FleetAnswers:
     """The per-process cache: one :class:`SnapshotCache` fed by the asking request's session."""
 
@@ -197,6 +223,28 @@ class FleetAnswers:
         self._local = threading.local()
         self.cache = SnapshotCache(self._build_for_cache)
         self.builds = 0  # how often the snapshot was rebuilt (tests and the benchmark)
+        # (snapshot, monotonic time of the counter read, _Commits.count before it)
+        self._checked: tuple[FleetSnapshot, float, int] | None = None
+
+    def current(self) -> FleetSnapshot:
+        """For a request: the snapshot last checked less than CHECK_INTERVAL ago when no
+        bumping commit happened in this process since, else :meth:`snapshot` of the
+        request's session."""
+        session = g.get("db_session")
+        if session is not None and _bumped_in_open_transaction(session):
+            return self.snapshot(session)
+        checked = self._checked
+        now = time.monotonic()
+        if (
+            checked is not None
+            and checked[2] == _Commits.count
+            and now - checked[1] < CHECK_INTERVAL
+        ):
+            return checked[0]
+        commits = _Commits.count
+        fleet = self.snapshot(db.session())
+        self._checked = (fleet, now, commits)
+        return fleet
 
     def _build_for_cache(self, version: int) -> FleetSnapshot:
         self.builds += 1
@@ -226,3 +274,8 @@ def answers() -> FleetAnswers:
 def snapshot(session: Session) -> FleetSnapshot:
     """The fleet as the update answer sees it, from this process's cache when current."""
     return answers().snapshot(session)
+
+
+def current_snapshot() -> FleetSnapshot:
+    """The update answer's snapshot: the counter is read at most every CHECK_INTERVAL."""
+    return answers().current()

@@ -32,7 +32,7 @@ from service.api import (
 )
 from service.auth import current_actor
 from service.fleet import services
-from service.fleet.answers import snapshot
+from service.fleet.answers import current_snapshot
 from service.models import utcnow
 from versioning import InvalidVersion, parse_version
 
@@ -805,10 +805,11 @@ def _authenticate_device_or_reader() -> None:
 def update_answer(app: str, query: UpdateQuery) -> dict[str, Any]:
     """Authentication: a bearer token with scope ``heartbeats:write`` (store devices) or
     ``read``. Answered from an in-memory snapshot of the fleet that every process rebuilds
-    when the fleet's change counter moves, so a change is seen by the next request.
+    when the fleet's change counter moves; each process reads the counter at most every
+    0.25 s, so a change is seen within a quarter of a second.
     ``reason`` is cohort, stage, stable, freeze, halt or up_to_date; ``mandatory`` is true
     when ``current_version`` is below the app's minimum supported version."""
-    fleet_snapshot = snapshot(db.session())
+    fleet_snapshot = current_snapshot()
     answer = _beta(
         lambda: fleet_snapshot.decide(
             app=app,
