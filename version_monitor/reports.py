@@ -11,6 +11,7 @@ and listed by :func:`offline_devices` instead. Reports over time read ``Adoption
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -143,7 +144,65 @@ def time_to_adoption(
         return time_to_thresholds([], releases, thresholds=thresholds)
     end = until or date.max
     counts = _daily_counts(session, app=app, start=min(starts), end=end)
-    return time_to_thresholds(counts, releases, thresholds=thresholds)
+    return _milestones(counts, releases, thresholds)
+
+
+def _milestones(
+    counts: Sequence[DailyCount], releases: Sequence[ReleaseInfo], thresholds: Sequence[float]
+) -> list[Milestone]:
+    """:func:`version_monitor.adoption.time_to_thresholds`, same answers, in O(log) per day.
+
+    Per channel and day the version keys are sorted with suffix sums, so "share on this
+    key or newer" is one bisection instead of a sum over every version; the days of a
+    release are scanned only until its highest threshold is reached.
+    """
+    per_day: dict[str, dict[date, dict[str, int]]] = {"beta": {}, "all": {}}
+    for row in counts:
+        for channel in ("beta", "all") if row.channel == "beta" else ("all",):
+            by_key = per_day[channel].setdefault(row.day, {})
+            by_key[row.version_key] = by_key.get(row.version_key, 0) + row.devices
+    tables: dict[str, tuple[list[date], list[tuple[date, list[str], list[int], int]]]] = {}
+    for channel, days in per_day.items():
+        entries = []
+        for day in sorted(days):
+            by_key = days[day]
+            keys = sorted(by_key)
+            suffix = [0] * (len(keys) + 1)
+            for i in range(len(keys) - 1, -1, -1):
+                suffix[i] = suffix[i + 1] + by_key[keys[i]]
+            if suffix[0]:
+                entries.append((day, keys, suffix, suffix[0]))
+        tables[channel] = ([entry[0] for entry in entries], entries)
+    milestones: list[Milestone] = []
+    for release in sorted(releases, key=lambda r: r.key):
+        key = release.key
+        for channel in ("beta", "all"):
+            start_at = release.beta_at if channel == "beta" else release.rolled_out_at
+            start_at = start_at or release.beta_at
+            start = start_at.date() if start_at else None
+            reached: dict[float, date] = {}
+            if start is not None:
+                day_list, entries = tables[channel]
+                pending = sorted(set(thresholds))
+                for day, keys, suffix, total in entries[bisect_left(day_list, start) :]:
+                    share = suffix[bisect_left(keys, key)] / total
+                    while pending and share >= pending[0] - 1e-12:
+                        reached[pending.pop(0)] = day
+                    if not pending:
+                        break
+            for threshold in thresholds:
+                on = reached.get(threshold)
+                milestones.append(
+                    Milestone(
+                        version=release.version,
+                        channel=channel,
+                        threshold=threshold,
+                        started_on=start,
+                        reached_on=on,
+                        days=(on - start).days if on and start else None,
+                    )
+                )
+    return milestones
 
 
 # --- census -------------------------------------------------------------------------------
@@ -175,23 +234,33 @@ def census(
     """Devices and stores per version, kind and region, offline devices left out."""
     cutoff = now - offline_after
     live = and_(ds.c.app == app, ds.c.last_seen >= cutoff)
-    # Devices per store and version first (in index order), then per version: counting
-    # the groups gives the stores without a count(DISTINCT) over every device.
-    per_store = (
+    # Devices per store and version first (in index order), then per region and version:
+    # counting the groups gives the stores without a count(DISTINCT) over every device.
+    # Every store has one region, so the per-version rows are the region rows summed.
+    by_store = (
         select(
-            ds.c.version_key,
             ds.c.store_id,
+            ds.c.version_key,
             func.count().label("n"),
         )
         .where(live)
-        .group_by(ds.c.version_key, ds.c.store_id)
-        .subquery("per_store")
+        .group_by(ds.c.store_id, ds.c.version_key)
+        .subquery("by_store")
     )
-    version_rows = session.execute(
-        select(per_store.c.version_key, func.sum(per_store.c.n), func.count())
-        .group_by(per_store.c.version_key)
-        .order_by(per_store.c.version_key.desc())
+    region_rows = session.execute(
+        select(st.c.region, by_store.c.version_key, func.sum(by_store.c.n), func.count())
+        .select_from(by_store.join(st, st.c.id == by_store.c.store_id))
+        .group_by(st.c.region, by_store.c.version_key)
+        .order_by(st.c.region, by_store.c.version_key.desc())
     ).all()
+    per_version: dict[str, list[int]] = {}
+    for _, key, n, n_stores in region_rows:
+        totals = per_version.setdefault(key, [0, 0])
+        totals[0] += int(n)
+        totals[1] += int(n_stores)
+    version_rows: list[tuple[str, int, int]] = [
+        (key, per_version[key][0], per_version[key][1]) for key in sorted(per_version, reverse=True)
+    ]
     stores_live = select(ds.c.store_id).where(live).group_by(ds.c.store_id).subquery("stores_live")
     stores = int(session.execute(select(func.count()).select_from(stores_live)).scalar_one())
     devices = sum(int(n) for _, n, _ in version_rows)
@@ -241,22 +310,6 @@ def census(
         for kind, key, n in kind_rows
     ]
 
-    by_store = (
-        select(
-            ds.c.store_id,
-            ds.c.version_key,
-            func.count().label("n"),
-        )
-        .where(live)
-        .group_by(ds.c.store_id, ds.c.version_key)
-        .subquery("by_store")
-    )
-    region_rows = session.execute(
-        select(st.c.region, by_store.c.version_key, func.sum(by_store.c.n), func.count())
-        .select_from(by_store.join(st, st.c.id == by_store.c.store_id))
-        .group_by(st.c.region, by_store.c.version_key)
-        .order_by(st.c.region, by_store.c.version_key.desc())
-    ).all()
     region_totals: dict[str, int] = {}
     for region, _, n, _ in region_rows:
         region_totals[region] = region_totals.get(region, 0) + int(n)
@@ -399,13 +452,21 @@ def _stores_below(
 def _version_labels(session: Session, *, app: str, keys: set[str]) -> dict[str, str]:
     if not keys:
         return {}
-    # One index seek per key: a version as some device spelled it ("3.12" or "3.12.0").
-    labels: dict[str, str] = {}
-    for key in sorted(keys):
-        labels[key] = session.execute(
-            select(ds.c.version).where(ds.c.app == app, ds.c.version_key == key).limit(1)
-        ).scalar_one()
-    return labels
+    # One index seek per key, all in one statement: a version as some device spelled it
+    # ("3.12" or "3.12.0").
+    ordered = sorted(keys)
+    row = session.execute(
+        select(
+            *(
+                select(ds.c.version)
+                .where(ds.c.app == app, ds.c.version_key == key)
+                .limit(1)
+                .scalar_subquery()
+                for key in ordered
+            )
+        )
+    ).one()
+    return dict(zip(ordered, row, strict=True))
 
 
 def stragglers(
