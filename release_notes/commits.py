@@ -245,27 +245,43 @@ def _breaking_description(body: str) -> str | None:
     return text
 
 
+def _ref_lines(text: str, found: list[str]) -> None:
+    """Add to ``found`` the references of ``text`` (in order, no duplicates).
+
+    The keyword pattern is costly over a whole message, so it runs only on the lines that
+    hold something shaped like a reference (``#12``, ``ABC-12``); those are found with
+    ``str.find``, much cheaper than a regex scan. No match spans lines.
+    """
+    size = len(text)
+    starts: list[int] = []
+    for mark in "#-":
+        pos = text.find(mark)
+        while pos >= 0:
+            nxt = pos + 1
+            if nxt < size and text[nxt].isdecimal():  # ``\d``: any Unicode digit
+                starts.append(text.rfind("\n", 0, pos) + 1)
+                nxt = text.find("\n", nxt)
+                if nxt < 0:
+                    break
+            pos = text.find(mark, nxt)
+    if len(starts) > 1:
+        starts = sorted(set(starts))
+    for line_start in starts:
+        line_end = text.find("\n", line_start)
+        _line_refs(text, line_start, size if line_end < 0 else line_end, found)
+
+
+def _line_refs(text: str, start: int, end: int, found: list[str]) -> None:
+    for match in _ISSUE_RE.finditer(text, start, end):
+        for ref in _REF_RE.findall(match.group("refs")):
+            if ref not in found:
+                found.append(ref)
+
+
 def _issue_refs(text: str) -> tuple[str, ...]:
     found: list[str] = []
-    # The keyword pattern is costly over a whole message, so it runs only on the lines that
-    # hold something shaped like a reference (``#12``, ``ABC-12``), found by literal scans.
-    starts = [m.start() for m in _HASH_DIGIT_RE.finditer(text)] if "#" in text else []
-    if "-" in text:
-        starts.extend(m.start() for m in _DASH_DIGIT_RE.finditer(text))
-        starts.sort()
-    done_upto = -1
-    for start in starts:
-        if start < done_upto:
-            continue
-        line_start = text.rfind("\n", 0, start) + 1
-        line_end = text.find("\n", start)
-        if line_end < 0:
-            line_end = len(text)
-        done_upto = line_end
-        for match in _ISSUE_RE.finditer(text, line_start, line_end):
-            for ref in _REF_RE.findall(match.group("refs")):
-                if ref not in found:
-                    found.append(ref)
+    if "#" in text or "-" in text:
+        _ref_lines(text, found)
     return tuple(found)
 
 
@@ -276,6 +292,21 @@ def parse_message(message: str) -> dict[str, object]:
     """
     commit = parse_commit("0" * 40, (), Person("", ""), "", message)
     return {name: getattr(commit, name) for name in ParsedCommit.__slots__}
+
+
+# Short strings that repeat on every commit (types, scopes) are shared, not stored once per
+# commit: a bounded cache, so odd input cannot grow it without limit.
+_SHARED: dict[str, str] = {}
+_SHARED_MAX = 4096
+
+
+def _shared(text: str) -> str:
+    cached = _SHARED.get(text)
+    if cached is None:
+        if len(_SHARED) < _SHARED_MAX:
+            _SHARED[text] = text
+        return text
+    return cached
 
 
 def parse_commit(
@@ -289,6 +320,10 @@ def parse_commit(
 
     ``message`` is the raw message (``%B``) already decoded; callers decode with
     ``errors="replace"`` so that a non-UTF-8 message still yields a commit.
+
+    This is the hot path (every commit of a 200,000-commit history): each rule runs only
+    after a substring test says it can apply, and the body-dependent rules are skipped as a
+    block for the many commits that have only a subject line.
     """
     if "\r" in message:
         message = message.replace("\r\n", "\n")
@@ -298,16 +333,15 @@ def parse_commit(
         header, body = message.strip(), ""
     else:
         header, body = message[:newline].strip(), message[newline + 1 :].strip("\n")
-    if len(body) > _SCAN_LIMIT:
-        body = body[:_SCAN_KEEP] + "\n\n" + body[-_SCAN_KEEP:]
-    lower = body.lower()
-    is_merge = len(parents) > 1
+        if len(body) > _SCAN_LIMIT:
+            body = body[:_SCAN_KEEP] + "\n\n" + body[-_SCAN_KEEP:]
 
     pr_number: int | None = None
     merge_branch: str | None = None
     subject = header
     type_: str | None = None
     scope: str | None = None
+    kind = "other"
     bang = False
 
     merge = _MERGE_PR_RE.match(header) if header[:5].lower() == "merge" else None
@@ -318,95 +352,106 @@ def parse_commit(
         title = body.split("\n", 1)[0].strip() if body else ""
         if title:
             subject = title
-    squash = _SQUASH_PR_RE.search(subject) if subject.endswith(")") else None
-    if squash is not None:
-        if pr_number is None:
-            pr_number = int(squash.group(1))
-        subject = subject[: squash.start()]
-    if pr_number is None and "merge request" in lower:
-        mr = _GITLAB_MR_RE.search(body)
-        if mr is not None:
-            pr_number = int(mr.group(1))
+    if subject.endswith(")"):
+        squash = _SQUASH_PR_RE.search(subject)
+        if squash is not None:
+            if pr_number is None:
+                pr_number = int(squash.group(1))
+            subject = subject[: squash.start()]
 
     if ":" in subject:
         conv = _CONVENTIONAL_RE.match(subject)
         if conv is not None:
-            type_ = conv.group("type").lower()
-            raw_scope = conv.group("scope")
-            scope = raw_scope or None
-            bang = conv.group("bang") is not None
-            subject = conv.group("desc").rstrip()
+            raw_type, raw_scope, raw_bang, desc = conv.group("type", "scope", "bang", "desc")
+            type_ = _shared(raw_type.lower())
+            if raw_scope:
+                scope = _shared(raw_scope)
+                kind = (
+                    "deps" if scope.lower() in _DEPS_SCOPES else _TYPE_TO_KIND.get(type_, "other")
+                )
+            else:
+                kind = _TYPE_TO_KIND.get(type_, "other")
+            bang = raw_bang is not None
+            subject = desc.rstrip()
     if not subject:
         subject = header or "(no commit message)"
 
     breaking_description: str | None = None
-    if "breaking" in lower:
-        breaking_description = _breaking_description(body)
+    co_authors: tuple[Person, ...] = ()
+    release_note: str | None = None
+    release_note_none = False
+    reverts: str | None = None
+    skip_changelog = False
+    paragraph: str | None = None
+    issue_found: list[str] = []
+    if "#" in subject or "-" in subject:  # cheap guard: every reference has one
+        # The subject, not the header: a squash ``(#123)`` or ``Merge pull request #123``
+        # is the PR, not an issue reference.
+        _ref_lines(subject, issue_found)
+
+    if body:
+        lower = body.lower()
+        if pr_number is None and "merge request" in lower:
+            mr = _GITLAB_MR_RE.search(body)
+            if mr is not None:
+                pr_number = int(mr.group(1))
+        if "breaking" in lower:
+            breaking_description = _breaking_description(body)
+        if "co-authored-by" in lower:
+            co_authors = tuple(
+                Person(m.group("name").strip() or m.group("email"), m.group("email").strip())
+                for m in _CO_AUTHOR_RE.finditer(body)
+            )
+        if "release" in lower:
+            release_note, release_note_none = _release_note(body)
+        if "reverts commit" in lower:
+            rev = _REVERT_BODY_RE.search(body)
+            if rev is not None:
+                reverts = rev.group(1).lower()
+        if "[" in message:
+            low_header = header.lower()
+            if (
+                "changelog" in lower
+                or "changelog" in low_header
+                or "release" in low_header
+                or "release" in lower
+            ):
+                skip_changelog = _SKIP_RE.search(message) is not None
+        if "#" in body or "-" in body:
+            _ref_lines(body, issue_found)
+        if merge is None:
+            paragraph = _first_paragraph(body)
+        elif "\n\n" in body:
+            paragraph = _first_paragraph(body.split("\n\n", 1)[1])
+    elif "[" in header:
+        low_header = header.lower()
+        if "changelog" in low_header or "release" in low_header:
+            skip_changelog = _SKIP_RE.search(message) is not None
+
     breaking = bang or breaking_description is not None
     if bang and breaking_description is None:
         breaking_description = subject
 
-    co_authors: tuple[Person, ...] = ()
-    if "co-authored-by" in lower:
-        co_authors = tuple(
-            Person(m.group("name").strip() or m.group("email"), m.group("email").strip())
-            for m in _CO_AUTHOR_RE.finditer(body)
-        )
-
-    release_note: str | None = None
-    release_note_none = False
-    if "release" in lower:
-        release_note, release_note_none = _release_note(body)
-
-    reverts: str | None = None
-    if "reverts commit" in lower:
-        rev = _REVERT_BODY_RE.search(body)
-        if rev is not None:
-            reverts = rev.group(1).lower()
-
-    skip_changelog = False
-    if "[" in message:
-        low_header = header.lower()
-        if (
-            "changelog" in lower
-            or "changelog" in low_header
-            or "release" in low_header
-            or "release" in lower
-        ):
-            skip_changelog = _SKIP_RE.search(message) is not None
-
-    issue_refs: tuple[str, ...] = ()
-    if "#" in message or "-" in message:  # cheap guard: every reference has one
-        # The subject, not the header: a squash ``(#123)`` or ``Merge pull request #123``
-        # is the PR, not an issue reference.
-        issue_refs = _issue_refs(subject + "\n" + body if body else subject)
-
-    paragraph = None
-    if body and merge is None:
-        paragraph = _first_paragraph(body)
-    elif merge is not None and "\n\n" in body:
-        paragraph = _first_paragraph(body.split("\n\n", 1)[1])
-
     return ParsedCommit(
-        sha=sha,
-        parents=parents,
-        author=author,
-        date=date,
-        subject=subject,
-        header=header,
-        type=type_,
-        kind=kind_for(type_, scope),
-        scope=scope,
-        breaking=breaking,
-        breaking_description=breaking_description,
-        body=paragraph,
-        pr_number=pr_number,
-        issue_refs=issue_refs,
-        co_authors=co_authors,
-        release_note=release_note,
-        release_note_none=release_note_none,
-        skip_changelog=skip_changelog,
-        reverts=reverts,
-        is_merge=is_merge,
-        merge_branch=merge_branch,
+        sha,
+        parents,
+        author,
+        date,
+        subject,
+        header,
+        type_,
+        kind,
+        scope,
+        breaking,
+        breaking_description,
+        paragraph,
+        pr_number,
+        tuple(issue_found) if issue_found else (),
+        co_authors,
+        release_note,
+        release_note_none,
+        skip_changelog,
+        reverts,
+        len(parents) > 1,
+        merge_branch,
     )
