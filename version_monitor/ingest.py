@@ -375,7 +375,11 @@ def ingest(
     if devices is None:
         known = _device_ids(session, wanted)
     else:
-        known = {d: devices[d] for d in wanted if d in devices}
+        known = {}
+        for device_id in wanted:
+            pk = devices.get(device_id)
+            if pk is not None:
+                known[device_id] = pk
         if len(known) < len(wanted):
             looked_up = _device_ids(session, wanted - known.keys())
             devices.update(looked_up)

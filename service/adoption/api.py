@@ -96,7 +96,7 @@ def adoption_post_heartbeats() -> tuple[dict[str, Any], int] | Response:
         item["app"] for item in items if isinstance(item, dict) and isinstance(item.get("app"), str)
     }
     apps = services.known_apps.get(session, wanted)
-    ids = services.ingest_ids(session)
+    ids = services.ingest_ids()
     result = ingest_heartbeats(
         session,
         items,

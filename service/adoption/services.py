@@ -121,17 +121,22 @@ class _IngestIds:
         self.stores: dict[str, StoreRef] = {}
         self.devices: dict[str, int] = {}
 
-    def current(self, session: Session) -> _IngestIds:
+    def refresh(self, session: Session) -> None:
+        """Drop everything when the fleet counter moved (read in ``session``)."""
         version = read_version(session)
         if version != self._version or len(self.devices) > self.MAX_DEVICES:
-            self.stores, self.devices = {}, {}
+            self.stores.clear()
+            self.devices.clear()
             self._version = version
-        return self
 
     def store_lookup(self, session: Session) -> Callable[[set[str]], dict[str, StoreRef]]:
+        """For :func:`~version_monitor.ingest.validate_batch`, which calls it once per
+        request after checking every item: the counter is read there, so a request holds
+        no database lock while its items are validated."""
         stores = self.stores
 
         def lookup(wanted: set[str]) -> dict[str, StoreRef]:
+            self.refresh(session)
             missing = {s for s in wanted if s not in stores}
             if missing:
                 stores.update(lookup_stores(session, external_ids=missing))
@@ -140,10 +145,10 @@ class _IngestIds:
         return lookup
 
 
-def ingest_ids(session: Session) -> _IngestIds:
-    """This app's (this process's) cache, checked against the fleet counter."""
+def ingest_ids() -> _IngestIds:
+    """This app's (this process's) cache; its store lookup checks the fleet counter."""
     cache: _IngestIds = current_app.extensions.setdefault("relgov.ingest_ids", _IngestIds())
-    return cache.current(session)
+    return cache
 
 
 def list_apps(session: Session) -> list[App]:
