@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Flask, Response, g, request
 from prometheus_client import (
@@ -53,14 +54,23 @@ def _start_timer() -> None:
     g.request_started = time.perf_counter()
 
 
+# The labelled children per (endpoint, method, status): resolving labels takes a lock and
+# builds a key on every call; the set of combinations is small and fixed per route.
+_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def _count(response: Response) -> Response:
     started = g.get("request_started")
     if started is None:
         return response
     endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    labels = (endpoint, request.method, str(response.status_code))
-    REQUESTS.labels(*labels).inc()
-    LATENCY.labels(*labels).observe(time.perf_counter() - started)
+    key = (endpoint, request.method, response.status_code)
+    children = _CHILDREN.get(key)
+    if children is None:
+        labels = (endpoint, request.method, str(response.status_code))
+        children = _CHILDREN[key] = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
+    children[0].inc()
+    children[1].observe(time.perf_counter() - started)
     return response
 
 
