@@ -22,12 +22,13 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
 from version_monitor.adoption import (
+    CHANNELS_WITH_ALL,
     THRESHOLDS,
     AdoptionSeries,
+    ChannelSeries,
     DailyCount,
     Milestone,
     ReleaseInfo,
-    build_series,
     stopped_rising,
     time_to_thresholds,
 )
@@ -127,7 +128,50 @@ def adoption_over_time(
         for r in releases
         if any(start <= m.date() <= end for m in (r.beta_at, r.rolled_out_at) if m)
     ]
-    return build_series(app, counts, days=days, releases=shown)
+    return _series(app, counts, days=days, releases=shown)
+
+
+def _series(
+    app: str, counts: Sequence[DailyCount], *, days: list[date], releases: Sequence[ReleaseInfo]
+) -> AdoptionSeries:
+    """:func:`version_monitor.adoption.build_series`, same result, with the per-day totals
+    and shares computed column-wise (``zip``) instead of one generator per day."""
+    index = {day: i for i, day in enumerate(days)}
+    width = len(days)
+    keys: dict[str, str] = {}
+    grid: dict[str, dict[str, list[int]]] = {c: {} for c in CHANNELS_WITH_ALL}
+    for day, version, key, channel, devices in counts:
+        i = index.get(day)
+        if i is None or channel not in grid:
+            continue
+        keys.setdefault(version, key)
+        for name in (channel, "all"):
+            lines = grid[name]
+            line = lines.get(version)
+            if line is None:
+                line = lines[version] = [0] * width
+            line[i] += devices
+    versions = sorted(keys, key=lambda v: (keys[v], v))
+    channels: dict[str, ChannelSeries] = {}
+    for name, lines in grid.items():
+        totals = [sum(column) for column in zip(*lines.values(), strict=True)]
+        if not lines:
+            totals = [0] * width
+        series = ChannelSeries(totals=totals)
+        for version in versions:
+            line = lines.get(version) or [0] * width
+            series.devices[version] = line
+            series.shares[version] = [
+                n / t if t else 0.0 for n, t in zip(line, totals, strict=True)
+            ]
+        channels[name] = series
+    return AdoptionSeries(
+        app=app,
+        days=list(days),
+        versions=versions,
+        channels=channels,
+        releases=sorted(releases, key=lambda r: r.key),
+    )
 
 
 def time_to_adoption(
