@@ -136,7 +136,7 @@ def _generate(
     progress = _Progress() if sys.stderr.isatty() else None
     try:
         config = load_config(config_path) if config_path else NotesConfig()
-        if fmt == "markdown":
+        if fmt == "markdown" and config.template is not None:
             from release_notes.render import load_template
 
             load_template(config.template)  # an unreadable template fails before git runs

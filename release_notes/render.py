@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TEMPLATE",
+    "iter_default_markdown",
+    "iter_jinja_markdown",
     "iter_markdown",
     "load_template",
     "md_inline",
@@ -50,8 +52,23 @@ def _escape_plain(text: str) -> str:
     return _SPECIAL_RE.sub(r"\\\1", text) if _SAFE_RE.search(text) else text
 
 
+_ANY_SPECIAL_RE = re.compile(r"[\\`*\[\]<>&|~_\n\r]")
+_SPECIAL_FIRST = frozenset("#>-+")
+
+
 def md_inline(text: str | None) -> str:
     """Escape untrusted text for one line of inline Markdown (list item, heading)."""
+    if not text:
+        return ""
+    # Most commit text needs nothing: one scan, then it is returned as it is.
+    if _ANY_SPECIAL_RE.search(text) is None:
+        first = text[0]
+        if first not in _SPECIAL_FIRST and not first.isdigit():
+            return text
+    return _md_inline_full(text)
+
+
+def _md_inline_full(text: str) -> str:
     if not text:
         return ""
     if "\n" in text or "\r" in text:
@@ -134,8 +151,118 @@ def load_template(path: Path | None = None) -> jinja2.Template:
     return template
 
 
+# sha256 of the packaged template the fast path below reproduces. If the file on disk is
+# different (edited in place), Markdown comes from Jinja instead, so output never drifts.
+_DEFAULT_TEMPLATE_SHA256 = "c2a8054dfccefe8242ff4eadb2befd21ec0706e7ab89ce89c65c921bca036c43"
+_FAST_OK: tuple[float, bool] | None = None
+
+
+def _is_default(template: Path | None) -> bool:
+    """True when ``template`` is the packaged one, unchanged: the fast path may render it."""
+    global _FAST_OK
+    if template is not None and template != DEFAULT_TEMPLATE:
+        try:
+            if template.resolve() != DEFAULT_TEMPLATE.resolve():
+                return False
+        except OSError:
+            return False
+    try:
+        mtime = DEFAULT_TEMPLATE.stat().st_mtime
+    except OSError:
+        return False
+    if _FAST_OK is None or _FAST_OK[0] != mtime:
+        import hashlib
+
+        digest = hashlib.sha256(DEFAULT_TEMPLATE.read_bytes()).hexdigest()
+        _FAST_OK = (mtime, digest == _DEFAULT_TEMPLATE_SHA256)
+    return _FAST_OK[1]
+
+
+def _plural(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
+def iter_default_markdown(notes: ReleaseNotes, chunk_items: int = 2048) -> Iterator[str]:
+    """The packaged template's output written directly (no Jinja), in chunks.
+
+    Identical to rendering ``templates/release_notes.md.j2`` (a test compares both); about
+    ten times faster on long histories. Used whenever the packaged template is in effect.
+    """
+    md = md_inline
+    ref = item_ref
+    out: list[str] = []
+    append = out.append
+    n_people = len(notes.contributors)
+    version = md(notes.version)
+    append(
+        f"# Release {version}\n\n**{version}** · {notes.date} · {notes.commit_count} "
+        f"commit{_plural(notes.commit_count)} · {notes.pr_count} PR{_plural(notes.pr_count)}"
+        f" · {n_people} contributor{_plural(n_people)}\n"
+    )
+    if notes.from_ref:
+        append(f"\nChanges from `{notes.from_ref}` to `{notes.to_ref}`.\n")
+    append("\n## Breaking changes\n\n")
+    for item in notes.breaking:
+        c = item.commit
+        append(f"- **{md(item.area)}**: {md(c.breaking_description or c.subject)} ({ref(item)})\n")
+    if not notes.breaking:
+        append("No breaking changes.\n")
+    append("\n## For stores\n\n")
+    for group in notes.for_stores:
+        append(f"### {md(group.area)}\n\n")
+        for item in group.items:
+            append(f"- {md(item.commit.release_note)} ({ref(item)})\n")
+        append("\n")
+    if not notes.for_stores:
+        append("No store-facing changes in this release.\n\n")
+    yield "".join(out)
+    out.clear()
+    # By object id: the history stream shares one Person per author, alive all along.
+    authors: dict[int, str] = {}
+    for section in notes.sections:
+        append(f"## {section.title}\n")
+        for group in section.groups:
+            append(f"\n### {md(group.area)}\n\n")
+            for item in group.items:
+                c = item.commit
+                if c.co_authors:
+                    people = _people((c.author, *c.co_authors))
+                else:
+                    people = authors.get(id(c.author))  # type: ignore[assignment]
+                    if people is None:
+                        people = authors[id(c.author)] = _people((c.author,))
+                if item.commit_url is None and item.pr_number is not None and not item.pr_url:
+                    links = f"#{item.pr_number}, `{c.sha[:7]}`"
+                else:
+                    links = ref(item)
+                flag = "**Breaking:** " if c.breaking else ""
+                line = f"- {flag}{md(c.subject)} ({links}) — {people}\n"
+                if c.body:
+                    line += f"\n  {md(c.body)}\n\n"
+                append(line)
+                if len(out) >= chunk_items:
+                    yield "".join(out)
+                    out.clear()
+        append("\n")
+    append("## Contributors\n\n")
+    for person in notes.contributors:
+        first = " (first contribution)" if person.first_time else ""
+        append(f"- {md(person.name or person.email)}{first}\n")
+    if not notes.contributors:
+        append("No human contributors.\n")
+    yield "".join(out)
+
+
 def iter_markdown(notes: ReleaseNotes, template: Path | None = None) -> Iterator[str]:
     """The Markdown in chunks, for writing a large document without holding it whole."""
+    if _is_default(template):
+        yield from iter_default_markdown(notes)
+        return
+    yield from iter_jinja_markdown(notes, template)
+
+
+def iter_jinja_markdown(notes: ReleaseNotes, template: Path | None = None) -> Iterator[str]:
+    """The Markdown of ``template`` (default: the packaged one) rendered by Jinja."""
     import jinja2
 
     compiled = load_template(template)
