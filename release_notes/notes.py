@@ -137,6 +137,12 @@ def _resolve_revert_target(target: str, by_sha: dict[str, ParsedCommit]) -> str 
 
 
 def _tip(commits: list[ParsedCommit]) -> ParsedCommit | None:
+    # From ``git log`` the first commit is the tip: check that without a set of every
+    # parent sha (tens of MiB on a long history), and fall back to the set otherwise.
+    if commits:
+        first = commits[0].sha
+        if not any(first in c.parents for c in commits):
+            return commits[0]
     referenced: set[str] = set()
     for c in commits:
         referenced.update(c.parents)
@@ -239,9 +245,13 @@ def build_release_notes(
             names.setdefault(key, person)
         return info
 
+    get_info = person_info.get
+    get_reason = reasons.get
     for c in commit_list:
-        bot, key = info_of(c.author)
-        reason = reasons.get(c.sha)
+        author = c.author
+        info = get_info(id(author))
+        bot, key = info if info is not None else info_of(author)
+        reason = get_reason(c.sha) if reasons else None
         if reason is None:
             if bot and filter_bots:
                 reason = ("bot", f"commit by bot {c.author.name or c.author.email}")
