@@ -11,9 +11,12 @@ import GitPython, Jinja or click. Layers, lowest first:
   config=None, known_authors=None) -> ReleaseNotes``; every commit shown or filtered once.
 - :mod:`release_notes.render` (pure): ``render_markdown(notes, template=None) -> str``,
   ``iter_markdown(notes, template=None)``, ``to_json_dict(notes) -> dict``,
-  ``render_json(notes) -> str``.
-- :mod:`release_notes.git_history` (GitPython): ``open_repo``, ``resolve_range``,
-  ``iter_commits`` (one streamed ``git log``), ``first_time_authors``.
+  ``render_json(notes) -> str``. The packaged template is written directly by
+  ``iter_default_markdown`` (same output, no Jinja); custom templates go through Jinja.
+- :mod:`release_notes.git_history` (plain ``subprocess`` git): ``open_repo``,
+  ``resolve_range`` (one ``git cat-file --batch-check``), ``CommitLog`` (one streamed
+  ``git log --boundary``; also checks that ``from`` is an ancestor), ``AuthorScan`` /
+  ``first_time_authors``.
 - :mod:`release_notes.generate`: what the service calls::
 
       generate_for_range(repo_path, from_ref: str | None, to_ref: str, *,
