@@ -289,7 +289,7 @@ def _device_ids(session: Session, device_ids: Collection[str]) -> dict[str, int]
     found: dict[str, int] = {}
     if len(device_ids) == 1:
         (device_id,) = device_ids
-        pk = session.execute(_DEVICE_ID_QUERY, {"device_id": device_id}).scalar()
+        pk = session.connection().execute(_DEVICE_ID_QUERY, {"device_id": device_id}).scalar()
         return {} if pk is None else {device_id: pk}
     for chunk in _chunks(sorted(device_ids)):
         rows = session.execute(
@@ -330,7 +330,9 @@ def _existing_states(
         return found
     if len(keys) == 1:
         ((device_pk, app),) = keys
-        row = session.execute(_STATE_QUERY, {"device_pk": device_pk, "app": app}).first()
+        row = (
+            session.connection().execute(_STATE_QUERY, {"device_pk": device_pk, "app": app}).first()
+        )
         if row is not None:
             found[(device_pk, app)] = _Existing(*row)
         return found
@@ -351,6 +353,22 @@ def _existing_states(
             if (pk, app) in keys:
                 found[(pk, app)] = _Existing(version, key, since, last_sent_at)
     return found
+
+
+_REGISTRATIONS: dict[str, Any] = {}
+
+
+def _registration(session: Session) -> Any:
+    """INSERT a device unless it exists, returning its id (built once per dialect)."""
+    name = session.get_bind().dialect.name
+    statement = _REGISTRATIONS.get(name)
+    if statement is None:
+        statement = _REGISTRATIONS[name] = (
+            dialect_insert(session, device_table)
+            .on_conflict_do_nothing(index_elements=["device_id"])  # type: ignore[attr-defined]
+            .returning(device_table.c.device_id, device_table.c.id)
+        )
+    return statement
 
 
 def ingest(
@@ -391,24 +409,23 @@ def ingest(
     inserted: set[int] = set()
     if unknown:
         created_at = as_column_value(device_table.c.created_at, now)
-        registration = (
-            dialect_insert(session, device_table)
-            .on_conflict_do_nothing(index_elements=["device_id"])  # type: ignore[attr-defined]
-            .returning(device_table.c.device_id, device_table.c.id)
+        rows = (
+            session.connection()
+            .execute(
+                _registration(session),
+                [
+                    {
+                        "device_id": hb.device_id,
+                        "store_id": hb.store_id,
+                        "kind": hb.device_kind,
+                        "label": "",
+                        "created_at": created_at,
+                    }
+                    for hb in unknown.values()
+                ],
+            )
+            .all()
         )
-        rows = session.execute(
-            registration,
-            [
-                {
-                    "device_id": hb.device_id,
-                    "store_id": hb.store_id,
-                    "kind": hb.device_kind,
-                    "label": "",
-                    "created_at": created_at,
-                }
-                for hb in unknown.values()
-            ],
-        ).all()
         registered = {device_id: pk for device_id, pk in rows}
         result.registered_devices = len(registered)
         inserted.update(registered.values())
