@@ -50,11 +50,14 @@ def _write(chunks: Iterable[str], output: str | None) -> None:
     if output is None:
         write = sys.stdout.write
         buffer: list[str] = []
-        for chunk in chunks:
+        size = 0
+        for chunk in chunks:  # tiny chunks (Jinja) are batched; big ones go out at ~1 MiB
             buffer.append(chunk)
-            if len(buffer) >= 4096:
+            size += len(chunk)
+            if size >= 1 << 20:
                 write("".join(buffer))
                 buffer.clear()
+                size = 0
         write("".join(buffer))
         sys.stdout.flush()
         return
