@@ -13,7 +13,7 @@ import GitPython, Jinja or click. Layers, lowest first:
   ``iter_markdown(notes, template=None)``, ``to_json_dict(notes) -> dict``,
   ``render_json(notes) -> str``. The packaged template is written directly by
   ``iter_default_markdown`` (same output, no Jinja); custom templates go through Jinja.
-- :mod:`release_notes.git_history` (plain ``subprocess`` git): ``open_repo``,
+- :mod:`release_notes.git_history` (git through GitPython, streamed): ``open_repo``,
   ``resolve_range`` (one ``git cat-file --batch-check``), ``CommitLog`` (one streamed
   ``git log --boundary``; also checks that ``from`` is an ancestor), ``AuthorScan`` /
   ``first_time_authors``.

@@ -1,13 +1,14 @@
 """Read a commit range from a git repository with as few git processes as possible.
 
-Plain :mod:`subprocess` (no GitPython: its import alone costs ~45 ms per CLI run). A
-range costs one ``git cat-file --batch-check`` to resolve and type-check both refs (it reads
-object headers only, never a whole commit), one ``git log`` that streams the range (fixed
-``0x1f`` field separators, NUL-terminated records, parsed as they arrive) and, started at the
-same time, one ``git log`` over the older history for the first-time contributors. Whether
-``from`` is an ancestor of ``to`` is read from the range's own ``--boundary`` records instead
-of a ``git merge-base`` process. Every failure is a :class:`NotesError` with a one-line
-message.
+Git runs through GitPython's ``Git.execute(..., as_process=True)``, reading the process's
+output as a stream (GitPython is imported when git first runs, so importing the package
+stays cheap). A range costs one ``git cat-file --batch-check`` to resolve and type-check
+both refs (it reads object headers only, never a whole commit), one ``git log`` that
+streams the range (fixed ``0x1f`` field separators, NUL-terminated records, parsed as they
+arrive) and, started at the same time, one ``git log`` over the older history for the
+first-time contributors. Whether ``from`` is an ancestor of ``to`` is read from the range's
+own ``--boundary`` records instead of a ``git merge-base`` process. Every failure is a
+:class:`NotesError` with a one-line message.
 """
 
 from __future__ import annotations
@@ -82,18 +83,24 @@ class GitRepo:
         self.path = path
 
     def popen(self, *args: str, stdin: bool = False) -> subprocess.Popen[bytes]:
+        """Start ``git args`` through GitPython and return its streaming process."""
+        from git.cmd import Git  # imported when git first runs, not with the package
+        from git.exc import GitCommandNotFound
+
         try:
-            return subprocess.Popen(
+            handle = Git(self.path).execute(
                 ["git", *args],
-                cwd=self.path,
+                as_process=True,
+                istream=subprocess.PIPE if stdin else None,
                 env=_env(),
-                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                bufsize=0,
             )
-        except OSError as exc:
-            raise NotesError(f"cannot run git: {exc.strerror or exc}") from None
+        except (OSError, GitCommandNotFound) as exc:
+            raise NotesError(f"cannot run git: {exc}") from None
+        proc = handle.proc
+        assert proc is not None
+        # GitPython ends the process when its handle is collected: keep the two together.
+        proc._gitpython_handle = handle  # type: ignore[attr-defined]
+        return proc
 
     def run(self, *args: str, input: bytes | None = None) -> tuple[int, bytes, bytes]:
         proc = self.popen(*args, stdin=input is not None)
