@@ -111,6 +111,13 @@ class GitRepo:
         """Nothing to release; kept so callers can treat it like a handle."""
 
 
+def _reader(proc: subprocess.Popen[bytes]) -> Callable[[int], bytes]:
+    """Read what the pipe holds without waiting for a whole chunk (``read1`` when buffered)."""
+    assert proc.stdout is not None
+    read: Callable[[int], bytes] = getattr(proc.stdout, "read1", proc.stdout.read)
+    return read
+
+
 def open_repo(path: str | Path) -> GitRepo:
     """The repository at ``path`` (a work tree or a bare repository), checked on disk."""
     p = Path(path)
@@ -323,7 +330,7 @@ class CommitLog:
     def __iter__(self) -> Iterator[ParsedCommit]:
         proc = self._proc
         assert proc.stdout is not None
-        read = proc.stdout.read
+        read = _reader(proc)
         people: dict[tuple[str, str], Person] = {}
         shas: dict[str, str] = {}
         ranged = self.from_sha is not None
@@ -456,7 +463,7 @@ class AuthorScan:
             _stop(proc)
             return set()
         assert proc.stdout is not None
-        read = proc.stdout.read
+        read = _reader(proc)
         tail = b""
         seen = 0
         while wanted:
