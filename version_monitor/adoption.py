@@ -11,7 +11,7 @@ of the sort keys from :mod:`version_monitor.versions`.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
@@ -124,28 +124,39 @@ def build_series(
     days: Sequence[date],
     releases: Sequence[ReleaseInfo] = (),
 ) -> AdoptionSeries:
-    """Stack ``counts`` into one series per channel ("beta", "stable" and "all")."""
+    """Stack ``counts`` into one series per channel ("beta", "stable" and "all").
+
+    Per-day totals and shares are computed column-wise (``zip``), not per day and version.
+    """
     index = {day: i for i, day in enumerate(days)}
+    width = len(days)
     keys: dict[str, str] = {}
     grid: dict[str, dict[str, list[int]]] = {c: {} for c in CHANNELS_WITH_ALL}
-    for row in counts:
-        i = index.get(row.day)
-        if i is None or row.channel not in grid:
+    for day, version, key, channel, devices in counts:
+        i = index.get(day)
+        if i is None or channel not in grid:
             continue
-        keys.setdefault(row.version, row.version_key)
-        for channel in (row.channel, "all"):
-            line = grid[channel].setdefault(row.version, [0] * len(days))
-            line[i] += row.devices
+        keys.setdefault(version, key)
+        for name in (channel, "all"):
+            lines = grid[name]
+            line = lines.get(version)
+            if line is None:
+                line = lines[version] = [0] * width
+            line[i] += devices
     versions = sorted(keys, key=lambda v: (keys[v], v))
     channels: dict[str, ChannelSeries] = {}
-    for channel, lines in grid.items():
-        totals = [sum(lines[v][i] for v in lines) for i in range(len(days))]
+    for name, lines in grid.items():
+        totals = [sum(column) for column in zip(*lines.values(), strict=True)]
+        if not lines:
+            totals = [0] * width
         series = ChannelSeries(totals=totals)
         for version in versions:
-            line = lines.get(version, [0] * len(days))
+            line = lines.get(version) or [0] * width
             series.devices[version] = line
-            series.shares[version] = [_share(n, t) for n, t in zip(line, totals, strict=True)]
-        channels[channel] = series
+            series.shares[version] = [
+                n / t if t else 0.0 for n, t in zip(line, totals, strict=True)
+            ]
+        channels[name] = series
     return AdoptionSeries(
         app=app,
         days=list(days),
@@ -196,13 +207,29 @@ def time_to_thresholds(
     *,
     thresholds: Sequence[float] = THRESHOLDS,
 ) -> list[Milestone]:
-    """Time to each threshold for each release, in beta stores and overall, from rollups."""
+    """Time to each threshold for each release, in beta stores and overall, from rollups.
+
+    Per channel and day the version keys are sorted with suffix sums, so "share on this
+    key or newer" is one bisection instead of a sum over every version; the days of a
+    release are scanned only until its highest threshold is reached.
+    """
     per_day: dict[str, dict[date, dict[str, int]]] = {"beta": {}, "all": {}}
     for row in counts:
-        channels = ("beta", "all") if row.channel == "beta" else ("all",)
-        for channel in channels:
-            by_key = per_day[channel].setdefault(row.day, defaultdict(int))
-            by_key[row.version_key] += row.devices
+        for channel in ("beta", "all") if row.channel == "beta" else ("all",):
+            by_key = per_day[channel].setdefault(row.day, {})
+            by_key[row.version_key] = by_key.get(row.version_key, 0) + row.devices
+    tables: dict[str, tuple[list[date], list[tuple[date, list[str], list[int], int]]]] = {}
+    for channel, days in per_day.items():
+        entries = []
+        for day in sorted(days):
+            by_key = days[day]
+            keys = sorted(by_key)
+            suffix = [0] * (len(keys) + 1)
+            for i in range(len(keys) - 1, -1, -1):
+                suffix[i] = suffix[i + 1] + by_key[keys[i]]
+            if suffix[0]:
+                entries.append((day, keys, suffix, suffix[0]))
+        tables[channel] = ([entry[0] for entry in entries], entries)
     milestones: list[Milestone] = []
     for release in sorted(releases, key=lambda r: r.key):
         key = release.key
@@ -210,22 +237,26 @@ def time_to_thresholds(
             start_at = release.beta_at if channel == "beta" else release.rolled_out_at
             start_at = start_at or release.beta_at
             start = start_at.date() if start_at else None
-            shares: list[tuple[date, float]] = []
+            reached: dict[float, date] = {}
             if start is not None:
-                for day in sorted(d for d in per_day[channel] if d >= start):
-                    share = share_at_least(per_day[channel][day], key)
-                    if share is not None:
-                        shares.append((day, share))
+                day_list, entries = tables[channel]
+                pending = sorted(set(thresholds))
+                for day, keys, suffix, total in entries[bisect_left(day_list, start) :]:
+                    share = suffix[bisect_left(keys, key)] / total
+                    while pending and share >= pending[0] - 1e-12:
+                        reached[pending.pop(0)] = day
+                    if not pending:
+                        break
             for threshold in thresholds:
-                reached = next((day for day, share in shares if share >= threshold - 1e-12), None)
+                on = reached.get(threshold)
                 milestones.append(
                     Milestone(
                         version=release.version,
                         channel=channel,
                         threshold=threshold,
                         started_on=start,
-                        reached_on=reached,
-                        days=(reached - start).days if reached and start else None,
+                        reached_on=on,
+                        days=(on - start).days if on and start else None,
                     )
                 )
     return milestones

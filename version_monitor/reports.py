@@ -11,7 +11,6 @@ and listed by :func:`offline_devices` instead. Reports over time read ``Adoption
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -22,13 +21,12 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
 from version_monitor.adoption import (
-    CHANNELS_WITH_ALL,
     THRESHOLDS,
     AdoptionSeries,
-    ChannelSeries,
     DailyCount,
     Milestone,
     ReleaseInfo,
+    build_series,
     stopped_rising,
     time_to_thresholds,
 )
@@ -128,50 +126,7 @@ def adoption_over_time(
         for r in releases
         if any(start <= m.date() <= end for m in (r.beta_at, r.rolled_out_at) if m)
     ]
-    return _series(app, counts, days=days, releases=shown)
-
-
-def _series(
-    app: str, counts: Sequence[DailyCount], *, days: list[date], releases: Sequence[ReleaseInfo]
-) -> AdoptionSeries:
-    """:func:`version_monitor.adoption.build_series`, same result, with the per-day totals
-    and shares computed column-wise (``zip``) instead of one generator per day."""
-    index = {day: i for i, day in enumerate(days)}
-    width = len(days)
-    keys: dict[str, str] = {}
-    grid: dict[str, dict[str, list[int]]] = {c: {} for c in CHANNELS_WITH_ALL}
-    for day, version, key, channel, devices in counts:
-        i = index.get(day)
-        if i is None or channel not in grid:
-            continue
-        keys.setdefault(version, key)
-        for name in (channel, "all"):
-            lines = grid[name]
-            line = lines.get(version)
-            if line is None:
-                line = lines[version] = [0] * width
-            line[i] += devices
-    versions = sorted(keys, key=lambda v: (keys[v], v))
-    channels: dict[str, ChannelSeries] = {}
-    for name, lines in grid.items():
-        totals = [sum(column) for column in zip(*lines.values(), strict=True)]
-        if not lines:
-            totals = [0] * width
-        series = ChannelSeries(totals=totals)
-        for version in versions:
-            line = lines.get(version) or [0] * width
-            series.devices[version] = line
-            series.shares[version] = [
-                n / t if t else 0.0 for n, t in zip(line, totals, strict=True)
-            ]
-        channels[name] = series
-    return AdoptionSeries(
-        app=app,
-        days=list(days),
-        versions=versions,
-        channels=channels,
-        releases=sorted(releases, key=lambda r: r.key),
-    )
+    return build_series(app, counts, days=days, releases=shown)
 
 
 def time_to_adoption(
@@ -188,65 +143,7 @@ def time_to_adoption(
         return time_to_thresholds([], releases, thresholds=thresholds)
     end = until or date.max
     counts = _daily_counts(session, app=app, start=min(starts), end=end)
-    return _milestones(counts, releases, thresholds)
-
-
-def _milestones(
-    counts: Sequence[DailyCount], releases: Sequence[ReleaseInfo], thresholds: Sequence[float]
-) -> list[Milestone]:
-    """:func:`version_monitor.adoption.time_to_thresholds`, same answers, in O(log) per day.
-
-    Per channel and day the version keys are sorted with suffix sums, so "share on this
-    key or newer" is one bisection instead of a sum over every version; the days of a
-    release are scanned only until its highest threshold is reached.
-    """
-    per_day: dict[str, dict[date, dict[str, int]]] = {"beta": {}, "all": {}}
-    for row in counts:
-        for channel in ("beta", "all") if row.channel == "beta" else ("all",):
-            by_key = per_day[channel].setdefault(row.day, {})
-            by_key[row.version_key] = by_key.get(row.version_key, 0) + row.devices
-    tables: dict[str, tuple[list[date], list[tuple[date, list[str], list[int], int]]]] = {}
-    for channel, days in per_day.items():
-        entries = []
-        for day in sorted(days):
-            by_key = days[day]
-            keys = sorted(by_key)
-            suffix = [0] * (len(keys) + 1)
-            for i in range(len(keys) - 1, -1, -1):
-                suffix[i] = suffix[i + 1] + by_key[keys[i]]
-            if suffix[0]:
-                entries.append((day, keys, suffix, suffix[0]))
-        tables[channel] = ([entry[0] for entry in entries], entries)
-    milestones: list[Milestone] = []
-    for release in sorted(releases, key=lambda r: r.key):
-        key = release.key
-        for channel in ("beta", "all"):
-            start_at = release.beta_at if channel == "beta" else release.rolled_out_at
-            start_at = start_at or release.beta_at
-            start = start_at.date() if start_at else None
-            reached: dict[float, date] = {}
-            if start is not None:
-                day_list, entries = tables[channel]
-                pending = sorted(set(thresholds))
-                for day, keys, suffix, total in entries[bisect_left(day_list, start) :]:
-                    share = suffix[bisect_left(keys, key)] / total
-                    while pending and share >= pending[0] - 1e-12:
-                        reached[pending.pop(0)] = day
-                    if not pending:
-                        break
-            for threshold in thresholds:
-                on = reached.get(threshold)
-                milestones.append(
-                    Milestone(
-                        version=release.version,
-                        channel=channel,
-                        threshold=threshold,
-                        started_on=start,
-                        reached_on=on,
-                        days=(on - start).days if on and start else None,
-                    )
-                )
-    return milestones
+    return time_to_thresholds(counts, releases, thresholds=thresholds)
 
 
 # --- census -------------------------------------------------------------------------------
