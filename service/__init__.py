@@ -36,6 +36,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     if settings.env == "test":
         auth.use_fast_hashing_for_tests()
+    from service import sessions
+
+    sessions.init_app(app)
     db.init_app(app)
     metrics.init_app(app)
     init_csrf(app)

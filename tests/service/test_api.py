@@ -151,3 +151,9 @@ def test_api_docs_page_renders_the_document(client):
 
 def test_logged_in_person_may_read_the_api(admin_client):
     assert admin_client.get("/api/v1/me").json["kind"] == "user"
+
+
+def test_token_requests_get_no_session_cookie(client, token):
+    response = client.get("/api/v1/me", headers=auth(token))
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
