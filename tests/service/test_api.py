@@ -153,7 +153,10 @@ def test_logged_in_person_may_read_the_api(admin_client):
     assert admin_client.get("/api/v1/me").json["kind"] == "user"
 
 
-def test_token_requests_get_no_session_cookie(client, token):
-    response = client.get("/api/v1/me", headers=auth(token))
-    assert response.status_code == 200
+def test_token_requests_get_no_session_cookie(admin_client, token):
+    # A logged-in browser's permanent session is refreshed on every request ...
+    assert "Set-Cookie" in admin_client.get("/api/v1/me").headers
+    # ... but a request that carries a token is a machine: no session is read or written.
+    response = admin_client.get("/api/v1/me", headers=auth(token))
+    assert response.json["kind"] == "token"
     assert "Set-Cookie" not in response.headers
