@@ -13,6 +13,7 @@ from service import db
 from service.api import ApiError, authenticate, operation
 from service.api.people import require_person
 from service.auth import current_actor
+from service.models import utcnow
 from service.releases import services
 from service.releases.lifecycle import Actor, TransitionError, transition
 from service.releases.models import App, MeetingRecord, Release, ReleaseItem, ReleaseNote, SignOff
@@ -574,3 +575,76 @@ def put_notes(release_id: int, body: NotesIn) -> NotesOut:
         pass
     db.session().commit()
     return _notes_out(note)
+
+
+class MeetingQuery(BaseModel):
+    week: date | None = Field(default=None, description="any day of the week (default: this week)")
+
+
+class AgendaRelease(BaseModel):
+    id: int
+    version: str
+    kind: str
+    state: str
+    range: str
+    checklist_done: int
+    checklist_total: int
+    percent: int
+    blocking: list[str]
+    waiting_for_roles: list[str]
+    url: str
+
+
+class AgendaTrain(BaseModel):
+    app: str
+    name: str
+    train: str | None
+    skipped: str | None = Field(description="the reason when this week's train is skipped")
+    releases: list[AgendaRelease]
+
+
+class Agenda(BaseModel):
+    week_of: date
+    trains: list[AgendaTrain]
+
+
+@operation(
+    "/meeting",
+    summary="The week's release meeting: every train, its releases, progress and who must sign",
+    tag="Meeting",
+    query=MeetingQuery,
+    response=Agenda,
+)
+def get_meeting(query: MeetingQuery) -> Agenda:
+    from datetime import timedelta
+
+    day = query.week or utcnow().date()
+    monday = day - timedelta(days=day.weekday())
+    trains = []
+    for row in services.meeting_agenda(db.session(), monday):
+        slot = row["slots"][0] if row["slots"] else None
+        trains.append(
+            AgendaTrain(
+                app=row["app"].slug,
+                name=row["app"].name,
+                train=slot.local if slot else None,
+                skipped=slot.skipped.reason if slot and slot.skipped else None,
+                releases=[
+                    AgendaRelease(
+                        id=e["release"].id,
+                        version=e["release"].version,
+                        kind=e["release"].kind,
+                        state=e["release"].state,
+                        range=f"{e['release'].from_ref or 'root'}...{e['release'].git_ref}",
+                        checklist_done=e["progress"].done,
+                        checklist_total=e["progress"].total,
+                        percent=e["progress"].percent,
+                        blocking=[s.item.title for s in e["progress"].blocking],
+                        waiting_for_roles=e["waiting"],
+                        url=f"/releases/{e['release'].id}",
+                    )
+                    for e in row["entries"]
+                ],
+            )
+        )
+    return Agenda(week_of=monday, trains=trains)

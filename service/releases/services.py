@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -645,6 +645,42 @@ def record_meeting(
         summary=f"meeting {held_on}: {decision}",
     )
     return record
+
+
+def meeting_agenda(session: Session, monday: date) -> list[dict[str, Any]]:
+    """Per app: the train of the week starting ``monday`` and every release in progress
+    with its checklist progress, blocking items and the roles that still have to sign."""
+    from zoneinfo import ZoneInfo
+
+    from service.releases.trains import skips_for, train_slots
+
+    rows = []
+    for app in session.exec(select(App).order_by(App.name)).all():
+        releases = session.exec(
+            select(Release).where(Release.app_id == app.id, col(Release.state).in_(ACTIVE_STATES))
+        ).all()
+        start = datetime.combine(monday, datetime.min.time(), tzinfo=ZoneInfo(app.train_timezone))
+        slots = train_slots(app, start=start, weeks=1, skips=skips_for(session, app, since=monday))
+        entries = []
+        for release in sorted(releases, key=lambda r: parse_version(r.version), reverse=True):
+            statuses = item_statuses(session, release)
+            waiting = sorted(
+                {
+                    s.item.owner_role
+                    for s in statuses
+                    if s.blocking and s.item.mode == "manual" and s.status == "pending"
+                }
+            )
+            entries.append(
+                {
+                    "release": release,
+                    "progress": progress(statuses),
+                    "statuses": statuses,
+                    "waiting": waiting,
+                }
+            )
+        rows.append({"app": app, "entries": entries, "slots": slots})
+    return rows
 
 
 def count_by_state(session: Session) -> dict[str, int]:

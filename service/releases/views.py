@@ -23,7 +23,6 @@ from service.releases.lifecycle import (
     transition,
 )
 from service.releases.models import STATES, App, MeetingRecord, Release, ReleaseNote
-from versioning import parse_version
 
 bp = Blueprint("releases", __name__)
 STATE_BADGES = {
@@ -321,42 +320,7 @@ def meeting() -> str:
         start = None
     tokyo_today = datetime.now(ZoneInfo("Asia/Tokyo")).date()
     monday = (start or tokyo_today) - timedelta(days=(start or tokyo_today).weekday())
-    apps = session.exec(select(App).order_by(App.name)).all()
-    rows = []
-    for app in apps:
-        releases = session.exec(
-            select(Release).where(
-                Release.app_id == app.id,
-                col(Release.state).in_(services.ACTIVE_STATES),
-            )
-        ).all()
-        releases = sorted(releases, key=lambda r: parse_version(r.version), reverse=True)
-        slots: list[Any] = []
-        try:
-            from service.releases.trains import skips_for, train_slots
-
-            zone = ZoneInfo(app.train_timezone)
-            slot_start = datetime.combine(monday, datetime.min.time(), tzinfo=zone)
-            slots = train_slots(
-                app, start=slot_start, weeks=1, skips=skips_for(session, app, since=monday)
-            )
-        except ImportError:
-            pass
-        entries = []
-        for release in releases:
-            statuses = services.item_statuses(session, release)
-            prog = services.progress(statuses)
-            waiting = sorted(
-                {
-                    s.item.owner_role
-                    for s in statuses
-                    if s.blocking and s.item.mode == "manual" and s.status == "pending"
-                }
-            )
-            entries.append(
-                {"release": release, "progress": prog, "statuses": statuses, "waiting": waiting}
-            )
-        rows.append({"app": app, "entries": entries, "slots": slots})
+    rows = services.meeting_agenda(session, monday)
     return render_template(
         "releases/meeting.html",
         rows=rows,

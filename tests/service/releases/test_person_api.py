@@ -160,3 +160,15 @@ def test_notes_edit_through_the_api(client, session, admin, release):
         url, json={"markdown": "  ", "loaded_hash": saved.json["hash"]}, headers=auth
     )
     assert empty.status_code == 422 and empty.json["error"]["fields"][0]["field"] == "markdown"
+
+
+def test_meeting_agenda_api(client, session, admin, release):
+    raw = make_token(session, creator=admin, scopes=["read"])
+    agenda = client.get("/api/v1/meeting", headers={"Authorization": f"Bearer {raw}"}).json
+    (train,) = agenda["trains"]
+    (entry,) = train["releases"]
+    assert entry["version"] == "1.1.0" and entry["state"] == "in_review"
+    assert entry["checklist_total"] == 4 and "Regression tests pass" in entry["blocking"]
+    assert set(entry["waiting_for_roles"]) == {"qa", "engineer"}
+    bad = client.get("/api/v1/meeting?week=soon", headers={"Authorization": f"Bearer {raw}"})
+    assert bad.status_code == 422 and bad.json["error"]["fields"][0]["field"] == "week"
