@@ -400,7 +400,8 @@ def create_app_record(session: Session, *, slug: str, name: str, actor: str, **f
         )
     if session.exec(select(App).where(App.slug == slug)).first() is not None:
         raise AppError(f"an app with slug {slug!r} already exists", field="slug")
-    values = clean_fields({"name": name, **fields})
+    # A new app enforces its promotion gates unless told otherwise.
+    values = clean_fields({"name": name, "promotion_gates": True, **fields})
     app = App(slug=slug, **values)
     session.add(app)
     session.flush()

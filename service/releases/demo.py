@@ -137,6 +137,9 @@ def seed(session: Session, *, repos: Path | None = None, now: datetime | None = 
             repo_url=str(repo.path),
             pr_url_template=f"https://github.com/example-restaurant/{slug}/pull/{{number}}",
             train_timezone="Asia/Tokyo",
+            # The demo's history is written as it happened, before gates were enforced;
+            # the incidents demo then switches them on for POS.
+            promotion_gates=False,
             **fields,
         )
         tags = {t.version: t for t in repo.tags}
