@@ -1,248 +1,34 @@
-"""Parse one raw git commit into a :class:`ParsedCommit`.
+"""The commit parser as it was before its hot path was tuned: a reference to compare with.
 
-Pure module: no git, no I/O. It understands Conventional Commits 1.0 (``type(scope)!:
-subject``, ``BREAKING CHANGE:`` / ``BREAKING-CHANGE:`` footers, with case and whitespace
-variants), GitHub squash subjects ``... (#123)`` and merge subjects ``Merge pull request
-#123 from org/branch``, issue references (``Fixes #12``, ``Refs ABC-123``),
-``Co-authored-by:`` and ``Release-Note:`` trailers, ``[skip changelog]`` markers and
-``This reverts commit <sha>`` bodies. A message that is not conventional is kept with kind
-``other``: nothing is dropped here; filtering is decided in :mod:`release_notes.notes`.
-
-The parser is on the hot path (200,000 commits in a few hundred milliseconds), so each
-rule is guarded by a cheap substring test before its regular expression runs.
+Only the functions that the tuning rewrote are kept here (``_issue_refs``,
+``parse_message``, ``parse_commit``); the dataclasses, patterns and the helpers the tuning
+left alone are imported from :mod:`release_notes.commits`, so the comparison in
+``test_parser_equivalence.py`` is about the rewritten code.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
-__all__ = [
-    "KIND_ORDER",
-    "KIND_TITLES",
-    "ParsedCommit",
-    "Person",
-    "kind_for",
-    "parse_commit",
-    "parse_message",
-]
-
-# Section keys in the order the notes show them, with their headings.
-KIND_TITLES: dict[str, str] = {
-    "feat": "Features",
-    "fix": "Fixes",
-    "perf": "Performance",
-    "refactor": "Refactoring",
-    "docs": "Documentation",
-    "test": "Tests",
-    "build": "Build/CI",
-    "deps": "Dependencies",
-    "other": "Other changes",
-}
-KIND_ORDER: tuple[str, ...] = tuple(KIND_TITLES)
-
-_TYPE_TO_KIND: dict[str, str] = {
-    "feat": "feat",
-    "feature": "feat",
-    "features": "feat",
-    "fix": "fix",
-    "fixes": "fix",
-    "bugfix": "fix",
-    "hotfix": "fix",
-    "perf": "perf",
-    "performance": "perf",
-    "refactor": "refactor",
-    "docs": "docs",
-    "doc": "docs",
-    "test": "test",
-    "tests": "test",
-    "build": "build",
-    "ci": "build",
-    "deps": "deps",
-    "dep": "deps",
-}
-_DEPS_SCOPES = frozenset({"deps", "deps-dev", "dependencies", "dependency"})
-
-# Stored text is capped so that a megabyte-long body cannot blow up memory or the page.
-MAX_PARAGRAPH_CHARS = 1_000
-MAX_RELEASE_NOTE_CHARS = 4_000
-# Bodies longer than this are scanned at the head and the tail only (trailers live there).
-_SCAN_LIMIT = 256 * 1024
-_SCAN_KEEP = 64 * 1024
-
-_CONVENTIONAL_RE = re.compile(
-    r"""
-    ^\s*
-    (?P<type>[A-Za-z][A-Za-z0-9_-]*)
-    [ \t]*
-    (?:\([ \t]*(?P<scope>[^()\r\n]*?)[ \t]*\))?
-    [ \t]*
-    (?P<bang>!)?
-    [ \t]*:[ \t]*
-    (?P<desc>\S.*)
-    """,
-    re.VERBOSE,
+from release_notes.commits import (
+    _CO_AUTHOR_RE,
+    _CONVENTIONAL_RE,
+    _DASH_DIGIT_RE,
+    _GITLAB_MR_RE,
+    _HASH_DIGIT_RE,
+    _ISSUE_RE,
+    _MERGE_PR_RE,
+    _REF_RE,
+    _REVERT_BODY_RE,
+    _SCAN_KEEP,
+    _SCAN_LIMIT,
+    _SKIP_RE,
+    _SQUASH_PR_RE,
+    ParsedCommit,
+    Person,
+    _breaking_description,
+    _first_paragraph,
+    _release_note,
+    kind_for,
 )
-_SQUASH_PR_RE = re.compile(r"\s*\(\s*#(\d+)\s*\)\s*$")
-_MERGE_PR_RE = re.compile(r"^Merge pull request #(\d+) from (\S+)", re.IGNORECASE)
-_GITLAB_MR_RE = re.compile(r"^See merge request \S*!(\d+)\s*$", re.MULTILINE | re.IGNORECASE)
-_REVERT_SUBJECT_RE = re.compile(r'^Revert\s+"(?P<inner>.*)"\s*$', re.IGNORECASE)
-_REVERT_BODY_RE = re.compile(r"This reverts commit ([0-9a-fA-F]{7,40})", re.IGNORECASE)
-_BREAKING_RE = re.compile(
-    r"^[ \t]*BREAKING[ -]CHANGES?[ \t]*(?::|[ \t]#)[ \t]*(?P<text>.*)$", re.MULTILINE
-)
-_CO_AUTHOR_RE = re.compile(
-    r"^[ \t]*co-authored-by[ \t]*:[ \t]*(?P<name>[^<\r\n]*?)[ \t]*<(?P<email>[^>\r\n]*)>",
-    re.MULTILINE | re.IGNORECASE,
-)
-_REF = r"(?-i:(?:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)?\#\d+|\b[A-Z][A-Z0-9]{1,9}-\d+\b)"
-_ISSUE_RE = re.compile(
-    rf"""
-    \b(?:fix(?:e[sd])?|close[sd]?|resolve[sd]?|refs?|references|related(?:[ \t]+to)?
-       |see(?:[ \t]+also)?|part[ \t]+of|issues?|implements)
-    [ \t]*:?[ \t]*
-    (?P<refs>(?:{_REF})(?:[ \t]*(?:,|and|&)?[ \t]*(?:{_REF}))*)
-    """,
-    re.VERBOSE | re.IGNORECASE,
-)
-_REF_RE = re.compile(_REF)
-# A literal first character lets the regex engine skip ahead fast.
-_HASH_DIGIT_RE = re.compile(r"#\d")
-_DASH_DIGIT_RE = re.compile(r"-\d")
-_RELEASE_NOTE_RE = re.compile(r"^[ \t]*release[ -]?notes?[ \t]*:[ \t]*(.*)$", re.IGNORECASE)
-_RELEASE_NOTE_FENCE_RE = re.compile(
-    r"^```[ \t]*release[-_ ]?notes?[ \t]*\n(?P<text>.*?)^```", re.IGNORECASE | re.MULTILINE | re.S
-)
-_TRAILER_LINE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*(?: [A-Za-z]+)?[ \t]*:[ \t]")
-_SKIP_RE = re.compile(
-    r"\[\s*(?:skip[ _-]?changelog|changelog[ _-]?skip|no[ _-]?changelog"
-    r"|skip[ _-]?release[ _-]?notes?)\s*\]",
-    re.IGNORECASE,
-)
-_NONE_NOTES = frozenset({"none", "n/a", "na", "no", "-", "nothing", "`none`"})
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    """An author or co-author. ``email`` is the identity; ``name`` is for display."""
-
-    name: str
-    email: str
-
-
-@dataclass(slots=True)
-class ParsedCommit:
-    """Everything the notes need from one commit. Built by :func:`parse_commit`."""
-
-    sha: str
-    parents: tuple[str, ...]
-    author: Person
-    date: str
-    subject: str  # description without type, scope or trailing ``(#123)``
-    header: str  # the first line as written
-    type: str | None  # the conventional type, lower-cased; None when not conventional
-    kind: str  # one of KIND_ORDER
-    scope: str | None
-    breaking: bool
-    breaking_description: str | None
-    body: str | None  # first paragraph of the body, unwrapped, capped
-    pr_number: int | None
-    issue_refs: tuple[str, ...]
-    co_authors: tuple[Person, ...]
-    release_note: str | None  # user-facing text from ``Release-Note:``
-    release_note_none: bool  # ``Release-Note: none``
-    skip_changelog: bool
-    reverts: str | None  # sha named by ``This reverts commit <sha>``
-    is_merge: bool
-    merge_branch: str | None  # ``org/branch`` of ``Merge pull request #1 from org/branch``
-
-    @property
-    def conventional(self) -> bool:
-        return self.type is not None
-
-    @property
-    def is_root(self) -> bool:
-        return not self.parents
-
-    @property
-    def short_sha(self) -> str:
-        return self.sha[:7]
-
-
-def kind_for(type_: str | None, scope: str | None) -> str:
-    """The notes section of a conventional ``type`` (``other`` when unknown or None)."""
-    if type_ is None:
-        return "other"
-    if scope is not None and scope.lower() in _DEPS_SCOPES:
-        return "deps"
-    return _TYPE_TO_KIND.get(type_, "other")
-
-
-def _first_paragraph(body: str) -> str | None:
-    """The first paragraph of ``body``, lines joined; None if it is trailers or a footer."""
-    end = body.find("\n\n")
-    para = body if end < 0 else body[:end]
-    if para.startswith("```"):
-        return None
-    if ":" in para:
-        lines = [line for line in para.split("\n") if line.strip()]
-        if all(_TRAILER_LINE_RE.match(line) for line in lines) or _BREAKING_RE.match(lines[0]):
-            return None
-    text = " ".join(para.split())
-    if not text:
-        return None
-    if len(text) > MAX_PARAGRAPH_CHARS:
-        text = text[: MAX_PARAGRAPH_CHARS - 1].rstrip() + "…"
-    return text
-
-
-def _release_note(body: str) -> tuple[str | None, bool]:
-    """``(text, is_none)`` from a ``Release-Note:`` trailer or a ```release-note fence."""
-    lines = body.split("\n")
-    for i, line in enumerate(lines):
-        match = _RELEASE_NOTE_RE.match(line)
-        if match is None:
-            continue
-        parts = [match.group(1).strip()]
-        # Continuation: following lines up to a blank line or the next trailer.
-        for follow in lines[i + 1 :]:
-            stripped = follow.strip()
-            if not stripped or _TRAILER_LINE_RE.match(follow) or _BREAKING_RE.match(follow):
-                break
-            parts.append(stripped)
-        text = " ".join(p for p in parts if p)
-        return _note_value(text)
-    fence = _RELEASE_NOTE_FENCE_RE.search(body)
-    if fence is not None:
-        text = " ".join(line.strip() for line in fence.group("text").splitlines() if line.strip())
-        return _note_value(text)
-    return None, False
-
-
-def _note_value(text: str) -> tuple[str | None, bool]:
-    if not text:
-        return None, False
-    if text.lower().rstrip(".") in _NONE_NOTES:
-        return None, True
-    if len(text) > MAX_RELEASE_NOTE_CHARS:
-        text = text[: MAX_RELEASE_NOTE_CHARS - 1].rstrip() + "…"
-    return text, False
-
-
-def _breaking_description(body: str) -> str | None:
-    match = _BREAKING_RE.search(body)
-    if match is None:
-        return None
-    parts = [match.group("text").strip()]
-    for follow in body[match.end() :].split("\n")[1:]:
-        stripped = follow.strip()
-        if not stripped or _TRAILER_LINE_RE.match(follow):
-            break
-        parts.append(stripped)
-    text = " ".join(p for p in parts if p)
-    if len(text) > MAX_PARAGRAPH_CHARS:
-        text = text[: MAX_PARAGRAPH_CHARS - 1].rstrip() + "…"
-    return text
 
 
 def _issue_refs(text: str) -> tuple[str, ...]:
