@@ -20,44 +20,14 @@ NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
     ("pages.dashboard", "Dashboard", ()),
     ("releases.release_list", "Releases", ()),
     ("releases.meeting", "Meeting", ()),
-    ("pages.notes", "Notes", ()),
+    ("notes.notes_list", "Notes", ()),
     ("fleet.cohort", "Beta", ()),
-    ("pages.adoption", "Adoption", ()),
+    ("adoption.index", "Adoption", ()),
     ("incidents.index", "Incidents", ()),
     ("apps.app_list", "Apps", ()),
     ("audit.audit_log", "Audit log", ()),
     ("admin.users", "Admin", ("admin",)),
 ]
-
-# Sections that later work fills in; their pages say so instead of pretending.
-UPCOMING = {
-    "releases": (
-        "Releases",
-        "Release candidates registered by CI or by hand, their lifecycle from draft to "
-        "released, checklists and sign-offs.",
-    ),
-    "meeting": (
-        "Release confirmation meeting",
-        "This week's releases of every train with checklist progress, blocking items and "
-        "who still has to sign, plus the meeting record.",
-    ),
-    "notes": (
-        "Release notes",
-        "Notes generated from git history, edited and previewed here, and published to "
-        "Notion. Generating notes from a repository already works on the command line: "
-        "relgov notes generate --repo PATH --to REF.",
-    ),
-    "beta": (
-        "Beta cohort",
-        "Beta stores with enrolment history, sticky selection to a target size, freezes, "
-        "staged rollout and the update answer devices ask for.",
-    ),
-    "adoption": (
-        "Version adoption",
-        "Adoption per version over time, beta against the rest, today's census, stragglers "
-        "and time to 50/80/95 %.",
-    ),
-}
 
 
 def init_app(app: Flask) -> None:
@@ -112,31 +82,5 @@ def dashboard() -> str:
         counts=counts,
         in_progress=in_progress,
         by_state=services.count_by_state(session),
-        panels=[(template, context(session)) for template, context in DASHBOARD_PANELS],
         stalls=stall_summary(session),
     )
-
-
-# Panels other features add to the dashboard: (template, context function(session)).
-DASHBOARD_PANELS: list[tuple[str, Any]] = []
-
-
-def _upcoming(key: str) -> str:
-    title, description = UPCOMING[key]
-    return render_template("upcoming.html", title=title, description=description)
-
-
-@bp.get("/notes")
-@login_required
-def notes() -> str:
-    from service.releases.notes_views import notes_list
-
-    return notes_list()
-
-
-@bp.get("/adoption")
-@login_required
-def adoption() -> Any:
-    from service.adoption.views import index
-
-    return index()

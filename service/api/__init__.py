@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -105,7 +104,6 @@ class Operation:
 
 
 OPERATIONS: list[Operation] = []
-_PATH_PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 
 
 def operation(

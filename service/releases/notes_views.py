@@ -25,6 +25,7 @@ from service.auth import login_required, roles_required
 from service.models import utcnow
 from service.releases.lifecycle import Actor
 from service.releases.models import App, Release, ReleaseNote
+from service.releases.services import note_for
 from versioning import InvalidVersion, parse_version
 
 bp = Blueprint("notes", __name__)
@@ -84,10 +85,6 @@ def _release_or_404(session: Session, release_id: int) -> tuple[Release, App]:
     app = session.get(App, release.app_id)
     assert app is not None
     return release, app
-
-
-def note_for(session: Session, release: Release) -> ReleaseNote | None:
-    return session.exec(select(ReleaseNote).where(ReleaseNote.release_id == release.id)).first()
 
 
 def _actor() -> Actor:
@@ -389,8 +386,10 @@ def notes_resolve(release_id: int) -> Response:
     return redirect(url_for("notes.notes_page", release_id=release_id))
 
 
+@bp.get("/notes")
+@login_required
 def notes_list() -> str:
-    """Every app's releases that have notes, newest first (served at /notes by pages.notes)."""
+    """Every app's releases that have notes, newest first."""
     session = db.session()
     rows = session.exec(
         select(ReleaseNote, Release, App)
