@@ -121,9 +121,7 @@ def _summary(release: Release, app: App) -> dict[str, object]:
 def _detail(release: Release, app: App) -> ReleaseDetail:
     data = _summary(release, app)
     statuses: list[services.ItemStatus] = data.pop("_statuses")  # type: ignore[assignment]
-    note = (
-        db.session().exec(select(ReleaseNote).where(ReleaseNote.release_id == release.id)).first()
-    )
+    note = services.note_for(db.session(), release)
     return ReleaseDetail.model_validate(
         {
             **data,
@@ -496,9 +494,7 @@ def _notes_out(note: ReleaseNote) -> NotesOut:
 
 
 def _note(release: Release) -> ReleaseNote:
-    note = (
-        db.session().exec(select(ReleaseNote).where(ReleaseNote.release_id == release.id)).first()
-    )
+    note = services.note_for(db.session(), release)
     if note is None:
         raise ApiError(404, "not_found", f"release {release.id} has no notes yet")
     return note

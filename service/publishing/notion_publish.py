@@ -36,6 +36,7 @@ from service.models import utcnow
 from service.publishing import breaker, jobs
 from service.publishing.models import Job
 from service.releases.models import App, Release, ReleaseNote
+from service.releases.services import note_for
 from service.settings import Settings
 
 KIND = "notion_publish"
@@ -148,10 +149,6 @@ class PublishRefused(ValueError):
     """Publishing cannot be asked for (no notes yet); the message says why."""
 
 
-def note_of(session: Session, release: Release) -> ReleaseNote | None:
-    return session.exec(select(ReleaseNote).where(ReleaseNote.release_id == release.id)).first()
-
-
 def request_publish(
     session: Session,
     release: Release,
@@ -162,7 +159,7 @@ def request_publish(
     reason: str = "requested",
 ) -> Job:
     """Queue (or coalesce into) the publish job of ``release`` in the caller's transaction."""
-    note = note_of(session, release)
+    note = note_for(session, release)
     if note is None:
         raise PublishRefused("this release has no release notes yet; generate them first")
     job = jobs.enqueue(
@@ -206,7 +203,7 @@ def on_release_transition(
     """Lifecycle listener: approval queues the notes; later states refresh a published page."""
     if not _auto_enabled(session, release):
         return
-    note = note_of(session, release)
+    note = note_for(session, release)
     if note is None:
         return
     if after == "approved" or (after in FOLLOW_STATES and note.publish_state != "draft"):
@@ -225,7 +222,7 @@ def notes_edited(session: Session, release: Release, actor: str) -> Job | None:
     are auto-published — the release is approved or later, or its notes were published."""
     if not _auto_enabled(session, release):
         return None
-    note = note_of(session, release)
+    note = note_for(session, release)
     if note is None:
         return None
     if release.state not in FOLLOW_STATES | {"approved"} and note.publish_state == "draft":
@@ -248,7 +245,7 @@ def _load(session: Session, job: Job) -> tuple[Release, ReleaseNote, App]:
     release = session.get(Release, release_id) if isinstance(release_id, int) else None
     if release is None:
         raise jobs.PermanentJobError(f"release {release_id} no longer exists")
-    note = note_of(session, release)
+    note = note_for(session, release)
     if note is None:
         raise jobs.PermanentJobError("this release has no release notes yet")
     app = session.get(App, release.app_id)
@@ -350,7 +347,7 @@ def _on_error(session: Session, job: Job, message: str, final: bool) -> None:
     release = session.get(Release, release_id) if isinstance(release_id, int) else None
     if release is None:
         return
-    note = note_of(session, release)
+    note = note_for(session, release)
     if note is None:
         return
     before = note.publish_state
@@ -408,7 +405,7 @@ def publish_status(
 ) -> dict[str, Any]:
     """Everything the release page shows about publishing its notes to Notion."""
     settings = settings or settings_of()
-    note = note_of(session, release)
+    note = note_for(session, release)
     app = session.get(App, release.app_id)
     job = jobs.latest_job(session, job_key(release.id))
     state = note.publish_state if note else "draft"

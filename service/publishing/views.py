@@ -14,6 +14,7 @@ from service.auth import current_actor, roles_required
 from service.publishing import jobs, notion_publish
 from service.publishing.models import Job
 from service.releases.models import Release
+from service.releases.services import note_for
 
 bp = Blueprint("publishing", __name__)
 admin_required = roles_required("admin")
@@ -136,7 +137,7 @@ def admin_retry(job_id: int) -> Response:
     release_id = job.payload.get("release_id")
     if job.kind == notion_publish.KIND and isinstance(release_id, int):
         release = session.get(Release, release_id)
-        note = notion_publish.note_of(session, release) if release else None
+        note = note_for(session, release) if release else None
         if note is not None and note.publish_state != "queued":
             note.publish_state = "queued"
             session.add(note)

@@ -19,7 +19,8 @@ from service.releases import services
 from service.releases.apps import create_app_record
 from service.releases.demo_repo import DemoTag, build_demo_repo
 from service.releases.lifecycle import Actor, transition
-from service.releases.models import App, Release, ReleaseNote, SignOff
+from service.releases.models import App, Release, SignOff
+from service.releases.services import note_for
 from service.releases.trains import monday_of, skip_week
 
 ACTOR = "system:demo"
@@ -286,7 +287,7 @@ def _release(
 
 
 def _edit_note(session: Session, release: Release, editor: User) -> None:
-    note = session.exec(select(ReleaseNote).where(ReleaseNote.release_id == release.id)).first()
+    note = note_for(session, release)
     if note is None or not note.generated_markdown:
         return
     intro = (

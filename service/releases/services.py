@@ -17,11 +17,10 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from service import audit
-from service.models import ROLES, User, utcnow
+from service.models import User, utcnow
 from service.releases.apps import current_template, template_items
 from service.releases.lifecycle import Actor, TransitionError, add_guard
 from service.releases.models import (
-    AUTOMATIC_RULES,
     DECISIONS,
     RELEASE_KINDS,
     App,
@@ -31,6 +30,8 @@ from service.releases.models import (
     ReleaseNote,
     SignOff,
 )
+from service.releases.repos import RepoError, resolve_repo
+from service.releases.trains import next_train_slot
 from versioning import InvalidVersion, parse_version
 
 # Automatic items measured in beta: they cannot pass before it and gate the promotion.
@@ -161,13 +162,9 @@ def register_release(
     return release, True
 
 
-def _scheduled_for(session: Session, app: App) -> Any:
-    try:
-        from service.releases.trains import next_train_slot
-    except ImportError:
-        return None
+def _scheduled_for(session: Session, app: App) -> datetime | None:
     slot = next_train_slot(session, app, after=utcnow())
-    return getattr(slot, "at", slot)
+    return slot.at if slot else None
 
 
 # --- notes -----------------------------------------------------------------------------
@@ -189,7 +186,7 @@ def generate_notes_for(session: Session, release: Release, *, actor: Actor) -> R
 
     app = session.get(App, release.app_id)
     assert app is not None
-    note = session.exec(select(ReleaseNote).where(ReleaseNote.release_id == release.id)).first()
+    note = note_for(session, release)
     if note is None:
         note = ReleaseNote(release_id=release.id or 0)
     before = {"generated_hash": _hash(note.generated_markdown), "error": note.generation_error}
@@ -204,7 +201,7 @@ def generate_notes_for(session: Session, release: Release, *, actor: Actor) -> R
         )
         markdown = render_notes(notes, "markdown", config)
         data = to_json_dict(notes)
-    except (NotesError, RepoUnavailable) as exc:
+    except (NotesError, RepoError) as exc:
         note.generation_error = str(exc)[:2000]
         session.add(note)
         audit.record(
@@ -250,24 +247,10 @@ def generate_notes_for(session: Session, release: Release, *, actor: Actor) -> R
     return note
 
 
-class RepoUnavailable(Exception):
-    pass
-
-
 def _resolve_repo(app: App) -> Path:
     if not app.repo_url:
-        raise RepoUnavailable(f"{app.slug} has no git repository configured")
-    try:
-        from service.releases.repos import RepoError, resolve_repo
-    except ImportError:
-        path = Path(app.repo_url)
-        if not path.exists():
-            raise RepoUnavailable(f"repository {app.repo_url} does not exist") from None
-        return path
-    try:
-        return Path(resolve_repo(app, cache_dir=repo_cache_dir()))
-    except RepoError as exc:
-        raise RepoUnavailable(str(exc)) from None
+        raise RepoError(f"{app.slug} has no git repository configured")
+    return Path(resolve_repo(app, cache_dir=repo_cache_dir()))
 
 
 def _hash(text: str | None) -> str | None:
@@ -319,13 +302,13 @@ def evaluator(rule: str) -> Callable[[Evaluator], Evaluator]:
     return register
 
 
-def _note(session: Session, release: Release) -> ReleaseNote | None:
+def note_for(session: Session, release: Release) -> ReleaseNote | None:
     return session.exec(select(ReleaseNote).where(ReleaseNote.release_id == release.id)).first()
 
 
 @evaluator("notes_generated")
 def _notes_generated(session: Session, release: Release, app: App) -> tuple[str, str, list[str]]:
-    note = _note(session, release)
+    note = note_for(session, release)
     if note is None or (note.generated_at is None and not note.generation_error):
         return "unavailable", "not available yet: notes have not been generated", []
     if note.generation_error:
@@ -339,7 +322,7 @@ def _notes_generated(session: Session, release: Release, app: App) -> tuple[str,
 
 @evaluator("commits_linked")
 def _commits_linked(session: Session, release: Release, app: App) -> tuple[str, str, list[str]]:
-    note = _note(session, release)
+    note = note_for(session, release)
     if note is None or note.generated_at is None:
         return "unavailable", "not available yet: notes have not been generated", []
     if note.unlinked_commits:
@@ -350,7 +333,7 @@ def _commits_linked(session: Session, release: Release, app: App) -> tuple[str, 
 
 @evaluator("notes_published")
 def _notes_published(session: Session, release: Release, app: App) -> tuple[str, str, list[str]]:
-    note = _note(session, release)
+    note = note_for(session, release)
     if note is None or note.publish_state in ("draft", "queued", "publishing"):
         state = note.publish_state if note else "draft"
         return "unavailable", f"not available yet: notes not published ({state})", []
@@ -686,6 +669,3 @@ def meeting_agenda(session: Session, monday: date) -> list[dict[str, Any]]:
 def count_by_state(session: Session) -> dict[str, int]:
     rows = session.exec(select(Release.state, func.count()).group_by(Release.state)).all()
     return {state: count for state, count in rows}
-
-
-__all__ = ["AUTOMATIC_RULES", "ROLES"]

@@ -22,7 +22,7 @@ from service.releases.lifecycle import (
     allowed_actions,
     transition,
 )
-from service.releases.models import STATES, App, MeetingRecord, Release, ReleaseNote
+from service.releases.models import STATES, App, MeetingRecord, Release
 
 bp = Blueprint("releases", __name__)
 STATE_BADGES = {
@@ -136,7 +136,7 @@ def release_detail(release_id: int) -> str:
     session = db.session()
     release, app = _release_or_404(release_id)
     statuses = services.item_statuses(session, release)
-    note = session.exec(select(ReleaseNote).where(ReleaseNote.release_id == release.id)).first()
+    note = services.note_for(session, release)
     meetings = session.exec(
         select(MeetingRecord)
         .where(MeetingRecord.release_id == release.id)

@@ -5,13 +5,13 @@ from sqlmodel import select
 from service.models import AuditEvent
 from service.publishing import jobs, notion_publish
 from service.releases import lifecycle
+from service.releases.services import note_for
 from tests.service.publishing.conftest import (
     MANAGER,
     approve,
     jobs_of,
     later,
     make_release,
-    note_of,
 )
 
 
@@ -19,7 +19,7 @@ def test_approval_queues_and_the_worker_publishes_one_complete_page(app, session
     approve(session, release)
     (job,) = jobs_of(session, release)
     assert (job.kind, job.state, job.attempts) == ("notion_publish", "queued", 0)
-    assert note_of(session, release).publish_state == "queued"
+    assert note_for(session, release).publish_state == "queued"
     assert jobs.run_once(app) is None  # debounced: not due yet
 
     done = jobs.run_once(app, now=later(10))
@@ -37,7 +37,7 @@ def test_approval_queues_and_the_worker_publishes_one_complete_page(app, session
     assert "Receipts print the store name again" in text
     assert "approved, not yet in stores" in text
 
-    note = note_of(session, release)
+    note = note_for(session, release)
     assert note.publish_state == "published"
     assert note.notion_page_id == page["id"]
     assert note.notion_url == page["url"]
@@ -56,7 +56,7 @@ def test_edits_coalesce_into_one_publish_that_updates_the_same_page(app, session
     (page,) = notion.live_pages()
     notion.reset_requests()
 
-    note = note_of(session, release)
+    note = note_for(session, release)
     for n in range(3):
         note.edited_markdown = f"# 3.12.0\n\nEdited {n} times.\n"
         session.add(note)
@@ -95,7 +95,7 @@ def test_unchanged_note_is_skipped_by_hash(app, session, notion, release):
     done = jobs.run_once(app, now=later(11))
     assert done is not None and done.result is not None and done.result.startswith("skipped")
     assert notion.count("PATCH") == 0
-    assert note_of(session, release).publish_state == "published"
+    assert note_for(session, release).publish_state == "published"
 
 
 def test_later_transitions_bring_the_page_up_to_date(app, session, notion, release):
@@ -121,7 +121,7 @@ def test_auto_publish_off_queues_nothing(app, session, notion):
     approve(session, release)
     assert jobs_of(session, release) == []
     assert notion_publish.notes_edited(session, release, "user:w@example.com") is None
-    assert note_of(session, release).publish_state == "draft"
+    assert note_for(session, release).publish_state == "draft"
 
 
 def test_release_without_notes_is_refused(app, session, notion):
