@@ -41,9 +41,15 @@ from service.models import ROLES, SCOPES, ApiToken, User, utcnow
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
 _hasher = PasswordHasher()  # Argon2id with argon2-cffi's RFC 9106 "low memory" profile
-# A hash to verify against when the user does not exist, so that "unknown user" and
-# "wrong password" take the same time.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the user does not exist, so that "unknown user" and
+    "wrong password" take the same time (made on first use, not at every start-up)."""
+    return _hasher.hash("not-a-real-password")
+
+
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "rg_"
 
@@ -74,7 +80,9 @@ def hash_password(password: str) -> str:
 
 def verify_password(user: User | None, password: str) -> bool:
     try:
-        return _hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and bool(user)
+        return _hasher.verify(user.password_hash if user else _dummy_hash(), password) and bool(
+            user
+        )
     except (VerificationError, InvalidHashError):
         return False
 

@@ -12,9 +12,8 @@ from sqlmodel import select
 from service import db, migrate
 from service.auth import AuthError, create_user, issue_token, revoke_token, update_user
 from service.cli import cli_actor, fail
+from service.demo import DEMO_ADMIN
 from service.models import ROLES, SCOPES, ApiToken, User
-
-DEMO_ADMIN = ("admin@example.com", "demo-admin-password")
 
 
 @click.command("run")

@@ -12,8 +12,9 @@ from service.auth import create_user
 from service.models import User
 
 DEMO_PASSWORD = "demo-password"
+DEMO_ADMIN = ("admin@example.com", "demo-admin-password")  # printed by `relgov run`
 PEOPLE = [
-    ("admin@example.com", "Aiko Admin", "admin", "demo-admin-password"),
+    (DEMO_ADMIN[0], "Aiko Admin", "admin", DEMO_ADMIN[1]),
     ("rm@example.com", "Ren Release-Manager", "release_manager", DEMO_PASSWORD),
     ("rm2@example.com", "Rina Release-Manager", "release_manager", DEMO_PASSWORD),
     ("eng@example.com", "Kenji Engineer", "engineer", DEMO_PASSWORD),
