@@ -27,24 +27,31 @@ PG_URL = os.environ.get("RELGOV_TEST_DATABASE_URL", "")
 _counter = itertools.count()
 
 
+# One template per test session, so two sessions on one PostgreSQL server don't collide.
+PG_TEMPLATE = f"relgov_template_{os.getpid()}"
+
+
 @pytest.fixture(scope="session")
-def _template_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+def _template_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Migrate once; every test starts from a copy."""
     if PG_URL:
         admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
         with admin.connect() as conn:
-            conn.execute(text("DROP DATABASE IF EXISTS relgov_template"))
-            conn.execute(text("CREATE DATABASE relgov_template"))
-        engine = db.make_engine(_pg_url("relgov_template"))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_TEMPLATE}"'))
+            conn.execute(text(f'CREATE DATABASE "{PG_TEMPLATE}"'))
+        engine = db.make_engine(_pg_url(PG_TEMPLATE))
         migrate.upgrade(engine)
         engine.dispose()
+        yield PG_TEMPLATE
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_TEMPLATE}" WITH (FORCE)'))
         admin.dispose()
-        return "relgov_template"
+        return
     path = tmp_path_factory.mktemp("template") / "template.db"
     engine = db.make_engine(f"sqlite:///{path}")
     migrate.upgrade(engine)
     engine.dispose()
-    return str(path)
+    yield str(path)
 
 
 def _pg_url(database: str) -> str:
@@ -59,7 +66,7 @@ def database_url(_template_database: str, tmp_path: Path) -> Iterator[str]:
         name = f"relgov_test_{os.getpid()}_{next(_counter)}"
         admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE relgov_template'))
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{PG_TEMPLATE}"'))
         yield _pg_url(name)
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
