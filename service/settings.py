@@ -34,6 +34,8 @@ class Settings:
     notion_base_url: str = ""
     in_process_worker: bool = False
     repo_cache: Path = Path("instance/repos")
+    # Heartbeats per minute per API token (0: no limit); see the README.
+    heartbeat_rate_limit: int = 600_000
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -72,6 +74,7 @@ class Settings:
             notion_base_url=env.get("NOTION_BASE_URL", ""),
             in_process_worker=_bool(env, "RELGOV_IN_PROCESS_WORKER", False),
             repo_cache=Path(env.get("RELGOV_REPO_CACHE", str(instance / "repos"))),
+            heartbeat_rate_limit=_non_negative(env, "RELGOV_HEARTBEAT_RATE_LIMIT", 600_000),
         )
 
     def checked(self) -> Settings:
@@ -108,6 +111,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise SettingsError(f"{name} must be 0 or more, not {value}")
+    return value
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
