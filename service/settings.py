@@ -28,6 +28,11 @@ class Settings:
     max_content_length: int = 2 * 1024 * 1024
     session_hours: int = 12
     secure_cookies: bool = False
+    # Login throttling and HSTS (service/security.py); see the README.
+    login_max_failures: int = 5
+    login_max_failures_per_address: int = 20
+    login_window_minutes: int = 15
+    hsts_seconds: int = 0
     notion_token: str = ""
     notion_database_id: str = ""
     notion_data_source_id: str = ""
@@ -68,6 +73,12 @@ class Settings:
             max_content_length=_int(env, "RELGOV_MAX_CONTENT_LENGTH", 2 * 1024 * 1024),
             session_hours=_int(env, "RELGOV_SESSION_HOURS", 12),
             secure_cookies=_bool(env, "RELGOV_SECURE_COOKIES", mode == "production"),
+            login_max_failures=_non_negative(env, "RELGOV_LOGIN_MAX_FAILURES", 5),
+            login_max_failures_per_address=_non_negative(
+                env, "RELGOV_LOGIN_MAX_FAILURES_PER_ADDRESS", 20
+            ),
+            login_window_minutes=_non_negative(env, "RELGOV_LOGIN_WINDOW_MINUTES", 15),
+            hsts_seconds=_non_negative(env, "RELGOV_HSTS_SECONDS", 0),
             notion_token=env.get("NOTION_TOKEN", ""),
             notion_database_id=env.get("NOTION_DATABASE_ID", ""),
             notion_data_source_id=env.get("NOTION_DATA_SOURCE_ID", ""),
