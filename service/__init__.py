@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     )
     app.config.update(overrides)
 
-    from service import admin, audit_views, auth, db, errors, metrics, pages
+    from service import admin, audit_views, auth, db, errors, logs, metrics, pages
     from service.api import init_app as init_api
     from service.csrf import init_app as init_csrf
 
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     sessions.init_app(app)
     db.init_app(app)
+    logs.init_app(app)
     metrics.init_app(app)
     init_csrf(app)
     auth.init_app(app)

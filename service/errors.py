@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Flask, flash, redirect, render_template, request
+import logging
+
+from flask import Flask, flash, g, redirect, render_template, request
 from flask_wtf.csrf import CSRFError
+from markupsafe import escape
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -16,12 +20,53 @@ MESSAGES = {
     405: "This page does not accept that kind of request.",
     409: "That conflicts with the current state.",
     413: "The upload is larger than the service accepts.",
+    500: "Something went wrong on our side and nothing was saved. Please try again.",
 }
+_log = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 5
+UNAVAILABLE = "The database cannot be reached right now; nothing was saved. Try again shortly."
 
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(DBAPIError, _database_error)
+
+
+def _database_error(exc: DBAPIError) -> Response:
+    """The database went away (or refused a connection): 503 with ``Retry-After``, not 500.
+
+    The pool checks connections before use (``pool_pre_ping``) and drops the ones a
+    disconnect invalidated, so the next request after the database is back succeeds.
+    Other database errors (a bug, a constraint) are still 500s.
+    """
+    if not (isinstance(exc, OperationalError) or exc.connection_invalidated):
+        raise exc
+    _log.warning("database unavailable: %s", type(exc.orig).__name__ if exc.orig else exc)
+    _discard_session()
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if request.path.startswith("/api/"):
+        from service.api import error_response
+
+        return error_response(503, "database_unavailable", UNAVAILABLE, headers=headers)
+    # A plain page: the site layout would need the database (the logged-in user) itself.
+    request_id = escape(g.get("request_id") or "")
+    body = (
+        "<!doctype html><html lang=en><meta charset=utf-8><title>Service unavailable</title>"
+        f"<h1>503 · Service unavailable</h1><p>{UNAVAILABLE}</p>"
+        f"<p><small>Request {request_id}</small></p></html>"
+    )
+    return Response(body, 503, headers, mimetype="text/html")
+
+
+def _discard_session() -> None:
+    db_session = g.pop("db_session", None)
+    if db_session is None:
+        return
+    try:
+        db_session.close()
+    except Exception:  # its connection is already gone
+        _log.debug("closing the session of a failed request failed", exc_info=True)
 
 
 def _csrf_error(exc: CSRFError) -> tuple[str, int] | Response:

@@ -6,12 +6,14 @@ each worker then writes its samples there and a scrape of any worker sums them a
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, g, request
+from flask.typing import ResponseReturnValue
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -26,19 +28,21 @@ from sqlalchemy import text
 from service import db
 
 bp = Blueprint("ops", __name__)
+_log = logging.getLogger(__name__)
 
 REQUESTS = Counter(
     "relgov_http_requests_total",
-    "HTTP requests by endpoint, method and status",
+    "HTTP requests by endpoint name, method and status class (2xx, 4xx, ...)",
     ["endpoint", "method", "status"],
 )
 LATENCY = Histogram(
     "relgov_http_request_duration_seconds",
-    "HTTP request latency by endpoint and method",
-    ["endpoint", "method", "status"],
+    "HTTP request latency by endpoint name and method",
+    ["endpoint", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-# Gauges that other parts of the service set when /metrics is scraped.
+# Gauges that other parts of the service set when /metrics is scraped. Under gunicorn only
+# the scraped worker runs them, so such gauges use multiprocess_mode="livemostrecent".
 GAUGE_COLLECTORS: list[Callable[[], None]] = []
 INFO = Gauge("relgov_up", "1 while the service answers", multiprocess_mode="max")
 
@@ -56,19 +60,24 @@ def _start_timer() -> None:
 
 # The labelled children per (endpoint, method, status): resolving labels takes a lock and
 # builds a key on every call; the set of combinations is small and fixed per route.
-_CHILDREN: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_CHILDREN: dict[tuple[str | None, str, int], tuple[Any, Any]] = {}
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def _count(response: Response) -> Response:
     started = g.get("request_started")
     if started is None:
         return response
-    endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    key = (endpoint, request.method, response.status_code)
+    key = (request.endpoint, request.method, response.status_code)
     children = _CHILDREN.get(key)
     if children is None:
-        labels = (endpoint, request.method, str(response.status_code))
-        children = _CHILDREN[key] = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
+        if request.method not in _METHODS:  # a made-up method must not add label values
+            key = (request.endpoint, "other", response.status_code)
+        endpoint, method = key[0] or "unmatched", key[1]
+        status = f"{response.status_code // 100}xx"
+        children = _CHILDREN.setdefault(
+            key, (REQUESTS.labels(endpoint, method, status), LATENCY.labels(endpoint, method))
+        )
     children[0].inc()
     children[1].observe(time.perf_counter() - started)
     return response
@@ -77,7 +86,10 @@ def _count(response: Response) -> Response:
 @bp.get("/metrics")
 def metrics() -> Response:
     for collect in GAUGE_COLLECTORS:
-        collect()
+        try:
+            collect()
+        except Exception:  # e.g. the database is down: still answer with what this process has
+            _log.warning("metrics collector %s failed", collect.__qualname__, exc_info=True)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -88,12 +100,13 @@ def metrics() -> Response:
 
 
 @bp.get("/healthz")
-def healthz() -> tuple[dict[str, object], int]:
+def healthz() -> ResponseReturnValue:
     started = time.perf_counter()
     try:
         with db.engine().connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # any failure to reach the database means unhealthy
-        return {"status": "error", "database": "unreachable", "detail": str(exc)[:200]}, 503
+        body = {"status": "error", "database": "unreachable", "detail": type(exc).__name__}
+        return body, 503, {"Retry-After": "5"}
     elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
     return {"status": "ok", "database": "ok", "database_ms": elapsed_ms}, 200

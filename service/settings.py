@@ -41,6 +41,9 @@ class Settings:
     repo_cache: Path = Path("instance/repos")
     # Heartbeats per minute per API token (0: no limit); see the README.
     heartbeat_rate_limit: int = 600_000
+    log_format: str = ""  # json | text; empty: json in production, text elsewhere
+    log_level: str = "INFO"
+    job_lease_seconds: float = 600.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -86,6 +89,10 @@ class Settings:
             in_process_worker=_bool(env, "RELGOV_IN_PROCESS_WORKER", False),
             repo_cache=Path(env.get("RELGOV_REPO_CACHE", str(instance / "repos"))),
             heartbeat_rate_limit=_non_negative(env, "RELGOV_HEARTBEAT_RATE_LIMIT", 600_000),
+            log_format=_choice(env, "RELGOV_LOG_FORMAT", ("json", "text")),
+            log_level=_choice(env, "RELGOV_LOG_LEVEL", ("debug", "info", "warning", "error"))
+            or "INFO",
+            job_lease_seconds=float(_int(env, "RELGOV_JOB_LEASE_SECONDS", 600)),
         )
 
     def checked(self) -> Settings:
@@ -140,3 +147,10 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in {"0", "false", "no", "off"}:
         return False
     raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower()
+    if raw and raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw.upper() if name.endswith("LEVEL") else raw

@@ -8,9 +8,9 @@ def test_metrics_count_requests_by_endpoint_and_status(client):
     client.get("/healthz")
     client.get("/api/v1/nothing-here")
     body = client.get("/metrics").get_data(as_text=True)
-    assert 'relgov_http_requests_total{endpoint="/healthz",method="GET",status="200"}' in body
-    assert 'endpoint="unmatched",method="GET",status="404"' in body
-    assert "relgov_http_request_duration_seconds_bucket" in body
+    assert 'relgov_http_requests_total{endpoint="ops.healthz",method="GET",status="2xx"}' in body
+    assert 'endpoint="unmatched",method="GET",status="4xx"' in body
+    assert 'relgov_http_request_duration_seconds_bucket{endpoint="ops.healthz"' in body
 
 
 def test_healthz_reports_a_broken_database(app, client):
