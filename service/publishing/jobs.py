@@ -15,6 +15,12 @@
   exponential backoff and jitter, honouring a ``Retry-After``; deferred (not counted as an
   attempt, e.g. while a circuit breaker is open); or failed at once on a permanent error.
 - :func:`run_worker` is the loop behind ``relgov worker`` and the in-process worker.
+
+Leases: a claimed job is leased for ``RELGOV_JOB_LEASE_SECONDS`` (600) and, while its handler
+runs, a keeper thread renews the lease every third of that, so a long job is not taken over
+while its worker lives, and a job whose worker was killed is claimed again by another worker
+once the lease runs out (the attempt counts; the publisher is idempotent). Workers on several
+machines compare leases with their own clocks: keep the clocks in sync (NTP).
 """
 
 from __future__ import annotations
@@ -24,21 +30,23 @@ import os
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import and_, exists, func, or_, update
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import Engine, and_, exists, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from release_notes.notion import PermanentNotionError, TransientNotionError
-from service import db
+from service import db, logs, metrics
 from service.models import utcnow
-from service.publishing.models import Job
+from service.publishing.models import BREAKER_STATES, CircuitBreaker, Job
 
 _log = logging.getLogger(__name__)
 
@@ -277,20 +285,91 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
+def lease_of(app: Flask) -> timedelta:
+    """The lease a worker of ``app`` takes on a job (``RELGOV_JOB_LEASE_SECONDS``)."""
+    settings = app.config.get("RELGOV_SETTINGS")
+    seconds = getattr(settings, "job_lease_seconds", None) or LEASE.total_seconds()
+    return timedelta(seconds=max(1.0, float(seconds)))
+
+
 def run_once(
     app: Flask, *, worker_id: str | None = None, now: datetime | None = None
 ) -> Job | None:
     """Claim and run one due job; return it as it ended (None when nothing was due)."""
     worker_id = worker_id or default_worker_id()
+    lease = lease_of(app)
     with app.app_context():
         with db.session_scope() as session:
-            job = claim(session, worker_id, now=now)
+            job = claim(session, worker_id, now=now, lease=lease)
         if job is None:
             return None
-        return _execute(app, job, worker_id, now)
+        with logs.job_context(job.id, job.kind):
+            _log.info("job %s (%s) started, attempt %s", job.id, job.kind, job.attempts)
+            started = time.perf_counter()
+            keeper = _LeaseKeeper(db.engine(), job, worker_id, lease)
+            try:
+                ended = _execute(app, job, worker_id, now, keeper)
+            finally:
+                keeper.stop()
+            elapsed = time.perf_counter() - started
+            RUNS.labels(job.kind, ended.state).inc()
+            DURATION.labels(job.kind).observe(elapsed)
+            level = logging.WARNING if ended.state == "failed" else logging.INFO
+            _log.log(
+                level,
+                "job %s (%s) %s in %.0f ms",
+                job.id,
+                job.kind,
+                ended.state,
+                elapsed * 1000,
+                extra={"job_state": ended.state, "duration_ms": round(elapsed * 1000, 1)},
+            )
+            return ended
 
 
-def _execute(app: Flask, job: Job, worker_id: str, now: datetime | None) -> Job:
+class _LeaseKeeper:
+    """Renews a running job's lease every third of it until stopped (its own connection)."""
+
+    def __init__(self, engine: Engine, job: Job, worker_id: str, lease: timedelta) -> None:
+        self.engine, self.job, self.worker_id, self.lease = engine, job, worker_id, lease
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"lease-{self.job.id}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        context = logs.job_context(self.job.id, self.job.kind)
+        with context:
+            while not self._stop.wait(self.lease.total_seconds() / 3):
+                try:
+                    with Session(self.engine) as session:
+                        result = session.exec(
+                            update(Job)
+                            .where(_owned(self.job, self.worker_id))
+                            .values(locked_until=utcnow() + self.lease)
+                        )
+                        session.commit()
+                    if result.rowcount != 1:
+                        _log.warning("job %s: lease lost while running", self.job.id)
+                        return
+                except Exception:  # the database is away: try again at the next renewal
+                    _log.warning("job %s: renewing the lease failed", self.job.id, exc_info=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def _execute(
+    app: Flask,
+    job: Job,
+    worker_id: str,
+    now: datetime | None,
+    keeper: _LeaseKeeper | None = None,
+) -> Job:
     spec = HANDLERS.get(job.kind)
     if spec is None:
         return _fail(job, worker_id, f"no handler is registered for job kind {job.kind!r}", now)
@@ -298,8 +377,14 @@ def _execute(app: Flask, job: Job, worker_id: str, now: datetime | None) -> Job:
         message = f"gave up after {job.max_attempts} attempts (its worker stopped mid-run)"
         return _fail(job, worker_id, message, now, spec)
     ctx = JobContext(app=app, job=job, now=now or utcnow(), worker_id=worker_id)
+    if keeper is not None:
+        keeper.start()
     try:
-        result = spec.fn(ctx)
+        try:
+            result = spec.fn(ctx)
+        finally:
+            if keeper is not None:
+                keeper.stop()
     except DeferJob as exc:
         return _requeue(job, worker_id, exc.until, exc.message, now, count_attempt=False)
     except (PermanentJobError, PermanentNotionError) as exc:
@@ -492,6 +577,110 @@ def latest_job(session: Session, key: str) -> Job | None:
 def count_by_state(session: Session) -> dict[str, int]:
     rows = session.exec(select(Job.state, func.count()).group_by(Job.state)).all()
     return {state: int(n) for state, n in rows}
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+RUNS = Counter(
+    "relgov_job_runs_total",
+    "Job attempts run by this process, by kind and outcome",
+    ["kind", "state"],
+)
+DURATION = Histogram(
+    "relgov_job_duration_seconds",
+    "Time a job attempt took, by kind",
+    ["kind"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+# Read from the database when /metrics is scraped: the same figures whichever process answers.
+QUEUE = Gauge(
+    "relgov_jobs_by_kind",
+    "Jobs queued, running or failed, by kind",
+    ["kind", "state"],
+    multiprocess_mode="livemostrecent",
+)
+OLDEST_DUE = Gauge(
+    "relgov_jobs_oldest_due_seconds",
+    "How long the oldest due queued job has been waiting for a worker (0: none waiting)",
+    multiprocess_mode="livemostrecent",
+)
+RETRY_WAIT = Gauge(
+    "relgov_jobs_next_retry_seconds",
+    "Seconds until the next retry of a failed attempt is due, by kind (0: no retry waiting)",
+    ["kind"],
+    multiprocess_mode="livemostrecent",
+)
+RETRYING = Gauge(
+    "relgov_jobs_retrying",
+    "Queued jobs waiting to retry after a failed attempt, by kind",
+    ["kind"],
+    multiprocess_mode="livemostrecent",
+)
+EXPIRED_LEASES = Gauge(
+    "relgov_jobs_expired_leases",
+    "Running jobs whose lease ran out (their worker died; another worker will take them)",
+    multiprocess_mode="livemostrecent",
+)
+BREAKERS = Gauge(
+    "relgov_circuit_breaker_state",
+    "Circuit breakers: 1 for the state each is in (closed, open, half_open), else 0",
+    ["name", "state"],
+    multiprocess_mode="livemostrecent",
+)
+BREAKER_FAILURES = Gauge(
+    "relgov_circuit_breaker_failures",
+    "Consecutive transient failures a breaker has counted",
+    ["name"],
+    multiprocess_mode="livemostrecent",
+)
+_SEEN_KINDS: set[str] = set()
+_GAUGE_STATES = ("queued", "running", "failed")
+
+
+def collect_metrics(now: datetime | None = None) -> None:
+    """A ``/metrics`` collector: the queue as the database has it right now."""
+    now = now or utcnow()
+    with db.session_scope() as session:
+        counts = session.exec(
+            select(Job.kind, Job.state, func.count())
+            .where(col(Job.state).in_(_GAUGE_STATES))
+            .group_by(Job.kind, Job.state)
+        ).all()
+        oldest = session.exec(
+            select(func.min(Job.next_run_at)).where(Job.state == "queued", Job.next_run_at <= now)
+        ).one()
+        retries = session.exec(
+            select(Job.kind, func.count(), func.min(Job.next_run_at))
+            .where(Job.state == "queued", Job.attempts > 0)
+            .group_by(Job.kind)
+        ).all()
+        expired = session.exec(
+            select(func.count()).where(Job.state == "running", col(Job.locked_until) < now)
+        ).one()
+        breakers = session.exec(
+            select(CircuitBreaker.name, CircuitBreaker.state, CircuitBreaker.failures)
+        ).all()
+    for name, state, failures in breakers:
+        for candidate in BREAKER_STATES:
+            BREAKERS.labels(name, candidate).set(1 if candidate == state else 0)
+        BREAKER_FAILURES.labels(name).set(failures)
+    by_kind = {(kind, state): int(n) for kind, state, n in counts}
+    waiting = {kind: (int(n), first) for kind, n, first in retries}
+    _SEEN_KINDS.update(kind for kind, _ in by_kind)
+    _SEEN_KINDS.update(waiting)
+    for kind in _SEEN_KINDS:
+        for state in _GAUGE_STATES:
+            QUEUE.labels(kind, state).set(by_kind.get((kind, state), 0))
+        n, first = waiting.get(kind, (0, None))
+        RETRYING.labels(kind).set(n)
+        delay = (_aware(first) - now).total_seconds() if first is not None else 0.0
+        RETRY_WAIT.labels(kind).set(max(0.0, delay))
+    OLDEST_DUE.set((now - _aware(oldest)).total_seconds() if oldest is not None else 0.0)
+    EXPIRED_LEASES.set(int(expired))
+
+
+if collect_metrics not in metrics.GAUGE_COLLECTORS:
+    metrics.GAUGE_COLLECTORS.append(collect_metrics)
 
 
 # --- periodic tasks and the loop ---------------------------------------------------------

@@ -445,13 +445,13 @@ def publish_status(
 CIRCUIT_OPEN = Gauge(
     "relgov_notion_circuit_open",
     "1 while the Notion circuit breaker is open or probing (publishing waits)",
-    multiprocess_mode="max",
+    multiprocess_mode="livemostrecent",
 )
 JOBS = Gauge(
     "relgov_jobs",
     "Background jobs by state",
     ["state"],
-    multiprocess_mode="max",
+    multiprocess_mode="livemostrecent",
 )
 
 
