@@ -321,6 +321,7 @@ def start_services(url: str, folder: Path, *, rate_limit: int) -> Services:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    web_log.close()  # the child has its own copy
     worker_log = (folder / "worker.log").open("wb")
     worker = subprocess.Popen(
         [sys.executable, "-c", WORKER_MAIN],
@@ -330,20 +331,23 @@ def start_services(url: str, folder: Path, *, rate_limit: int) -> Services:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    worker_log.close()
     services = Services(port, web, worker, folder)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if web.poll() is not None or worker.poll() is not None:
             break
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             conn.request("GET", "/login")
-            ok = conn.getresponse().status == 200
-            conn.close()
-            if ok and len(children(web.pid)) == 2:
+            response = conn.getresponse()
+            response.read()
+            if response.status == 200 and len(children(web.pid)) == 2:
                 return services
-        except OSError:
+        except (OSError, http.client.HTTPException):
             pass
+        finally:
+            conn.close()
         time.sleep(0.3)
     stop_services(services)
     raise RuntimeError(f"the service did not start; see {folder}/gunicorn.log, worker.log")
@@ -631,9 +635,16 @@ def ui_pages(release_id: int) -> list[str]:
 
 
 def ui_load(
-    port: int, users: int, release_id: int, duration: float, warmup: float, out: str
+    port: int,
+    users: int,
+    release_id: int,
+    think: tuple[float, float],
+    duration: float,
+    warmup: float,
+    out: str,
 ) -> None:
-    """``users`` people, each logged in once, open a page every 1-4 s (one thread each)."""
+    """``users`` people, each logged in once, open a page every ``think`` s (one thread
+    each)."""
     import httpx
 
     result = StreamResult("UI reads")
@@ -659,7 +670,7 @@ def ui_load(
                     result.error(f"login: {exc}")
                 return
             while True:
-                time.sleep(rng.uniform(1.0, 4.0))
+                time.sleep(rng.uniform(*think))
                 if time.monotonic() >= end:
                     return
                 path = rng.choice(pages)
@@ -796,6 +807,7 @@ class Options:
     interval: float = 30.0
     answer_rate: float | None = None  # default: every device once every 5 minutes
     users: int = 2
+    think: tuple[float, float] = (1.0, 4.0)  # seconds between a person's pages
     heartbeat_processes: int = 2
     sample_every: float = 5.0
     rate_limit: int = 100_000
@@ -847,6 +859,7 @@ def _log_problems(folder: Path) -> dict[str, int]:
 
 def run(url: str, options: Options, *, folder: Path | None = None) -> Outcome:
     """Seed ``url`` (an empty or migrated database), start the service, load it, check it."""
+    o = options
     folder = folder or Path(tempfile.mkdtemp(prefix="relgov-soak-"))
     seeded = seed(url, devices=options.devices, duration=options.duration, warmup=options.warmup)
     print(f"seeded {len(seeded.devices):,} devices in {seeded.seconds:.1f} s", flush=True)
@@ -874,7 +887,7 @@ def run(url: str, options: Options, *, folder: Path | None = None) -> Outcome:
         args2 = (services.port, seeded.tokens, seeded.devices, rate, *common, outputs[-1])
         processes.append(_spawn(answer_load, args2))
         outputs.append(str(folder / "ui.json"))
-        args3 = (services.port, options.users, seeded.release_id, *common, outputs[-1])
+        args3 = (services.port, o.users, seeded.release_id, o.think, *common, outputs[-1])
         processes.append(_spawn(ui_load, args3))
         sampler.start()  # after the forks: a forked child gets no copy of its thread
         for process in processes:
@@ -1001,7 +1014,8 @@ def report(outcome: Outcome) -> str:
         f"stores send a heartbeat every {o.interval:g} s (half the stores through a gateway "
         "that batches its devices, a third of the devices upgrading during the run, 1 % new "
         f"devices), devices ask for the update answer ({o.answer_rate or o.devices / 300:.1f}"
-        f"/s in all) and {o.users} logged-in people read pages every 1-4 s. Throughput and "
+        f"/s in all) and {o.users} logged-in people read pages every "
+        f"{o.think[0]:g}-{o.think[1]:g} s. Throughput and "
         f"latencies: the {measured:g} s after a {o.warmup:g} s warm-up; errors and lost "
         f"heartbeats: the whole run. Heartbeat rate limit {o.rate_limit:,} "
         "(`RELGOV_HEARTBEAT_RATE_LIMIT`; a 429 is honoured and counted apart).",
