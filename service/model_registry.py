@@ -15,6 +15,7 @@ MODEL_MODULES = (
     "service.incidents.models",
     "beta.models",
     "version_monitor.models",
+    "service.adoption.models",
 )
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "MAX_AGE",
     "MAX_BATCH",
     "MAX_FUTURE",
+    "REJECTION_CODES",
     "HeartbeatIn",
     "IngestResult",
     "MalformedBatch",
@@ -90,11 +91,24 @@ class StoreRef:
     in_beta: bool
 
 
+# What a rejection's ``code`` can be (a metric label: a fixed set).
+REJECTION_CODES = (
+    "not_an_object",
+    "invalid_field",
+    "unknown_app",
+    "unknown_store",
+    "invalid_version",
+    "sent_at_in_future",
+    "sent_at_too_old",
+)
+
+
 @dataclass(frozen=True)
 class Rejection:
     index: int
     field: str | None
     reason: str
+    code: str = "invalid_field"  # one of REJECTION_CODES
 
     def as_dict(self) -> dict[str, object]:
         return {"index": self.index, "field": self.field, "reason": self.reason}
@@ -185,7 +199,9 @@ def validate_batch(
     rejected: list[Rejection] = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            rejected.append(Rejection(index, None, "a heartbeat must be a JSON object"))
+            rejected.append(
+                Rejection(index, None, "a heartbeat must be a JSON object", "not_an_object")
+            )
             continue
         try:
             parsed.append((index, HeartbeatIn.model_validate(item)))
@@ -201,22 +217,24 @@ def validate_batch(
         store = store_map.get(hb.store_id)
         sent_at = _utc_naive(hb.sent_at)
         if hb.app not in known_apps:
-            rejected.append(Rejection(index, "app", f"unknown app {hb.app!r}"))
+            rejected.append(Rejection(index, "app", f"unknown app {hb.app!r}", "unknown_app"))
             continue
         if store is None:
-            rejected.append(Rejection(index, "store_id", f"unknown store {hb.store_id!r}"))
+            reason = f"unknown store {hb.store_id!r}"
+            rejected.append(Rejection(index, "store_id", reason, "unknown_store"))
             continue
         try:
             version, version_key = _parsed_version(hb.version)
         except InvalidVersion as error:
-            rejected.append(Rejection(index, "version", str(error)))
+            rejected.append(Rejection(index, "version", str(error), "invalid_version"))
             continue
         if sent_at > latest:
             reason = "sent_at is more than 5 minutes in the future"
-            rejected.append(Rejection(index, "sent_at", reason))
+            rejected.append(Rejection(index, "sent_at", reason, "sent_at_in_future"))
             continue
         if sent_at < earliest:
-            rejected.append(Rejection(index, "sent_at", "sent_at is more than 7 days old"))
+            reason = "sent_at is more than 7 days old"
+            rejected.append(Rejection(index, "sent_at", reason, "sent_at_too_old"))
             continue
         valid.append(
             ValidHeartbeat(

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 from sqlmodel import Session
 
 from service import db
-from service.adoption import services
+from service.adoption import metrics, ratelimit, services
 from service.api import OPERATIONS, ApiError, operation
 from service.releases.models import App
 from version_monitor import reports
@@ -59,14 +59,16 @@ class HeartbeatResult(BaseModel):
     tag=TAG,
     scope="heartbeats:write",
     response=HeartbeatResult,
-    errors=(400, 413, 415, 422),
+    errors=(400, 413, 415, 422, 429),
 )
 def adoption_post_heartbeats() -> tuple[dict[str, Any], int] | Response:
     """Each item is checked on its own: valid ones are stored and invalid ones come back in
     ``rejected`` with their index, field and reason (status 207 when some were rejected).
     When every item is rejected nothing is stored and the answer is 422. A body that is not
     a heartbeat object or a list of them is refused whole with 400; more than 1,000 items
-    with 413. Replaying a heartbeat changes nothing."""
+    with 413. Replaying a heartbeat changes nothing. Each token may send a number of
+    heartbeats a minute (``RELGOV_HEARTBEAT_RATE_LIMIT``, items of accepted requests); past
+    it the request is refused whole with 429 and ``Retry-After`` (seconds)."""
     if not request.is_json:
         raise ApiError(
             415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
@@ -108,6 +110,7 @@ def adoption_post_heartbeats() -> tuple[dict[str, Any], int] | Response:
     body = result.as_dict()
     if not result.accepted:
         session.rollback()
+        metrics.count_rejections(result.rejected)
         fields = [
             {
                 "field": f"[{r.index}].{r.field}" if r.field else f"[{r.index}]",
@@ -124,7 +127,25 @@ def adoption_post_heartbeats() -> tuple[dict[str, Any], int] | Response:
         )
         body["error"] = {"code": "validation_error", "message": message, "fields": fields}
         return body, 422
+    refusal = ratelimit.count_heartbeats(
+        session,
+        token_id=g.api_token.id,
+        items=len(items),
+        limit=current_app.config["RELGOV_SETTINGS"].heartbeat_rate_limit,
+    )
+    if refusal is not None:
+        session.rollback()
+        metrics.RATE_LIMITED.inc()
+        raise ApiError(
+            429,
+            "rate_limited",
+            refusal.message,
+            headers={"Retry-After": str(refusal.retry_after)},
+        )
     session.commit()
+    metrics.ACCEPTED.inc(result.accepted)
+    if result.rejected:
+        metrics.count_rejections(result.rejected)
     return body, 207 if result.rejected else 200
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 16:29:20.695642
+Create Date: 2026-11-28 17:50:16.603692
 """
 
 from collections.abc import Sequence
@@ -292,6 +292,13 @@ def upgrade() -> None:
         batch_op.create_index('ix_device_state_app_store', ['app', 'store_id', 'version_key', 'last_seen'], unique=False)
         batch_op.create_index('ix_device_state_app_version', ['app', 'version_key', 'store_id', 'last_seen'], unique=False)
 
+    op.create_table('heartbeat_rate',
+    sa.Column('token_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('window_minute', sa.Integer(), nullable=False),
+    sa.Column('heartbeats', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['token_id'], ['api_token.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('token_id')
+    )
     op.create_table('release',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('app_id', sa.Integer(), nullable=False),
@@ -519,6 +526,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_release_app_id'))
 
     op.drop_table('release')
+    op.drop_table('heartbeat_rate')
     with op.batch_alter_table('device_state', schema=None) as batch_op:
         batch_op.drop_index('ix_device_state_app_version')
         batch_op.drop_index('ix_device_state_app_store')

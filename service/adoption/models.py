@@ -1,0 +1,32 @@
+"""The heartbeat rate limit's counter: one row per API token, shared by every web process.
+
+A fixed window of one minute: ``window_minute`` is the Unix time divided by 60 and
+``heartbeats`` the items the token's accepted requests carried in it. The row is upserted by
+:mod:`service.adoption.ratelimit` in the heartbeat request's own transaction.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Field, SQLModel
+
+import service.models  # noqa: F401  (api_token, which this refers to)
+
+__all__ = ["HeartbeatRate", "heartbeat_rate_table"]
+
+
+class HeartbeatRate(SQLModel, table=True):
+    """Heartbeats a token sent in the current one-minute window."""
+
+    __tablename__ = "heartbeat_rate"
+
+    token_id: int = Field(
+        foreign_key="api_token.id",
+        primary_key=True,
+        ondelete="CASCADE",
+        sa_column_kwargs={"autoincrement": False},
+    )
+    window_minute: int
+    heartbeats: int
+
+
+heartbeat_rate_table = SQLModel.metadata.tables["heartbeat_rate"]

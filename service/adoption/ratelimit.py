@@ -1,0 +1,82 @@
+"""Heartbeats per API token per minute, counted in the database so every web process (on
+every machine) shares one count.
+
+A fixed one-minute window per token (``heartbeat_rate``: token, window, heartbeats). A
+request is counted by one upsert in its own transaction, the last statement before the
+commit (so the counter row's lock is held only until the commit): the upsert adds the
+request's items unless that would pass the limit, and returns nothing then. The caller
+rolls the whole request back on a refusal, so a refused request stores nothing and is not
+counted. Rejected items of an accepted request count; a request whose items were all
+rejected is rolled back and does not.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+import service.adoption.models  # noqa: F401  (the heartbeat_rate table)
+
+__all__ = ["WINDOW_SECONDS", "Refusal", "count_heartbeats"]
+
+WINDOW_SECONDS = 60
+
+_UPSERT = (
+    "INSERT INTO heartbeat_rate (token_id, window_minute, heartbeats) VALUES ({t}, {w}, {n}) "
+    "ON CONFLICT (token_id) DO UPDATE SET "
+    "heartbeats = CASE WHEN heartbeat_rate.window_minute = excluded.window_minute "
+    "THEN heartbeat_rate.heartbeats + excluded.heartbeats ELSE excluded.heartbeats END, "
+    "window_minute = excluded.window_minute "
+    "WHERE heartbeat_rate.window_minute <> excluded.window_minute "
+    "OR heartbeat_rate.heartbeats + excluded.heartbeats <= {limit} "
+    "RETURNING heartbeats"
+)
+_SQL = {
+    "named": _UPSERT.format(t=":t", w=":w", n=":n", limit=":limit"),
+    "pyformat": _UPSERT.format(t="%(t)s", w="%(w)s", n="%(n)s", limit="%(limit)s"),
+}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request was refused and when to try again (whole seconds, at least 1)."""
+
+    limit: int
+    retry_after: int
+    message: str
+
+
+def count_heartbeats(
+    session: Session, *, token_id: int, items: int, limit: int, now: float | None = None
+) -> Refusal | None:
+    """Add ``items`` to the token's count for this minute, or refuse (adding nothing).
+
+    ``limit`` is heartbeats per minute; 0 means no limit (nothing is counted). ``now`` is a
+    Unix time (default: the clock).
+    """
+    if limit <= 0:
+        return None
+    moment = time.time() if now is None else now
+    window = int(moment // WINDOW_SECONDS)
+    retry_after = max(1, math.ceil((window + 1) * WINDOW_SECONDS - moment))
+    if items > limit:
+        return Refusal(
+            limit,
+            retry_after,
+            f"this token may send at most {limit} heartbeats a minute; "
+            f"this request has {items}: send smaller batches",
+        )
+    connection = session.connection()
+    style = "pyformat" if connection.dialect.paramstyle in ("pyformat", "format") else "named"
+    params = {"t": token_id, "w": window, "n": items, "limit": limit}
+    counted = connection.exec_driver_sql(_SQL[style], params).first()
+    if counted is not None:
+        return None
+    return Refusal(
+        limit,
+        retry_after,
+        f"this token sent its {limit} heartbeats for this minute; try again in {retry_after} s",
+    )
