@@ -29,6 +29,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         TESTING=settings.env == "test",
     )
     app.config.update(overrides)
+    from service import security
+
+    security.init_app(app)  # before any route: bounds <int:> ids; headers on every response
 
     from service import admin, audit_views, auth, db, errors, logs, metrics, pages
     from service.api import init_app as init_api

@@ -35,7 +35,7 @@ from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Email
 
-from service import audit, db
+from service import audit, db, security
 from service.models import ROLES, SCOPES, ApiToken, User, utcnow
 
 bp = Blueprint("auth", __name__)
@@ -299,6 +299,10 @@ def login() -> str | Response:
     if form.validate_on_submit():
         db_session = db.session()
         email = (form.email.data or "").strip().lower()
+        address = request.remote_addr
+        refusal = security.login_refusal(db_session, email=email, address=address)
+        if refusal is not None:
+            return _refused(form, refusal)
         user = db_session.exec(select(User).where(User.email == email)).first()
         if verify_password(user, form.password.data or "") and user and user.active:
             user.last_login_at = utcnow()
@@ -321,12 +325,24 @@ def login() -> str | Response:
             if not target.startswith("/") or target.startswith("//"):
                 target = url_for("pages.dashboard")
             return redirect(target)
+        refusal = security.record_failure(db_session, email=email, address=address)
+        db_session.commit()
+        if refusal is not None:
+            return _refused(form, refusal)
         error = "Wrong email or password."
         status = 401
     elif request.method == "POST":
         error = "Enter your email address and password."
         status = 400
     return render_template("login.html", form=form, error=error), status  # type: ignore[return-value]
+
+
+def _refused(form: LoginForm, refusal: security.LoginRefusal) -> Response:
+    response = current_app.make_response(
+        (render_template("login.html", form=form, error=refusal.message), 429)
+    )
+    response.headers["Retry-After"] = str(refusal.retry_after)
+    return response
 
 
 @bp.post("/logout")

@@ -47,6 +47,7 @@ _ERROR_TEXT = {
     404: "Not found",
     409: "Conflict with the current state",
     413: "Body too large",
+    415: "The body is not JSON (Content-Type: application/json)",
     422: "Validation error (fields named)",
 }
 
@@ -143,7 +144,7 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.body is not None or op.query is not None:
         codes |= {422}
     if op.body is not None:
-        codes |= {400, 413}
+        codes |= {400, 413, 415}
     for code in sorted(codes):
         doc["responses"][str(code)] = {
             "description": _ERROR_TEXT.get(code, "Error"),

@@ -1,0 +1,252 @@
+"""Hostile input: security headers on every response, login throttling, and requests that
+would reach the database with values it cannot hold.
+
+* Headers: a Content-Security-Policy that allows scripts and styles only from this origin
+  (no inline script, no inline style, no framing), ``X-Content-Type-Options: nosniff``,
+  ``X-Frame-Options: DENY``, ``Referrer-Policy: same-origin`` and, when
+  ``RELGOV_HSTS_SECONDS`` is set, ``Strict-Transport-Security``. Page behaviour lives in
+  ``static/app.js``; data for scripts travels in ``data-*`` attributes or
+  ``<script type="application/json">`` blocks, which are never executed.
+* Login throttling: failed logins are audit events (``user.login_failed``), so the count is
+  shared by every worker and machine. After ``RELGOV_LOGIN_MAX_FAILURES`` failures for one
+  email, or ``RELGOV_LOGIN_MAX_FAILURES_PER_ADDRESS`` from one client address, within
+  ``RELGOV_LOGIN_WINDOW_MINUTES``, further attempts are refused with 429 and ``Retry-After``
+  (even with the right password) until the window has passed. A successful login clears the
+  account's count (failures before the last ``user.login`` do not count).
+* Ids in URLs are bounded to what an INTEGER column holds, and NUL characters (which
+  PostgreSQL text cannot store) are refused before any query runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Flask, current_app, request
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+from werkzeug.routing import IntegerConverter
+from werkzeug.wrappers import Response
+
+from service import audit
+from service.models import AuditEvent, utcnow
+
+MAX_ID = 2**31 - 1  # PostgreSQL INTEGER; a larger id in a URL is simply not found
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        # Chart.js sizes its canvas through the CSSOM (element.style), which CSP allows;
+        # no page has a style attribute or a <style> element.
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+LOGIN_FAILED = "user.login_failed"
+LOGIN_LOCKED = "user.login_locked"
+LOGIN_OK = "user.login"
+
+
+class BoundedIntegerConverter(IntegerConverter):
+    """``<int:...>`` whose ids beyond what an INTEGER column holds become 0, which no row
+    has: the view answers 404 as for any unknown id. (Refusing the match instead would make
+    Werkzeug answer 405 where another method shares the path.)"""
+
+    def to_python(self, value: str) -> Any:
+        number = super().to_python(value)
+        return number if isinstance(number, int) and abs(number) <= MAX_ID else 0
+
+
+def init_app(app: Flask) -> None:
+    """Call before any blueprint is registered (the converter applies to rules added later)."""
+    app.url_map.converters["int"] = BoundedIntegerConverter
+    app.before_request(_refuse_nul)
+    app.after_request(_set_headers)
+
+
+def _set_headers(response: Response) -> Response:
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    hsts = current_app.config["RELGOV_SETTINGS"].hsts_seconds
+    if hsts:
+        response.headers.setdefault("Strict-Transport-Security", f"max-age={hsts}")
+    return response
+
+
+def _refuse_nul() -> Response | None:
+    """A NUL character in the path, query or form is refused before any view runs."""
+    where = None
+    if "\x00" in request.path:
+        where = "path"
+    else:
+        for source, values in (("query", request.args), ("form", request.form)):
+            for name, value in values.items(multi=True):
+                if "\x00" in name or "\x00" in value:
+                    where = f"{source}.{name.replace(chr(0), '')}"
+                    break
+            if where:
+                break
+    if where is None:
+        return None
+    message = "must not contain NUL characters"
+    if request.path.startswith("/api/"):
+        from service.api import error_response
+
+        if where == "path":
+            return error_response(404, "not_found", f"no API endpoint at {request.path!r}")
+        field = where.split(".", 1)[1]
+        return error_response(
+            422,
+            "validation_error",
+            f"{field}: {message}",
+            [{"field": field, "message": message, "type": "value_error"}],
+        )
+    return Response(f"Bad request: {where} {message}.", 400, mimetype="text/plain")
+
+
+def contains_nul(value: Any, path: str = "") -> str | None:
+    """The JSON path of the first string (or key) holding a NUL character, or None."""
+    if isinstance(value, str):
+        return (path or "body") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return here.replace("\x00", "")
+            found = contains_nul(item, here)
+            if found:
+                return found
+    if isinstance(value, list):
+        for n, item in enumerate(value):
+            found = contains_nul(item, f"{path}.{n}" if path else str(n))
+            if found:
+                return found
+    return None
+
+
+# --- login throttling ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoginRefusal:
+    reason: str  # "account" or "address"
+    retry_after: int  # seconds
+
+    @property
+    def message(self) -> str:
+        minutes = max(1, math.ceil(self.retry_after / 60))
+        who = "this account" if self.reason == "account" else "your network address"
+        return (
+            f"Too many failed logins for {who}. Logging in is paused for about "
+            f"{minutes} minute{'s' if minutes != 1 else ''}; try again then, or ask an admin."
+        )
+
+
+def address_actor(address: str | None) -> str:
+    return f"anonymous@{address or 'unknown'}"
+
+
+def _limits() -> tuple[int, int, timedelta]:
+    settings = current_app.config["RELGOV_SETTINGS"]
+    return (
+        settings.login_max_failures,
+        settings.login_max_failures_per_address,
+        timedelta(minutes=settings.login_window_minutes),
+    )
+
+
+def _failures(session: Session, since: datetime, limit: int, **where: str) -> list[datetime]:
+    """Times of the newest ``limit`` failures since ``since`` (newest first)."""
+    query = select(AuditEvent.at).where(
+        AuditEvent.action == LOGIN_FAILED, col(AuditEvent.at) >= since
+    )
+    if "email" in where:
+        query = query.where(
+            AuditEvent.subject_type == "user", AuditEvent.subject_id == where["email"]
+        )
+    if "actor" in where:
+        query = query.where(AuditEvent.actor == where["actor"])
+    rows = session.exec(query.order_by(col(AuditEvent.at).desc()).limit(limit)).all()
+    return list(rows)
+
+
+def _last_success(session: Session, email: str) -> datetime | None:
+    return session.exec(
+        select(func.max(AuditEvent.at)).where(
+            AuditEvent.action == LOGIN_OK,
+            AuditEvent.subject_type == "user",
+            AuditEvent.subject_id == email,
+        )
+    ).first()
+
+
+def login_refusal(
+    session: Session, *, email: str, address: str | None, now: datetime | None = None
+) -> LoginRefusal | None:
+    """Whether a login attempt must be refused before its password is even checked."""
+    per_account, per_address, window = _limits()
+    email = email[:128]
+    now = now or utcnow()
+    since = now - window
+    if per_account:
+        last_ok = _last_success(session, email)
+        account_since = max(since, last_ok) if last_ok else since
+        times = _failures(session, account_since, per_account, email=email)
+        if len(times) >= per_account:
+            return LoginRefusal("account", _seconds_until(times[-1] + window, now))
+    if per_address:
+        times = _failures(session, since, per_address, actor=address_actor(address))
+        if len(times) >= per_address:
+            return LoginRefusal("address", _seconds_until(times[-1] + window, now))
+    return None
+
+
+def _seconds_until(moment: datetime, now: datetime) -> int:
+    if moment.tzinfo is None:  # SQLite hands back naive UTC
+        moment = moment.replace(tzinfo=now.tzinfo)
+    return max(1, math.ceil((moment - now).total_seconds()))
+
+
+def record_failure(session: Session, *, email: str, address: str | None) -> LoginRefusal | None:
+    """Audit a failed login; when it reaches a limit, audit the lockout too and return it."""
+    audit.record(
+        session,
+        actor=address_actor(address),
+        action=LOGIN_FAILED,
+        subject_type="user",
+        subject_id=email[:128],
+        after={"address": address},
+        summary="failed login",
+    )
+    session.flush()
+    refusal = login_refusal(session, email=email[:128], address=address)
+    if refusal is not None:
+        audit.record(
+            session,
+            actor=address_actor(address),
+            action=LOGIN_LOCKED,
+            subject_type="user",
+            subject_id=email[:128],
+            after={"address": address, "by": refusal.reason, "seconds": refusal.retry_after},
+            summary=f"logins paused for {refusal.retry_after} s (too many failures by "
+            f"{'account' if refusal.reason == 'account' else 'address'})",
+            highlight=True,
+        )
+    return refusal
