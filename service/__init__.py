@@ -56,6 +56,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     for feature in (releases, fleet, adoption, publishing, incidents):
         feature.init_app(app)
+    from service import policy
+
+    policy.check(app)  # every endpoint has a line in service/policy.py
     from service.cli_commands import COMMANDS
 
     for command in COMMANDS:

@@ -192,7 +192,7 @@ def _may(user: User, action: str) -> bool:
 
 
 @bp.post("/releases/<int:release_id>/transition")
-@login_required
+@roles_required("release_manager", "engineer")
 def release_transition(release_id: int) -> Response:
     session = db.session()
     release, app = _release_or_404(release_id)
