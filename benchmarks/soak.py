@@ -15,11 +15,15 @@ processes, for ``--duration`` seconds:
   (``Retry-After``) and counted apart; a request that failed on the wire is "uncertain";
 - **update answers**: devices ask ``GET /api/v1/apps/pos/update`` (``--answer-rate``/s);
 - **UI reads**: ``--users`` logged-in people open the dashboard, the release page, the
-  adoption pages and the beta cohort pages with 1-4 s between pages.
+  adoption pages and the beta cohort pages with 1-4 s between pages;
+- **notes**: every ``--publish-every`` s an editor token edits a release's notes (API) and
+  asks for publishing; the job worker publishes to the Notion fake
+  (``tests/fakes/notion_fake.py``), served on loopback from this process.
 
 Afterwards every heartbeat the service accepted is checked against the database: each
 device's ``last_sent_at`` and version must be those of its newest accepted heartbeat and
-each version change (first sighting included) must be in the change log at its ``sent_at``.
+each version change (first sighting included) must be in the change log at its ``sent_at``;
+each edited release's Notion page must end with the newest edit.
 The RSS (``VmRSS``) of the gunicorn master, each web worker and the job worker is sampled
 every ``--sample-every`` s. Throughput and latencies cover the time after ``--warmup``;
 errors and lost heartbeats the whole run. Prints a Markdown table and replaces the
@@ -47,7 +51,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -103,6 +107,8 @@ class Device:
 class Seed:
     tokens: list[str]
     release_id: int
+    editor_token: str  # read + releases:write: edits notes and asks for publishing
+    release_ids: list[int]
     devices: list[Device]
     before: dict[str, str]  # device id -> version in device_state before the run
     seconds: float
@@ -141,7 +147,7 @@ def seed(url: str, *, devices: int, duration: float, warmup: float, rng_seed: in
     from service.auth import create_user, issue_token
     from service.fleet.answers import bump
     from service.models import utcnow
-    from service.releases.models import App, Release
+    from service.releases.models import App, Release, ReleaseNote
     from version_monitor.models import device_state_table, device_table, store_table
     from version_monitor.simulate import build_fleet, simulate_adoption
 
@@ -156,7 +162,8 @@ def seed(url: str, *, devices: int, duration: float, warmup: float, rng_seed: in
     stores = max(2, fleet // 5)
     with Session(engine) as session:
         build_fleet(session, stores=stores, devices=fleet, now=naive, prefix="K")
-        pos = App(slug=APP, name="POS register", min_supported_version="3.0.0")
+        # Publishing is asked for explicitly by the editor stream, not on every edit.
+        pos = App(slug=APP, name="POS register", min_supported_version="3.0.0", auto_publish=False)
         session.add(pos)
         session.flush()
         assert pos.id is not None
@@ -168,6 +175,7 @@ def seed(url: str, *, devices: int, duration: float, warmup: float, rng_seed: in
             (BETA, "beta", 0, now - timedelta(hours=6), None),
         )
         rolling_id = 0
+        release_ids: list[int] = []
         for version, state, stage, beta_at, rollout in plan:
             release = Release(
                 app_id=pos.id,
@@ -181,6 +189,9 @@ def seed(url: str, *, devices: int, duration: float, warmup: float, rng_seed: in
             )
             session.add(release)
             session.flush()
+            assert release.id is not None
+            release_ids.append(release.id)
+            session.add(ReleaseNote(release_id=release.id, generated_markdown=note_text(version)))
             if version == ROLLING:
                 assert release.id is not None
                 rolling_id = release.id
@@ -203,6 +214,9 @@ def seed(url: str, *, devices: int, duration: float, warmup: float, rng_seed: in
             )[1]
             for n in range(TOKENS)
         ]
+        editor = issue_token(
+            session=session, name="editor", scopes=["read", "releases:write"], creator=user
+        )[1]
         session.commit()
         rows = session.execute(
             select(
@@ -261,7 +275,15 @@ def seed(url: str, *, devices: int, duration: float, warmup: float, rng_seed: in
                 new=True,
             )
         )
-    return Seed(raws, rolling_id, planned, before, time.perf_counter() - started)
+    return Seed(
+        raws, rolling_id, editor, release_ids, planned, before, time.perf_counter() - started
+    )
+
+
+def note_text(version: str) -> str:
+    """Release notes of about 130 blocks: a page and one append when published."""
+    fixes = "".join(f"- Fix {n}: the register keeps receipt {n} right\n" for n in range(1, 121))
+    return f"# {version}\n\n## Features\n\n- Soak feature\n\n## Fixes\n\n{fixes}"
 
 
 # --- the service ------------------------------------------------------------------------
@@ -284,24 +306,33 @@ class Services:
     logs: Path
 
 
-def service_env(url: str, folder: Path, rate_limit: int) -> dict[str, str]:
+def service_env(
+    url: str, folder: Path, rate_limit: int, notion: dict[str, str] | None = None
+) -> dict[str, str]:
     (folder / "prom").mkdir(parents=True, exist_ok=True)
-    return os.environ | {
-        "RELGOV_ENV": "production",
-        "RELGOV_SECRET_KEY": SECRET,
-        "RELGOV_DATABASE_URL": url,
-        "RELGOV_INSTANCE_PATH": str(folder),
-        "RELGOV_SECURE_COOKIES": "0",  # plain HTTP on loopback
-        "RELGOV_IN_PROCESS_WORKER": "0",
-        "RELGOV_HEARTBEAT_RATE_LIMIT": str(rate_limit),
-        "PROMETHEUS_MULTIPROC_DIR": str(folder / "prom"),
-        "PYTHONPATH": str(ROOT),
-    }
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("RELGOV_", "NOTION_"))}
+    return (
+        inherited
+        | (notion or {})
+        | {
+            "RELGOV_ENV": "production",
+            "RELGOV_SECRET_KEY": SECRET,
+            "RELGOV_DATABASE_URL": url,
+            "RELGOV_INSTANCE_PATH": str(folder),
+            "RELGOV_SECURE_COOKIES": "0",  # plain HTTP on loopback
+            "RELGOV_IN_PROCESS_WORKER": "0",
+            "RELGOV_HEARTBEAT_RATE_LIMIT": str(rate_limit),
+            "PROMETHEUS_MULTIPROC_DIR": str(folder / "prom"),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
 
 
-def start_services(url: str, folder: Path, *, rate_limit: int) -> Services:
+def start_services(
+    url: str, folder: Path, *, rate_limit: int, notion: dict[str, str] | None = None
+) -> Services:
     """gunicorn with 2 sync workers and one job worker; their output goes to ``folder``."""
-    env = service_env(url, folder, rate_limit)
+    env = service_env(url, folder, rate_limit, notion)
     port = free_port()
     web_log = (folder / "gunicorn.log").open("wb")
     web = subprocess.Popen(
@@ -619,6 +650,71 @@ def answer_load(
     Path(out).write_text(json.dumps({"result": asdict(result)}))
 
 
+def notes_load(
+    port: int,
+    token: str,
+    release_ids: list[int],
+    every: float,
+    duration: float,
+    warmup: float,
+    out: str,
+) -> None:
+    """An editor (a ``releases:write`` token) edits a release's notes every ``every`` s, in
+    turn, and asks for publishing: GET the notes, PUT the edit, POST publish. Writes the
+    newest edit marker each release should end up with in Notion."""
+    result = StreamResult("notes edit + publish (3 requests)")
+    expected: dict[str, str] = {}
+    conn = Connection(port)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    start = time.monotonic()
+    end = start + duration
+    n = 0
+    while True:
+        due = start + every * (n + 0.5)
+        if due >= end:
+            break
+        pause = due - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        else:
+            result.max_lag = max(result.max_lag, -pause)
+        elapsed = time.monotonic() - start
+        release_id = release_ids[n % len(release_ids)]
+        n += 1
+        path = f"/api/v1/releases/{release_id}/notes"
+        marker = f"Soak edit {n}"
+        began = time.perf_counter()
+        result.total_requests += 1
+        try:
+            status, _, body = conn.request("GET", path, None, headers)
+            if status != 200:
+                result.error(f"{status} GET notes")
+                continue
+            notes = json.loads(body)
+            text = re.sub(r"\n- Soak edit \d+\n?$", "\n", notes["generated_markdown"])
+            edit = {"markdown": text + f"- {marker}\n", "loaded_hash": notes["hash"]}
+            status, _, body = conn.request("PUT", path, json.dumps(edit).encode(), headers)
+            if status != 200:
+                result.error(f"{status} PUT notes")
+                continue
+            status, _, body = conn.request(
+                "POST", f"/api/v1/releases/{release_id}/publish", b"", headers
+            )
+            if status != 202:
+                result.error(f"{status} POST publish")
+                continue
+        except (OSError, http.client.HTTPException) as exc:
+            result.error(f"connection: {type(exc).__name__}")
+            continue
+        expected[str(release_id)] = marker
+        if elapsed >= warmup:
+            result.requests += 3
+            result.items += 1
+            result.latencies.append(time.perf_counter() - began)
+    result.notes = {"edits": n}
+    Path(out).write_text(json.dumps({"result": asdict(result), "expected": expected}))
+
+
 _CSRF = re.compile(rb'name="csrf_token"[^>]*value="([^"]+)"')
 
 
@@ -796,6 +892,74 @@ def verify(
     return check
 
 
+@dataclass
+class Publishing:
+    releases: int = 0  # releases whose newest edit was asked to be published
+    published: int = 0  # ... and whose Notion page ends with that edit
+    drained: bool = True  # the publish queue emptied before the service stopped
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def lost(self) -> int:
+        return self.releases - self.published
+
+
+def wait_for_publishing(url: str, timeout: float) -> bool:
+    """Wait until no publish job is queued or running (the editor stream has stopped)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with engine.connect() as conn:
+                pending = conn.execute(
+                    text(
+                        "SELECT count(*) FROM job WHERE kind = 'notion_publish' "
+                        "AND state IN ('queued', 'running')"
+                    )
+                ).scalar_one()
+            if not pending:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
+
+
+def verify_publishing(url: str, fake: Any, expected: dict[str, str]) -> Publishing:
+    """Each edited release's Notion page must end with the newest edit the editor saved."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.connect() as conn:
+        notes = {
+            str(release_id): (page_id, state)
+            for release_id, page_id, state in conn.execute(
+                text("SELECT release_id, notion_page_id, publish_state FROM release_note")
+            )
+        }
+    engine.dispose()
+    check = Publishing(releases=len(expected))
+    for release_id, marker in sorted(expected.items()):
+        page_id, state = notes.get(release_id, (None, None))
+        bullets = []
+        if page_id:
+            for block in fake.block_tree(page_id):
+                if block["type"] == "bulleted_list_item":
+                    rich = block["bulleted_list_item"]["rich_text"]
+                    bullets.append("".join(part["plain_text"] for part in rich))
+        if state == "published" and bullets and bullets[-1] == marker:
+            check.published += 1
+        else:
+            last = bullets[-1] if bullets else None
+            check.examples.append(f"release {release_id}: {state}, page ends {last!r}")
+    return check
+
+
 # --- the run ------------------------------------------------------------------------------
 
 
@@ -811,6 +975,7 @@ class Options:
     heartbeat_processes: int = 2
     sample_every: float = 5.0
     rate_limit: int = 100_000
+    publish_every: float = 15.0  # s between notes edits + publishes; 0: no Notion stream
 
 
 @dataclass
@@ -820,6 +985,7 @@ class Outcome:
     seed_seconds: float
     streams: list[StreamResult]
     verification: Verification
+    publishing: Publishing | None
     memory: dict[str, list[tuple[float, int]]]
     replaced_workers: int
     jobs: dict[str, int]
@@ -857,60 +1023,88 @@ def _log_problems(folder: Path) -> dict[str, int]:
     return found
 
 
+def start_notion(stack: ExitStack) -> tuple[Any, dict[str, str]]:
+    """The Notion fake on loopback (a thread of this process), schema in place, and the
+    environment that points the service at it."""
+    from tests.fakes.notion_fake import NotionFake
+    from tests.fakes.notion_fixtures import fake_publisher
+
+    fake = stack.enter_context(NotionFake())
+    with fake_publisher(fake) as publisher:
+        assert publisher.init_schema().ok
+    env = {
+        "NOTION_TOKEN": fake.token,
+        "NOTION_DATABASE_ID": fake.database_id,
+        "NOTION_BASE_URL": fake.base_url,
+        "RELGOV_BASE_URL": "https://relgov.example.com",
+    }
+    return fake, env
+
+
 def run(url: str, options: Options, *, folder: Path | None = None) -> Outcome:
     """Seed ``url`` (an empty or migrated database), start the service, load it, check it."""
     o = options
     folder = folder or Path(tempfile.mkdtemp(prefix="relgov-soak-"))
-    seeded = seed(url, devices=options.devices, duration=options.duration, warmup=options.warmup)
+    seeded = seed(url, devices=o.devices, duration=o.duration, warmup=o.warmup)
     print(f"seeded {len(seeded.devices):,} devices in {seeded.seconds:.1f} s", flush=True)
     load_start = Path("/proc/loadavg").read_text().split()[0]
-    services = start_services(url, folder, rate_limit=options.rate_limit)
     processes = []
     outputs = []
-    try:
-        since = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=1)
-        started = time.monotonic()
-        sampler = MemorySampler(services, options.sample_every, started)
-        parts = max(1, options.heartbeat_processes)
-        shares: list[list[Device]] = [[] for _ in range(parts)]
-        for device in seeded.devices:  # a store's devices stay together (its gateway)
-            shares[zlib.crc32(device.store_id.encode()) % parts].append(device)
-        rate = options.answer_rate
-        if rate is None:
-            rate = len(seeded.devices) / 300
-        common = (options.duration, options.warmup)
-        for n, share in enumerate(shares):
-            outputs.append(str(folder / f"heartbeats-{n}.json"))
-            args = (services.port, seeded.tokens, share, options.interval, *common, outputs[-1])
-            processes.append(_spawn(heartbeat_load, args))
-        outputs.append(str(folder / "answers.json"))
-        args2 = (services.port, seeded.tokens, seeded.devices, rate, *common, outputs[-1])
-        processes.append(_spawn(answer_load, args2))
-        outputs.append(str(folder / "ui.json"))
-        args3 = (services.port, o.users, seeded.release_id, o.think, *common, outputs[-1])
-        processes.append(_spawn(ui_load, args3))
-        sampler.start()  # after the forks: a forked child gets no copy of its thread
-        for process in processes:
-            process.join(timeout=options.duration + 300)
-        sampler.sample()
-        sampler.halt.set()
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-        stop_services(services)
-    load_end = Path("/proc/loadavg").read_text().split()[0]
+    with ExitStack() as stack:
+        fake, notion_env = start_notion(stack) if o.publish_every else (None, None)
+        services = start_services(url, folder, rate_limit=o.rate_limit, notion=notion_env)
+        try:
+            since = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=1)
+            started = time.monotonic()
+            sampler = MemorySampler(services, o.sample_every, started)
+            parts = max(1, o.heartbeat_processes)
+            shares: list[list[Device]] = [[] for _ in range(parts)]
+            for device in seeded.devices:  # a store's devices stay together (its gateway)
+                shares[zlib.crc32(device.store_id.encode()) % parts].append(device)
+            rate = o.answer_rate if o.answer_rate is not None else len(seeded.devices) / 300
+            common = (o.duration, o.warmup)
+            port, tokens = services.port, seeded.tokens
+            for n, share in enumerate(shares):
+                outputs.append(str(folder / f"heartbeats-{n}.json"))
+                args: tuple[Any, ...] = (port, tokens, share, o.interval, *common, outputs[-1])
+                processes.append(_spawn(heartbeat_load, args))
+            outputs.append(str(folder / "answers.json"))
+            args = (port, tokens, seeded.devices, rate, *common, outputs[-1])
+            processes.append(_spawn(answer_load, args))
+            outputs.append(str(folder / "ui.json"))
+            args = (port, o.users, seeded.release_id, o.think, *common, outputs[-1])
+            processes.append(_spawn(ui_load, args))
+            if fake is not None:
+                outputs.append(str(folder / "notes.json"))
+                args = (port, seeded.editor_token, seeded.release_ids, o.publish_every)
+                processes.append(_spawn(notes_load, (*args, *common, outputs[-1])))
+            sampler.start()  # after the forks: a forked child gets no copy of its thread
+            for process in processes:
+                process.join(timeout=o.duration + 300)
+            drained = fake is None or wait_for_publishing(url, timeout=120)
+            sampler.sample()
+            sampler.halt.set()
+        finally:
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
+            stop_services(services)
+        load_end = Path("/proc/loadavg").read_text().split()[0]
 
-    streams: list[StreamResult] = []
-    accepted: dict[str, list[tuple[str, str]]] = {}
-    uncertain: dict[str, list[tuple[str, str]]] = {}
-    heartbeats = StreamResult("heartbeats")
-    for path in outputs:
-        if not Path(path).exists():
-            raise RuntimeError(f"a load process wrote no result ({path})")
-        data = json.loads(Path(path).read_text())
-        part = StreamResult(**data["result"])
-        if part.name == "heartbeats":
+        streams: list[StreamResult] = []
+        accepted: dict[str, list[tuple[str, str]]] = {}
+        uncertain: dict[str, list[tuple[str, str]]] = {}
+        expected: dict[str, str] = {}
+        heartbeats = StreamResult("heartbeats")
+        for path in outputs:
+            if not Path(path).exists():
+                raise RuntimeError(f"a load process wrote no result ({path})")
+            data = json.loads(Path(path).read_text())
+            part = StreamResult(**data["result"])
+            expected.update(data.get("expected", {}))
+            if part.name != "heartbeats":
+                streams.append(part)
+                continue
             accepted.update(data["accepted"])
             uncertain.update(data["uncertain"])
             heartbeats.requests += part.requests
@@ -923,16 +1117,18 @@ def run(url: str, options: Options, *, folder: Path | None = None) -> Outcome:
                 heartbeats.statuses[key] = heartbeats.statuses.get(key, 0) + value
             for key, value in part.notes.items():
                 heartbeats.notes[key] = heartbeats.notes.get(key, 0) + value
-        else:
-            streams.append(part)
-    streams.insert(0, heartbeats)
-    verification = verify(url, accepted, uncertain, seeded.before, since)
+        streams.insert(0, heartbeats)
+        verification = verify(url, accepted, uncertain, seeded.before, since)
+        publishing = verify_publishing(url, fake, expected) if fake is not None else None
+        if publishing is not None:
+            publishing.drained = drained
     return Outcome(
         options=options,
         database=url.split(":", 1)[0].split("+", 1)[0],
         seed_seconds=seeded.seconds,
         streams=streams,
         verification=verification,
+        publishing=publishing,
         memory=sampler.samples,
         replaced_workers=max(0, len(sampler.worker_pids) - 2),
         jobs=_job_counts(url),
@@ -994,6 +1190,20 @@ def memory_rows(samples: dict[str, list[tuple[float, int]]], warmup: float) -> l
     return rows
 
 
+def publishing_line(check: Publishing | None) -> str:
+    if check is None:
+        return ""
+    text = (
+        f" Notion (the local fake): {check.published} of {check.releases} edited releases' "
+        "pages end with their newest edit"
+    )
+    if not check.drained:
+        text += " (the publish queue had not emptied 120 s after the load stopped)"
+    if check.examples:
+        text += " — " + "; ".join(check.examples[:5])
+    return text + "."
+
+
 def report(outcome: Outcome) -> str:
     o = outcome.options
     v = outcome.verification
@@ -1014,8 +1224,15 @@ def report(outcome: Outcome) -> str:
         f"stores send a heartbeat every {o.interval:g} s (half the stores through a gateway "
         "that batches its devices, a third of the devices upgrading during the run, 1 % new "
         f"devices), devices ask for the update answer ({o.answer_rate or o.devices / 300:.1f}"
-        f"/s in all) and {o.users} logged-in people read pages every "
-        f"{o.think[0]:g}-{o.think[1]:g} s. Throughput and "
+        f"/s in all), {o.users} logged-in people read pages every "
+        f"{o.think[0]:g}-{o.think[1]:g} s"
+        + (
+            f" and an editor edits a release's notes and publishes them to Notion (a local "
+            f"fake) every {o.publish_every:g} s"
+            if o.publish_every
+            else ""
+        )
+        + ". Throughput and "
         f"latencies: the {measured:g} s after a {o.warmup:g} s warm-up; errors and lost "
         f"heartbeats: the whole run. Heartbeat rate limit {o.rate_limit:,} "
         "(`RELGOV_HEARTBEAT_RATE_LIMIT`; a 429 is honoured and counted apart).",
@@ -1042,7 +1259,8 @@ def report(outcome: Outcome) -> str:
         + (", ".join(f"{k} {n}" for k, n in sorted(outcome.jobs.items())) or "no jobs")
         + ". Server logs: "
         + (", ".join(f"{k} ×{n}" for k, n in outcome.log_problems.items()) or "no errors")
-        + f"; web workers replaced: {outcome.replaced_workers}.",
+        + f"; web workers replaced: {outcome.replaced_workers}."
+        + publishing_line(outcome.publishing),
         "",
         f"Memory (VmRSS, sampled every {o.sample_every:g} s; after warm-up = first sample "
         f"after {o.warmup:g} s; flat = grew less than {FLAT_GROWTH:.0%}; slope = least "
@@ -1061,6 +1279,11 @@ def report(outcome: Outcome) -> str:
     verdict = [
         f"zero errors {'✓' if errors == 0 else f'✗ ({errors})'}",
         f"zero lost heartbeats {'✓' if v.lost == 0 else f'✗ ({v.lost})'}",
+        *(
+            [f"every edit published {'✓' if not p.lost and p.drained else f'✗ ({p.lost})'}"]
+            if (p := outcome.publishing) is not None
+            else []
+        ),
         f"memory flat after warm-up {'✓' if flat else '✗'}",
     ]
     lines += ["", "Targets: " + "; ".join(verdict) + ".", ""]
@@ -1109,6 +1332,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heartbeat-processes", type=int, default=2)
     parser.add_argument("--sample-every", type=float, default=5.0, help="s between RSS samples")
     parser.add_argument("--rate-limit", type=int, default=100_000, help="heartbeat rate limit")
+    parser.add_argument(
+        "--publish-every", type=float, default=15.0, help="s between note edits (0: none)"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     if not 0 <= args.warmup < args.duration:
@@ -1123,6 +1349,7 @@ def main(argv: list[str] | None = None) -> int:
         heartbeat_processes=args.heartbeat_processes,
         sample_every=args.sample_every,
         rate_limit=args.rate_limit,
+        publish_every=args.publish_every,
     )
     with soak_database(args.database_url) as url:
         outcome = run(url, options)
@@ -1130,8 +1357,10 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if not args.no_write:
         write_section(text)
+    publishing = outcome.publishing
     ok = (
         outcome.verification.lost == 0
+        and (publishing is None or (publishing.lost == 0 and publishing.drained))
         and not any(s.statuses for s in outcome.streams)
         and all(row.flat for row in memory_rows(outcome.memory, options.warmup))
     )

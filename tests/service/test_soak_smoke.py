@@ -1,7 +1,7 @@
 """benchmarks/soak.py for a few seconds on the test database, so the script cannot rot.
 
 Seeds a small fleet, starts gunicorn (2 workers) and the job worker on loopback, runs the
-three load streams and checks the database against what the simulator recorded. Nothing
+four load streams (the job worker publishing notes to the Notion fake) and checks the database against what the simulator recorded. Nothing
 here is timed: only that every stream got answers, nothing failed, no accepted heartbeat is
 missing and the report and the docs section come out whole.
 """
@@ -43,15 +43,17 @@ def test_soak_runs_and_loses_nothing(
         think=(0.1, 0.3),
         heartbeat_processes=2,
         sample_every=0.5,
+        publish_every=1.5,
     )
     outcome = soak.run(database_url, options, folder=tmp_path / "soak")
 
-    heartbeats, answers, ui = outcome.streams
-    assert [s.name for s in outcome.streams] == ["heartbeats", "update answers", "UI reads"]
+    heartbeats, answers, ui, notes = outcome.streams
+    assert [s.name for s in outcome.streams][:3] == ["heartbeats", "update answers", "UI reads"]
     for stream in outcome.streams:
         assert stream.statuses == {}, stream
         assert stream.total_requests > 0, stream.name
     assert heartbeats.items > 0 and answers.requests > 0 and ui.requests > 0
+    assert notes.items > 0  # notes edited and published
     check = outcome.verification
     assert check.lost == 0, check.examples
     assert check.unexpected_changes == 0
@@ -65,6 +67,9 @@ def test_soak_runs_and_loses_nothing(
     }
     assert outcome.replaced_workers == 0
     assert any(key.startswith("periodic:adoption-rollup") for key in outcome.jobs)
+    published = outcome.publishing
+    assert published.releases > 0 and published.drained
+    assert published.lost == 0, published.examples
 
     text = soak.report(outcome)
     assert text.startswith("## Soak\n")
