@@ -693,10 +693,12 @@ def notes_load(
             notes = json.loads(body)
             text = re.sub(r"\n- Soak edit \d+\n?$", "\n", notes["generated_markdown"])
             edit = {"markdown": text + f"- {marker}\n", "loaded_hash": notes["hash"]}
+            result.total_requests += 1
             status, _, body = conn.request("PUT", path, json.dumps(edit).encode(), headers)
             if status != 200:
                 result.error(f"{status} PUT notes")
                 continue
+            result.total_requests += 1
             status, _, body = conn.request(
                 "POST", f"/api/v1/releases/{release_id}/publish", b"", headers
             )
