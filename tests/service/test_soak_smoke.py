@@ -1,9 +1,10 @@
 """benchmarks/soak.py for a few seconds on the test database, so the script cannot rot.
 
 Seeds a small fleet, starts gunicorn (2 workers) and the job worker on loopback, runs the
-four load streams (the job worker publishing notes to the Notion fake) and checks the database against what the simulator recorded. Nothing
-here is timed: only that every stream got answers, nothing failed, no accepted heartbeat is
-missing and the report and the docs section come out whole.
+four load streams (the job worker publishing notes to the Notion fake) and checks the
+database against what the simulator recorded. Nothing here is timed: only that every stream
+got answers, nothing failed, no accepted heartbeat or edit is missing and the report and
+the docs section come out whole.
 """
 
 from __future__ import annotations
