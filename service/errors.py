@@ -31,6 +31,24 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DBAPIError, _database_error)
+    app.register_error_handler(500, _internal_error)
+
+
+def _internal_error(exc: HTTPException) -> tuple[str, int] | Response:
+    """An unexpected error: the request's transaction is rolled back, so nothing was saved.
+
+    Flask has logged the traceback (with the request id) before this runs.
+    """
+    db_session = g.get("db_session")
+    if db_session is not None:
+        db_session.rollback()  # kept open: the page's layout still reads the logged-in user
+    request_id = g.get("request_id") or "-"
+    message = f"{MESSAGES[500]} If it happens again, quote request id {request_id}."
+    if request.path.startswith("/api/"):
+        from service.api import error_response
+
+        return error_response(500, "internal_error", message)
+    return render_template("error.html", status=500, title="Internal error", message=message), 500
 
 
 def _database_error(exc: DBAPIError) -> Response:
@@ -64,6 +82,7 @@ def _discard_session() -> None:
     if db_session is None:
         return
     try:
+        db_session.rollback()
         db_session.close()
     except Exception:  # its connection is already gone
         _log.debug("closing the session of a failed request failed", exc_info=True)
