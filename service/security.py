@@ -172,11 +172,16 @@ def _limits() -> tuple[int, int, timedelta]:
     )
 
 
-def _failures(session: Session, since: datetime, limit: int, **where: str) -> list[datetime]:
-    """Times of the newest ``limit`` failures since ``since`` (newest first)."""
+def _failures(
+    session: Session, since: datetime, limit: int, after: datetime | None = None, **where: str
+) -> list[datetime]:
+    """Times of the newest ``limit`` failures since ``since`` and strictly after ``after``
+    (newest first)."""
     query = select(AuditEvent.at).where(
         AuditEvent.action == LOGIN_FAILED, col(AuditEvent.at) >= since
     )
+    if after is not None:
+        query = query.where(col(AuditEvent.at) > after)
     if "email" in where:
         query = query.where(
             AuditEvent.subject_type == "user", AuditEvent.subject_id == where["email"]
@@ -207,8 +212,7 @@ def login_refusal(
     since = now - window
     if per_account:
         last_ok = _last_success(session, email)
-        account_since = max(since, last_ok) if last_ok else since
-        times = _failures(session, account_since, per_account, email=email)
+        times = _failures(session, since, per_account, after=last_ok, email=email)
         if len(times) >= per_account:
             return LoginRefusal("account", _seconds_until(times[-1] + window, now))
     if per_address:

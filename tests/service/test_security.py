@@ -1,0 +1,213 @@
+"""Security headers on every page, login throttling per account and per address, and the
+inputs that used to reach the database as 500s (ids beyond INTEGER, NUL characters)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from sqlmodel import select
+
+from service.models import SCOPES, AuditEvent
+from service.security import CONTENT_SECURITY_POLICY
+from tests.builders import PASSWORD, csrf_token, login, make_token, make_user
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+SKIP = {"/logout", "/metrics"}
+
+
+def assert_secure_headers(response, where: str) -> None:
+    csp = response.headers.get("Content-Security-Policy", "")
+    assert csp == CONTENT_SECURITY_POLICY, where
+    for directive in (
+        "script-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ):
+        assert directive in csp, (where, directive)
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp, where
+    assert response.headers["X-Content-Type-Options"] == "nosniff", where
+    assert response.headers["X-Frame-Options"] == "DENY", where
+    assert response.headers["Referrer-Policy"] == "same-origin", where
+    assert "Strict-Transport-Security" not in response.headers, where
+
+
+def test_every_html_page_carries_the_headers_and_no_inline_script(app, admin_client):
+    pages = [
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if "GET" in (rule.methods or ())
+        and not rule.arguments
+        and rule.rule not in SKIP
+        and not rule.rule.endswith(".csv")
+    ]
+    html_pages = 0
+    for path in pages:
+        response = admin_client.get(path)
+        assert_secure_headers(response, path)
+        if response.mimetype == "text/html":
+            html_pages += 1
+            body = response.get_data(as_text=True)
+            # Only <script src=...> and JSON data blocks; no handler or style attribute.
+            for tag in re.findall(r"<script\b[^>]*>", body):
+                assert "src=" in tag or 'type="application/json"' in tag, (path, tag)
+            assert not re.search(r"\son[a-z]+\s*=", body), path
+            assert not re.search(r"\sstyle\s*=|<style\b", body), path
+    assert html_pages >= 15, pages
+
+
+def test_error_pages_login_and_api_carry_the_headers(client, admin, session):
+    for path in ("/login", "/no-such-page", "/api/v1/releases", "/api/v1/no-such", "/healthz"):
+        assert_secure_headers(client.get(path), path)
+
+
+def test_hsts_only_when_configured(settings, database_url):
+    from dataclasses import replace
+
+    from service import create_app
+
+    app = create_app(replace(settings, hsts_seconds=31536000))
+    response = app.test_client().get("/login")
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+    app.extensions["relgov.engine"].dispose()
+
+
+def test_api_docs_page_needs_nothing_inline(admin_client):
+    response = admin_client.get("/api/docs")
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    assert re.findall(r"<script\b[^>]*>", body) == ['<script src="/static/app.js">']
+    assert "style=" not in body
+
+
+# --- login throttling ----------------------------------------------------------------
+
+
+def _actions(session) -> list[str]:
+    session.expire_all()
+    return [e.action for e in session.exec(select(AuditEvent).order_by(AuditEvent.id)).all()]
+
+
+def test_five_failures_lock_the_account_even_with_the_right_password(client, admin, session):
+    with time_machine.travel(T0, tick=False):
+        for _ in range(4):
+            assert login(client, admin.email, "wrong-password!!").status_code == 401
+        fifth = login(client, admin.email, "wrong-password!!")
+        assert fifth.status_code == 429
+        assert fifth.headers["Retry-After"] == str(15 * 60)
+        right = login(client, admin.email, PASSWORD)
+        assert right.status_code == 429
+        assert "Too many failed logins for this account" in right.get_data(as_text=True)
+        assert int(right.headers["Retry-After"]) == 15 * 60
+        assert_secure_headers(right, "/login 429")
+    assert client.get("/").status_code == 302  # not logged in
+    actions = _actions(session)
+    assert actions.count("user.login_failed") == 5
+    assert actions.count("user.login_locked") == 1
+    assert "user.login" not in actions
+    locked = session.exec(select(AuditEvent).where(AuditEvent.action == "user.login_locked")).one()
+    assert locked.subject_id == admin.email and locked.highlight
+    assert locked.actor == "anonymous@127.0.0.1"
+
+    with time_machine.travel(T0 + timedelta(minutes=10), tick=False):
+        response = login(client, admin.email, PASSWORD)
+        assert response.status_code == 429
+        assert int(response.headers["Retry-After"]) == 5 * 60
+    with time_machine.travel(T0 + timedelta(minutes=15, seconds=1), tick=False):
+        assert login(client, admin.email, PASSWORD).status_code == 302
+
+
+def test_a_success_clears_the_account_count(client, admin, session):
+    with time_machine.travel(T0, tick=False):
+        for _ in range(4):
+            assert login(client, admin.email, "wrong-password!!").status_code == 401
+        assert login(client, admin.email, PASSWORD).status_code == 302
+        client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+    with time_machine.travel(T0 + timedelta(minutes=1), tick=False):
+        for _ in range(4):
+            assert login(client, admin.email, "wrong-password!!").status_code == 401
+        assert login(client, admin.email, PASSWORD).status_code == 302
+
+
+def test_unknown_accounts_are_throttled_alike(client, session):
+    with time_machine.travel(T0, tick=False):
+        codes = [
+            login(client, "nobody@example.com", "whatever-it-is").status_code for _ in range(6)
+        ]
+    assert codes == [401, 401, 401, 401, 429, 429]
+
+
+def test_twenty_failures_from_one_address_pause_every_account_from_it(client, admin, session):
+    with time_machine.travel(T0, tick=False):
+        for n in range(20):
+            response = login(client, f"guess{n % 10}@example.com", "wrong-password!!")
+        assert response.status_code == 429
+        refused = login(client, admin.email, PASSWORD)
+        assert refused.status_code == 429
+        assert "your network address" in refused.get_data(as_text=True)
+        # Another address is not affected.
+        other = client.application.test_client()
+        token = csrf_token(other)
+        ok = other.post(
+            "/login",
+            data={"email": admin.email, "password": PASSWORD, "csrf_token": token},
+            environ_base={"REMOTE_ADDR": "198.51.100.7"},
+        )
+        assert ok.status_code == 302
+    assert _actions(session).count("user.login_failed") == 20
+
+
+def test_throttle_limits_come_from_settings(settings, database_url, session):
+    from dataclasses import replace
+
+    from service import create_app
+
+    app = create_app(replace(settings, login_max_failures=2, login_window_minutes=1))
+    make_user(session, email="qa@example.com", role="qa")
+    client = app.test_client()
+    with time_machine.travel(T0, tick=False):
+        assert login(client, "qa@example.com", "wrong-password!!").status_code == 401
+        assert login(client, "qa@example.com", "wrong-password!!").status_code == 429
+        assert login(client, "qa@example.com").headers["Retry-After"] == "60"
+    with time_machine.travel(T0 + timedelta(seconds=61), tick=False):
+        assert login(client, "qa@example.com").status_code == 302
+    app.extensions["relgov.engine"].dispose()
+
+
+# --- inputs the database cannot hold ---------------------------------------------------
+
+
+@pytest.fixture
+def everything(session, admin) -> dict[str, str]:
+    raw = make_token(session, creator=admin, scopes=list(SCOPES), name="everything")
+    return {"Authorization": f"Bearer {raw}"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/releases/2147483648",
+        "/api/v1/incidents/99999999999999999999",
+        "/releases/9999999999",
+    ],
+)
+def test_ids_beyond_integer_are_unknown_not_500(admin_client, everything, path):
+    response = admin_client.get(path, headers=everything if "/api/" in path else {})
+    assert response.status_code == 404
+
+
+def test_nul_characters_are_refused_naming_the_field(client, everything):
+    response = client.post(
+        "/api/v1/stores", json={"external_id": "S\x001", "name": "Nul"}, headers=everything
+    )
+    assert response.status_code == 422
+    assert response.get_json()["error"]["fields"][0]["field"] == "external_id"
+    response = client.get("/api/v1/stores?q=a%00b", headers=everything)
+    assert response.status_code == 422
+    assert response.get_json()["error"]["fields"][0]["field"] == "q"
+    assert client.get("/api/v1/stores/S%001", headers=everything).status_code == 404
+    assert client.post("/login", data={"email": "a\x00@example.com"}).status_code == 400
