@@ -13,7 +13,7 @@ from pathlib import Path
 
 from release_notes.config import NotesConfig, load_config
 from release_notes.errors import NotesError
-from release_notes.git_history import AuthorScan, CommitLog, open_repo, resolve_range
+from release_notes.git_history import AuthorScan, open_range, open_repo
 from release_notes.notes import ReleaseNotes, build_release_notes
 
 __all__ = ["FORMATS", "generate_for_range", "generate_notes", "no_gc", "render_notes"]
@@ -75,12 +75,18 @@ def _generate_for_range(
 ) -> ReleaseNotes:
     config = config or NotesConfig()
     repo = open_repo(repo_path)
-    span = resolve_range(repo, from_ref, to_ref, tag_prefix=config.tag_prefix, from_root=from_root)
-    # Both git processes start now and run side by side: the range's log and the walk of
-    # the older history that decides who is a first-time contributor.
-    authors = AuthorScan(repo, span.from_sha)
+    # The git processes run side by side: the range's log (started before its refs are
+    # resolved when it can be), and the walk of the older history that decides who is a
+    # first-time contributor.
+    span, log = open_range(
+        repo, from_ref, to_ref, tag_prefix=config.tag_prefix, from_root=from_root, progress=progress
+    )
     try:
-        log = CommitLog(repo, span.from_sha, span.to_sha, progress=progress)
+        authors = AuthorScan(repo, span.from_sha)
+    except BaseException:
+        log.close()
+        raise
+    try:
         commits = list(log)
         log.check_ancestry(span.from_ref, to_ref)
         if not commits:

@@ -33,6 +33,7 @@ __all__ = [
     "ResolvedRange",
     "first_time_authors",
     "iter_commits",
+    "open_range",
     "open_repo",
     "previous_release_tag",
     "resolve_range",
@@ -157,33 +158,27 @@ def _version_of_ref(ref: str, tag_prefix: str) -> Version | None:
 def _commit_shas(repo: GitRepo, refs: list[tuple[str, str]]) -> list[str]:
     """The commit sha of each ``(ref, option)``; NotesError naming the first bad one.
 
-    ``git cat-file --batch-check`` reads only object headers; a tag (annotated) is peeled
-    in a second call, which reads the tag and its commit.
+    One ``git cat-file --batch-check`` reads only object headers: each ref is asked for
+    twice, as it is (its type) and peeled (``ref^{commit}``, for an annotated tag).
     """
-
-    def check(names: list[str]) -> list[tuple[str, str] | None]:
-        status, out, err = repo.run(
-            "cat-file",
-            "--batch-check=%(objectname) %(objecttype)",
-            input="".join(f"{n}\n" for n in names).encode("utf-8", "surrogateescape"),
-        )
-        if status != 0:
-            raise NotesError(f"cannot resolve refs: {_git_message(err, status)}")
-        answers: list[tuple[str, str] | None] = []
-        for line in out.decode("utf-8", "replace").splitlines():
-            sha, _, kind = line.rpartition(" ")
-            answers.append((sha, kind) if kind not in ("missing", "ambiguous") else None)
-        return answers
-
-    answers = check([ref for ref, _ in refs])
-    tags = [i for i, a in enumerate(answers) if a is not None and a[1] == "tag"]
-    if tags:
-        peeled = check([f"{refs[i][0]}^{{commit}}" for i in tags])
-        for i, answer in zip(tags, peeled, strict=False):
-            answers[i] = answer
+    names = [n for ref, _ in refs for n in (ref, f"{ref}^{{commit}}")]
+    status, out, err = repo.run(
+        "cat-file",
+        "--batch-check=%(objectname) %(objecttype)",
+        input="".join(f"{n}\n" for n in names).encode("utf-8", "surrogateescape"),
+    )
+    if status != 0:
+        raise NotesError(f"cannot resolve refs: {_git_message(err, status)}")
+    answers: list[tuple[str, str] | None] = []
+    for line in out.decode("utf-8", "replace").splitlines():
+        sha, _, kind = line.rpartition(" ")
+        answers.append((sha, kind) if kind not in ("missing", "ambiguous") else None)
+    answers += [None] * (len(names) - len(answers))
     shas: list[str] = []
-    answers += [None] * (len(refs) - len(answers))
-    for (ref, option), answer in zip(refs, answers, strict=False):
+    for i, (ref, option) in enumerate(refs):
+        answer = answers[2 * i]
+        if answer is not None and answer[1] == "tag":
+            answer = answers[2 * i + 1]
         if answer is None or answer[1] != "commit":
             raise NotesError(f"unknown ref for {option}: {ref!r} is not a commit in the repository")
         shas.append(answer[0])
@@ -253,6 +248,38 @@ def resolve_range(
     return ResolvedRange(from_ref, to_ref, from_sha, to_sha, "", to_version)
 
 
+def open_range(
+    repo: GitRepo,
+    from_ref: str | None,
+    to_ref: str,
+    *,
+    tag_prefix: str = "",
+    from_root: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[ResolvedRange, CommitLog]:
+    """Resolve the range and start its :class:`CommitLog`, side by side when possible.
+
+    When the range's ends are known from the arguments (``from_ref`` given, or
+    ``from_root``), ``git log`` starts on the checked ref names at once and the refs are
+    resolved while it walks; a bad ref stops it. Otherwise (``from`` is the previous
+    release tag) the range is resolved first.
+    """
+    if from_ref is None and not from_root:
+        span = resolve_range(repo, from_ref, to_ref, tag_prefix=tag_prefix, from_root=from_root)
+        return span, CommitLog(repo, span.from_sha, span.to_sha, progress=progress)
+    _check_ref(to_ref, "--to")
+    if from_ref is not None:
+        _check_ref(from_ref, "--from")
+    log = CommitLog(repo, from_ref, to_ref, progress=progress)
+    try:
+        span = resolve_range(repo, from_ref, to_ref, tag_prefix=tag_prefix, from_root=from_root)
+    except BaseException:
+        log.close()
+        raise
+    log.bind(span.from_sha, span.to_sha)
+    return span, log
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.returncode is None:
         proc.kill()
@@ -290,7 +317,9 @@ class CommitLog:
     Iterate once. With ``from_sha``, the log runs with ``--boundary``: afterwards
     :attr:`to_date` holds the committer date of ``to`` and :meth:`check_ancestry` raises
     unless ``from`` was one of the excluded parents (which holds exactly when ``from`` is
-    an ancestor of ``to``).
+    an ancestor of ``to``). ``from_sha`` and ``to_sha`` may be checked ref names instead,
+    so that git starts walking before the refs are resolved: then :meth:`bind` gives the
+    resolved shas before iterating (see :func:`open_range`).
     """
 
     def __init__(
@@ -322,6 +351,16 @@ class CommitLog:
             if from_sha
             else repo.popen("log", "-1", "--format=%cI", "--end-of-options", to_sha, "--")
         )
+
+    def bind(self, from_sha: str | None, to_sha: str) -> None:
+        """The resolved shas of the refs the log was started with."""
+        self.from_sha, self.to_sha = from_sha, to_sha
+
+    def close(self) -> None:
+        """Stop git (for a log that will not be read)."""
+        _stop(self._proc)
+        if self._date_proc is not None:
+            _stop(self._date_proc)
 
     def check_ancestry(self, from_ref: str | None, to_ref: str) -> None:
         if self.from_sha and self.from_sha not in self.boundary:
@@ -370,9 +409,7 @@ class CommitLog:
                 if commit is not None:
                     yield commit
         except GeneratorExit:
-            _stop(proc)
-            if self._date_proc is not None:
-                _stop(self._date_proc)
+            self.close()
             raise
         _finish(proc, "git log")
         if self._date_proc is not None:

@@ -227,3 +227,17 @@ def test_annotated_tags_and_dates(repo: GitRepo) -> None:
     assert notes.date == repo.git("log", "-1", "--format=%cs", "v1.11.0")
     whole = generate_for_range(repo.path, None, "v1.11.0", from_root=True)
     assert whole.date == notes.date and whole.commit_count == 7
+
+
+def test_bad_refs_stop_the_log_that_started_on_them(repo: GitRepo) -> None:
+    # git log starts on the ref names while they are resolved: every bad ref still gets
+    # its own message, and an annotated tag naming the same commit is an empty range.
+    repo.tag("same", annotated=True)
+    with pytest.raises(NotesError, match=r"empty range: same and v1\.11\.0 are the same commit"):
+        generate_for_range(repo.path, "same", "v1.11.0")
+    with pytest.raises(NotesError, match=r"unknown ref for --from: 'HEAD\^\{tree\}'"):
+        generate_for_range(repo.path, "HEAD^{tree}", "v1.11.0")
+    with pytest.raises(NotesError, match=r"unknown ref for --to: 'nope'"):
+        generate_for_range(repo.path, None, "nope", from_root=True)
+    notes = generate_for_range(repo.path, "v1.10.0~1", "main")
+    assert notes.commit_count == 5 and notes.to_sha == repo.git("rev-parse", "main")
