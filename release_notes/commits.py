@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
+    "FIELDS",
     "KIND_ORDER",
     "KIND_TITLES",
     "ParsedCommit",
@@ -132,13 +133,18 @@ class Person:
 
 @dataclass(slots=True)
 class ParsedCommit:
-    """Everything the notes need from one commit. Built by :func:`parse_commit`."""
+    """Everything the notes need from one commit. Built by :func:`parse_commit`.
+
+    The subject is nearly always a slice of the header (``feat(x): <subject> (#12)``), so
+    it is stored as that slice's bounds (:func:`_span`), not as a second copy of the text:
+    on a 200,000-commit history that is ~15 MiB less. :attr:`subject` reads it back.
+    """
 
     sha: str
     parents: tuple[str, ...]
     author: Person
     date: str
-    subject: str  # description without type, scope or trailing ``(#123)``
+    subject_text: str | int  # the subject, or its bounds in ``header`` (see ``subject``)
     header: str  # the first line as written
     type: str | None  # the conventional type, lower-cased; None when not conventional
     kind: str  # one of KIND_ORDER
@@ -157,6 +163,14 @@ class ParsedCommit:
     merge_branch: str | None  # ``org/branch`` of ``Merge pull request #1 from org/branch``
 
     @property
+    def subject(self) -> str:
+        """The description without type, scope or trailing ``(#123)``."""
+        text = self.subject_text
+        if isinstance(text, str):
+            return text
+        return self.header[text >> _SPAN_BITS : text & _SPAN_MASK]
+
+    @property
     def conventional(self) -> bool:
         return self.type is not None
 
@@ -167,6 +181,30 @@ class ParsedCommit:
     @property
     def short_sha(self) -> str:
         return self.sha[:7]
+
+
+# The fields of a parsed commit, as attributes (``subject`` rather than its storage).
+FIELDS: tuple[str, ...] = tuple(
+    "subject" if name == "subject_text" else name for name in ParsedCommit.__slots__
+)
+
+# ``header[start:end]`` packed in one int, the ints shared (most commits have the same few
+# bounds), so a subject costs one pointer. Headers too long to pack keep their subject text.
+_SPAN_BITS = 12
+_SPAN_MASK = (1 << _SPAN_BITS) - 1
+_SPANS: dict[int, int] = {}
+
+
+def _span(header: str, start: int, end: int) -> str | int:
+    if end > _SPAN_MASK:
+        return header[start:end]
+    packed = start << _SPAN_BITS | end
+    shared = _SPANS.get(packed)
+    if shared is None:
+        if len(_SPANS) < 1 << 16:
+            _SPANS[packed] = packed
+        return packed
+    return shared
 
 
 def kind_for(type_: str | None, scope: str | None) -> str:
@@ -291,7 +329,7 @@ def parse_message(message: str) -> dict[str, object]:
     Exposed for tests and tools; :func:`parse_commit` is the hot-path entry point.
     """
     commit = parse_commit("0" * 40, (), Person("", ""), "", message)
-    return {name: getattr(commit, name) for name in ParsedCommit.__slots__}
+    return {name: getattr(commit, name) for name in FIELDS}
 
 
 # Short strings that repeat on every commit (types, scopes) are shared, not stored once per
@@ -339,6 +377,8 @@ def parse_commit(
     pr_number: int | None = None
     merge_branch: str | None = None
     subject = header
+    start = 0  # ``subject`` is ``header[start:start + len(subject)]`` while from_header
+    from_header = True
     type_: str | None = None
     scope: str | None = None
     kind = "other"
@@ -352,6 +392,7 @@ def parse_commit(
         title = body.split("\n", 1)[0].strip() if body else ""
         if title:
             subject = title
+            from_header = False
     if subject.endswith(")"):
         squash = _SQUASH_PR_RE.search(subject)
         if squash is not None:
@@ -372,9 +413,11 @@ def parse_commit(
             else:
                 kind = _TYPE_TO_KIND.get(type_, "other")
             bang = raw_bang is not None
+            start += conv.start("desc")
             subject = desc.rstrip()
     if not subject:
         subject = header or "(no commit message)"
+        start, from_header = 0, bool(header)
 
     breaking_description: str | None = None
     co_authors: tuple[Person, ...] = ()
@@ -437,7 +480,7 @@ def parse_commit(
         parents,
         author,
         date,
-        subject,
+        _span(header, start, start + len(subject)) if from_header else subject,
         header,
         type_,
         kind,

@@ -3,10 +3,13 @@
 Only the functions that the tuning rewrote are kept here (``_issue_refs``,
 ``parse_message``, ``parse_commit``); the dataclasses, patterns and the helpers the tuning
 left alone are imported from :mod:`release_notes.commits`, so the comparison in
-``test_parser_equivalence.py`` is about the rewritten code.
+``test_parser_equivalence.py`` is about the rewritten code. :class:`ParsedCommit` is the
+plain dataclass it returned (the package's stores the subject as bounds in the header).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from release_notes.commits import (
     _CO_AUTHOR_RE,
@@ -22,13 +25,37 @@ from release_notes.commits import (
     _SCAN_LIMIT,
     _SKIP_RE,
     _SQUASH_PR_RE,
-    ParsedCommit,
     Person,
     _breaking_description,
     _first_paragraph,
     _release_note,
     kind_for,
 )
+
+
+@dataclass(slots=True)
+class ParsedCommit:
+    sha: str
+    parents: tuple[str, ...]
+    author: Person
+    date: str
+    subject: str
+    header: str
+    type: str | None
+    kind: str
+    scope: str | None
+    breaking: bool
+    breaking_description: str | None
+    body: str | None
+    pr_number: int | None
+    issue_refs: tuple[str, ...]
+    co_authors: tuple[Person, ...]
+    release_note: str | None
+    release_note_none: bool
+    skip_changelog: bool
+    reverts: str | None
+    is_merge: bool
+    merge_branch: str | None
 
 
 def _issue_refs(text: str) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from release_notes.commits import ParsedCommit, Person, parse_commit
+from release_notes.commits import FIELDS, Person, parse_commit
 from tests.release_notes import reference_commits as reference
 from tests.release_notes.test_commit_parsing import (
     CONVENTIONAL,
@@ -85,7 +85,7 @@ def _plain(value: object) -> object:
 
 
 def _fields(commit: object) -> dict[str, object]:
-    return {name: _plain(getattr(commit, name)) for name in ParsedCommit.__slots__}
+    return {name: _plain(getattr(commit, name)) for name in FIELDS}
 
 
 @pytest.mark.parametrize("parents", [(), ("a" * 40,), ("a" * 40, "b" * 40)])
