@@ -4,7 +4,7 @@ There is deliberately no raw log of heartbeats. A heartbeat updates one ``Device
 (one per device and app); a ``VersionChange`` row is written only when the version differs
 from the previous one (and once when a device is first seen, with ``from_version`` empty,
 so the log alone says which version a device ran at any moment). ``AdoptionDaily`` holds
-the per-day counts the reports read.
+the per-day counts the reports read, ``AdoptionDayTotal`` the same summed over device kinds.
 
 Every version column has a ``*_key`` companion (see :mod:`version_monitor.versions`) whose
 byte order is version order; on PostgreSQL it is collated ``"C"`` so that byte order holds
@@ -27,9 +27,11 @@ from version_monitor.versions import VERSION_KEY_LENGTH
 __all__ = [
     "CHANNELS",
     "AdoptionDaily",
+    "AdoptionDayTotal",
     "DeviceState",
     "VersionChange",
     "adoption_daily_table",
+    "adoption_day_total_table",
     "device_state_table",
     "device_table",
     "store_table",
@@ -129,9 +131,42 @@ class AdoptionDaily(SQLModel, table=True):
     stores: int
 
 
+class AdoptionDayTotal(SQLModel, table=True):
+    """``AdoptionDaily`` summed over device kinds: devices per day, app, version and channel.
+
+    Written with the day's rollup (:mod:`version_monitor.rollup`); the series and the time
+    to 50/80/95 % read these rows (a quarter as many, and no grouping) instead.
+    """
+
+    __tablename__ = "adoption_day_total"
+    __table_args__ = (
+        UniqueConstraint("app", "day", "version_key", "channel", name="uq_adoption_day_total"),
+        # Covering, in the order the reports read.
+        Index(
+            "ix_adoption_day_total_read",
+            "app",
+            "day",
+            "version_key",
+            "channel",
+            "version",
+            "devices",
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date
+    app: str = Field(max_length=64)
+    version_key: str = Field(sa_column=Column("version_key", _version_key_type(), nullable=False))
+    channel: str = Field(max_length=8)
+    # The smallest spelling of the version among the day's rows with this key.
+    version: str = Field(max_length=128)
+    devices: int
+
+
 # Core handles for set-based statements (the ORM classes type their columns as values).
 device_state_table = SQLModel.metadata.tables["device_state"]
 version_change_table = SQLModel.metadata.tables["version_change"]
 adoption_daily_table = SQLModel.metadata.tables["adoption_daily"]
+adoption_day_total_table = SQLModel.metadata.tables["adoption_day_total"]
 store_table = SQLModel.metadata.tables["store"]
 device_table = SQLModel.metadata.tables["device"]

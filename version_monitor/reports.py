@@ -32,6 +32,7 @@ from version_monitor.adoption import (
 )
 from version_monitor.models import (
     adoption_daily_table,
+    adoption_day_total_table,
     device_state_table,
     device_table,
     store_table,
@@ -85,19 +86,15 @@ def _daily_counts(
     end: date,
     only: Sequence[date] | None = None,
 ) -> list[DailyCount]:
-    conditions = [ad.c.app == app, ad.c.day >= start, ad.c.day <= end]
+    # The day totals hold these sums already (one row per day, version and channel).
+    tot = adoption_day_total_table
+    conditions = [tot.c.app == app, tot.c.day >= start, tot.c.day <= end]
     if only is not None:
-        conditions.append(ad.c.day.in_(list(only)))
+        conditions.append(tot.c.day.in_(list(only)))
     rows = session.execute(
-        select(
-            ad.c.day,
-            func.min(ad.c.version),
-            ad.c.version_key,
-            ad.c.channel,
-            func.sum(ad.c.devices),
-        )
+        select(tot.c.day, tot.c.version, tot.c.version_key, tot.c.channel, tot.c.devices)
         .where(*conditions)
-        .group_by(ad.c.day, ad.c.version_key, ad.c.channel)
+        .order_by(tot.c.day, tot.c.version_key, tot.c.channel)
     ).all()
     return [DailyCount(day, v, k, c, int(n)) for day, v, k, c, n in rows]
 

@@ -16,7 +16,8 @@ latest state per device and the version-change log; there is no raw heartbeat lo
 - Channel and device kind are the ones the device last reported with.
 
 Recomputing a day deletes its rows and inserts them again from one ``INSERT … SELECT``, in
-the caller's transaction, so running it twice gives the same rows.
+the caller's transaction, so running it twice gives the same rows. The day's totals over
+device kinds (``adoption_day_total``) are recomputed from those rows right after.
 """
 
 from __future__ import annotations
@@ -29,15 +30,40 @@ from sqlmodel import Session
 
 from version_monitor.models import (
     adoption_daily_table,
+    adoption_day_total_table,
     device_state_table,
     version_change_table,
 )
 
-__all__ = ["prune_rollups", "rollup_day", "rollup_range", "rollup_recent"]
+__all__ = ["prune_rollups", "rebuild_totals", "rollup_day", "rollup_range", "rollup_recent"]
 
 
 def _rowcount(result: Result[Any]) -> int:
     return max(cast(CursorResult[Any], result).rowcount, 0)
+
+
+def rebuild_totals(session: Session, *, start: date | None = None, end: date | None = None) -> None:
+    """Recompute ``adoption_day_total`` from ``adoption_daily`` for ``start``…``end``
+    (inclusive; open ends: every day)."""
+    ad, total = adoption_daily_table, adoption_day_total_table
+    delete_totals = delete(total)
+    sums = select(
+        ad.c.day,
+        ad.c.app,
+        ad.c.version_key,
+        ad.c.channel,
+        func.min(ad.c.version),
+        func.sum(ad.c.devices),
+    ).group_by(ad.c.day, ad.c.app, ad.c.version_key, ad.c.channel)
+    if start is not None:
+        delete_totals = delete_totals.where(total.c.day >= start)
+        sums = sums.where(ad.c.day >= start)
+    if end is not None:
+        delete_totals = delete_totals.where(total.c.day <= end)
+        sums = sums.where(ad.c.day <= end)
+    session.execute(delete_totals)
+    columns = ["day", "app", "version_key", "channel", "version", "devices"]
+    session.execute(total.insert().from_select(columns, sums))
 
 
 def rollup_day(session: Session, *, day: date, now: datetime) -> int:
@@ -46,6 +72,7 @@ def rollup_day(session: Session, *, day: date, now: datetime) -> int:
     session.execute(delete(ad).where(ad.c.day == day))
     start = datetime.combine(day, time())
     if start >= now:
+        rebuild_totals(session, start=day, end=day)
         return 0
     moment = min(start + timedelta(days=1), now)
 
@@ -115,6 +142,7 @@ def rollup_day(session: Session, *, day: date, now: datetime) -> int:
         "stores",
     ]
     session.execute(ad.insert().from_select(columns, counts))
+    rebuild_totals(session, start=day, end=day)
     # Counted rather than read from rowcount, which drivers report unevenly for INSERT…SELECT.
     written = session.execute(select(func.count()).where(ad.c.day == day)).scalar_one()
     return int(written)
@@ -141,6 +169,7 @@ def prune_rollups(session: Session, *, keep_days: int, now: datetime) -> int:
     if keep_days < 1:
         raise ValueError("keep_days must be at least 1")
     cutoff = now.date() - timedelta(days=keep_days)
-    ad = adoption_daily_table
+    ad, total = adoption_daily_table, adoption_day_total_table
     result = session.execute(delete(ad).where(ad.c.day < cutoff))
+    session.execute(delete(total).where(total.c.day < cutoff))
     return _rowcount(result)

@@ -28,11 +28,13 @@ from beta.models import DEVICE_KINDS
 from version_monitor.adoption import ReleaseInfo
 from version_monitor.models import (
     adoption_daily_table,
+    adoption_day_total_table,
     device_state_table,
     device_table,
     store_table,
     version_change_table,
 )
+from version_monitor.rollup import rebuild_totals
 from version_monitor.versions import key_of
 
 __all__ = ["SimulationResult", "build_fleet", "simulate_adoption", "weekly_releases"]
@@ -187,7 +189,7 @@ def simulate_adoption(
     """Replace ``app``'s adoption data with history from ``start`` to ``now`` for every device
     of the fleet. ``releases`` need a ``beta_at``; ``rolled_out_at`` unset means beta only."""
     ds, vc, ad = device_state_table, version_change_table, adoption_daily_table
-    for table in (ad, vc, ds):
+    for table in (ad, adoption_day_total_table, vc, ds):
         session.execute(delete(table).where(table.c.app == app))
 
     ordered = sorted((r for r in releases if r.beta_at), key=lambda r: r.key)
@@ -333,6 +335,7 @@ def simulate_adoption(
     _bulk_insert(session, ds, states)
     _bulk_insert(session, vc, changes)
     _bulk_insert(session, ad, rollups)
+    rebuild_totals(session)
     return SimulationResult(
         devices=len(states),
         version_changes=len(changes),

@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from tests.version_monitor.vm_fleet import NOW, Fleet
 from version_monitor.adoption import ReleaseInfo
-from version_monitor.models import AdoptionDaily
+from version_monitor.models import AdoptionDaily, AdoptionDayTotal
 from version_monitor.reports import (
     adoption_over_time,
     beta_adoption,
@@ -290,3 +290,27 @@ def test_no_stall_when_on_track(session: Session, built: Fleet) -> None:
         )
         == []
     )
+
+
+def day_totals(session: Session) -> dict[tuple[date, str, str], tuple[str, int]]:
+    rows = session.exec(select(AdoptionDayTotal)).all()
+    return {(r.day, r.version_key, r.channel): (r.version, r.devices) for r in rows}
+
+
+def summed_rollups(session: Session) -> dict[tuple[date, str, str], tuple[str, int]]:
+    sums: dict[tuple[date, str, str], tuple[str, int]] = {}
+    for r in session.exec(select(AdoptionDaily)).all():
+        key = (r.day, r.version_key, r.channel)
+        version, devices = sums.get(key, (r.version, 0))
+        sums[key] = (min(version, r.version), devices + r.devices)
+    return sums
+
+
+def test_day_totals_follow_the_rollups_and_their_pruning(session: Session, built: Fleet) -> None:
+    rollup_range(session, start=date(2024, 7, 1), end=date(2024, 7, 10), now=NOW)
+    assert day_totals(session) == summed_rollups(session) != {}
+    rollup_day(session, day=date(2024, 7, 3), now=NOW)  # recomputed in place
+    assert day_totals(session) == summed_rollups(session)
+    prune_rollups(session, keep_days=5, now=NOW)
+    assert day_totals(session) == summed_rollups(session)
+    assert min(day for day, _, _ in day_totals(session)) == date(2024, 7, 5)

@@ -6,7 +6,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from tests.version_monitor.vm_fleet import NOW
-from version_monitor.models import AdoptionDaily, DeviceState, VersionChange
+from version_monitor.models import AdoptionDaily, AdoptionDayTotal, DeviceState, VersionChange
 from version_monitor.reports import beta_adoption, census, offline_devices
 from version_monitor.rollup import rollup_range
 from version_monitor.simulate import build_fleet, simulate_adoption, weekly_releases
@@ -17,6 +17,11 @@ START = NOW - timedelta(days=60)
 def rollups(session: Session) -> list[tuple[date, str, str, str, int, int]]:
     rows = session.exec(select(AdoptionDaily)).all()
     return sorted((r.day, r.version, r.channel, r.device_kind, r.devices, r.stores) for r in rows)
+
+
+def totals(session: Session) -> list[tuple[date, str, str, str, int]]:
+    rows = session.exec(select(AdoptionDayTotal)).all()
+    return sorted((r.day, r.version_key, r.channel, r.version, r.devices) for r in rows)
 
 
 def simulate(session: Session, seed: int = 7) -> None:
@@ -36,8 +41,10 @@ def test_simulated_rollups_match_the_rollup_job(session: Session) -> None:
     simulate(session)
     simulated = rollups(session)
     assert simulated
+    simulated_totals = totals(session)
     rollup_range(session, start=START.date(), end=NOW.date(), now=NOW)
     assert rollups(session) == simulated
+    assert totals(session) == simulated_totals
 
 
 def test_simulation_is_deterministic_and_realistic(session: Session) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 17:50:16.603692
+Create Date: 2026-11-28 18:01:22.578723
 """
 
 from collections.abc import Sequence
@@ -35,6 +35,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('adoption_daily', schema=None) as batch_op:
         batch_op.create_index('ix_adoption_daily_app_day', ['app', 'day', 'version_key', 'channel', 'version', 'devices'], unique=False)
+
+    op.create_table('adoption_day_total',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('app', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('version_key', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('version', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('devices', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('app', 'day', 'version_key', 'channel', name='uq_adoption_day_total')
+    )
+    with op.batch_alter_table('adoption_day_total', schema=None) as batch_op:
+        batch_op.create_index('ix_adoption_day_total_read', ['app', 'day', 'version_key', 'channel', 'version', 'devices'], unique=False)
 
     op.create_table('app',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -594,6 +608,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_app_slug'))
 
     op.drop_table('app')
+    with op.batch_alter_table('adoption_day_total', schema=None) as batch_op:
+        batch_op.drop_index('ix_adoption_day_total_read')
+
+    op.drop_table('adoption_day_total')
     with op.batch_alter_table('adoption_daily', schema=None) as batch_op:
         batch_op.drop_index('ix_adoption_daily_app_day')
 
