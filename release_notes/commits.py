@@ -226,7 +226,12 @@ def _first_paragraph(body: str) -> str | None:
         lines = [line for line in para.split("\n") if line.strip()]
         if all(_TRAILER_LINE_RE.match(line) for line in lines) or _BREAKING_RE.match(lines[0]):
             return None
-    text = " ".join(para.split())
+    # Lines joined by single spaces, as ``" ".join(para.split())`` gives. When the only
+    # whitespace is single spaces and newlines (every other whitespace character is not
+    # printable), replacing the newlines gives the same text without a list of words.
+    text = para.replace("\n", " ")
+    if not text.isprintable() or "  " in text or text[:1] == " " or text[-1:] == " ":
+        text = " ".join(para.split())
     if not text:
         return None
     if len(text) > MAX_PARAGRAPH_CHARS:
@@ -394,7 +399,10 @@ def parse_commit(
             subject = title
             from_header = False
     if subject.endswith(")"):
-        squash = _SQUASH_PR_RE.search(subject)
+        # The leftmost match can only start at the whitespace before the last "(" (no "("
+        # follows it): match there instead of searching from every position.
+        paren = subject.rfind("(")
+        squash = _SQUASH_PR_RE.match(subject, len(subject[:paren].rstrip())) if paren >= 0 else None
         if squash is not None:
             if pr_number is None:
                 pr_number = int(squash.group(1))
