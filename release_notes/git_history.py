@@ -388,9 +388,11 @@ class CommitLog:
                     tail = data
                     continue
                 tail = data[cut:]
-                # One decode per chunk (records are whole, so no character is split); bytes
-                # that are not UTF-8 become U+FFFD in their own message only.
-                for record in data[:cut].decode("utf-8", "replace").split("\x00"):
+                # One decode per chunk (records are whole, so no character is split), of a
+                # view (the chunk is not copied); bytes that are not UTF-8 become U+FFFD in
+                # their own message only.
+                text = str(memoryview(data)[:cut], "utf-8", "replace")
+                for record in text.split("\x00"):
                     if ranged:
                         record = self._range_record(record)
                         if not record:
