@@ -274,8 +274,9 @@ def build_repo(path: Path, total: int, seed: int = 7) -> None:
 # --------------------------------------------------------------------------- measuring
 
 
-def run_measured(cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one process (and the children it waited for)."""
+def run_measured(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MiB) and CPU seconds (user + system) of one process and the
+    children it waited for. CPU time hardly depends on what else runs on the machine."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -284,12 +285,21 @@ def run_measured(cmd: list[str], cwd: Path | None = None) -> tuple[float, float]
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.strip()[:500]}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
-def best_of(n: int, cmd: list[str], cwd: Path | None = None) -> tuple[float, float]:
+def best_of(n: int, cmd: list[str], cwd: Path | None = None) -> tuple[float, float, float]:
     runs = [run_measured(cmd, cwd) for _ in range(n)]
-    return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+    return (
+        statistics.median(r[0] for r in runs),
+        max(r[1] for r in runs),
+        statistics.median(r[2] for r in runs),
+    )
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def warm_child(repo: str, from_ref: str | None, to_ref: str, runs: int) -> None:
@@ -302,19 +312,30 @@ def warm_child(repo: str, from_ref: str | None, to_ref: str, runs: int) -> None:
 
     once()
     times = []
+    cpu = []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time() + _children_cpu()
         once()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() + _children_cpu() - start_cpu)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"median": statistics.median(times), "min": min(times), "peak": peak}))
+    print(
+        json.dumps(
+            {
+                "median": statistics.median(times),
+                "min": min(times),
+                "peak": peak,
+                "cpu": statistics.median(cpu),
+            }
+        )
+    )
 
 
-def warm(repo: Path, from_ref: str | None, to_ref: str, runs: int) -> tuple[float, float]:
+def warm(repo: Path, from_ref: str | None, to_ref: str, runs: int) -> tuple[float, float, float]:
     cmd = [PYTHON, __file__, "--warm-child", str(repo), from_ref or "", to_ref, str(runs)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     data = json.loads(out.strip().splitlines()[-1])
-    return data["median"], data["peak"]
+    return data["median"], data["peak"], data["cpu"]
 
 
 def main() -> None:
@@ -323,6 +344,11 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="do not update docs")
     parser.add_argument("--build-only", action="store_true", help="only build the repository")
+    parser.add_argument(
+        "--skip-cliff-whole",
+        action="store_true",
+        help="leave out git-cliff on the whole history (minutes); implies --no-write",
+    )
     parser.add_argument("--warm-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.warm_child:
@@ -349,7 +375,7 @@ def main() -> None:
         "whole history": (None, last),
         "1,000-commit range": (prev, last),
     }
-    rows: list[tuple[str, str, float, float]] = []
+    rows: list[tuple[str, str, float, float, float]] = []
     load_before = os.getloadavg()
     for label, (from_ref, to_ref) in ranges.items():
         whole = from_ref is None
@@ -363,7 +389,7 @@ def main() -> None:
         rows.append(
             (label, "(c) generate_notes() in a warm process", *warm(repo, from_ref, to_ref, reps))
         )
-        if GIT_CLIFF:
+        if GIT_CLIFF and not (whole and args.skip_cliff_whole):
             cliff = [GIT_CLIFF, "--repository", str(repo), "--config", str(cliff_cfg)]
             cliff += ["--output", os.devnull]
             if not whole:
@@ -374,17 +400,18 @@ def main() -> None:
         for row in rows[-4:]:
             if row[0] == label:
                 print(
-                    f"{row[0]:>20} | {row[1]:<42} | {row[2] * 1000:10.1f} ms | {row[3]:7.1f} MiB",
+                    f"{row[0]:>20} | {row[1]:<42} | {row[2] * 1000:10.1f} ms | {row[3]:7.1f} MiB"
+                    f" | CPU {row[4] * 1000:10.1f} ms",
                     flush=True,
                 )
 
     table = _table(rows, info, repo, load_before, os.getloadavg())
     print(table)
-    if not args.no_write:
+    if not (args.no_write or args.skip_cliff_whole):
         _write_section(table)
 
 
-def _ratio(rows: list[tuple[str, str, float, float]], label: str, a: str, b: str) -> float:
+def _ratio(rows: list[tuple[str, str, float, float, float]], label: str, a: str, b: str) -> float:
     values = {r[1][:3]: r[2] for r in rows if r[0] == label}
     return values[a] / values[b] if a in values and b in values else float("nan")
 
@@ -394,7 +421,7 @@ def _mark(ok: bool) -> str:
 
 
 def _table(
-    rows: list[tuple[str, str, float, float]],
+    rows: list[tuple[str, str, float, float, float]],
     info: dict[str, int],
     repo: Path,
     load_before: tuple[float, float, float],
@@ -415,16 +442,20 @@ def _table(
         f"some non-UTF-8 messages) with {info['tags']} version tags, built by `git fast-import` "
         f"with a commit-graph. {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
         f"{git_version.strip()}, {cliff_version}. Wall time is the median of repeated runs "
-        "(git-cliff whole history: one run); memory is the peak RSS of the process tree. "
+        "(git-cliff whole history: one run); memory is the peak RSS of the process tree; CPU "
+        "time is user + system time of the process and the git processes it ran (it depends "
+        "far less than wall time on other jobs). "
         f"Load average (1/5/15 min) when the run started: "
         f"{' / '.join(f'{x:.2f}' for x in load_before)}, when it ended: "
         f"{' / '.join(f'{x:.2f}' for x in load_after)} (other jobs share the machine).",
         "",
-        "| range | what | wall time | peak memory |",
-        "|---|---|---:|---:|",
+        "| range | what | wall time | peak memory | CPU time |",
+        "|---|---|---:|---:|---:|",
     ]
-    for label, what, wall, peak in rows:
-        lines.append(f"| {label} | {what} | {wall * 1000:,.1f} ms | {peak:,.1f} MiB |")
+    for label, what, wall, peak, cpu in rows:
+        lines.append(
+            f"| {label} | {what} | {wall * 1000:,.1f} ms | {peak:,.1f} MiB | {cpu * 1000:,.1f} ms |"
+        )
     wh, rg = "whole history", "1,000-commit range"
     ratio_cli, ratio_warm = _ratio(rows, wh, "(b)", "(a)"), _ratio(rows, wh, "(c)", "(a)")
     cliff_cli, cliff_warm = _ratio(rows, wh, "(d)", "(b)"), _ratio(rows, wh, "(d)", "(c)")
