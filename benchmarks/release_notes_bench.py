@@ -232,8 +232,8 @@ def build_repo(path: Path, total: int, seed: int = 7) -> None:
             tip = b.commit("refs/heads/main", rng.choice(PEOPLE), message, parents)
             count += 1
         elif roll < 0.03:  # dependency bump by a bot
-            message = f"chore(deps): bump lib{rng.randint(1, 40)} from 1.2.3 to 1.2.4 (#{pr})\n"
-            tip = b.commit("refs/heads/main", BOT, message.encode(), parents)
+            bump = f"chore(deps): bump lib{rng.randint(1, 40)} from 1.2.3 to 1.2.4 (#{pr})\n"
+            tip = b.commit("refs/heads/main", BOT, bump.encode(), parents)
             count += 1
         elif roll < 0.25 and tip:  # PR merged with a merge commit
             author = rng.choice(PEOPLE)
@@ -242,8 +242,8 @@ def build_repo(path: Path, total: int, seed: int = 7) -> None:
                 msg = _message(rng, pr, in_pr_branch=True)
                 branch_tip = b.commit("refs/heads/pr", author, msg, [branch_tip])
                 count += 1
-            message = f"Merge pull request #{pr} from example/topic-{pr}\n\n{NOUNS[pr % 10]}\n"
-            tip = b.commit("refs/heads/main", author, message.encode(), [tip, branch_tip])
+            merge = f"Merge pull request #{pr} from example/topic-{pr}\n\n{NOUNS[pr % 10]}\n"
+            tip = b.commit("refs/heads/main", author, merge.encode(), [tip, branch_tip])
             count += 1
         else:  # squash-merged PR
             msg = _message(rng, pr, in_pr_branch=False)
