@@ -370,14 +370,25 @@ def parse_commit(
     """
     if "\r" in message:
         message = message.replace("\r\n", "\n")
-    message = message.strip("\n")
-    newline = message.find("\n")
+    # ``message.strip("\n")``, then the first line and the rest, by index: a huge message
+    # is never copied whole (only the kept head and tail of its body are).
+    start, end = 0, len(message)
+    if message.startswith("\n"):
+        start = end - len(message.lstrip("\n"))
+    if message.endswith("\n", start):
+        end = len(message.rstrip("\n")) if message.endswith("\n", start, end - 1) else end - 1
+    newline = message.find("\n", start, end)
     if newline < 0:
-        header, body = message.strip(), ""
+        header, body = message[start:end].strip(), ""
     else:
-        header, body = message[:newline].strip(), message[newline + 1 :].strip("\n")
-        if len(body) > _SCAN_LIMIT:
-            body = body[:_SCAN_KEEP] + "\n\n" + body[-_SCAN_KEEP:]
+        header = message[start:newline].strip()
+        begin = newline + 1
+        while message.startswith("\n", begin):  # blank lines after the header
+            begin += 1
+        if end - begin > _SCAN_LIMIT:
+            body = message[begin : begin + _SCAN_KEEP] + "\n\n" + message[end - _SCAN_KEEP : end]
+        else:
+            body = message[begin:end]
 
     pr_number: int | None = None
     merge_branch: str | None = None

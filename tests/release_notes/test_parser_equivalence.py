@@ -98,7 +98,17 @@ def _fields(commit: object) -> dict[str, object]:
 @pytest.mark.parametrize("parents", [(), ("a" * 40,), ("a" * 40, "b" * 40)])
 def test_same_result_as_the_reference_parser(parents: tuple[str, ...]) -> None:
     tables = [*CONVENTIONAL, *NOT_CONVENTIONAL, *KIND, *PR_NUMBERS, *ISSUE_REFS]
+    huge = "log line of a pasted stack trace\n" * 9000
     messages = [case[0] for case in tables] + _corpus(4000) + _bench_messages(2000)
+    messages += [
+        f"fix: huge (#9)\n\nFirst paragraph.\n{huge}Release-Note: Tips.\nFixes #7\n",
+        f"\n\nfeat: huge\n\n\n{huge}\n\n\n",
+        f"Merge pull request #3 from a/b\n\nTitle\n\n{huge}[skip changelog]",
+        f"{huge}",
+        "\n\n\n",
+        "x\n\n\n\n",
+        "\nx\ny\n",
+    ]
     for message in messages:
         new = parse_commit("f" * 40, parents, Person("A", "a@x"), "2024-01-01", message)
         old = reference.parse_commit(
