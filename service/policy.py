@@ -261,6 +261,23 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
 }
 
 
+# Who may make each lifecycle move through ``api.post_transition`` (the lifecycle guards in
+# service/releases/services.py enforce it). CI's token submits a candidate, cancels it or
+# halts a rollout; every other move is a release manager's decision.
+TRANSITIONS: Mapping[str, Rule] = {
+    "submit": token("releases:write") | person("release_manager", "engineer"),
+    "approve": person("release_manager"),
+    "reject": person("release_manager"),
+    "reopen": person("release_manager"),
+    "start_beta": person("release_manager"),
+    "promote": person("release_manager"),
+    "complete": person("release_manager"),
+    "halt": token("releases:write") | person("release_manager"),
+    "resume": person("release_manager"),
+    "cancel": token("releases:write") | person("release_manager"),
+}
+
+
 class PolicyError(RuntimeError):
     """The app's endpoints and the declared policy disagree."""
 

@@ -11,6 +11,7 @@ never masks the answer.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -35,6 +36,7 @@ from service.demo import seed_demo
 from service.incidents.models import Incident
 from service.models import ROLES, SCOPES, utcnow
 from service.publishing.models import Job
+from service.releases.lifecycle import TRANSITIONS
 from service.releases.models import App, Release, ReleaseItem, TrainSkip
 from service.settings import Settings
 from tests import builders
@@ -96,7 +98,7 @@ def _seed(app: Flask, session: Session) -> World:
     ).first()
     store = session.exec(select(Store).order_by(col(Store.id))).first()
     assert store is not None and store.id is not None
-    # A device with no heartbeats yet: deleting one with history fails (see KNOWN_ISSUES).
+    # A device with no heartbeats: deleting one that has sent some fails (500, reported).
     device = Device(device_id="matrix-device", store_id=store.id, kind="pos", created_at=utcnow())
     session.add(device)
     session.commit()
@@ -134,6 +136,14 @@ def _seed(app: Flask, session: Session) -> World:
 def _create_pg(name: str, template: str) -> None:
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as conn:
+        # A copy needs the template to have no session: end any that is still closing.
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :template AND pid <> pg_backend_pid()"
+            ),
+            {"template": template},
+        )
         conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     admin.dispose()
 
@@ -175,11 +185,14 @@ def world(_template_database: str, tmp_path_factory: pytest.TempPathFactory) -> 
         _drop_pg(base_pg)
 
 
+_copies = itertools.count()
+
+
 @pytest.fixture
-def principal_app(world: World, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Flask]:
+def principal_app(world: World, tmp_path: Path) -> Iterator[Flask]:
     """A copy of the seeded database and an app on it, for one principal."""
     if PG_URL:
-        name = f"relgov_authz_{os.getpid()}_{abs(hash(request.node.name)) % 10**8}"
+        name = f"relgov_authz_{os.getpid()}_{next(_copies)}"
         _create_pg(name, f"relgov_authz_{os.getpid()}")
         url = _pg_url(name)
     else:
@@ -352,3 +365,111 @@ def test_the_policy_reads_as_expected() -> None:
     assert sign.allows(role="qa", item_owner="qa") and not sign.allows(
         role="admin", item_owner="qa"
     )
+
+
+# The lifecycle guards let any releases:write token make every release-manager move except
+# approve (service/releases/services.py: _manager_guard passes an actor without a role); the
+# API documents only submit, cancel and halt for tokens. Reported; not an endpoint decorator.
+TOKEN_MOVES_TOO_OPEN = frozenset(
+    {"reject", "reopen", "start_beta", "promote", "complete", "resume"}
+)
+
+MOVE_ORDER = (
+    "approve",
+    "reject",
+    "reopen",
+    "start_beta",
+    "promote",
+    "complete",
+    "resume",
+    "submit",
+    "cancel",
+    "halt",
+)
+
+
+@pytest.mark.parametrize("principal", PRINCIPALS, ids=[p.name for p in PRINCIPALS])
+def test_every_lifecycle_move_answers_as_the_policy_says(
+    principal_app: Flask, world: World, principal: Principal
+) -> None:
+    client = principal_app.test_client()
+    headers = {}
+    if principal.role is not None:
+        assert builders.login(client, _email(principal.role)).status_code == 302
+        headers["X-CSRFToken"] = _csrf(client, "/")
+    if principal.scopes:
+        headers["Authorization"] = f"Bearer {world.tokens[principal.name]}"
+
+    def expected(action: str) -> str:
+        allowed = policy.TRANSITIONS[action].allows(role=principal.role, scopes=principal.scopes)
+        return "allow" if allowed else "deny"
+
+    # Refused moves first, so that an allowed move never uses up the release a refused one
+    # needs; then in an order that leaves a release in the state each next move starts from.
+    order = list(TRANSITIONS)
+    order.sort(key=lambda a: (expected(a) == "allow", MOVE_ORDER.index(a)))
+    rows = []
+    for action in order:
+        sources, _ = TRANSITIONS[action]
+        with principal_app.app_context(), db.session_scope() as session:
+            release = session.exec(
+                select(Release).where(col(Release.state).in_(sources)).order_by(col(Release.id))
+            ).first()
+            assert release is not None, f"no release to {action} in the demo data"
+            release_id = release.id
+        response = client.post(
+            f"/api/v1/releases/{release_id}/transitions",
+            json={"action": action, "reason": "matrix"},
+            headers=headers,
+        )
+        got = outcome(response)
+        if got != expected(action):
+            rows.append(
+                (action, f"expected {expected(action)}, got {got} ({response.status_code})")
+            )
+    wrong = [r for r in rows if not (principal.scopes and r[0] in TOKEN_MOVES_TOO_OPEN)]
+    assert not wrong, f"move, as {principal.name}: expected, got\n" + "\n".join(
+        f"  {action:12} {what}" for action, what in wrong
+    )
+    if rows:
+        pytest.xfail(f"a token may {', '.join(r[0] for r in rows)} (TOKEN_MOVES_TOO_OPEN)")
+
+
+# These operations check the caller inside the view, after their body has been validated, so
+# a caller without credentials and with a bad body gets 422 before 401 (service/api/__init__.py
+# validates the body first for scope=None operations). Reported.
+BODY_BEFORE_CALLER = frozenset(
+    {
+        "api.post_app",
+        "api.patch_app",
+        "api.post_skip",
+        "api.put_template",
+        "api.post_transition",
+        "api.post_sign_off",
+        "api.post_override",
+        "api.post_meeting",
+        "api.put_notes",
+    }
+)
+
+
+def test_callers_without_credentials_are_refused_before_their_body_is_read(
+    app: Flask, client: FlaskClient
+) -> None:
+    rules = {r.endpoint: r for r in app.url_map.iter_rules()}
+    params: dict[str, Any] = {"release_id": 1, "item_id": 1, "freeze_id": 1, "incident_id": 1}
+    early = []
+    for endpoint, methods in sorted(policy.endpoint_methods(app).items()):
+        for method in sorted(methods - {"GET"}):
+            if policy.rule_for(endpoint, method).public or not endpoint.startswith("api."):
+                continue
+            with app.test_request_context():
+                path = url_for(
+                    endpoint, **{k: params.get(k, "x") for k in rules[endpoint].arguments}
+                )
+            response = client.open(path, method=method, json={"unexpected": True})
+            if response.status_code != 401:
+                early.append(endpoint)
+    assert set(early) <= BODY_BEFORE_CALLER, sorted(set(early) - BODY_BEFORE_CALLER)
+    if early:
+        pytest.xfail(f"{len(early)} operations validate the body before the caller")
