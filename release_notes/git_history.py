@@ -394,10 +394,10 @@ class CommitLog:
                 text = str(memoryview(data)[:cut], "utf-8", "replace")
                 for record in text.split("\x00"):
                     if ranged:
-                        record = self._range_record(record)
-                        if not record:
-                            continue
-                    commit = _parse_record(record, people, shas)
+                        commit = self._range_record(record, people, shas)
+                    else:  # _parse_record, inline: this loop runs once per commit
+                        fields = record.lstrip("\n").split("\x1f", 5)
+                        commit = _commit_of(fields, people, shas) if len(fields) == 6 else None
                     if commit is not None:
                         count += 1
                         if progress is not None and count % every == 0:
@@ -405,9 +405,11 @@ class CommitLog:
                         yield commit
             if tail.strip():
                 record = tail.decode("utf-8", "replace")
-                if ranged:
-                    record = self._range_record(record)
-                commit = _parse_record(record, people, shas) if record else None
+                commit = (
+                    self._range_record(record, people, shas)
+                    if ranged
+                    else _parse_record(record, people, shas)
+                )
                 if commit is not None:
                     yield commit
         except GeneratorExit:
@@ -419,16 +421,23 @@ class CommitLog:
             self.to_date = self._date_proc.stdout.read().decode("ascii", "replace").strip()
             _finish(self._date_proc, "git log")
 
-    def _range_record(self, record: str) -> str:
-        """The ``LOG_FORMAT`` part of a range record; '' for a boundary record."""
-        mark, _, rest = record.lstrip("\n").partition("\x1f")
-        date, _, rest = rest.partition("\x1f")
-        if mark == "-":
-            self.boundary.add(rest.partition("\x1f")[0])
-            return ""
-        if not self.to_date and rest.startswith(self.to_sha):
-            self.to_date = date
-        return rest
+    def _range_record(
+        self, text: str, people: dict[tuple[str, str], Person], shas: dict[str, str]
+    ) -> ParsedCommit | None:
+        """Parse a range record (``_RANGE_FORMAT``); None for a boundary record.
+
+        One split of the whole record: the message is copied once, as in
+        :func:`_parse_record`, however long it is.
+        """
+        fields = text.lstrip("\n").split("\x1f", 7)
+        if len(fields) < 8:
+            return None
+        if fields[0] == "-":
+            self.boundary.add(fields[2])
+            return None
+        if not self.to_date and fields[2] == self.to_sha:
+            self.to_date = fields[1]
+        return _commit_of(fields[2:], people, shas)
 
 
 def iter_commits(
@@ -449,6 +458,13 @@ def _parse_record(
     fields = text.lstrip("\n").split("\x1f", 5)
     if len(fields) < 6:
         return None
+    return _commit_of(fields, people, shas)
+
+
+def _commit_of(
+    fields: list[str], people: dict[tuple[str, str], Person], shas: dict[str, str]
+) -> ParsedCommit:
+    """The commit of a record's ``LOG_FORMAT`` fields."""
     sha, parents, name, email, date, message = fields
     key = (name, email)
     person = people.get(key)
