@@ -563,18 +563,22 @@ def _manager_guard(session: Session, release: Release, actor: Actor) -> None:
         raise TransitionError("only a release manager may do this", status=403)
 
 
+def _person_guard(session: Session, release: Release, actor: Actor) -> None:
+    """A release manager's decision: an actor without a role (an API token) may not take it."""
+    _manager_guard(session, release, actor)
+    if actor.role is None:
+        raise TransitionError(
+            "only a release manager may do this; an API token may submit, halt or cancel",
+            status=403,
+        )
+
+
 add_guard("approve", _approval_guard)
-for _action in (
-    "reject",
-    "start_beta",
-    "promote",
-    "complete",
-    "halt",
-    "resume",
-    "cancel",
-    "reopen",
-):
+# CI's token may stop a release (halt, cancel); every other move is a person's decision.
+for _action in ("halt", "cancel"):
     add_guard(_action, _manager_guard)
+for _action in ("reject", "start_beta", "promote", "complete", "resume", "reopen"):
+    add_guard(_action, _person_guard)
 
 
 def _submit_guard(session: Session, release: Release, actor: Actor) -> None:

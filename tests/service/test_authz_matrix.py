@@ -367,13 +367,6 @@ def test_the_policy_reads_as_expected() -> None:
     )
 
 
-# The lifecycle guards let any releases:write token make every release-manager move except
-# approve (service/releases/services.py: _manager_guard passes an actor without a role); the
-# API documents only submit, cancel and halt for tokens. Reported; not an endpoint decorator.
-TOKEN_MOVES_TOO_OPEN = frozenset(
-    {"reject", "reopen", "start_beta", "promote", "complete", "resume"}
-)
-
 MOVE_ORDER = (
     "approve",
     "reject",
@@ -427,12 +420,9 @@ def test_every_lifecycle_move_answers_as_the_policy_says(
             rows.append(
                 (action, f"expected {expected(action)}, got {got} ({response.status_code})")
             )
-    wrong = [r for r in rows if not (principal.scopes and r[0] in TOKEN_MOVES_TOO_OPEN)]
-    assert not wrong, f"move, as {principal.name}: expected, got\n" + "\n".join(
-        f"  {action:12} {what}" for action, what in wrong
+    assert not rows, f"move, as {principal.name}: expected, got\n" + "\n".join(
+        f"  {action:12} {what}" for action, what in rows
     )
-    if rows:
-        pytest.xfail(f"a token may {', '.join(r[0] for r in rows)} (TOKEN_MOVES_TOO_OPEN)")
 
 
 # These operations check the caller inside the view, after their body has been validated, so
