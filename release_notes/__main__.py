@@ -1,3 +1,3 @@
 from release_notes.cli import main
 
-main()
+main(exit_when_written=True)

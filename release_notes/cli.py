@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 __all__ = ["generate", "generate_command", "main", "notes_cli"]
 
 EXIT_INPUT_ERROR = 2
+# Set by ``python -m release_notes`` only (never when the command runs inside another
+# process, such as ``relgov`` or a test): once the output is written, the process ends
+# without freeing the notes one object at a time (~0.15 s on a 200,000-commit history).
+_EXIT_WHEN_WRITTEN = False
 
 
 def _fail(message: str) -> None:
@@ -119,6 +123,10 @@ def generate_command(
         _fail("--from and --from-root cannot be combined")
     with no_gc():
         _generate(repo, from_ref, to_ref, from_root, fmt, config_path, output, version, date)
+        if _EXIT_WHEN_WRITTEN:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
 
 
 def _generate(
@@ -171,6 +179,12 @@ def _generate(
 generate = generate_command
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m release_notes generate ...``."""
+def main(argv: list[str] | None = None, *, exit_when_written: bool = False) -> None:
+    """``python -m release_notes generate ...``.
+
+    ``exit_when_written`` (for ``__main__`` only) ends the process as soon as the notes
+    are written, skipping the teardown of the objects they are made of.
+    """
+    global _EXIT_WHEN_WRITTEN
+    _EXIT_WHEN_WRITTEN = exit_when_written
     notes_cli.main(args=argv, prog_name="python -m release_notes")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -241,3 +242,16 @@ def test_bad_refs_stop_the_log_that_started_on_them(repo: GitRepo) -> None:
         generate_for_range(repo.path, None, "nope", from_root=True)
     notes = generate_for_range(repo.path, "v1.10.0~1", "main")
     assert notes.commit_count == 5 and notes.to_sha == repo.git("rev-parse", "main")
+
+
+def test_python_m_writes_everything_before_it_exits(repo: GitRepo, tmp_path: Path) -> None:
+    # ``python -m release_notes`` ends the process right after writing (no teardown).
+    args = ["--repo", str(repo.path), "--from", "v1.10.0", "--to", "v1.11.0"]
+    cmd = [sys.executable, "-m", "release_notes", "generate", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert out.stdout == generate_notes(repo.path, "v1.10.0", "v1.11.0")
+    target = tmp_path / "notes.json"
+    subprocess.run([*cmd, "--format", "json", "--output", str(target)], check=True)
+    assert json.loads(target.read_text())["counts"]["commits"] == 4
+    bad = subprocess.run([*cmd[:-1], "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: unknown ref for --to")
