@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from beta import store as fleet
@@ -21,6 +21,7 @@ from beta.errors import InvalidInput, NotFound
 from beta.models import CohortEvent, Device, Store, StoreFreeze
 from service import audit
 from service.models import utcnow
+from version_monitor.models import DeviceState, VersionChange
 
 COHORT_ACTIONS = ("enrol", "remove", "unpin")
 
@@ -89,6 +90,12 @@ def update_device(session: Session, device: Device, *, actor: str, **values: Any
 
 
 def delete_device(session: Session, device: Device, *, actor: str) -> None:
+    """Delete a device with its adoption state and version history; the daily rollups, which
+    count devices without naming them, keep the days it was seen."""
+    history = 0
+    for model in (DeviceState, VersionChange):
+        result = session.execute(delete(model).where(col(model.device_id) == device.id))
+        history += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
     change = fleet.delete_device(session=session, device=device, actor=actor, now=utcnow())
     audit.record(
         session,
@@ -97,7 +104,8 @@ def delete_device(session: Session, device: Device, *, actor: str) -> None:
         subject_type="device",
         subject_id=device.device_id,
         before=change.before,
-        summary=f"deleted device {device.device_id}",
+        summary=f"deleted device {device.device_id}"
+        + (f" and {history} row(s) of its adoption history" if history else ""),
     )
 
 

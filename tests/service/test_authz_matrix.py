@@ -34,13 +34,14 @@ from service.api import clear_token_cache
 from service.auth import issue_token
 from service.demo import seed_demo
 from service.incidents.models import Incident
-from service.models import ROLES, SCOPES, utcnow
+from service.models import ROLES, SCOPES
 from service.publishing.models import Job
 from service.releases.lifecycle import TRANSITIONS
 from service.releases.models import App, Release, ReleaseItem, TrainSkip
 from service.settings import Settings
 from tests import builders
 from tests.conftest import PG_TEMPLATE, PG_URL, _pg_url
+from version_monitor.models import DeviceState
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,11 @@ def _seed(app: Flask, session: Session) -> World:
     ).first()
     store = session.exec(select(Store).order_by(col(Store.id))).first()
     assert store is not None and store.id is not None
-    # A device with no heartbeats: deleting one that has sent some fails (500, reported).
-    device = Device(device_id="matrix-device", store_id=store.id, kind="pos", created_at=utcnow())
-    session.add(device)
-    session.commit()
+    # A device that has reported: deleting it takes its adoption history with it.
+    device = session.exec(
+        select(Device).join(DeviceState, col(DeviceState.device_id) == Device.id)
+    ).first()
+    assert device is not None
     freeze = session.exec(select(StoreFreeze).where(col(StoreFreeze.lifted_at).is_(None))).first()
     incident = session.exec(select(Incident).order_by(col(Incident.id))).first()
     skip = session.exec(select(TrainSkip)).first()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from sqlmodel import func, select
 
 from beta.models import Store
 from service.models import AuditEvent
+from tests.builders import make_token
+from tests.service.fleet.conftest import auth
+from version_monitor.models import DeviceState, VersionChange
 
 
 def events(session, action):
@@ -249,3 +254,28 @@ def test_import_wrong_columns_is_a_file_error(client, writer, session):
         "/api/v1/stores/import", data="x", headers={**writer, "Content-Type": "application/xml"}
     )
     assert response.status_code == 415
+
+
+def test_a_device_that_has_reported_can_be_deleted_with_its_adoption_history(
+    client, writer, session, admin, pos, stores
+):
+    heartbeats = make_token(session, creator=admin, scopes=["heartbeats:write"], name="devices")
+    sent = datetime.now(UTC) - timedelta(minutes=1)
+    for version in ("3.11.0", "3.12.0"):
+        beat = {
+            "device_id": "S0001-pos-1",
+            "store_id": "S0001",
+            "app": "pos",
+            "version": version,
+            "device_kind": "pos",
+            "sent_at": sent.isoformat(),
+        }
+        response = client.post("/api/v1/heartbeats", json=beat, headers=auth(heartbeats))
+        assert response.status_code == 200 and response.json["accepted"] == 1, response.json
+        sent += timedelta(seconds=10)
+    assert client.delete("/api/v1/devices/S0001-pos-1", headers=writer).status_code == 204
+    session.expire_all()
+    assert session.exec(select(func.count()).select_from(DeviceState)).one() == 0
+    assert session.exec(select(func.count()).select_from(VersionChange)).one() == 0
+    event = session.exec(select(AuditEvent).where(AuditEvent.action == "device.delete")).one()
+    assert "3 row(s) of its adoption history" in event.summary

@@ -205,7 +205,7 @@ def test_import_page_check_then_apply(support_client, session):
 
 def test_rollout_promote_advance_and_summary(client, session, admin, pos, stores):
     beta = session.exec(select(Release).where(Release.version == "3.12.0")).one()
-    transition(session, beta, "promote", actor=Actor("user:admin@example.com"))
+    transition(session, beta, "promote", actor=Actor("user:admin@example.com", role="admin"))
     session.commit()
     assert beta.stage_percent == 10
     login(client, admin.email)
