@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import date
 
 from pydantic import NaiveDatetime
-from sqlalchemy import Column, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, String, UniqueConstraint
 from sqlalchemy.types import TypeEngine
 from sqlmodel import Field, SQLModel
 
@@ -28,10 +28,12 @@ __all__ = [
     "CHANNELS",
     "AdoptionDaily",
     "AdoptionDayTotal",
+    "AdoptionRollupStamp",
     "DeviceState",
     "VersionChange",
     "adoption_daily_table",
     "adoption_day_total_table",
+    "adoption_rollup_stamp_table",
     "device_state_table",
     "device_table",
     "store_table",
@@ -163,10 +165,21 @@ class AdoptionDayTotal(SQLModel, table=True):
     devices: int
 
 
+class AdoptionRollupStamp(SQLModel, table=True):
+    """One row (id 1) whose ``stamp`` takes a new random value whenever day totals are
+    written: what was computed from the totals under one stamp holds until it changes."""
+
+    __tablename__ = "adoption_rollup_stamp"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    stamp: int = Field(sa_column=Column("stamp", BigInteger, nullable=False))
+
+
 # Core handles for set-based statements (the ORM classes type their columns as values).
 device_state_table = SQLModel.metadata.tables["device_state"]
 version_change_table = SQLModel.metadata.tables["version_change"]
 adoption_daily_table = SQLModel.metadata.tables["adoption_daily"]
 adoption_day_total_table = SQLModel.metadata.tables["adoption_day_total"]
+adoption_rollup_stamp_table = SQLModel.metadata.tables["adoption_rollup_stamp"]
 store_table = SQLModel.metadata.tables["store"]
 device_table = SQLModel.metadata.tables["device"]

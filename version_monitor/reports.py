@@ -33,6 +33,7 @@ from version_monitor.adoption import (
 from version_monitor.models import (
     adoption_daily_table,
     adoption_day_total_table,
+    adoption_rollup_stamp_table,
     device_state_table,
     device_table,
     store_table,
@@ -153,13 +154,37 @@ def time_to_adoption(
     thresholds: Sequence[float] = THRESHOLDS,
     until: date | None = None,
 ) -> list[Milestone]:
-    """Days to 50 / 80 / 95 % adoption for each release, beta and overall (from rollups)."""
+    """Days to 50 / 80 / 95 % adoption for each release, beta and overall (from rollups).
+
+    Kept per process for the same arguments while the rollup stamp holds (every write of
+    day totals changes it): one small read instead of a year of day totals.
+    """
     starts = [m.date() for r in releases for m in (r.beta_at, r.rolled_out_at) if m]
     if not starts:
         return time_to_thresholds([], releases, thresholds=thresholds)
+    stamp = session.execute(_STAMP_QUERY).scalar()
+    key = (app, tuple(releases), tuple(thresholds), until)
+    cached = _milestones.get(key)
+    if stamp is not None and cached is not None and cached[0] == stamp:
+        return list(cached[1])
     end = until or date.max
     counts = _daily_counts(session, app=app, start=min(starts), end=end)
-    return time_to_thresholds(counts, releases, thresholds=thresholds)
+    result = time_to_thresholds(counts, releases, thresholds=thresholds)
+    if stamp is not None:
+        if len(_milestones) >= _MILESTONES_KEPT:
+            _milestones.clear()
+        _milestones[key] = (stamp, tuple(result))
+    return result
+
+
+_STAMP_QUERY = select(adoption_rollup_stamp_table.c.stamp).where(
+    adoption_rollup_stamp_table.c.id == 1
+)
+_MILESTONES_KEPT = 256
+_milestones: dict[
+    tuple[str, tuple[ReleaseInfo, ...], tuple[float, ...], date | None],
+    tuple[int, tuple[Milestone, ...]],
+] = {}
 
 
 # --- census -------------------------------------------------------------------------------

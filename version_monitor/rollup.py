@@ -22,6 +22,7 @@ device kinds (``adoption_day_total``) are recomputed from those rows right after
 
 from __future__ import annotations
 
+import random
 from datetime import date, datetime, time, timedelta
 from typing import Any, cast
 
@@ -31,11 +32,19 @@ from sqlmodel import Session
 from version_monitor.models import (
     adoption_daily_table,
     adoption_day_total_table,
+    adoption_rollup_stamp_table,
     device_state_table,
     version_change_table,
 )
 
-__all__ = ["prune_rollups", "rebuild_totals", "rollup_day", "rollup_range", "rollup_recent"]
+__all__ = [
+    "new_stamp",
+    "prune_rollups",
+    "rebuild_totals",
+    "rollup_day",
+    "rollup_range",
+    "rollup_recent",
+]
 
 
 def _rowcount(result: Result[Any]) -> int:
@@ -64,6 +73,18 @@ def rebuild_totals(session: Session, *, start: date | None = None, end: date | N
     session.execute(delete_totals)
     columns = ["day", "app", "version_key", "channel", "version", "devices"]
     session.execute(total.insert().from_select(columns, sums))
+    new_stamp(session)
+
+
+def new_stamp(session: Session) -> None:
+    """Give ``adoption_rollup_stamp`` a new random value (caches keyed by it are void)."""
+    from version_monitor.ingest import dialect_insert
+
+    stamp = random.getrandbits(62)
+    upsert = dialect_insert(session, adoption_rollup_stamp_table).values(id=1, stamp=stamp)
+    session.execute(
+        upsert.on_conflict_do_update(index_elements=["id"], set_={"stamp": stamp})  # type: ignore[attr-defined]
+    )
 
 
 def rollup_day(session: Session, *, day: date, now: datetime) -> int:
@@ -172,4 +193,5 @@ def prune_rollups(session: Session, *, keep_days: int, now: datetime) -> int:
     ad, total = adoption_daily_table, adoption_day_total_table
     result = session.execute(delete(ad).where(ad.c.day < cutoff))
     session.execute(delete(total).where(total.c.day < cutoff))
+    new_stamp(session)
     return _rowcount(result)

@@ -248,6 +248,23 @@ def test_time_to_adoption(session: Session, built: Fleet) -> None:
     assert milestones[0].as_dict()["started_on"] == "2024-06-26"
 
 
+def test_time_to_adoption_is_recomputed_when_the_rollups_change(
+    session: Session, built: Fleet
+) -> None:
+    def reached() -> dict[tuple[str, str, float], date | None]:
+        milestones = time_to_adoption(session, app="pos", releases=RELEASES[1:])
+        return {(m.version, m.channel, m.threshold): m.reached_on for m in milestones}
+
+    assert set(reached().values()) == {None}  # no rollups yet
+    rollup_range(session, start=date(2024, 7, 1), end=date(2024, 7, 8), now=NOW)
+    assert reached()[("3.12.0", "beta", 0.8)] is None
+    assert reached() == reached()  # the kept result, same as computed
+    rollup_range(session, start=date(2024, 7, 9), end=date(2024, 7, 10), now=NOW)
+    assert reached()[("3.12.0", "beta", 0.8)] == date(2024, 7, 9)
+    prune_rollups(session, keep_days=1, now=NOW)
+    assert reached()[("3.12.0", "beta", 0.5)] == date(2024, 7, 9)  # the first day left
+
+
 def test_stalls(session: Session, built: Fleet) -> None:
     rollup_range(session, start=date(2024, 7, 1), end=date(2024, 7, 10), now=NOW)
     stalls = detect_stalls(

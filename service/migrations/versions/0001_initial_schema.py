@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 18:01:22.578723
+Create Date: 2026-11-28 18:14:50.011525
 """
 
 from collections.abc import Sequence
@@ -50,6 +50,11 @@ def upgrade() -> None:
     with op.batch_alter_table('adoption_day_total', schema=None) as batch_op:
         batch_op.create_index('ix_adoption_day_total_read', ['app', 'day', 'version_key', 'channel', 'version', 'devices'], unique=False)
 
+    op.create_table('adoption_rollup_stamp',
+    sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('stamp', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
     op.create_table('app',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('slug', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
@@ -608,6 +613,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_app_slug'))
 
     op.drop_table('app')
+    op.drop_table('adoption_rollup_stamp')
     with op.batch_alter_table('adoption_day_total', schema=None) as batch_op:
         batch_op.drop_index('ix_adoption_day_total_read')
 
