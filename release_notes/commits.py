@@ -153,14 +153,13 @@ class ParsedCommit:
     breaking_description: str | None
     body: str | None  # first paragraph of the body, unwrapped, capped
     pr_number: int | None
-    issue_refs: tuple[str, ...]
+    issue_text: str  # the issue references, space-separated (see ``issue_refs``)
     co_authors: tuple[Person, ...]
     release_note: str | None  # user-facing text from ``Release-Note:``
     release_note_none: bool  # ``Release-Note: none``
     skip_changelog: bool
     reverts: str | None  # sha named by ``This reverts commit <sha>``
     is_merge: bool
-    merge_branch: str | None  # ``org/branch`` of ``Merge pull request #1 from org/branch``
 
     @property
     def subject(self) -> str:
@@ -169,6 +168,19 @@ class ParsedCommit:
         if isinstance(text, str):
             return text
         return self.header[text >> _SPAN_BITS : text & _SPAN_MASK]
+
+    @property
+    def issue_refs(self) -> tuple[str, ...]:
+        """Issue references (``#12``, ``org/repo#3``, ``ABC-12``), in order, no duplicates."""
+        text = self.issue_text
+        return tuple(text.split(" ")) if text else ()
+
+    @property
+    def merge_branch(self) -> str | None:
+        """``org/branch`` of ``Merge pull request #1 from org/branch``, read from the header."""
+        header = self.header
+        merge = _MERGE_PR_RE.match(header) if header[:5].lower() == "merge" else None
+        return merge.group(2) if merge is not None else None
 
     @property
     def conventional(self) -> bool:
@@ -183,9 +195,12 @@ class ParsedCommit:
         return self.sha[:7]
 
 
-# The fields of a parsed commit, as attributes (``subject`` rather than its storage).
-FIELDS: tuple[str, ...] = tuple(
-    "subject" if name == "subject_text" else name for name in ParsedCommit.__slots__
+# The fields of a parsed commit, as attributes (``subject`` rather than its storage, and
+# the two derived on demand: references rarely read, the branch read from the header).
+_STORED_AS = {"subject_text": "subject", "issue_text": "issue_refs"}
+FIELDS: tuple[str, ...] = (
+    *(_STORED_AS.get(name, name) for name in ParsedCommit.__slots__),
+    "merge_branch",
 )
 
 # ``header[start:end]`` packed in one int, the ints shared (most commits have the same few
@@ -391,7 +406,6 @@ def parse_commit(
             body = message[begin:end]
 
     pr_number: int | None = None
-    merge_branch: str | None = None
     subject = header
     start = 0  # ``subject`` is ``header[start:start + len(subject)]`` while from_header
     from_header = True
@@ -403,7 +417,6 @@ def parse_commit(
     merge = _MERGE_PR_RE.match(header) if header[:5].lower() == "merge" else None
     if merge is not None:
         pr_number = int(merge.group(1))
-        merge_branch = merge.group(2)
         # GitHub puts the PR title in the first body line of a merge commit.
         title = body.split("\n", 1)[0].strip() if body else ""
         if title:
@@ -508,12 +521,11 @@ def parse_commit(
         breaking_description,
         paragraph,
         pr_number,
-        tuple(issue_found) if issue_found else (),
+        " ".join(issue_found) if issue_found else "",
         co_authors,
         release_note,
         release_note_none,
         skip_changelog,
         reverts,
         len(parents) > 1,
-        merge_branch,
     )
