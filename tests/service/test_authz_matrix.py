@@ -234,14 +234,6 @@ FORMS: dict[str, dict[str, str]] = {
 QUERIES: dict[str, dict[str, str]] = {
     "api.update_answer": {"store_id": "x", "device_id": "x", "current_version": "1.0.0"},
 }
-# Answers that are wrong for a reason other than authorization, reported to their owners:
-# (endpoint, method) -> why. The matrix marks a principal xfail while one of these shows up.
-KNOWN_ISSUES: dict[tuple[str, str], str] = {
-    ("api_docs.api_docs", "GET"): (
-        "/api/docs with an Authorization header gets the null session (service/sessions.py "
-        "treats every /api/ path with a token as a machine) and the page's csrf_token() raises"
-    ),
-}
 # Checked first: their answer depends on the release still being open for sign-offs.
 FIRST = ("api.post_sign_off", "api.post_override", "releases.item_sign")
 # Checked last: they end the session or remove the objects other requests name.
@@ -339,12 +331,9 @@ def test_every_endpoint_answers_as_the_policy_says(
 ) -> None:
     sent, rows = run_matrix(principal_app, world, principal)
     assert sent >= len(policy.POLICY)
-    wrong = [row for row in rows if row[:2] not in KNOWN_ISSUES]
-    assert not wrong, f"endpoint, method, as {principal.name}: expected, got\n" + "\n".join(
-        f"  {endpoint:32} {method:6} {what}" for endpoint, method, what in wrong
+    assert not rows, f"endpoint, method, as {principal.name}: expected, got\n" + "\n".join(
+        f"  {endpoint:32} {method:6} {what}" for endpoint, method, what in rows
     )
-    if rows:
-        pytest.xfail("; ".join(KNOWN_ISSUES[row[:2]] for row in rows))
 
 
 def test_every_endpoint_has_a_rule_and_every_rule_an_endpoint(app: Flask) -> None:
