@@ -456,6 +456,14 @@ class StreamResult:
     def error(self, key: str) -> None:
         self.statuses[key] = self.statuses.get(key, 0) + 1
 
+    def wait_until(self, due: float) -> None:
+        """Sleep until ``due`` (monotonic); when already past it, note how far behind."""
+        pause = due - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        else:
+            self.max_lag = max(self.max_lag, -pause)
+
 
 class Connection:
     """One keep-alive HTTP/1.1 connection to the service; reconnects after a failure."""
@@ -492,12 +500,16 @@ def heartbeat_load(
     tokens: list[str],
     devices: list[Device],
     interval: float,
+    connections: int,
     duration: float,
     warmup: float,
     out: str,
 ) -> None:
-    """Send every device's heartbeats at a steady pace; write the result and, per device,
-    every accepted heartbeat (sent_at, version) and every uncertain one to ``out``."""
+    """Send every device's heartbeats at a steady pace over ``connections`` keep-alive
+    connections (one thread each; a device's next heartbeat is scheduled only once its
+    previous one was answered, so its ``sent_at`` only grows). Nothing is sent after
+    ``duration``: heartbeats still due then are counted as unsent. Writes the result and,
+    per device, every accepted heartbeat (sent_at, version) and every uncertain one."""
     rng = random.Random(len(devices))
     senders: list[list[Device]] = []
     by_store: dict[str, list[Device]] = {}
@@ -510,83 +522,103 @@ def heartbeat_load(
     result = StreamResult("heartbeats")
     accepted: dict[str, list[tuple[str, str]]] = {}
     uncertain: dict[str, list[tuple[str, str]]] = {}
-    conn = Connection(port)
+    lock = threading.Lock()
     start = time.monotonic()
     end = start + duration
     queue: list[tuple[float, int, int, bytes | None]] = [
         (start + rng.uniform(0, interval), n, n, None) for n in range(len(senders))
     ]
     heapq.heapify(queue)
-    seq = len(senders)
-    while queue:
-        due, _, index, payload = heapq.heappop(queue)
-        if due >= end:
-            break
-        pause = due - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
-        else:
-            result.max_lag = max(result.max_lag, -pause)
-        group = senders[index]
-        elapsed = time.monotonic() - start
-        if payload is None:
-            sent_at = datetime.now(UTC).isoformat()
-            beats = [
-                {
-                    "device_id": d.device_id,
-                    "store_id": d.store_id,
-                    "app": APP,
-                    "version": d.version_at(elapsed),
-                    "device_kind": d.kind,
-                    "sent_at": sent_at,
-                }
-                for d in group
-            ]
-            payload = json.dumps(beats if group[0].gateway else beats[0]).encode()
-        else:
-            beats = json.loads(payload)
-            beats = beats if isinstance(beats, list) else [beats]
-        headers = {
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {tokens[group[0].token]}",
-        }
-        began = time.perf_counter()
-        result.total_requests += 1
-        try:
-            status, response_headers, body = conn.request(
-                "POST", "/api/v1/heartbeats", payload, headers
-            )
-        except (OSError, http.client.HTTPException) as exc:
-            result.error(f"connection: {type(exc).__name__}")
-            for beat in beats:
-                uncertain.setdefault(beat["device_id"], []).append(
-                    (beat["sent_at"], beat["version"])
-                )
-        else:
-            latency = time.perf_counter() - began
-            if status == 429:
-                result.throttled += 1
-                seq += 1
-                again = time.monotonic() + _retry_after(response_headers)
-                heapq.heappush(queue, (again, seq, index, payload))
-                continue
-            answer = json.loads(body) if body else {}
-            if status == 200 and answer.get("accepted") == len(beats) and not answer["rejected"]:
-                for beat in beats:
-                    accepted.setdefault(beat["device_id"], []).append(
-                        (beat["sent_at"], beat["version"])
-                    )
-                if answer.get("stale"):
-                    result.notes["stale"] = result.notes.get("stale", 0) + answer["stale"]
-                if elapsed >= warmup:
-                    result.requests += 1
-                    result.items += len(beats)
-                    result.latencies.append(latency)
+    counter = iter(range(len(senders), 1 << 62))
+
+    def send() -> None:
+        conn = Connection(port)
+        while True:
+            with lock:
+                if not queue:
+                    return
+                entry = heapq.heappop(queue)
+            due, _, index, payload = entry
+            if due >= end or time.monotonic() >= end:
+                with lock:
+                    heapq.heappush(queue, entry)
+                return
+            result.wait_until(due)
+            group = senders[index]
+            elapsed = time.monotonic() - start
+            if payload is None:
+                sent_at = datetime.now(UTC).isoformat()
+                beats = [
+                    {
+                        "device_id": d.device_id,
+                        "store_id": d.store_id,
+                        "app": APP,
+                        "version": d.version_at(elapsed),
+                        "device_kind": d.kind,
+                        "sent_at": sent_at,
+                    }
+                    for d in group
+                ]
+                payload = json.dumps(beats if group[0].gateway else beats[0]).encode()
             else:
-                result.error(str(status) if status != 200 else "200 with rejections")
-        seq += 1
-        heapq.heappush(queue, (due + interval, seq, index, None))
+                beats = json.loads(payload)
+                beats = beats if isinstance(beats, list) else [beats]
+            headers = {
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {tokens[group[0].token]}",
+            }
+            began = time.perf_counter()
+            try:
+                status, response_headers, body = conn.request(
+                    "POST", "/api/v1/heartbeats", payload, headers
+                )
+            except (OSError, http.client.HTTPException) as exc:
+                with lock:
+                    result.total_requests += 1
+                    result.error(f"connection: {type(exc).__name__}")
+                    for beat in beats:
+                        uncertain.setdefault(beat["device_id"], []).append(
+                            (beat["sent_at"], beat["version"])
+                        )
+                    heapq.heappush(queue, (due + interval, next(counter), index, None))
+                continue
+            latency = time.perf_counter() - began
+            answer = json.loads(body) if body and status != 429 else {}
+            with lock:
+                result.total_requests += 1
+                if status == 429:
+                    result.throttled += 1
+                    again = time.monotonic() + _retry_after(response_headers)
+                    heapq.heappush(queue, (again, next(counter), index, payload))
+                    continue
+                if (
+                    status == 200
+                    and answer.get("accepted") == len(beats)
+                    and not answer["rejected"]
+                ):
+                    for beat in beats:
+                        accepted.setdefault(beat["device_id"], []).append(
+                            (beat["sent_at"], beat["version"])
+                        )
+                    if answer.get("stale"):
+                        result.notes["stale"] = result.notes.get("stale", 0) + answer["stale"]
+                    if elapsed >= warmup:
+                        result.requests += 1
+                        result.items += len(beats)
+                        result.latencies.append(latency)
+                else:
+                    result.error(str(status) if status != 200 else "200 with rejections")
+                heapq.heappush(queue, (due + interval, next(counter), index, None))
+
+    threads = [threading.Thread(target=send) for _ in range(max(1, connections))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     result.notes["senders"] = len(senders)
+    result.notes["unsent (behind schedule at the end)"] = sum(
+        len(senders[index]) for due, _, index, _ in queue if due < end
+    )
     Path(out).write_text(
         json.dumps({"result": asdict(result), "accepted": accepted, "uncertain": uncertain})
     )
@@ -613,11 +645,7 @@ def answer_load(
         due += rng.expovariate(rate) if rate > 0 else duration
         if due >= end:
             break
-        pause = due - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
-        else:
-            result.max_lag = max(result.max_lag, -pause)
+        result.wait_until(due)
         elapsed = time.monotonic() - start
         device = rng.choice(devices)
         query = urlencode(
@@ -673,11 +701,7 @@ def notes_load(
         due = start + every * (n + 0.5)
         if due >= end:
             break
-        pause = due - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
-        else:
-            result.max_lag = max(result.max_lag, -pause)
+        result.wait_until(due)
         elapsed = time.monotonic() - start
         release_id = release_ids[n % len(release_ids)]
         n += 1
@@ -970,11 +994,12 @@ class Options:
     devices: int = 5000
     duration: float = 600.0
     warmup: float = 60.0
-    interval: float = 30.0
+    interval: float = 60.0
     answer_rate: float | None = None  # default: every device once every 5 minutes
     users: int = 2
     think: tuple[float, float] = (1.0, 4.0)  # seconds between a person's pages
     heartbeat_processes: int = 2
+    connections: int = 4  # keep-alive connections (threads) per heartbeat process
     sample_every: float = 5.0
     rate_limit: int = 100_000
     publish_every: float = 15.0  # s between notes edits + publishes; 0: no Notion stream
@@ -1014,12 +1039,19 @@ def _job_counts(url: str) -> dict[str, int]:
 
 
 def _log_problems(folder: Path) -> dict[str, int]:
+    """Error lines in the service's output (plain or JSON logs) and failed jobs."""
+    markers = {
+        "gunicorn.log": ("Traceback", "[ERROR]", "[CRITICAL]", "WORKER TIMEOUT"),
+        "worker.log": ("Traceback", "[ERROR]", "failed"),
+    }
     found: dict[str, int] = {}
-    for name in ("gunicorn.log", "worker.log"):
+    for name, wanted in markers.items():
         path = folder / name
         text = path.read_text(errors="replace") if path.exists() else ""
-        for marker in ("Traceback", "[ERROR]", "WORKER TIMEOUT", "failed"):
-            count = text.count(marker)
+        counts = {marker: text.count(marker) for marker in wanted}
+        counts['"level": "ERROR"'] = text.count('"level": "ERROR"')
+        counts['"level": "CRITICAL"'] = text.count('"level": "CRITICAL"')
+        for marker, count in counts.items():
             if count:
                 found[f"{name}: {marker}"] = count
     return found
@@ -1061,14 +1093,20 @@ def run(url: str, options: Options, *, folder: Path | None = None) -> Outcome:
             sampler = MemorySampler(services, o.sample_every, started)
             parts = max(1, o.heartbeat_processes)
             shares: list[list[Device]] = [[] for _ in range(parts)]
-            for device in seeded.devices:  # a store's devices stay together (its gateway)
-                shares[zlib.crc32(device.store_id.encode()) % parts].append(device)
+            # A store's devices stay together (its gateway batches them); stores are dealt
+            # in turn, so each process gets as many gateways as single devices.
+            order = {
+                store: n for n, store in enumerate(sorted({d.store_id for d in seeded.devices}))
+            }
+            for device in seeded.devices:
+                shares[order[device.store_id] % parts].append(device)
             rate = o.answer_rate if o.answer_rate is not None else len(seeded.devices) / 300
             common = (o.duration, o.warmup)
             port, tokens = services.port, seeded.tokens
             for n, share in enumerate(shares):
                 outputs.append(str(folder / f"heartbeats-{n}.json"))
-                args: tuple[Any, ...] = (port, tokens, share, o.interval, *common, outputs[-1])
+                args: tuple[Any, ...] = (port, tokens, share, o.interval, o.connections)
+                args = (*args, *common, outputs[-1])
                 processes.append(_spawn(heartbeat_load, args))
             outputs.append(str(folder / "answers.json"))
             args = (port, tokens, seeded.devices, rate, *common, outputs[-1])
@@ -1214,6 +1252,7 @@ def report(outcome: Outcome) -> str:
     memory = memory_rows(outcome.memory, o.warmup)
     flat = all(row.flat for row in memory)
     hb = outcome.streams[0]
+    unsent = hb.notes.get("unsent (behind schedule at the end)", 0)
     lines = [
         SECTION,
         "",
@@ -1223,7 +1262,8 @@ def report(outcome: Outcome) -> str:
         f"{outcome.loadavg[1]} at the end). gunicorn with 2 sync workers and one "
         f"`relgov worker` (adoption rollup every {ROLLUP_EVERY:g} s) on loopback; "
         f"{o.devices:,} devices in {max(2, (o.devices - max(1, o.devices // 100)) // 5):,} "
-        f"stores send a heartbeat every {o.interval:g} s (half the stores through a gateway "
+        f"stores send a heartbeat every {o.interval:g} s ({o.heartbeat_processes} processes "
+        f"of {o.connections} keep-alive connections; half the stores through a gateway "
         "that batches its devices, a third of the devices upgrading during the run, 1 % new "
         f"devices), devices ask for the update answer ({o.answer_rate or o.devices / 300:.1f}"
         f"/s in all), {o.users} logged-in people read pages every "
@@ -1257,7 +1297,7 @@ def report(outcome: Outcome) -> str:
         f"{v.expected_changes:,} expected; unexplained changes {v.unexpected_changes}; "
         f"devices with a request failed on the wire, checked leniently: "
         f"{v.uncertain_devices}). The simulator fell at most {hb.max_lag:.1f} s behind its "
-        f"schedule. Job worker: "
+        f"schedule; heartbeats still due when the run ended, unsent: {unsent:,}. Job worker: "
         + (", ".join(f"{k} {n}" for k, n in sorted(outcome.jobs.items())) or "no jobs")
         + ". Server logs: "
         + (", ".join(f"{k} ×{n}" for k, n in outcome.log_problems.items()) or "no errors")
@@ -1287,6 +1327,7 @@ def report(outcome: Outcome) -> str:
             else []
         ),
         f"memory flat after warm-up {'✓' if flat else '✗'}",
+        f"kept pace {'✓' if unsent == 0 else f'✗ ({unsent:,} heartbeats unsent)'}",
     ]
     lines += ["", "Targets: " + "; ".join(verdict) + ".", ""]
     if v.examples:
@@ -1328,10 +1369,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of load")
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds not measured")
     parser.add_argument("--devices", type=int, default=5000)
-    parser.add_argument("--interval", type=float, default=30.0, help="s between heartbeats")
+    parser.add_argument("--interval", type=float, default=60.0, help="s between heartbeats")
     parser.add_argument("--answer-rate", type=float, default=None, help="update answers/s")
     parser.add_argument("--users", type=int, default=2, help="people reading pages")
     parser.add_argument("--heartbeat-processes", type=int, default=2)
+    parser.add_argument(
+        "--connections", type=int, default=4, help="connections per heartbeat process"
+    )
     parser.add_argument("--sample-every", type=float, default=5.0, help="s between RSS samples")
     parser.add_argument("--rate-limit", type=int, default=100_000, help="heartbeat rate limit")
     parser.add_argument(
@@ -1349,6 +1393,7 @@ def main(argv: list[str] | None = None) -> int:
         answer_rate=args.answer_rate,
         users=args.users,
         heartbeat_processes=args.heartbeat_processes,
+        connections=args.connections,
         sample_every=args.sample_every,
         rate_limit=args.rate_limit,
         publish_every=args.publish_every,
