@@ -53,6 +53,7 @@ def _escape_plain(text: str) -> str:
 
 
 _ANY_SPECIAL_RE = re.compile(r"[\\`*\[\]<>&|~_\n\r]")
+_SPECIAL_BYTES = b"\\`*[]<>&|~_\n\r"
 _SPECIAL_FIRST = frozenset("#>-+")
 
 
@@ -60,8 +61,14 @@ def md_inline(text: str | None) -> str:
     """Escape untrusted text for one line of inline Markdown (list item, heading)."""
     if not text:
         return ""
-    # Most commit text needs nothing: one scan, then it is returned as it is.
-    if _ANY_SPECIAL_RE.search(text) is None:
+    # Most commit text needs nothing: one scan, then it is returned as it is. For ASCII
+    # text the scan is ``bytes.translate`` deleting the special characters (a few times
+    # faster than the regex on a paragraph): nothing deleted, nothing special.
+    if (
+        len(text.encode("ascii").translate(None, _SPECIAL_BYTES)) == len(text)
+        if text.isascii()
+        else _ANY_SPECIAL_RE.search(text) is None
+    ):
         first = text[0]
         if first not in _SPECIAL_FIRST and not first.isdigit():
             return text
