@@ -19,6 +19,7 @@ would reach the database with values it cannot hold.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -91,11 +92,14 @@ def _set_headers(response: Response) -> Response:
 
 
 def _refuse_nul() -> Response | None:
-    """A NUL character in the path, query or form is refused before any view runs."""
+    """A NUL character in the path, query, form or JSON body is refused before any view runs
+    (the body is only parsed again here when its bytes hold a ``\\u0000`` escape)."""
     where = None
     if "\x00" in request.path:
         where = "path"
-    else:
+    elif request.path.startswith("/api/") and request.is_json:
+        where = _json_nul()
+    if where is None:
         for source, values in (("query", request.args), ("form", request.form)):
             for name, value in values.items(multi=True):
                 if "\x00" in name or "\x00" in value:
@@ -119,6 +123,18 @@ def _refuse_nul() -> Response | None:
             [{"field": field, "message": message, "type": "value_error"}],
         )
     return Response(f"Bad request: {where} {message}.", 400, mimetype="text/plain")
+
+
+def _json_nul() -> str | None:
+    raw = request.get_data(cache=True)
+    if b"\\u0000" not in raw:
+        return None  # a raw NUL byte is not JSON: the view answers 400
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    found = contains_nul(data)
+    return f"body.{found}" if found else None
 
 
 def contains_nul(value: Any, path: str = "") -> str | None:

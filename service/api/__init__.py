@@ -185,11 +185,6 @@ def _parse_body(model: type[BaseModel]) -> BaseModel:
         data = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-    from service.security import contains_nul
-
-    where = contains_nul(data)
-    if where is not None:
-        raise field_error(where, "must not contain NUL characters")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

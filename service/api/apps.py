@@ -228,7 +228,7 @@ def post_skip(slug: str, body: SkipIn) -> dict[str, str]:
     summary="Run a skipped week's train after all (admins)",
     tag="Apps",
     scope=None,
-    errors=(401, 403, 404),
+    errors=(400, 401, 403, 404, 422),
 )
 def delete_skip(slug: str, week_of: str) -> tuple[dict[str, str], int]:
     admin = _admin()

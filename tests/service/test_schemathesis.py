@@ -30,7 +30,7 @@ from service.models import SCOPES, utcnow
 from service.releases import services
 from service.releases.models import ReleaseItem
 from service.settings import Settings
-from tests.builders import make_token, make_user
+from tests.builders import csrf_token, login, make_token, make_user
 from tests.conftest import PG_TEMPLATE, PG_URL, _pg_url
 from tests.service.releases.release_fixtures import build_repo, make_app_with_checklist
 
@@ -199,3 +199,50 @@ def test_api_conforms_to_its_schema(case: schemathesis.Case[Any], world: dict[st
             name: world["ids"].get(name, value) for name, value in case.path_parameters.items()
         }
         case.call_and_validate(app=flask_app, headers=world["headers"], checks=CHECKS)
+
+
+# Operations documented without bearer security act for a person (the update answer aside,
+# which takes either of two token scopes).
+PERSON_OPERATIONS = schema.include(
+    lambda ctx: (
+        "security" not in ctx.operation.definition.raw
+        and not ctx.operation.path.endswith("/update")
+    )
+)
+
+
+@pytest.fixture(scope="module")
+def person(world: dict[str, Any]) -> dict[str, str]:
+    """A logged-in admin's session cookie and the page's CSRF token. (Werkzeug's test client
+    drops a Cookie header it did not set, so the cookie goes through ``cookies=``.)"""
+    client = world["app"].test_client()
+    assert login(client, "admin@example.com").status_code == 302
+    token = csrf_token(client, "/")
+    cookie = client.get_cookie("relgov_session")
+    assert cookie is not None
+    return {"cookie": cookie.value, "csrf": token}
+
+
+@PERSON_OPERATIONS.parametrize()
+@settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+def test_person_operations_conform_with_a_session(
+    case: schemathesis.Case[Any], world: dict[str, Any], person: dict[str, str]
+) -> None:
+    """The operations that act for a person, called as a logged-in admin (cookie + CSRF)."""
+    flask_app: Flask = world["app"]
+    case.path_parameters = {
+        name: world["ids"].get(name, value) for name, value in (case.path_parameters or {}).items()
+    }
+    case.call_and_validate(
+        app=flask_app,
+        headers={"X-CSRFToken": person["csrf"]},
+        cookies={"relgov_session": person["cookie"]},
+        checks=CHECKS,
+    )
