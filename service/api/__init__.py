@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, event, select, update
 from sqlmodel import col
 from werkzeug.exceptions import HTTPException
 
-from service import db
+from service import db, policy
 from service.auth import TOKEN_PREFIX
 from service.models import ApiToken, utcnow
 
@@ -135,6 +135,8 @@ def operation(
         def wrapped(**kwargs: Any) -> Response:
             if scope is not None:
                 authenticate(scope, method)
+            elif body is not None:
+                _refuse_the_anonymous(method)
             if body is not None:
                 kwargs["body"] = _parse_body(body)
             if query is not None:
@@ -254,6 +256,20 @@ def lookup_token(raw: str) -> ApiToken | None:
         _token_cache.clear()
     _token_cache[digest] = (now, token)
     return token
+
+
+def _refuse_the_anonymous(method: str) -> None:
+    """A caller with neither a token nor a session gets 401 before its body is read, unless the
+    policy makes the operation public (the view itself checks who the caller is)."""
+    if request.headers.get("Authorization") or current_user.is_authenticated:
+        return
+    if not policy.rule_for(request.endpoint or "", method).public:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing credentials: log in, or send Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": 'Bearer realm="relgov"'},
+        )
 
 
 def authenticate(scope: str, method: str) -> None:
