@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter, contains
 
 from release_notes.commits import KIND_ORDER, KIND_TITLES, ParsedCommit, Person
 from release_notes.config import NotesConfig
@@ -136,12 +138,16 @@ def _resolve_revert_target(target: str, by_sha: dict[str, ParsedCommit]) -> str 
     return None
 
 
+_PARENTS = attrgetter("parents")
+
+
 def _tip(commits: list[ParsedCommit]) -> ParsedCommit | None:
     # From ``git log`` the first commit is the tip: check that without a set of every
     # parent sha (tens of MiB on a long history), and fall back to the set otherwise.
     if commits:
         first = commits[0].sha
-        if not any(first in c.parents for c in commits):
+        # ``any(first in c.parents for c in commits)``, iterated in C.
+        if not any(map(contains, map(_PARENTS, commits), repeat(first))):
             return commits[0]
     referenced: set[str] = set()
     for c in commits:
@@ -159,6 +165,10 @@ def _group_by_area(items: Iterable[NoteItem], default_area: str) -> list[AreaGro
         if group is None:
             group = groups[item.area] = AreaGroup(item.area)
         group.items.append(item)
+    return _sorted_groups(groups, default_area)
+
+
+def _sorted_groups(groups: dict[str, AreaGroup], default_area: str) -> list[AreaGroup]:
     # Named areas alphabetically, the catch-all area last.
     return sorted(groups.values(), key=lambda g: (g.area == default_area, g.area.lower()))
 
@@ -205,7 +215,8 @@ def build_release_notes(
             if not c.is_merge:
                 continue
             brought = 0
-            for parent in c.parents[1:]:
+            merged = c.parents[1:]
+            for parent in merged:
                 node = by_sha.get(parent)
                 while node is not None and node.sha not in mainline and node.sha not in claimed:
                     claimed.add(node.sha)
@@ -213,7 +224,7 @@ def build_release_notes(
                     if c.pr_number is not None and node.pr_number is None:
                         pr_of[node.sha] = c.pr_number
                     node = by_sha.get(node.parents[0]) if node.parents else None
-            merged_in_range = any(p in by_sha for p in c.parents[1:])
+            merged_in_range = merged[0] in by_sha or any(p in by_sha for p in merged[1:])
             if c.sha in reasons:
                 continue
             if merged_in_range:
@@ -225,6 +236,11 @@ def build_release_notes(
             # else: a PR merge whose commits lie outside the range: shown under its PR title.
 
     items: list[NoteItem] = []
+    # Sections (kind → area → items), breaking and store-facing items, filled as the items
+    # are made, in history order.
+    by_kind: dict[str, dict[str, AreaGroup]] = {kind: {} for kind in KIND_ORDER}
+    breaking: list[NoteItem] = []
+    store_items: list[NoteItem] = []
     filtered: list[FilteredCommit] = []
     pr_numbers: set[int] = set()
     counts: dict[str, int] = {}
@@ -279,17 +295,26 @@ def build_release_notes(
         area = area_cache.get(c.scope)
         if area is None:
             area = area_cache[c.scope] = config.area_for(c.scope)
-        items.append(
-            NoteItem(
-                c,
-                "deps" if bot else c.kind,
-                area,
-                pr_number,
-                pr_url.format(number=pr_number) if pr_url and pr_number is not None else None,
-                commit_url.format(sha=c.sha) if commit_url else None,
-                bot,
-            )
+        kind = "deps" if bot else c.kind
+        item = NoteItem(
+            c,
+            kind,
+            area,
+            pr_number,
+            pr_url.format(number=pr_number) if pr_url and pr_number is not None else None,
+            commit_url.format(sha=c.sha) if commit_url else None,
+            bot,
         )
+        items.append(item)
+        groups = by_kind[kind]
+        group = groups.get(area)
+        if group is None:
+            group = groups[area] = AreaGroup(area)
+        group.items.append(item)
+        if c.breaking:
+            breaking.append(item)
+        if c.release_note:
+            store_items.append(item)
 
     people = [
         Contributor(
@@ -301,18 +326,12 @@ def build_release_notes(
         for key, count in counts.items()
     ]
 
-    by_kind: dict[str, list[NoteItem]] = {kind: [] for kind in KIND_ORDER}
-    for item in items:
-        by_kind[item.kind].append(item)
     sections = [
-        Section(kind, KIND_TITLES[kind], _group_by_area(by_kind[kind], config.default_area))
+        Section(kind, KIND_TITLES[kind], _sorted_groups(by_kind[kind], config.default_area))
         for kind in KIND_ORDER
         if by_kind[kind]
     ]
-    breaking = [item for item in items if item.commit.breaking]
-    for_stores = _group_by_area(
-        (item for item in items if item.commit.release_note), config.default_area
-    )
+    for_stores = _group_by_area(store_items, config.default_area)
     contributors = sorted(people, key=lambda p: (-p.commits, p.name.lower(), p.email))
 
     return ReleaseNotes(
