@@ -1,7 +1,6 @@
 // Page behaviour for every page. The Content-Security-Policy allows scripts only from this
 // origin, so nothing runs inline: templates say what they want with data-* attributes.
 //   data-confirm="question"  on a form (asked on submit) or a button (asked on click)
-//   data-autosubmit          on a select or input: submit its form when it changes
 //   data-width="42.5"        on an element: its width in percent (e.g. a progress bar)
 //   textarea#markdown[data-preview-url]: the notes editor's live preview
 (function () {
@@ -24,13 +23,6 @@
       event.stopPropagation();
     }
   }, true);
-
-  document.addEventListener("change", function (event) {
-    var field = event.target;
-    if (field.hasAttribute && field.hasAttribute("data-autosubmit") && field.form) {
-      field.form.requestSubmit ? field.form.requestSubmit() : field.form.submit();
-    }
-  });
 
   function widths() {
     document.querySelectorAll("[data-width]").forEach(function (el) {

@@ -12,7 +12,7 @@ from service.models import utcnow
 from service.releases import services
 from service.releases.apps import create_app_record
 from tests.browser.conftest import log_in, screenshot
-from tests.builders import PASSWORD, make_user
+from tests.builders import PASSWORD, make_token, make_user
 from tests.release_notes.git_repo_builder import GitRepo
 
 pytestmark = pytest.mark.browser
@@ -142,3 +142,28 @@ def test_store_names_and_csv_cells_stay_text(page, hostile):
     page.goto("/beta/stores/S0777")
     assert_inert(page, seen)
     assert SCRIPT in page.locator("main").inner_text()
+
+
+def test_confirm_dialogs_work_without_inline_script(page, session):
+    """``data-confirm`` replaces the old onsubmit handlers: dismiss keeps, accept submits."""
+    admin = make_user(session, email="admin@example.com", role="admin", name="Ada Admin")
+    make_token(session, creator=admin, scopes=["read"], name=f"ci {SCRIPT}")
+    answer = {"accept": False}
+    asked: list[str] = []
+
+    def on_dialog(dialog) -> None:  # type: ignore[no-untyped-def]
+        asked.append(dialog.message)
+        dialog.accept() if answer["accept"] else dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    log_in(page, "admin@example.com", PASSWORD)
+    page.goto("/admin/tokens")
+    page.click("button:has-text('Revoke')")
+    page.wait_for_timeout(300)
+    assert asked == [f"Revoke ci {SCRIPT}? Clients using it will be refused at once."]
+    assert page.locator(".badge.good:has-text('active')").count() == 1
+    answer["accept"] = True
+    page.click("button:has-text('Revoke')")
+    page.wait_for_selector(".badge.bad:has-text('revoked')")
+    assert len(asked) == 2
+    assert page.evaluate("typeof window.__xss") == "undefined"
