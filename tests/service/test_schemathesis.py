@@ -52,6 +52,15 @@ CHECKS = [
     schemathesis.checks.response_schema_conformance,
 ]
 EXAMPLES = int(os.environ.get("RELGOV_SCHEMATHESIS_EXAMPLES", "10"))
+# A fixed, small number of derandomized examples per operation keeps the file quick.
+FEW_EXAMPLES = settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
 
 
 @pytest.fixture(scope="module")
@@ -168,14 +177,7 @@ def _small(value: object) -> bool:
 
 
 @schema.parametrize()
-@settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=list(HealthCheck),
-)
+@FEW_EXAMPLES
 def test_api_conforms_to_its_schema(case: schemathesis.Case[Any], world: dict[str, Any]) -> None:
     flask_app: Flask = world["app"]
     # KNOWN BUG (service/adoption, not fixed here): GET /apps/{app}/adoption/series[.csv]
@@ -224,14 +226,7 @@ def person(world: dict[str, Any]) -> dict[str, str]:
 
 
 @PERSON_OPERATIONS.parametrize()
-@settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=list(HealthCheck),
-)
+@FEW_EXAMPLES
 def test_person_operations_conform_with_a_session(
     case: schemathesis.Case[Any], world: dict[str, Any], person: dict[str, str]
 ) -> None:
