@@ -15,8 +15,8 @@ import GitPython, Jinja or click. Layers, lowest first:
   ``iter_default_markdown`` (same output, no Jinja); custom templates go through Jinja.
 - :mod:`release_notes.git_history` (git through GitPython, streamed): ``open_repo``,
   ``resolve_range`` (one ``git cat-file --batch-check``), ``CommitLog`` (one streamed
-  ``git log --boundary``; also checks that ``from`` is an ancestor), ``AuthorScan`` /
-  ``first_time_authors``.
+  ``git log --boundary``; also checks that ``from`` is an ancestor), ``open_range`` (both
+  side by side), ``AuthorScan`` / ``first_time_authors``.
 - :mod:`release_notes.generate`: what the service calls::
 
       generate_for_range(repo_path, from_ref: str | None, to_ref: str, *,

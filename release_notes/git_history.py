@@ -2,13 +2,15 @@
 
 Git runs through GitPython's ``Git.execute(..., as_process=True)``, reading the process's
 output as a stream (GitPython is imported when git first runs, so importing the package
-stays cheap). A range costs one ``git cat-file --batch-check`` to resolve and type-check
-both refs (it reads object headers only, never a whole commit), one ``git log`` that
-streams the range (fixed ``0x1f`` field separators, NUL-terminated records, parsed as they
-arrive) and, started at the same time, one ``git log`` over the older history for the
-first-time contributors. Whether ``from`` is an ancestor of ``to`` is read from the range's
-own ``--boundary`` records instead of a ``git merge-base`` process. Every failure is a
-:class:`NotesError` with a one-line message.
+stays cheap). A range costs one ``git log`` that streams the range (fixed ``0x1f`` field
+separators, NUL-terminated records, parsed as they arrive), one ``git cat-file
+--batch-check`` that resolves and type-checks both refs (object headers only, never a
+whole commit; when both ends are given it runs while ``git log`` already walks, see
+:func:`open_range`) and one ``git log`` over the older history for the first-time
+contributors, started with the range's log and read once the range is parsed. Whether
+``from`` is an ancestor of ``to`` is read from the range's own ``--boundary`` records
+instead of a ``git merge-base`` process. Every failure is a :class:`NotesError` with a
+one-line message.
 """
 
 from __future__ import annotations
