@@ -8,11 +8,16 @@ Driver processes, separate from the servers, send for a fixed time:
 - single heartbeats (one device each, a new ``sent_at`` every time): requests/s and p99;
 - batches of 1,000 heartbeats: heartbeats/s.
 
+The service runs with its default heartbeat rate limit (``RELGOV_HEARTBEAT_RATE_LIMIT``, a
+counter row per token upserted with every request); ``--limit-cost`` also runs each
+database with the limit off (0), to show what the limiter costs.
+
 Targets: single heartbeats ≥ 50 % of the bare endpoint's rate; batches ≥ 20,000/s. Writes
 the table to the ``### Heartbeats`` part of the ``## Version adoption`` section of
 ``docs/benchmarks.md``. Everything stops itself (servers are killed at the end).
 
-    .venv/bin/python benchmarks/heartbeat_bench.py [--seconds 10] [--clients 4] [--no-write]
+    .venv/bin/python benchmarks/heartbeat_bench.py [--seconds 10] [--clients 4] [--limit-cost]
+        [--no-write]
 """
 
 from __future__ import annotations
@@ -220,7 +225,7 @@ def run_load(
 
 
 def bench_database(
-    label: str, url: str, args: argparse.Namespace, bare: dict[str, float]
+    label: str, url: str, args: argparse.Namespace, bare: dict[str, float], limit: str = ""
 ) -> list[str]:
     token = prepare_database(url)
     tmp = Path(tempfile.mkdtemp(prefix="relgov-hb-"))
@@ -233,6 +238,8 @@ def bench_database(
         "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom"),
         "PYTHONPATH": str(ROOT),
     }
+    if limit:
+        env["RELGOV_HEARTBEAT_RATE_LIMIT"] = limit
     port = free_port()
     server = start_gunicorn("wsgi:app", port, env, ROOT)
     try:
@@ -285,6 +292,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=4, help="driver processes")
+    parser.add_argument(
+        "--limit-cost", action="store_true", help="also run with the rate limit off"
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
@@ -305,9 +315,14 @@ def main() -> None:
     ]
     db_dir = Path(tempfile.mkdtemp(prefix="relgov-hb-db-"))
     rows += bench_database("SQLite (WAL file)", f"sqlite:///{db_dir / 'bench.db'}", args, bare)
+    if args.limit_cost:
+        url = f"sqlite:///{db_dir / 'bench-nolimit.db'}"
+        rows += bench_database("SQLite, rate limit off", url, args, bare, limit="0")
     pg = os.environ.get("RELGOV_BENCH_PG_URL", "")
     if pg:
         rows += bench_database("PostgreSQL 15", pg_database(pg), args, bare)
+        if args.limit_cost:
+            rows += bench_database("PostgreSQL, rate limit off", pg_database(pg), args, bare, "0")
     else:
         print("PostgreSQL skipped (set RELGOV_BENCH_PG_URL)")
 
