@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -51,6 +52,46 @@ def db_upgrade(revision: str) -> None:
     """Create or migrate the schema to the latest revision."""
     migrate.upgrade(db.engine(), revision)
     click.echo(f"database at revision {migrate.current_revision(db.engine())}")
+
+
+@db_group.command("backup")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write it (default: INSTANCE/backups/relgov-<UTC time>.dump|.sqlite3).",
+)
+@with_appcontext
+def db_backup(output: Path | None) -> None:
+    """Back up the database (pg_dump custom format, or SQLite's online backup)."""
+    from service.ops import backup
+
+    url = current_app.config["SQLALCHEMY_DATABASE_URL"]
+    target = output or backup.default_path(Path(current_app.instance_path) / "backups", url)
+    try:
+        result = backup.backup(url, target)
+    except backup.BackupError as exc:
+        fail(str(exc))
+    click.echo(f"wrote {result.path} ({result.size:,} bytes)")
+
+
+@db_group.command("restore")
+@click.argument("backup_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--yes", is_flag=True, help="Do not ask: replace the database's contents.")
+@with_appcontext
+def db_restore(backup_file: Path, yes: bool) -> None:
+    """Replace the database's contents with a backup (stop web and worker processes first)."""
+    from service.ops import backup
+
+    url = current_app.config["SQLALCHEMY_DATABASE_URL"]
+    shown = db.engine().url.render_as_string(hide_password=True)
+    if not yes:
+        click.confirm(f"Replace everything in {shown} with {backup_file}?", abort=True)
+    db.engine().dispose()
+    try:
+        backup.restore(url, backup_file)
+    except backup.BackupError as exc:
+        fail(str(exc))
+    click.echo(f"restored {backup_file} into {shown}; now run `relgov db upgrade`")
 
 
 @db_group.command("check")

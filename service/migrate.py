@@ -9,7 +9,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from service.model_registry import load_metadata
 
@@ -28,12 +28,27 @@ def alembic_config(engine: Engine | None = None, connection: Any = None) -> Conf
     return cfg
 
 
+# pg_advisory_xact_lock key: "relgov" in ASCII. Held by ``upgrade`` until its transaction ends.
+UPGRADE_LOCK_KEY = 0x72656C676F76
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate to ``revision`` in one transaction; safe to run from several processes at once.
+
+    On PostgreSQL the transaction first takes an advisory lock, so when several workers run
+    ``relgov db upgrade`` as they start, one migrates and the others wait, then find the
+    schema at head and do nothing. (PostgreSQL DDL is transactional: a failed migration
+    leaves the schema as it was.) On SQLite the migration's transaction is itself the lock.
+    """
     if engine.dialect.name == "sqlite":
         database = engine.url.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK_KEY}
+            )
         command.upgrade(alembic_config(connection=connection), revision)
 
 

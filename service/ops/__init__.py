@@ -1,0 +1,1 @@
+"""Operations: database backup and restore (``relgov db backup`` / ``restore``), gunicorn hooks."""

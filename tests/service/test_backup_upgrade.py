@@ -1,0 +1,110 @@
+"""``relgov db backup`` / ``restore`` on the test's database (SQLite file, or PostgreSQL with
+RELGOV_TEST_DATABASE_URL and pg_dump installed), and ``relgov db upgrade`` run by several
+processes at once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+from sqlmodel import Session, select
+
+from service import db, migrate
+from service.models import User
+from tests.builders import make_user
+from tests.conftest import PG_URL, _pg_url
+
+
+def _emails(database_url: str) -> list[str]:
+    engine = create_engine(database_url, poolclass=NullPool)
+    with Session(engine) as session:
+        emails = sorted(u.email for u in session.exec(select(User)).all())
+    engine.dispose()
+    return emails
+
+
+def test_backup_then_restore_brings_the_data_back(runner, session, database_url, tmp_path):
+    if database_url.startswith("postgresql") and not shutil.which("pg_dump"):
+        pytest.skip("pg_dump is not installed")
+    make_user(session, email="kept@example.com", role="viewer")
+    session.close()
+    target = tmp_path / "backups" / "one.backup"
+    made = runner.invoke(args=["db", "backup", "--output", str(target)])
+    assert made.exit_code == 0, made.output
+    assert f"wrote {target}" in made.output and "bytes" in made.output
+    assert target.stat().st_size > 0 and (target.stat().st_mode & 0o077) == 0
+
+    engine = db.make_engine(database_url)
+    with Session(engine) as later:
+        make_user(later, email="after-backup@example.com", role="viewer")
+    engine.dispose()
+    assert "after-backup@example.com" in _emails(database_url)
+
+    refused = runner.invoke(args=["db", "restore", str(target)], input="n\n")
+    assert refused.exit_code != 0 and "after-backup@example.com" in _emails(database_url)
+    restored = runner.invoke(args=["db", "restore", str(target), "--yes"])
+    assert restored.exit_code == 0, restored.output
+    assert _emails(database_url) == ["kept@example.com"]
+    check = runner.invoke(args=["db", "check"])
+    assert check.exit_code == 0, check.output
+
+
+def test_backup_names_a_file_in_the_instance_folder_by_default(runner, app):
+    made = runner.invoke(args=["db", "backup"])
+    if made.exit_code != 0 and "not installed" in made.output:
+        pytest.skip("pg_dump is not installed")
+    assert made.exit_code == 0, made.output
+    written = Path(made.output.split()[1])
+    assert written.parent == Path(app.instance_path) / "backups" and written.exists()
+
+
+def test_a_failed_backup_is_one_clear_line(runner, tmp_path):
+    out = runner.invoke(args=["db", "restore", str(tmp_path / "missing.dump"), "--yes"])
+    assert out.exit_code == 2 and "does not exist" in out.output
+
+
+@pytest.fixture
+def empty_database_url(tmp_path):
+    if not PG_URL:
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    name = f"relgov_upgrade_{os.getpid()}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield _pg_url(name)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_several_processes_upgrading_at_once_migrate_once(empty_database_url):
+    engines = [db.make_engine(empty_database_url) for _ in range(3)]
+    barrier = threading.Barrier(len(engines))
+    errors: list[BaseException] = []
+
+    def upgrade(engine):
+        barrier.wait()
+        try:
+            migrate.upgrade(engine)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    # Without the lock, concurrent upgrades on PostgreSQL wait on each other's catalog rows.
+    threads = [threading.Thread(target=upgrade, args=(e,), daemon=True) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "an upgrade is stuck"
+    assert errors == []
+    assert migrate.current_revision(engines[0]) is not None
+    assert migrate.pending_differences(engines[0]) == []
+    for engine in engines:
+        engine.dispose()
