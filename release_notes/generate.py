@@ -91,11 +91,15 @@ def _generate_for_range(
         log.check_ancestry(span.from_ref, to_ref)
         if not commits:
             raise NotesError(f"empty range: no commits between {span.from_ref} and {to_ref}")
-        emails = {c.author.email.lower() for c in commits if not c.is_merge}
-        for c in commits:
-            if c.co_authors:
-                emails.update(p.email.lower() for p in c.co_authors)
-        first_timers = authors.first_timers(emails)
+        if span.from_sha is None:
+            # From the root commit everyone is a first-time contributor: no emails needed.
+            known_authors: set[str] = set()
+        else:
+            emails = {c.author.email.lower() for c in commits if not c.is_merge}
+            for c in commits:
+                if c.co_authors:
+                    emails.update(p.email.lower() for p in c.co_authors)
+            known_authors = emails - authors.first_timers(emails)
     finally:
         authors.cancel()
     span = replace(span, to_date=log.to_date)
@@ -104,7 +108,7 @@ def _generate_for_range(
         version=version or (span.to_version.original if span.to_version else to_ref),
         date=date or span.to_date[:10],
         config=config,
-        known_authors=emails - first_timers,
+        known_authors=known_authors,
     )
     notes.from_ref, notes.to_ref = span.from_ref, span.to_ref
     notes.from_sha, notes.to_sha = span.from_sha, span.to_sha
