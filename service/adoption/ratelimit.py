@@ -1,18 +1,25 @@
 """Heartbeats per API token per minute, counted in the database so every web process (on
 every machine) shares one count.
 
-A fixed one-minute window per token (``heartbeat_rate``: token, window, heartbeats). A
-request is counted by one upsert in its own transaction, the last statement before the
-commit (so the counter row's lock is held only until the commit): the upsert adds the
-request's items unless that would pass the limit, and returns nothing then. The caller
-rolls the whole request back on a refusal, so a refused request stores nothing and is not
-counted. Rejected items of an accepted request count; a request whose items were all
-rejected is rolled back and does not.
+A fixed one-minute window per token (``heartbeat_rate``: token, shard, window, heartbeats).
+A request is counted by one statement in its own transaction, the last before the commit:
+it adds the request's items to this process's shard row unless the token's rows of this
+minute, summed, would then pass the limit, and returns nothing then. The caller rolls the
+whole request back on a refusal, so a refused request stores nothing and is not counted.
+Rejected items of an accepted request count; a request whose items were all rejected is
+rolled back and does not.
+
+Each process writes its own shard row (process id modulo :data:`SHARDS`), so the row lock
+that an upsert holds until the commit never makes another process wait (one row per token
+made every heartbeat transaction on PostgreSQL wait for the previous one's commit). The
+sum is read without locks, so requests running at the same moment in several processes
+can pass the limit by at most one request each.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 
@@ -20,23 +27,26 @@ from sqlmodel import Session
 
 import service.adoption.models  # noqa: F401  (the heartbeat_rate table)
 
-__all__ = ["WINDOW_SECONDS", "Refusal", "count_heartbeats"]
+__all__ = ["SHARDS", "WINDOW_SECONDS", "Refusal", "count_heartbeats"]
 
 WINDOW_SECONDS = 60
+SHARDS = 16
 
 _UPSERT = (
-    "INSERT INTO heartbeat_rate (token_id, window_minute, heartbeats) VALUES ({t}, {w}, {n}) "
-    "ON CONFLICT (token_id) DO UPDATE SET "
+    "INSERT INTO heartbeat_rate (token_id, shard, window_minute, heartbeats) "
+    "SELECT CAST({t} AS INTEGER), CAST({s} AS INTEGER), CAST({w} AS INTEGER), "
+    "CAST({n} AS INTEGER) "
+    "WHERE (SELECT COALESCE(SUM(heartbeats), 0) FROM heartbeat_rate "
+    "WHERE token_id = {t} AND window_minute = {w}) + {n} <= {limit} "
+    "ON CONFLICT (token_id, shard) DO UPDATE SET "
     "heartbeats = CASE WHEN heartbeat_rate.window_minute = excluded.window_minute "
     "THEN heartbeat_rate.heartbeats + excluded.heartbeats ELSE excluded.heartbeats END, "
     "window_minute = excluded.window_minute "
-    "WHERE heartbeat_rate.window_minute <> excluded.window_minute "
-    "OR heartbeat_rate.heartbeats + excluded.heartbeats <= {limit} "
     "RETURNING heartbeats"
 )
 _SQL = {
-    "named": _UPSERT.format(t=":t", w=":w", n=":n", limit=":limit"),
-    "pyformat": _UPSERT.format(t="%(t)s", w="%(w)s", n="%(n)s", limit="%(limit)s"),
+    "named": _UPSERT.format(t=":t", s=":s", w=":w", n=":n", limit=":limit"),
+    "pyformat": _UPSERT.format(t="%(t)s", s="%(s)s", w="%(w)s", n="%(n)s", limit="%(limit)s"),
 }
 
 
@@ -71,7 +81,7 @@ def count_heartbeats(
         )
     connection = session.connection()
     style = "pyformat" if connection.dialect.paramstyle in ("pyformat", "format") else "named"
-    params = {"t": token_id, "w": window, "n": items, "limit": limit}
+    params = {"t": token_id, "s": os.getpid() % SHARDS, "w": window, "n": items, "limit": limit}
     counted = connection.exec_driver_sql(_SQL[style], params).first()
     if counted is not None:
         return None

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 18:14:50.011525
+Create Date: 2026-11-28 18:42:11.129100
 """
 
 from collections.abc import Sequence
@@ -313,10 +313,11 @@ def upgrade() -> None:
 
     op.create_table('heartbeat_rate',
     sa.Column('token_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('shard', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('window_minute', sa.Integer(), nullable=False),
     sa.Column('heartbeats', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['token_id'], ['api_token.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('token_id')
+    sa.PrimaryKeyConstraint('token_id', 'shard')
     )
     op.create_table('release',
     sa.Column('id', sa.Integer(), nullable=False),

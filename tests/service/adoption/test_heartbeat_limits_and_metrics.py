@@ -187,3 +187,35 @@ def test_ingestion_counters_appear_in_metrics(client, fleet, heartbeat_token):
     assert sample(client, "relgov_heartbeat_requests_rate_limited_total") == limited + 1
     text = client.get("/metrics").get_data(as_text=True)
     assert 'relgov_heartbeats_rejected_total{reason="invalid_version"}' in text
+
+
+def test_the_count_is_shared_with_other_processes(client, fleet, session, heartbeat_token):
+    """Another web process (another shard row of the token) counted heartbeats this minute."""
+    import os
+
+    from service.adoption.ratelimit import SHARDS
+    from service.models import ApiToken
+
+    token = session.exec(select(ApiToken)).scalars().one()
+    other_shard = (os.getpid() + 1) % SHARDS
+    minute = int(T0.timestamp() // 60)
+    session.add(
+        HeartbeatRate(
+            token_id=token.id, shard=other_shard, window_minute=minute, heartbeats=LIMIT - 1
+        )
+    )
+    # A row of an earlier minute does not count.
+    session.add(
+        HeartbeatRate(
+            token_id=token.id,
+            shard=(other_shard + 1) % SHARDS,
+            window_minute=minute - 1,
+            heartbeats=LIMIT,
+        )
+    )
+    session.commit()
+    with time_machine.travel(T0, tick=False):
+        batch = [beat(0), beat(1)]
+        assert client.post(URL, json=batch, headers=bearer(heartbeat_token)).status_code == 429
+        assert client.post(URL, json=beat(0), headers=bearer(heartbeat_token)).status_code == 200
+        assert client.post(URL, json=beat(1), headers=bearer(heartbeat_token)).status_code == 429
