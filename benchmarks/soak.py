@@ -1276,8 +1276,9 @@ def report(outcome: Outcome) -> str:
         )
         + ". Throughput and "
         f"latencies: the {measured:g} s after a {o.warmup:g} s warm-up; errors and lost "
-        f"heartbeats: the whole run. Heartbeat rate limit {o.rate_limit:,} "
-        "(`RELGOV_HEARTBEAT_RATE_LIMIT`; a 429 is honoured and counted apart).",
+        f"heartbeats: the whole run. Heartbeat rate limit {o.rate_limit:,} a minute per token "
+        f"(`RELGOV_HEARTBEAT_RATE_LIMIT`; {TOKENS} device tokens, a store always uses the same; "
+        "a 429 is honoured and counted apart).",
         "",
         "| stream | req/s | items/s | p50 ms | p99 ms | requests (whole run) | errors | 429s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -1377,7 +1378,9 @@ def main(argv: list[str] | None = None) -> int:
         "--connections", type=int, default=4, help="connections per heartbeat process"
     )
     parser.add_argument("--sample-every", type=float, default=5.0, help="s between RSS samples")
-    parser.add_argument("--rate-limit", type=int, default=100_000, help="heartbeat rate limit")
+    parser.add_argument(
+        "--rate-limit", type=int, default=100_000, help="heartbeats a minute per token"
+    )
     parser.add_argument(
         "--publish-every", type=float, default=15.0, help="s between note edits (0: none)"
     )
