@@ -181,7 +181,7 @@ def generate_notes_for(session: Session, release: Release, *, actor: Actor) -> R
     """(Re)generate the notes from git; an edit is kept (its base shows any conflict)."""
     from release_notes.config import config_from_dict
     from release_notes.errors import NotesError
-    from release_notes.generate import generate_for_range, render_notes
+    from release_notes.generate import generate_for_range, no_gc, render_notes
     from release_notes.render import to_json_dict
 
     app = session.get(App, release.app_id)
@@ -196,11 +196,13 @@ def generate_notes_for(session: Session, release: Release, *, actor: Actor) -> R
         if app.pr_url_template:
             config_data["pr_url"] = app.pr_url_template
         config = config_from_dict(config_data)
-        notes = generate_for_range(
-            repo, release.from_ref, release.git_ref, version=release.version, config=config
-        )
-        markdown = render_notes(notes, "markdown", config)
-        data = to_json_dict(notes)
+        with no_gc():  # one pause across parse, render and JSON (see no_gc)
+            notes = generate_for_range(
+                repo, release.from_ref, release.git_ref, version=release.version, config=config
+            )
+            markdown = render_notes(notes, "markdown", config)
+            data = to_json_dict(notes)
+            del notes
     except (NotesError, RepoError) as exc:
         note.generation_error = str(exc)[:2000]
         session.add(note)
