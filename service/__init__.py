@@ -29,6 +29,12 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         TESTING=settings.env == "test",
     )
     app.config.update(overrides)
+    if settings.proxy_hops:
+        # The client's address (login throttling, logs) and scheme as the proxies saw them.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     from service import security
 
     security.init_app(app)  # before any route: bounds <int:> ids; headers on every response

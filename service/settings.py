@@ -33,6 +33,8 @@ class Settings:
     login_max_failures_per_address: int = 20
     login_window_minutes: int = 15
     hsts_seconds: int = 0
+    # Reverse proxies in front of the service whose X-Forwarded-For/-Proto/-Host are trusted.
+    proxy_hops: int = 0
     notion_token: str = ""
     notion_database_id: str = ""
     notion_data_source_id: str = ""
@@ -82,6 +84,7 @@ class Settings:
             ),
             login_window_minutes=_non_negative(env, "RELGOV_LOGIN_WINDOW_MINUTES", 15),
             hsts_seconds=_non_negative(env, "RELGOV_HSTS_SECONDS", 0),
+            proxy_hops=_non_negative(env, "RELGOV_PROXY_HOPS", 0),
             notion_token=env.get("NOTION_TOKEN", ""),
             notion_database_id=env.get("NOTION_DATABASE_ID", ""),
             notion_data_source_id=env.get("NOTION_DATA_SOURCE_ID", ""),

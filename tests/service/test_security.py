@@ -211,3 +211,25 @@ def test_nul_characters_are_refused_naming_the_field(client, everything):
     assert response.get_json()["error"]["fields"][0]["field"] == "q"
     assert client.get("/api/v1/stores/S%001", headers=everything).status_code == 404
     assert client.post("/login", data={"email": "a\x00@example.com"}).status_code == 400
+
+
+def test_behind_a_proxy_the_forwarded_address_is_throttled(settings, database_url, session):
+    from dataclasses import replace
+
+    from service import create_app
+
+    app = create_app(replace(settings, login_max_failures_per_address=2, proxy_hops=1))
+    client = app.test_client()
+
+    def attempt(address: str) -> int:
+        token = csrf_token(client)
+        return client.post(
+            "/login",
+            data={"email": "nobody@example.com", "password": "x", "csrf_token": token},
+            headers={"X-Forwarded-For": address},
+        ).status_code
+
+    with time_machine.travel(T0, tick=False):
+        assert [attempt("203.0.113.5") for _ in range(3)] == [401, 429, 429]
+        # The proxy's own address is shared, but another client behind it is not paused.
+        assert attempt("203.0.113.6") == 401
