@@ -18,9 +18,10 @@ access line is only built when the ``relgov.access`` logger is enabled for INFO.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
-import secrets
 import sys
 import time
 from collections.abc import Iterator
@@ -78,21 +79,36 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def json_formatter() -> logging.Formatter:
-    from pythonjsonlogger.json import JsonFormatter
+# LogRecord attributes that are not the caller's ``extra`` fields.
+_RECORD_FIELDS = frozenset(
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
+)
 
-    class _Formatter(JsonFormatter):
-        def add_fields(
-            self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: Any
-        ) -> None:
-            log_record["time"] = datetime.fromtimestamp(record.created, UTC).isoformat(
-                timespec="milliseconds"
-            )
-            log_record["level"] = record.levelname
-            log_record["logger"] = record.name
-            super().add_fields(log_record, record, message_dict)
 
-    return _Formatter("%(message)s", json_ensure_ascii=False)
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, request id, ``extra`` fields.
+
+    Plain stdlib ``json`` rather than python-json-logger: this runs for every request, and
+    building the object directly costs a third as much.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_FIELDS:
+                out[key] = value
+        if record.exc_info:
+            out["exc_info"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            out["exc_info"] = record.exc_text
+        if record.stack_info:
+            out["stack_info"] = self.formatStack(record.stack_info)
+        return json.dumps(out, default=str, ensure_ascii=False)
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
@@ -116,7 +132,7 @@ def configure(fmt: str, level: str = "INFO", stream: Any = None) -> logging.Hand
     handler = logging.StreamHandler(stream or sys.stderr)
     handler._relgov = True  # type: ignore[attr-defined]
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(json_formatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root.addHandler(handler)
     root.setLevel(level.upper())
     return handler
@@ -135,47 +151,53 @@ def init_app(app: Flask) -> None:
 
 
 def _begin() -> None:
-    incoming = request.headers.get(HEADER)
+    # Straight from the WSGI environ and the real ``g``: each proxy lookup costs a microsecond.
+    incoming = request.environ.get("HTTP_X_REQUEST_ID")
     if incoming and len(incoming) <= 64 and _VALID_ID.fullmatch(incoming):
-        g.request_id = incoming
+        g._get_current_object().request_id = incoming
     else:
-        g.request_id = secrets.token_hex(8)
-    g.log_started = time.perf_counter()
+        g._get_current_object().request_id = os.urandom(8).hex()
 
 
 def _end(response: Response) -> Response:
-    request_id = g.get("request_id")
+    ctx_g = g._get_current_object()
+    request_id = ctx_g.get("request_id")
     if request_id is None:
         return response
     response.headers[HEADER] = request_id
     if _access.isEnabledFor(logging.INFO):
-        started = g.get("log_started")
-        duration = (time.perf_counter() - started) * 1000 if started is not None else None
-        _access.info(
-            "%s %s %s",
-            request.method,
-            request.path,
-            response.status_code,
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "endpoint": request.endpoint,
-                "status": response.status_code,
-                "duration_ms": round(duration, 2) if duration is not None else None,
-                "actor": _actor(),
-                "remote_addr": request.remote_addr,
-                "request_id": request_id,
-            },
-        )
+        _log_request(ctx_g, request._get_current_object(), response, request_id)  # type: ignore[attr-defined]
     return response
 
 
-def _actor() -> str:
+def _log_request(ctx_g: Any, req: Any, response: Response, request_id: str) -> None:
+    started = ctx_g.get("request_started")  # set by service.metrics
+    duration = round((time.perf_counter() - started) * 1000, 2) if started is not None else None
+    method, path, status = req.method, req.path, response.status_code
+    _access.info(
+        "%s %s %s",
+        method,
+        path,
+        status,
+        extra={
+            "method": method,
+            "path": path,
+            "endpoint": req.endpoint,
+            "status": status,
+            "duration_ms": duration,
+            "actor": _actor(ctx_g),
+            "remote_addr": req.remote_addr,
+            "request_id": request_id,
+        },
+    )
+
+
+def _actor(ctx_g: Any) -> str:
     """Who made the request, from what the request already loaded (no database access)."""
-    token = g.get("api_token")
+    token = ctx_g.get("api_token")
     if token is not None:
         return str(token.actor)
-    user = g.get("_login_user")
+    user = ctx_g.get("_login_user")
     if user is not None and getattr(user, "is_authenticated", False):
         return str(user.actor)
     return "anonymous"
