@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from typing import Any
@@ -15,6 +16,8 @@ from service import db
 from service.cli import cli_actor, fail
 from service.publishing import jobs, notion_publish
 from service.releases.models import Release
+
+_log = logging.getLogger(__name__)
 
 
 def _app() -> Any:
@@ -134,8 +137,16 @@ def worker_command(once: bool, poll: float) -> None:
     app = _app()
     stop = threading.Event()
 
+    # With JSON logs (production) the job lines are logged (see jobs.run_once) and stdout
+    # stays quiet; in a terminal each job also gets a readable line.
+    from service.logs import log_format
+
+    plain = log_format(app.config["RELGOV_SETTINGS"]) != "json"
+
     def _stop(signum: int, _frame: Any) -> None:
-        click.echo(f"received signal {signum}; finishing the current job")
+        _log.info("received signal %s; finishing the current job", signum)
+        if plain:
+            click.echo(f"received signal {signum}; finishing the current job")
         stop.set()
 
     if threading.current_thread() is threading.main_thread():
@@ -146,9 +157,11 @@ def worker_command(once: bool, poll: float) -> None:
         detail = job.result if job.state == "succeeded" else job.last_error
         click.echo(f"job {job.id} {job.kind} → {job.state}: {detail or ''}")
 
-    if not once:
+    _log.info("worker %s started (lease %s)", jobs.default_worker_id(), jobs.lease_of(app))
+    if not once and plain:
         click.echo("worker started; Ctrl+C to stop")
-    stats = jobs.run_worker(app, once=once, poll_seconds=poll, stop_event=stop, on_job=report)
+    on_job = report if plain else None
+    stats = jobs.run_worker(app, once=once, poll_seconds=poll, stop_event=stop, on_job=on_job)
     if once:
         click.echo(f"ran {stats.runs} job(s)")
 
