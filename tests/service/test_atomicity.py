@@ -1,10 +1,9 @@
+# ruff: noqa: F811  (pytest fixtures imported from the release tests are parameters here)
 """A sign-off or an approval is stored whole or not at all: a failure after the first write
 (the audit event, a lifecycle listener) leaves no sign-off, no state change, no audit event,
 and the person gets a clear error."""
 
 from __future__ import annotations
-
-import re
 
 import pytest
 from sqlmodel import select
@@ -13,12 +12,10 @@ from service import audit
 from service.models import AuditEvent
 from service.publishing.models import Job
 from service.releases import lifecycle, services
-from service.releases.lifecycle import transition
 from service.releases.models import Release, ReleaseItem, SignOff
-from tests.builders import login, post_form
+from tests.builders import post_form
 from tests.service.releases.release_fixtures import git_repo, people, pos  # noqa: F401
-
-META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+from tests.service.releases.test_person_api import person, release  # noqa: F401
 
 
 class Injected(RuntimeError):
@@ -29,21 +26,6 @@ class Injected(RuntimeError):
 def app(app):
     app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: a 500 answer, not a raise
     return app
-
-
-@pytest.fixture
-def release(app, session, pos, people):  # noqa: F811
-    with app.app_context():
-        release, _ = services.register_release(
-            session,
-            app=pos,
-            version="1.1.0",
-            git_ref="v1.1.0",
-            actor=services.actor_for(people["engineer"]),
-        )
-        transition(session, release, "submit", actor=services.actor_for(people["engineer"]))
-        session.commit()
-    return release
 
 
 @pytest.fixture
@@ -58,11 +40,6 @@ def audit_fails_after_writing(monkeypatch):
         return event
 
     monkeypatch.setattr(audit, "record", record)
-
-
-def _headers(client, email):
-    login(client, email)
-    return {"X-CSRFToken": META.search(client.get("/").get_data(as_text=True)).group(1)}
 
 
 def _item(session, release, title):
@@ -80,7 +57,7 @@ def test_a_sign_off_that_fails_half_way_stores_nothing(
     client, session, release, audit_fails_after_writing
 ):
     item = _item(session, release, "Regression tests pass")
-    headers = _headers(client, "qa@example.com")
+    headers = person(client, "qa@example.com")
     url = f"/api/v1/releases/{release.id}/items/{item.id}/sign-offs"
     response = client.post(url, json={"decision": "approve"}, headers=headers)
     assert response.status_code == 500
@@ -101,7 +78,7 @@ def test_a_sign_off_that_fails_half_way_stores_nothing(
     assert _events(session, "signoff.") == []
 
 
-def _sign_all(session, release, people):  # noqa: F811
+def _sign_all(session, release, people):
     for title, role in [("Regression tests pass", "qa"), ("Rollback plan written", "engineer")]:
         services.sign_off(
             session,
@@ -118,7 +95,7 @@ def test_an_approval_that_fails_after_the_state_change_stores_nothing(
     session,
     release,
     people,
-    monkeypatch,  # noqa: F811
+    monkeypatch,
 ):
     _sign_all(session, release, people)
     lock_before = release.lock_version
@@ -127,7 +104,7 @@ def test_an_approval_that_fails_after_the_state_change_stores_nothing(
         raise Injected("a listener failed after the release moved")
 
     monkeypatch.setattr(lifecycle, "LISTENERS", [*lifecycle.LISTENERS, listener])
-    headers = _headers(client, "release_manager@example.com")
+    headers = person(client, "release_manager@example.com")
     response = client.post(
         f"/api/v1/releases/{release.id}/transitions", json={"action": "approve"}, headers=headers
     )
