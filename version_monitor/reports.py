@@ -227,14 +227,24 @@ def census(
         )
         .where(live)
         .group_by(ds.c.store_id, ds.c.version_key)
-        .subquery("by_store")
+        .cte("by_store")
     )
-    region_rows = session.execute(
-        select(st.c.region, by_store.c.version_key, func.sum(by_store.c.n), func.count())
+    # The live stores come from the same groups (one scan of the states, not two).
+    stores_live = select(func.count(by_store.c.store_id.distinct())).scalar_subquery()
+    rows = session.execute(
+        select(
+            st.c.region,
+            by_store.c.version_key,
+            func.sum(by_store.c.n),
+            func.count(),
+            stores_live,
+        )
         .select_from(by_store.join(st, st.c.id == by_store.c.store_id))
         .group_by(st.c.region, by_store.c.version_key)
         .order_by(st.c.region, by_store.c.version_key.desc())
     ).all()
+    region_rows = [row[:4] for row in rows]
+    stores = int(rows[0][4]) if rows else 0
     per_version: dict[str, list[int]] = {}
     for _, key, n, n_stores in region_rows:
         totals = per_version.setdefault(key, [0, 0])
@@ -243,8 +253,6 @@ def census(
     version_rows: list[tuple[str, int, int]] = [
         (key, per_version[key][0], per_version[key][1]) for key in sorted(per_version, reverse=True)
     ]
-    stores_live = select(ds.c.store_id).where(live).group_by(ds.c.store_id).subquery("stores_live")
-    stores = int(session.execute(select(func.count()).select_from(stores_live)).scalar_one())
     devices = sum(int(n) for _, n, _ in version_rows)
     away = session.execute(
         select(
