@@ -47,6 +47,12 @@ LOG_FORMAT = "%H%x1f%P%x1f%aN%x1f%aE%x1f%aI%x1f%B"
 # (the notes' default date, read from the ``to`` record).
 _RANGE_FORMAT = "%m%x1f%cI%x1f" + LOG_FORMAT
 _CHUNK = 1 << 20
+# Logs that format every commit they walk read each commit object anyway: with the
+# commit-graph, git walks from the graph and then reads every object again to format it;
+# without it, the object read for the walk is kept for the output. On a 1,000-commit
+# range that is ~3-4 ms less (of ~17 ms); the whole history is the same either way. A
+# range's ``from`` must be an ancestor of ``to``, so the walk past ``from`` stays short.
+_NO_GRAPH = ("-c", "core.commitGraph=false")
 _EMAIL_RE = re.compile(rb"<([^<>\n]+)>")
 
 
@@ -340,7 +346,7 @@ class CommitLog:
         self.progress = progress
         self.progress_every = progress_every
         if from_sha:
-            args = ["log", "-z", "--boundary", f"--format={_RANGE_FORMAT}"]
+            args = [*_NO_GRAPH, "log", "-z", "--boundary", f"--format={_RANGE_FORMAT}"]
             rev = [to_sha, f"^{from_sha}"]
         else:
             args = ["log", "-z", f"--format={LOG_FORMAT}"]
@@ -481,28 +487,58 @@ def _commit_of(
     return parse_commit(sha, parent_shas, person, date, message)
 
 
+# Emails (lower-cased bytes) seen by earlier scans, by (repository, ``before`` sha, mailmap
+# stamp): the commits reachable from a sha never change, so a repeated range (the service
+# regenerates the notes of a release after each edit) needs no second walk. The flag says
+# the walk reached the root, so an email not in the set is a first-timer for sure.
+_SEEN: dict[tuple[str, str, int], tuple[frozenset[bytes], bool]] = {}
+_SEEN_MAX = 32
+
+
+def _mailmap_stamp(path: str) -> int:
+    """Authors' emails go through ``.mailmap``: an edit of it makes cached scans stale."""
+    try:
+        return os.stat(os.path.join(path, ".mailmap")).st_mtime_ns
+    except OSError:
+        return 0
+
+
 class AuthorScan:
     """Which emails have a commit reachable from ``before_sha`` (the first-timer check).
 
     The ``git log`` over the older history starts when this object is created, so git
     starts up and walks while the range itself is being read; :meth:`first_timers` then
     reads only until every email asked about has been seen as an author or
-    ``Co-authored-by`` trailer, so only a real first-timer costs a full walk.
+    ``Co-authored-by`` trailer, so only a real first-timer costs a full walk. The emails a
+    scan saw are kept per process (:data:`_SEEN`): when an earlier scan from the same
+    commit already saw every email asked about, no git runs at all.
     """
 
     def __init__(self, repo: GitRepo, before_sha: str | None) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
+        self._repo = repo
+        self._key: tuple[str, str, int] | None = None
+        self._cached: tuple[frozenset[bytes], bool] | None = None
         if before_sha is not None:
-            self._proc = repo.popen(
-                "log",
-                "--format=%aE%n%(trailers:key=Co-authored-by,valueonly,separator=%x0a)",
-                "--end-of-options",
-                before_sha,
-                "--",
-            )
-            # Until the range has been read, let git get only a page ahead: most scans stop
-            # after a few hundred commits, and git should not burn a CPU the range needs.
-            _set_pipe_size(self._proc, 4096)
+            self._key = (repo.path, before_sha, _mailmap_stamp(repo.path))
+            self._cached = _SEEN.get(self._key)
+            if self._cached is None:
+                self._proc = self._start()
+                # Until the range has been read, let git get only a page ahead: most scans
+                # stop after a few hundred commits, and git should not burn a CPU the range
+                # needs.
+                _set_pipe_size(self._proc, 4096)
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        assert self._key is not None
+        return self._repo.popen(
+            *_NO_GRAPH,
+            "log",
+            "--format=%aE%n%(trailers:key=Co-authored-by,valueonly,separator=%x0a)",
+            "--end-of-options",
+            self._key[1],
+            "--",
+        )
 
     def cancel(self) -> None:
         if self._proc is not None:
@@ -511,14 +547,23 @@ class AuthorScan:
 
     def first_timers(self, emails: set[str]) -> set[str]:
         """The subset of ``emails`` (lower-case) with no commit reachable from ``before``."""
-        proc = self._proc
-        if proc is None:
-            return set(emails)
+        key, cached, proc = self._key, self._cached, self._proc
         self._proc = None
+        if key is None:
+            return set(emails)
         wanted = {e.encode("utf-8", "replace") for e in emails if e}
         if not wanted:
-            _stop(proc)
+            if proc is not None:
+                _stop(proc)
             return set()
+        known: set[bytes] = set()
+        if cached is not None:
+            wanted -= cached[0]
+            if not wanted or cached[1]:
+                return {e.decode("utf-8", "replace") for e in wanted}
+            known.update(cached[0])
+        if proc is None:
+            proc = self._start()
         assert proc.stdout is not None
         read = _reader(proc)
         tail = b""
@@ -533,15 +578,26 @@ class AuthorScan:
             data = (tail + chunk).lower()
             cut = data.rfind(b"\n") + 1
             data, tail = data[:cut], data[cut:]
-            wanted.difference_update(data.split(b"\n"))
+            lines = data.split(b"\n")
+            known.update(lines)
+            wanted.difference_update(lines)
             if b"<" in data:
-                wanted.difference_update(_EMAIL_RE.findall(data))
+                found = _EMAIL_RE.findall(data)
+                known.update(found)
+                wanted.difference_update(found)
+        complete = bool(wanted)
         if wanted:
             if tail:
-                wanted.discard(tail.strip())
+                last = tail.strip()
+                known.add(last)
+                wanted.discard(last)
             _finish(proc, "git log")
         else:
             _stop(proc)
+        known.discard(b"")
+        if len(_SEEN) >= _SEEN_MAX:
+            del _SEEN[next(iter(_SEEN))]
+        _SEEN[key] = (frozenset(known), complete)
         return {e.decode("utf-8", "replace") for e in wanted}
 
 

@@ -255,3 +255,30 @@ def test_python_m_writes_everything_before_it_exits(repo: GitRepo, tmp_path: Pat
     assert json.loads(target.read_text())["counts"]["commits"] == 4
     bad = subprocess.run([*cmd[:-1], "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown ref for --to")
+
+
+def test_repeated_range_reuses_the_first_timer_scan(
+    repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from release_notes import git_history
+
+    first = generate_for_range(repo.path, "v1.10.0", "v1.11.0")
+    calls: list[tuple[str, ...]] = []
+    popen = git_history.GitRepo.popen
+
+    def counting(self: git_history.GitRepo, *args: str, stdin: bool = False):  # type: ignore[no-untyped-def]
+        calls.append(args)
+        return popen(self, *args, stdin=stdin)
+
+    monkeypatch.setattr(git_history.GitRepo, "popen", counting)
+    again = generate_for_range(repo.path, "v1.10.0", "v1.11.0")
+    assert [(c.email, c.first_time) for c in again.contributors] == [
+        (c.email, c.first_time) for c in first.contributors
+    ]
+    # The range's log and the ref check only: no second walk of the older history.
+    assert not any("--format=%aE" in " ".join(a) for a in calls) and len(calls) == 2
+    # A .mailmap edit can change authors' emails: the scan runs again.
+    (repo.path / ".mailmap").write_text("Bob <bob@example.com>\n")
+    calls.clear()
+    generate_for_range(repo.path, "v1.10.0", "v1.11.0")
+    assert any("--format=%aE" in " ".join(a) for a in calls)
