@@ -158,8 +158,17 @@ def test_a_worker_killed_mid_publish_leaves_the_job_to_another_which_publishes_o
     assert note.notion_page_id and note.notion_page_id.replace("-", "") == page["id"].replace(
         "-", ""
     )
-    finished_lines = [r for r in taken_over if r.get("job_state")]
-    assert finished_lines and finished_lines[-1]["job_state"] == "succeeded"
+    # The worker logs the outcome just after recording it: wait for the line.
+    finished_lines = _wait_for(
+        lambda: [
+            r
+            for r in _json_lines(workers.log(2))
+            if r.get("job_id") == job.id and r.get("job_state")
+        ],
+        10,
+        "the worker's log line for the job",
+    )
+    assert finished_lines[-1]["job_state"] == "succeeded"
     assert finished_lines[-1]["request_id"] == f"job-{job.id}"
 
 
