@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from flask import Response, current_app, g, request
-from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationInfo, field_validator
 from sqlmodel import Session
 
 from service import db
@@ -158,6 +158,11 @@ for _i, _op in enumerate(OPERATIONS):
 # --- reports ----------------------------------------------------------------------------
 
 
+MAX_SERIES_DAYS = 1000
+# Pages of a report: far beyond any fleet, small enough for every database's OFFSET.
+MAX_OFFSET = 10_000_000
+
+
 class ReportQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -165,18 +170,27 @@ class ReportQuery(BaseModel):
 
 
 class SeriesQuery(ReportQuery):
-    start: date | None = Field(default=None, description="First day (default: `days` ago)")
+    # ``end`` first: the check of ``start`` reads it.
     end: date | None = Field(default=None, description="Last day (default: today, UTC)")
-    days: int = Field(default=150, ge=1, le=1000, description="Length when start is absent")
+    start: date | None = Field(default=None, description="First day (default: `days` ago)")
+    days: int = Field(
+        default=150, ge=1, le=MAX_SERIES_DAYS, description="Length when start is absent"
+    )
     step: Literal["auto", "day", "week"] = Field(
         default="auto", description="auto: one point a day up to 180 days, else one a week"
     )
 
-    @model_validator(mode="after")
-    def _ordered(self) -> SeriesQuery:
-        if self.start and self.end and self.start > self.end:
+    @field_validator("start")
+    @classmethod
+    def _within(cls, start: date | None, info: ValidationInfo) -> date | None:
+        if start is None:
+            return None
+        end = info.data.get("end") or services.now_naive().date()
+        if start > end:
             raise ValueError("start must not be after end")
-        return self
+        if (end - start).days >= MAX_SERIES_DAYS:
+            raise ValueError(f"a series covers at most {MAX_SERIES_DAYS} days: move start later")
+        return start
 
 
 class StragglersQuery(ReportQuery):
@@ -187,7 +201,7 @@ class StragglersQuery(ReportQuery):
         description="Also list stores more than this many releases behind",
     )
     limit: int = Field(default=500, ge=1, le=5000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 class OfflineQuery(ReportQuery):
@@ -195,7 +209,7 @@ class OfflineQuery(ReportQuery):
         default=None, description="24h: unseen 24 h to 7 days; 7d: unseen for over 7 days"
     )
     limit: int = Field(default=500, ge=1, le=5000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 @dataclasses.dataclass

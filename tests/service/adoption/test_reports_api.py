@@ -94,7 +94,12 @@ def test_unknown_app_is_404_json(client, world: World, read_token):
     ("query", "field"),
     [
         ("series?days=0", "days"),
-        ("series?start=2024-02-01&end=2024-01-01", "body"),
+        ("series?start=2024-02-01&end=2024-01-01", "start"),
+        ("series?start=1000-01-01&end=2024-01-01", "start"),
+        ("series.csv?start=2021-01-01", "start"),
+        ("series?days=1001", "days"),
+        ("stragglers?offset=99999999999999999999", "offset"),
+        ("offline?offset=-1", "offset"),
         ("series?format=xml", "format"),
         ("offline?bucket=1h", "bucket"),
         ("stragglers?max_behind=-1", "max_behind"),
