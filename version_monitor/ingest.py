@@ -33,6 +33,7 @@ __all__ = [
     "MAX_BATCH",
     "MAX_FUTURE",
     "REJECTION_CODES",
+    "FinalStatement",
     "HeartbeatIn",
     "IngestResult",
     "MalformedBatch",
@@ -135,6 +136,7 @@ class IngestResult:
     version_changes: int = 0  # real changes, not first sightings
     new_device_states: int = 0
     stale: int = 0  # valid but not newer than what the device already reported
+    then_row: Any = None  # the first row of ingest()'s ``then`` statement, if it ran
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -146,6 +148,10 @@ class IngestResult:
             "stale": self.stale,
         }
 
+
+# A statement to run after the writes: its SQL per DBAPI paramstyle ("named" for SQLite,
+# "pyformat" for psycopg) and its parameters.
+FinalStatement = tuple[Mapping[str, str], Mapping[str, object]]
 
 StoreLookup = Mapping[str, StoreRef] | Callable[[set[str]], Mapping[str, StoreRef]]
 
@@ -395,6 +401,7 @@ def ingest(
     *,
     now: datetime,
     devices: MutableMapping[str, int] | None = None,
+    then: FinalStatement | None = None,
 ) -> IngestResult:
     """Apply validated heartbeats: register devices, move states forward, log changes.
 
@@ -402,9 +409,17 @@ def ingest(
     read first and given the ids this call had to look up (never the ones it registered,
     which exist only if the caller commits). The caller must drop it when devices may have
     been deleted.
+
+    ``then`` (optional) is one more statement run right after the writes (on PostgreSQL in
+    the same pipeline: one round trip for all of them) when there is a valid heartbeat; its
+    first row, or None, is ``result.then_row``.
     """
     result = IngestResult(accepted=len(valid))
     if not valid:
+        return result
+
+    if len(valid) == 1:
+        _ingest_one(session, valid[0], now=now, devices=devices, then=then, result=result)
         return result
 
     wanted = {hb.device_id for hb in valid}
@@ -513,11 +528,135 @@ def ingest(
             }
         )
 
+    writes: list[tuple[Callable[[str], str], list[dict[str, object]]]] = []
     if states:
-        _write(session, _UPSERT_STATE, states)
+        writes.append((_UPSERT_STATE, states))
     if changes:
-        _write(session, _INSERT_CHANGE, changes)
+        writes.append((_INSERT_CHANGE, changes))
+    result.then_row = _write(session, writes, then)
     return result
+
+
+# One device's state for one app, with the device's primary key: one statement (and one
+# round trip) instead of two. The device is named by external id or, when cached, by key.
+_ONE_STATE_SQL = (
+    "SELECT device.id, device_state.version, device_state.version_key, "
+    "device_state.version_since, device_state.last_sent_at FROM device "
+    "LEFT JOIN device_state ON device_state.device_id = device.id AND device_state.app = {app} "
+    "WHERE device.{key} = {value}"
+)
+_ONE_STATE = {
+    (style, key): _ONE_STATE_SQL.format(
+        app=":app" if style == "named" else "%(app)s",
+        key=key,
+        value=":value" if style == "named" else "%(value)s",
+    )
+    for style in ("named", "pyformat")
+    for key in ("id", "device_id")
+}
+
+
+def _as_datetime(value: Any) -> datetime:
+    # SQLite hands back the text SQLAlchemy stored (``YYYY-MM-DD HH:MM:SS.ffffff``).
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _ingest_one(
+    session: Session,
+    hb: ValidHeartbeat,
+    *,
+    now: datetime,
+    devices: MutableMapping[str, int] | None,
+    then: FinalStatement | None,
+    result: IngestResult,
+) -> None:
+    """:func:`ingest` of one heartbeat (the common request) on the driver's own cursor."""
+    connection = session.connection()
+    style = _paramstyle(connection.dialect)
+    cached = devices.get(hb.device_id) if devices is not None else None
+    value: int | str
+    if cached is not None:
+        query, value = _ONE_STATE[(style, "id")], cached
+    else:
+        query, value = _ONE_STATE[(style, "device_id")], hb.device_id
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(query, {"app": hb.app, "value": value})
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    before: _Existing | None = None
+    if row is not None:
+        device_pk = int(row[0])
+        if devices is not None and cached is None:
+            devices[hb.device_id] = device_pk
+        if row[1] is not None:
+            before = _Existing(row[1], row[2], _as_datetime(row[3]), _as_datetime(row[4]))
+    else:
+        registered = connection.execute(
+            _registration(session),
+            [
+                {
+                    "device_id": hb.device_id,
+                    "store_id": hb.store_id,
+                    "kind": hb.device_kind,
+                    "label": "",
+                    "created_at": as_column_value(device_table.c.created_at, now),
+                }
+            ],
+        ).all()
+        if registered:
+            device_pk = registered[0][1]
+            result.registered_devices = 1
+        else:  # registered meanwhile by a concurrent request: look again
+            found = _device_ids(session, {hb.device_id})
+            device_pk = found[hb.device_id]
+            before = _existing_states(session, {(device_pk, hb.app)}).get((device_pk, hb.app))
+
+    writes: list[tuple[Callable[[str], str], list[dict[str, object]]]] = []
+    if before is not None and hb.sent_at <= before.last_sent_at:
+        result.stale = 1
+    else:
+        seen = min(hb.sent_at, now)
+        since = before.version_since if before else seen
+        if before is None or hb.version_key != before.version_key:
+            since = seen
+            writes.append(
+                (
+                    _INSERT_CHANGE,
+                    [
+                        {
+                            "device_id": device_pk,
+                            "app": hb.app,
+                            "store_id": hb.store_id,
+                            "from_version": before.version if before else None,
+                            "to_version": hb.version,
+                            "to_key": hb.version_key,
+                            "at": seen,
+                        }
+                    ],
+                )
+            )
+            if before is not None:
+                result.version_changes = 1
+        if before is None:
+            result.new_device_states = 1
+        state = {
+            "device_id": device_pk,
+            "app": hb.app,
+            "store_id": hb.store_id,
+            "device_kind": hb.device_kind,
+            "channel": hb.channel,
+            "version": hb.version,
+            "version_key": hb.version_key,
+            "version_since": since,
+            "first_seen": seen,
+            "last_seen": seen,
+            "last_sent_at": hb.sent_at,
+            "received_at": now,
+        }
+        writes.insert(0, (_UPSERT_STATE, [state]))
+    result.then_row = _write(session, writes, then)
 
 
 # The two writes of every heartbeat go to the driver as plain SQL with one parameter dict
@@ -545,11 +684,11 @@ _DATETIMES |= {"received_at", "at"}
 
 
 def _sql(table: str, columns: Sequence[str], tail: str = "") -> Callable[[str], str]:
-    def render(paramstyle: str) -> str:
+    rendered: dict[str, str] = {}
+    for paramstyle in ("named", "pyformat"):
         marks = ", ".join(f"%({c})s" if paramstyle == "pyformat" else f":{c}" for c in columns)
-        return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}){tail}"
-
-    return render
+        rendered[paramstyle] = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}){tail}"
+    return rendered.__getitem__
 
 
 _UPSERT_STATE = _sql(
@@ -563,21 +702,64 @@ _UPSERT_STATE = _sql(
 _INSERT_CHANGE = _sql("version_change", _CHANGE_COLUMNS)
 
 
+def _paramstyle(dialect: Any) -> str:
+    if dialect.name not in ("sqlite", "postgresql"):  # pragma: no cover - SQLite and PostgreSQL
+        raise NotImplementedError(f"unsupported database {dialect.name!r}")
+    return "pyformat" if dialect.paramstyle in ("pyformat", "format") else "named"
+
+
 def _write(
-    session: Session, statement: Callable[[str], str], rows: list[dict[str, object]]
-) -> None:
+    session: Session,
+    writes: Sequence[tuple[Callable[[str], str], list[dict[str, object]]]],
+    then: FinalStatement | None = None,
+) -> Any:
+    """Run ``writes`` (statement, rows) and then ``then`` on the driver's cursor; return the
+    first row of ``then`` (None without one). On PostgreSQL they go in one pipeline."""
+    if not writes and then is None:
+        return None
     connection = session.connection()
     dialect = connection.dialect
+    style = _paramstyle(dialect)
     if dialect.name == "sqlite":
-        for row in rows:
-            for name in _DATETIMES.intersection(row):
-                value = row[name]
-                if isinstance(value, datetime):
-                    row[name] = value.isoformat(" ", "microseconds")
-    elif dialect.name != "postgresql":  # pragma: no cover - SQLite and PostgreSQL only
-        raise NotImplementedError(f"unsupported database {dialect.name!r}")
-    paramstyle = "pyformat" if dialect.paramstyle in ("pyformat", "format") else "named"
-    connection.exec_driver_sql(statement(paramstyle), rows if len(rows) > 1 else rows[0])
+        for _, rows in writes:
+            for row in rows:
+                for name in _DATETIMES.intersection(row):
+                    value = row[name]
+                    if isinstance(value, datetime):
+                        row[name] = value.isoformat(" ", "microseconds")
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None
+    cursor = dbapi.cursor()
+    try:
+        if dialect.name == "postgresql":
+            with dbapi.pipeline():
+                return _run(cursor, style, writes, then)
+        return _run(cursor, style, writes, then)
+    finally:
+        cursor.close()
+
+
+def _run(
+    cursor: Any,
+    style: str,
+    writes: Sequence[tuple[Callable[[str], str], list[dict[str, object]]]],
+    then: FinalStatement | None,
+) -> Any:
+    for statement, rows in writes:
+        if len(rows) > 1:
+            cursor.executemany(statement(style), rows)
+        else:
+            cursor.execute(statement(style), rows[0])
+    if then is None:
+        return None
+    sql, params = then
+    # Its own cursor: in a pipeline, a cursor's results are those of its first statement.
+    final = cursor.connection.cursor()
+    try:
+        final.execute(sql[style], params)
+        return final.fetchone()
+    finally:
+        final.close()
 
 
 def ingest_heartbeats(
@@ -588,11 +770,12 @@ def ingest_heartbeats(
     now: datetime,
     stores: StoreLookup | None = None,
     devices: MutableMapping[str, int] | None = None,
+    then: FinalStatement | None = None,
 ) -> IngestResult:
     """Validate ``items`` (from :func:`parse_batch`) against the stores table and apply them.
 
     ``stores`` replaces the lookup in the stores table (e.g. a cache), ``devices`` is
-    :func:`ingest`'s cache of device ids.
+    :func:`ingest`'s cache of device ids, ``then`` its final statement.
     """
     valid, rejected = validate_batch(
         items,
@@ -602,6 +785,6 @@ def ingest_heartbeats(
         else (lambda ids: lookup_stores(session, external_ids=ids)),
         now=now,
     )
-    result = ingest(session, valid, now=now, devices=devices)
+    result = ingest(session, valid, now=now, devices=devices, then=then)
     result.rejected = rejected
     return result

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import io
 import json
+import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -99,6 +100,10 @@ def adoption_post_heartbeats() -> tuple[dict[str, Any], int] | Response:
     }
     apps = services.known_apps.get(session, wanted)
     ids = services.ingest_ids()
+    limit = current_app.config["RELGOV_SETTINGS"].heartbeat_rate_limit
+    moment = time.time()
+    # The rate-limit count runs with the writes (one round trip on PostgreSQL).
+    planned = ratelimit.plan(token_id=g.api_token.id, items=len(items), limit=limit, now=moment)
     result = ingest_heartbeats(
         session,
         items,
@@ -106,6 +111,7 @@ def adoption_post_heartbeats() -> tuple[dict[str, Any], int] | Response:
         now=services.now_naive(),
         stores=ids.store_lookup(session),
         devices=ids.devices,
+        then=planned if isinstance(planned, tuple) else None,
     )
     body = result.as_dict()
     if not result.accepted:
@@ -127,11 +133,10 @@ def adoption_post_heartbeats() -> tuple[dict[str, Any], int] | Response:
         )
         body["error"] = {"code": "validation_error", "message": message, "fields": fields}
         return body, 422
-    refusal = ratelimit.count_heartbeats(
-        session,
-        token_id=g.api_token.id,
-        items=len(items),
-        limit=current_app.config["RELGOV_SETTINGS"].heartbeat_rate_limit,
+    refusal = (
+        ratelimit.refusal_unless_counted(result.then_row, limit=limit, now=moment)
+        if isinstance(planned, tuple)
+        else planned
     )
     if refusal is not None:
         session.rollback()

@@ -26,8 +26,16 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 import service.adoption.models  # noqa: F401  (the heartbeat_rate table)
+from version_monitor.ingest import FinalStatement
 
-__all__ = ["SHARDS", "WINDOW_SECONDS", "Refusal", "count_heartbeats"]
+__all__ = [
+    "SHARDS",
+    "WINDOW_SECONDS",
+    "Refusal",
+    "count_heartbeats",
+    "plan",
+    "refusal_unless_counted",
+]
 
 WINDOW_SECONDS = 60
 SHARDS = 16
@@ -59,6 +67,47 @@ class Refusal:
     message: str
 
 
+def plan(
+    *, token_id: int, items: int, limit: int, now: float | None = None
+) -> Refusal | FinalStatement | None:
+    """What counting ``items`` takes: None (no limit), a :class:`Refusal` without asking the
+    database (more items than the limit), or the counting statement, whose result goes to
+    :func:`refusal_unless_counted`. :func:`version_monitor.ingest.ingest` runs it after its
+    writes (on PostgreSQL in the same round trip)."""
+    if limit <= 0:
+        return None
+    moment = time.time() if now is None else now
+    window = int(moment // WINDOW_SECONDS)
+    if items > limit:
+        return Refusal(
+            limit,
+            _retry_after(window, moment),
+            f"this token may send at most {limit} heartbeats a minute; "
+            f"this request has {items}: send smaller batches",
+        )
+    params = {"t": token_id, "s": os.getpid() % SHARDS, "w": window, "n": items, "limit": limit}
+    return _SQL, params
+
+
+def refusal_unless_counted(
+    counted: object, *, limit: int, now: float | None = None
+) -> Refusal | None:
+    """None when the counting statement returned a row, else the refusal (and Retry-After)."""
+    if counted is not None:
+        return None
+    moment = time.time() if now is None else now
+    retry_after = _retry_after(int(moment // WINDOW_SECONDS), moment)
+    return Refusal(
+        limit,
+        retry_after,
+        f"this token sent its {limit} heartbeats for this minute; try again in {retry_after} s",
+    )
+
+
+def _retry_after(window: int, moment: float) -> int:
+    return max(1, math.ceil((window + 1) * WINDOW_SECONDS - moment))
+
+
 def count_heartbeats(
     session: Session, *, token_id: int, items: int, limit: int, now: float | None = None
 ) -> Refusal | None:
@@ -67,26 +116,12 @@ def count_heartbeats(
     ``limit`` is heartbeats per minute; 0 means no limit (nothing is counted). ``now`` is a
     Unix time (default: the clock).
     """
-    if limit <= 0:
-        return None
     moment = time.time() if now is None else now
-    window = int(moment // WINDOW_SECONDS)
-    retry_after = max(1, math.ceil((window + 1) * WINDOW_SECONDS - moment))
-    if items > limit:
-        return Refusal(
-            limit,
-            retry_after,
-            f"this token may send at most {limit} heartbeats a minute; "
-            f"this request has {items}: send smaller batches",
-        )
+    planned = plan(token_id=token_id, items=items, limit=limit, now=moment)
+    if planned is None or isinstance(planned, Refusal):
+        return planned
+    sql, params = planned
     connection = session.connection()
     style = "pyformat" if connection.dialect.paramstyle in ("pyformat", "format") else "named"
-    params = {"t": token_id, "s": os.getpid() % SHARDS, "w": window, "n": items, "limit": limit}
-    counted = connection.exec_driver_sql(_SQL[style], params).first()
-    if counted is not None:
-        return None
-    return Refusal(
-        limit,
-        retry_after,
-        f"this token sent its {limit} heartbeats for this minute; try again in {retry_after} s",
-    )
+    counted = connection.exec_driver_sql(sql[style], params).first()
+    return refusal_unless_counted(counted, limit=limit, now=moment)
