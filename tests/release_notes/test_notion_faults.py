@@ -106,9 +106,9 @@ def test_500_on_a_read_is_retried_by_notion_client(notion_fake: NotionFake) -> N
 
 
 def test_timeout_on_create_then_found_not_duplicated(notion_fake: NotionFake) -> None:
-    with fake_publisher(notion_fake, timeout_s=0.3) as publisher:
+    with fake_publisher(notion_fake, timeout_s=1.5) as publisher:
         publisher.init_schema()
-        notion_fake.inject(Fault.slow(2.0, apply=True, **CREATE))
+        notion_fake.inject(Fault.slow(5.0, apply=True, **CREATE))
         with pytest.raises(TransientNotionError) as info:
             publisher.publish(note())
         assert info.value.code == "timeout"
@@ -118,9 +118,9 @@ def test_timeout_on_create_then_found_not_duplicated(notion_fake: NotionFake) ->
 
 
 def test_timeout_on_append_is_transient(notion_fake: NotionFake) -> None:
-    with fake_publisher(notion_fake, timeout_s=0.3) as publisher:
+    with fake_publisher(notion_fake, timeout_s=1.5) as publisher:
         publisher.init_schema()
-        notion_fake.inject(Fault.slow(2.0, apply=False, **APPEND))
+        notion_fake.inject(Fault.slow(5.0, apply=False, **APPEND))
         with pytest.raises(TransientNotionError):
             publisher.publish(note())
         assert status_of(notion_fake) == "Publishing"

@@ -68,9 +68,10 @@ def test_lost_create_response_ends_with_exactly_one_page(app, session, notion, r
 
 
 def test_timeout_on_create_is_retried_without_a_duplicate(app, session, notion, release):
-    app.config["RELGOV_NOTION_TIMEOUT"] = 0.3
+    # Generous, so that only the injected delay times out on a loaded machine.
+    app.config["RELGOV_NOTION_TIMEOUT"] = 1.5
     approve(session, release)
-    notion.inject(Fault.slow(1.0, apply=True, **CREATE))
+    notion.inject(Fault.slow(4.0, apply=True, **CREATE))
     job = jobs.run_once(app, now=later(10))
     assert job.state == "queued" and "timeout" in job.last_error
     job = jobs.run_once(app, now=due(job))
