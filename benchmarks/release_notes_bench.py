@@ -477,6 +477,12 @@ def _table(
         f"- 1,000 commits, whole process no slower than git-cliff: CLI / git-cliff = "
         f"{cli_vs_cliff:.2f} ({_mark(cli_vs_cliff <= 1)})",
         "",
+        "The warm process (c) generates the same range again and again, so after its warm-up "
+        "run the first-time-contributor check reuses the emails its first scan of the older "
+        "history saw (cached per process by repository, `from` commit and `.mailmap`) and "
+        "runs no second `git log`; a range the process has not seen yet pays that scan (on "
+        "the 1,000-commit range ~5 ms more). The CLI (b) always scans.",
+        "",
     ]
     return "\n".join(lines)
 
