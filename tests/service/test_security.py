@@ -229,7 +229,10 @@ def test_behind_a_proxy_the_forwarded_address_is_throttled(settings, database_ur
             headers={"X-Forwarded-For": address},
         ).status_code
 
-    with time_machine.travel(T0, tick=False):
-        assert [attempt("203.0.113.5") for _ in range(3)] == [401, 429, 429]
-        # The proxy's own address is shared, but another client behind it is not paused.
-        assert attempt("203.0.113.6") == 401
+    try:
+        with time_machine.travel(T0, tick=False):
+            assert [attempt("203.0.113.5") for _ in range(3)] == [401, 429, 429]
+            # The proxy's own address is shared, but another client behind it is not paused.
+            assert attempt("203.0.113.6") == 401
+    finally:
+        app.extensions["relgov.engine"].dispose()
