@@ -309,8 +309,40 @@ _DEVICE_ID_QUERY = select(device_table.c.id).where(
 )
 
 
+# On PostgreSQL the lookups of a batch take their keys as one array parameter: the same
+# short statement every time (parsed once by psycopg, prepared by the server) instead of an
+# ``IN`` list of up to 500 literals, which psycopg parsed anew in ~5 ms each.
+_PG_DEVICE_IDS = "SELECT device_id, id FROM device WHERE device_id = ANY(%(ids)s::varchar[])"
+_PG_STATES = (
+    "SELECT device_id, app, version, version_key, version_since, last_sent_at "
+    "FROM device_state WHERE device_id = ANY(%(pks)s::integer[])"
+)
+_PG_REGISTER = (
+    "INSERT INTO device (device_id, store_id, kind, label, created_at) "
+    "SELECT d, s, k, '', %(created_at)s "
+    "FROM unnest(%(ids)s::varchar[], %(stores)s::integer[], %(kinds)s::varchar[]) AS t(d, s, k) "
+    "ON CONFLICT (device_id) DO NOTHING RETURNING device_id, id"
+)
+
+
+def _is_postgresql(session: Session) -> bool:
+    return bool(session.get_bind().dialect.name == "postgresql")
+
+
+def _driver_rows(session: Session, sql: str, params: Mapping[str, object]) -> Sequence[Any]:
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 def _device_ids(session: Session, device_ids: Collection[str]) -> dict[str, int]:
     found: dict[str, int] = {}
+    if len(device_ids) > 1 and _is_postgresql(session):
+        rows = _driver_rows(session, _PG_DEVICE_IDS, {"ids": sorted(device_ids)})
+        return {device_id: pk for device_id, pk in rows}
     if len(device_ids) == 1:
         (device_id,) = device_ids
         pk = session.connection().execute(_DEVICE_ID_QUERY, {"device_id": device_id}).scalar()
@@ -361,6 +393,13 @@ def _existing_states(
             found[(device_pk, app)] = _Existing(*row)
         return found
     device_pks = sorted({pk for pk, _ in keys})
+    if _is_postgresql(session):
+        for pk, app, version, key, since, last_sent_at in _driver_rows(
+            session, _PG_STATES, {"pks": device_pks}
+        ):
+            if (pk, app) in keys:
+                found[(pk, app)] = _Existing(version, key, since, last_sent_at)
+        return found
     state = device_state_table.c
     for chunk in _chunks(device_pks):
         rows = session.execute(
@@ -440,7 +479,18 @@ def ingest(
         if hb.device_id not in known and hb.device_id not in unknown:
             unknown[hb.device_id] = hb
     inserted: set[int] = set()
-    if unknown:
+    if unknown and _is_postgresql(session):
+        rows = _driver_rows(
+            session,
+            _PG_REGISTER,
+            {
+                "ids": list(unknown),
+                "stores": [hb.store_id for hb in unknown.values()],
+                "kinds": [hb.device_kind for hb in unknown.values()],
+                "created_at": as_column_value(device_table.c.created_at, now),
+            },
+        )
+    elif unknown:
         created_at = as_column_value(device_table.c.created_at, now)
         rows = (
             session.connection()
@@ -459,6 +509,7 @@ def ingest(
             )
             .all()
         )
+    if unknown:
         registered = {device_id: pk for device_id, pk in rows}
         result.registered_devices = len(registered)
         inserted.update(registered.values())
