@@ -1337,14 +1337,17 @@ def report(outcome: Outcome) -> str:
 
 
 def write_section(text: str) -> None:
-    """Replace only the ``## Soak`` section (re-read just before writing)."""
+    """Replace only the ``## Soak`` section up to its first subsection (re-read just before
+    writing)."""
     doc = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
     start = doc.find(f"\n{SECTION}\n")
     if start == -1:
         doc = doc.rstrip("\n") + "\n\n" + text
     else:
         start += 1
-        end = doc.find("\n## ", start + len(SECTION))
+        # Up to the next heading: hand-written ### notes below the table are kept.
+        ends = [doc.find(mark, start + len(SECTION)) for mark in ("\n## ", "\n### ")]
+        end = min((e for e in ends if e != -1), default=-1)
         rest = "" if end == -1 else doc[end + 1 :]
         doc = doc[:start] + text + ("\n" + rest if rest else "")
     DOC.write_text(doc.rstrip("\n") + "\n", encoding="utf-8")
