@@ -10,6 +10,7 @@ import itertools
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,17 +61,29 @@ def _pg_url(database: str) -> str:
     return make_url(PG_URL).set(database=database).render_as_string(hide_password=False)
 
 
+@contextmanager
+def pg_database(name: str, *, template: str | None = None) -> Iterator[str]:
+    """The URL of database ``name`` on the test server, made afresh (a copy of ``template``,
+    or empty) and dropped afterwards."""
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            copy = f' TEMPLATE "{template}"' if template else ""
+            conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+        yield _pg_url(name)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture
 def database_url(_template_database: str, tmp_path: Path) -> Iterator[str]:
     if PG_URL:
         name = f"relgov_test_{os.getpid()}_{next(_counter)}"
-        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{PG_TEMPLATE}"'))
-        yield _pg_url(name)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        with pg_database(name, template=PG_TEMPLATE) as url:
+            yield url
         return
     path = tmp_path / "relgov.db"
     shutil.copy(_template_database, path)

@@ -10,14 +10,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, select
 
 from service import db, migrate
 from service.models import User
 from tests.builders import make_user
-from tests.conftest import PG_URL, _pg_url
+from tests.conftest import PG_URL, pg_database
 
 
 def _emails(database_url: str) -> list[str]:
@@ -73,15 +73,8 @@ def empty_database_url(tmp_path):
     if not PG_URL:
         yield f"sqlite:///{tmp_path / 'fresh.db'}"
         return
-    name = f"relgov_upgrade_{os.getpid()}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield _pg_url(name)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with pg_database(f"relgov_upgrade_{os.getpid()}") as url:
+        yield url
 
 
 def test_several_processes_upgrading_at_once_migrate_once(empty_database_url):

@@ -20,8 +20,6 @@ import pytest
 import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, Phase, settings
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
 from sqlmodel import Session, select
 
 from service import create_app, db
@@ -31,7 +29,7 @@ from service.releases import services
 from service.releases.models import ReleaseItem
 from service.settings import Settings
 from tests.builders import csrf_token, login, make_token, make_user
-from tests.conftest import PG_TEMPLATE, PG_URL, _pg_url
+from tests.conftest import PG_TEMPLATE, PG_URL, pg_database
 from tests.service.releases.release_fixtures import build_repo, make_app_with_checklist
 
 # The document is generated from the registered operations; building an app registers them.
@@ -67,15 +65,8 @@ FEW_EXAMPLES = settings(
 def _database(_template_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One database for the module, cloned from the migrated template (like ``database_url``)."""
     if PG_URL:
-        name = f"relgov_schemathesis_{os.getpid()}"
-        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{PG_TEMPLATE}"'))
-        yield _pg_url(name)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        with pg_database(f"relgov_schemathesis_{os.getpid()}", template=PG_TEMPLATE) as url:
+            yield url
         return
     path = tmp_path_factory.mktemp("schemathesis") / "relgov.db"
     shutil.copy(_template_database, path)
