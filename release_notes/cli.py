@@ -123,10 +123,15 @@ def generate_command(
         _fail("--from and --from-root cannot be combined")
     with no_gc():
         _generate(repo, from_ref, to_ref, from_root, fmt, config_path, output, version, date)
-        if _EXIT_WHEN_WRITTEN:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(0)
+
+
+def _written() -> None:
+    """The notes are out: under ``__main__`` end the process here, while they are still
+    referenced, so that nothing frees them object by object (~0.2 s on 200k commits)."""
+    if _EXIT_WHEN_WRITTEN:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _generate(
@@ -171,6 +176,7 @@ def _generate(
             from release_notes.render import iter_markdown
 
             _write(iter_markdown(notes, config.template), output)
+        _written()
     except NotesError as exc:
         _fail(str(exc))
 
