@@ -66,6 +66,14 @@ def _write(chunks: Iterable[str], output: str | None) -> None:
         sys.stdout.flush()
         return
     target = Path(output)
+    if target.exists() and not target.is_file():
+        # A device or pipe (/dev/null, /dev/stdout, a FIFO): written in place, never replaced.
+        try:
+            with target.open("w", encoding="utf-8") as fh:
+                fh.writelines(chunks)
+        except OSError as exc:
+            _fail(f"cannot write output {output}: {exc.strerror or exc}")
+        return
     # Write next to the target and rename, so a failure never leaves half a file behind.
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")

@@ -282,3 +282,26 @@ def test_repeated_range_reuses_the_first_timer_scan(
     calls.clear()
     generate_for_range(repo.path, "v1.10.0", "v1.11.0")
     assert any("--format=%aE" in " ".join(a) for a in calls)
+
+
+def test_cli_output_to_a_pipe_writes_into_it_and_keeps_it(repo: GitRepo, tmp_path: Path) -> None:
+    """`--output /dev/null` or a FIFO is written in place; the atomic rename would have
+    replaced the device or pipe with a regular file."""
+    import os
+    import stat
+    import threading
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    pipe = folder / "pipe"
+    os.mkfifo(pipe)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_text()), daemon=True)
+    reader.start()
+    args = ["--repo", str(repo.path), "--to", "v1.11.0", "--output", str(pipe)]
+    result = CliRunner().invoke(generate, args)
+    reader.join(timeout=30)
+    assert result.exit_code == 0, result.stderr
+    assert received and received[0].startswith("# Release v1.11.0")
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert [p.name for p in folder.iterdir()] == ["pipe"]  # no temporary file left
