@@ -23,8 +23,6 @@ import os
 import time
 from dataclasses import dataclass
 
-from sqlmodel import Session
-
 import service.adoption.models  # noqa: F401  (the heartbeat_rate table)
 from version_monitor.ingest import FinalStatement
 
@@ -32,7 +30,6 @@ __all__ = [
     "SHARDS",
     "WINDOW_SECONDS",
     "Refusal",
-    "count_heartbeats",
     "plan",
     "refusal_unless_counted",
 ]
@@ -52,6 +49,7 @@ _UPSERT = (
     "window_minute = excluded.window_minute "
     "RETURNING heartbeats"
 )
+# Per DBAPI paramstyle: "named" for SQLite, "pyformat" for psycopg.
 _SQL = {
     "named": _UPSERT.format(t=":t", s=":s", w=":w", n=":n", limit=":limit"),
     "pyformat": _UPSERT.format(t="%(t)s", s="%(s)s", w="%(w)s", n="%(n)s", limit="%(limit)s"),
@@ -106,22 +104,3 @@ def refusal_unless_counted(
 
 def _retry_after(window: int, moment: float) -> int:
     return max(1, math.ceil((window + 1) * WINDOW_SECONDS - moment))
-
-
-def count_heartbeats(
-    session: Session, *, token_id: int, items: int, limit: int, now: float | None = None
-) -> Refusal | None:
-    """Add ``items`` to the token's count for this minute, or refuse (adding nothing).
-
-    ``limit`` is heartbeats per minute; 0 means no limit (nothing is counted). ``now`` is a
-    Unix time (default: the clock).
-    """
-    moment = time.time() if now is None else now
-    planned = plan(token_id=token_id, items=items, limit=limit, now=moment)
-    if planned is None or isinstance(planned, Refusal):
-        return planned
-    sql, params = planned
-    connection = session.connection()
-    style = "pyformat" if connection.dialect.paramstyle in ("pyformat", "format") else "named"
-    counted = connection.exec_driver_sql(sql[style], params).first()
-    return refusal_unless_counted(counted, limit=limit, now=moment)
