@@ -386,11 +386,7 @@ def run_process(args: argparse.Namespace, url: str, fake: dict[str, str]) -> lis
 
 
 def run(args: argparse.Namespace, url: str, fake: dict[str, str]) -> list[dict[str, Any]]:
-    from sqlmodel import select
-
-    from service import create_app, db, migrate
-    from service.publishing import jobs, notion_publish
-    from service.releases.models import App, Release, ReleaseNote
+    from service.publishing import jobs
     from service.settings import Settings
     from tests.fakes.notion_fixtures import instant_limiter
 
@@ -403,42 +399,13 @@ def run(args: argparse.Namespace, url: str, fake: dict[str, str]) -> list[dict[s
         notion_database_id=fake["database_id"],
         notion_base_url=fake["base_url"],
     )
-    engine = db.make_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    app = create_app(settings)
+    app, ids = seed(url, settings)
     if not args.real_limiter:
         app.extensions["relgov.notion_limiter"] = instant_limiter()  # no waiting at 3 requests/s
     apply_stubs(args.stub)
-    with app.app_context(), db.session_scope() as session:
-        pos = App(slug="pos", name="POS register", auto_publish=True)
-        session.add(pos)
-        session.flush()
-        ids = []
-        for n in range(4):
-            release = Release(app_id=pos.id or 0, version=f"3.{n}.0", created_by="user:b@x.test")
-            session.add(release)
-            session.flush()
-            session.add(
-                ReleaseNote(
-                    release_id=release.id or 0,
-                    generated_markdown=note_text(release.version, 0),
-                    commit_count=120,
-                    breaking_count=0,
-                )
-            )
-            ids.append(release.id)
 
     def publish_once(n: int) -> None:
-        with app.app_context(), db.session_scope() as session:
-            release = session.get(Release, ids[n % len(ids)])
-            assert release is not None
-            note = session.exec(
-                select(ReleaseNote).where(ReleaseNote.release_id == release.id)
-            ).one()
-            note.generated_markdown = note_text(release.version, n + 1)
-            session.add(note)
-            notion_publish.request_publish(session, release, actor="user:b@x.test")
+        ask_publish(app, ids[n % len(ids)], n)
         job = jobs.run_once(app)
         assert job is not None and job.state == "succeeded", job and job.last_error
 
