@@ -62,6 +62,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     for feature in (releases, fleet, adoption, publishing, incidents):
         feature.init_app(app)
+    from service.adoption import fastpath
+
+    fastpath.install(app)  # the common heartbeat request, answered in front of Flask
     from service import policy
 
     policy.check(app)  # every endpoint has a line in service/policy.py

@@ -68,19 +68,24 @@ def _count(response: Response) -> Response:
     started = g.get("request_started")
     if started is None:
         return response
-    key = (request.endpoint, request.method, response.status_code)
+    observe(request.endpoint, request.method, response.status_code, started)
+    return response
+
+
+def observe(endpoint: str | None, method: str, status_code: int, started: float) -> None:
+    """Count a request and its latency since ``started`` (``time.perf_counter()``)."""
+    key = (endpoint, method, status_code)
     children = _CHILDREN.get(key)
     if children is None:
-        if request.method not in _METHODS:  # a made-up method must not add label values
-            key = (request.endpoint, "other", response.status_code)
-        endpoint, method = key[0] or "unmatched", key[1]
-        status = f"{response.status_code // 100}xx"
+        if method not in _METHODS:  # a made-up method must not add label values
+            key = (endpoint, "other", status_code)
+        label, method = key[0] or "unmatched", key[1]
+        status = f"{status_code // 100}xx"
         children = _CHILDREN.setdefault(
-            key, (REQUESTS.labels(endpoint, method, status), LATENCY.labels(endpoint, method))
+            key, (REQUESTS.labels(label, method, status), LATENCY.labels(label, method))
         )
     children[0].inc()
     children[1].observe(time.perf_counter() - started)
-    return response
 
 
 @bp.get("/metrics")

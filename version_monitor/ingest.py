@@ -753,6 +753,9 @@ _UPSERT_STATE = _sql(
 _INSERT_CHANGE = _sql("version_change", _CHANGE_COLUMNS)
 
 
+_NO_SYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+
+
 def _paramstyle(dialect: Any) -> str:
     if dialect.name not in ("sqlite", "postgresql"):  # pragma: no cover - SQLite and PostgreSQL
         raise NotImplementedError(f"unsupported database {dialect.name!r}")
@@ -784,6 +787,10 @@ def _write(
     try:
         if dialect.name == "postgresql":
             with dbapi.pipeline():
+                # Heartbeats only: the commit does not wait for the WAL flush. A server
+                # crash may lose the last fraction of a second of them (devices send
+                # again); other transactions keep the server's setting.
+                cursor.execute(_NO_SYNC_COMMIT)
                 return _run(cursor, style, writes, then)
         return _run(cursor, style, writes, then)
     finally:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlmodel import Session, col, select
 
 from service.fleet.answers import read_version
@@ -85,11 +85,16 @@ class _KnownApps:
         self._loaded_at = 0.0
         self._ttl = ttl
 
-    def get(self, session: Session, wanted: Iterable[str]) -> frozenset[str]:
-        wanted_set = set(wanted)
-        fresh = time.monotonic() - self._loaded_at < self._ttl
-        if fresh and wanted_set <= self._slugs:
+    def cached(self, wanted: Iterable[str]) -> frozenset[str] | None:
+        """The cached slugs when they are fresh and hold every one of ``wanted``, else None."""
+        if time.monotonic() - self._loaded_at < self._ttl and self._slugs.issuperset(wanted):
             return self._slugs
+        return None
+
+    def get(self, session: Session, wanted: Iterable[str]) -> frozenset[str]:
+        hit = self.cached(wanted)
+        if hit is not None:
+            return hit
         slugs = frozenset(session.exec(select(App.slug)).all())
         with self._lock:
             self._slugs, self._loaded_at = slugs, time.monotonic()
@@ -129,25 +134,30 @@ class _IngestIds:
             self.devices.clear()
             self._version = version
 
-    def store_lookup(self, session: Session) -> Callable[[set[str]], dict[str, StoreRef]]:
+    def store_lookup(
+        self, session: Session, *, cached_only: bool = False
+    ) -> Callable[[set[str]], dict[str, StoreRef]]:
         """For :func:`~version_monitor.ingest.validate_batch`, which calls it once per
         request after checking every item: the counter is read there, so a request holds
-        no database lock while its items are validated."""
+        no database lock while its items are validated. ``cached_only`` looks nothing up
+        (a store missing from the cache is then unknown to the caller)."""
         stores = self.stores
 
         def lookup(wanted: set[str]) -> dict[str, StoreRef]:
             self.refresh(session)
-            missing = {s for s in wanted if s not in stores}
-            if missing:
-                stores.update(lookup_stores(session, external_ids=missing))
+            if not cached_only:
+                missing = {s for s in wanted if s not in stores}
+                if missing:
+                    stores.update(lookup_stores(session, external_ids=missing))
             return stores
 
         return lookup
 
 
-def ingest_ids() -> _IngestIds:
+def ingest_ids(app: Flask | None = None) -> _IngestIds:
     """This app's (this process's) cache; its store lookup checks the fleet counter."""
-    cache: _IngestIds = current_app.extensions.setdefault("relgov.ingest_ids", _IngestIds())
+    extensions = (app or current_app).extensions
+    cache: _IngestIds = extensions.setdefault("relgov.ingest_ids", _IngestIds())
     return cache
 
 

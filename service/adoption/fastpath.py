@@ -1,0 +1,250 @@
+"""The common heartbeat request, answered in front of Flask.
+
+``POST /api/v1/heartbeats`` is by far the most frequent request: store devices send one
+heartbeat each, every few minutes. Flask's request machinery (request and app contexts,
+the before/after hooks, the ORM session) costs several times the database's own work for
+it. :class:`HeartbeatFastPath` wraps the app's WSGI callable and answers such a request
+itself when, and only when, it is the well-formed common case:
+
+* JSON body of known length within ``MAX_CONTENT_LENGTH``, no query string, no NUL escape;
+* a bearer token found in the per-process token cache (:mod:`service.api`), not revoked,
+  not expired, holding ``heartbeats:write``, whose last use needs no recording yet;
+* one heartbeat object or a list of them whose apps and stores are all in the per-process
+  caches (read under the fleet counter, as the view does) and every item valid;
+* the rate limit not reached.
+
+Everything else (errors, rejections, unknown stores, a cold cache, a database error) goes
+to the normal Flask view with the body restored, after the fast path's transaction was
+rolled back: error answers, and their status, body and headers, come from one place. The
+answer itself is built by the same code as the view's (:func:`version_monitor.ingest.
+ingest` on the request's one transaction, :mod:`service.adoption.ratelimit`), and the
+request gets what the hooks give every request: a request id and ``X-Request-ID``, the
+access log line, the request metrics and the security headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
+from flask import Flask
+from sqlalchemy import Connection, Engine
+from sqlmodel import Session
+
+from service import logs, metrics, security
+from service.adoption import metrics as heartbeat_metrics
+from service.adoption import ratelimit, services
+from service.api import TOKEN_CACHE_SECONDS, _token_cache
+from service.auth import TOKEN_PREFIX
+from service.models import ApiToken, utcnow
+from version_monitor.ingest import MAX_BATCH, MalformedBatch, ingest, parse_batch, validate_batch
+
+__all__ = ["PATH", "HeartbeatFastPath", "install"]
+
+PATH = "/api/v1/heartbeats"
+ENDPOINT = "api.adoption_post_heartbeats"
+SCOPE = "heartbeats:write"
+_TOUCH_SECONDS = 60  # service.api.touch_token records a use at most this often
+_log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class _Fallback(Exception):
+    """Not the common case: the Flask view answers."""
+
+
+class _Connected:
+    """What :mod:`version_monitor.ingest` and :mod:`service.fleet.answers` ask of a session,
+    on one connection: the fast path has no ORM session."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def connection(self) -> Connection:
+        return self._connection
+
+    def get_bind(self) -> Connection:
+        return self._connection
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        return self._connection.execute(*args, **kwargs)
+
+
+class HeartbeatFastPath:
+    def __init__(self, app: Flask, inner: WsgiApp) -> None:
+        self.app = app
+        self.inner = inner
+        settings = app.config["RELGOV_SETTINGS"]
+        headers = list(security.HEADERS.items())
+        if settings.hsts_seconds:
+            headers.append(("Strict-Transport-Security", f"max-age={settings.hsts_seconds}"))
+        self._headers = headers
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST":
+            return self.inner(environ, start_response)
+        started = time.perf_counter()
+        token = self._token(environ)
+        raw = self._body(environ) if token is not None else None
+        if raw is None or token is None:
+            return self.inner(environ, start_response)
+        try:
+            answer = self._answer(raw, token)
+        except _Fallback:
+            answer = None
+        except Exception:  # e.g. the database went away: the view answers and reports it
+            _log.warning("heartbeat fast path failed; the view answers", exc_info=True)
+            answer = None
+        if answer is None:
+            environ["wsgi.input"] = io.BytesIO(raw)
+            return self.inner(environ, start_response)
+        return self._respond(environ, start_response, answer, token, started)
+
+    # --- what qualifies -------------------------------------------------------------
+
+    def _token(self, environ: dict[str, Any]) -> ApiToken | None:
+        """The caller's token when it is cached, usable for heartbeats and needs no touch."""
+        kind, _, raw = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        raw = raw.strip()
+        if kind.lower() != "bearer" or not raw.startswith(TOKEN_PREFIX):
+            return None
+        hit = _token_cache.get(hashlib.sha256(raw.encode()).hexdigest())
+        if hit is None or time.monotonic() - hit[0] >= TOKEN_CACHE_SECONDS:
+            return None
+        token = hit[1]
+        if token.revoked_at is not None or not token.active or SCOPE not in token.scopes:
+            return None
+        used = token.last_used_at
+        if used is None or (utcnow() - used).total_seconds() >= _TOUCH_SECONDS:
+            return None
+        return token
+
+    def _body(self, environ: dict[str, Any]) -> bytes | None:
+        """The JSON body, read, when nothing about the request is unusual; else None (and
+        the body is left unread)."""
+        if environ.get("QUERY_STRING") or "HTTP_TRANSFER_ENCODING" in environ:
+            return None
+        mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+        if mimetype != "application/json":
+            return None
+        length = environ.get("CONTENT_LENGTH", "")
+        limit = self.app.config.get("MAX_CONTENT_LENGTH")
+        if not length.isdigit() or not 0 < int(length) <= (limit or int(length)):
+            return None
+        raw: bytes = environ["wsgi.input"].read(int(length))
+        return raw
+
+    # --- the answer -----------------------------------------------------------------
+
+    def _answer(self, raw: bytes, token: ApiToken) -> dict[str, object] | None:
+        if b"\\u0000" in raw:  # service.security refuses NUL characters
+            return None
+        try:
+            items = parse_batch(json.loads(raw))
+        except (ValueError, UnicodeDecodeError, MalformedBatch):
+            return None
+        beats = [item for item in items if isinstance(item, dict)]
+        if len(beats) != len(items) or len(items) > MAX_BATCH:
+            return None
+        apps = services.known_apps.cached(b["app"] for b in beats if isinstance(b.get("app"), str))
+        if apps is None:
+            return None
+        ids = services.ingest_ids(self.app)
+        limit = self.app.config["RELGOV_SETTINGS"].heartbeat_rate_limit
+        moment = time.time()
+        planned = ratelimit.plan(token_id=token.id or 0, items=len(items), limit=limit, now=moment)
+        if isinstance(planned, ratelimit.Refusal):
+            return None
+        engine: Engine = self.app.extensions["relgov.engine"]
+        now = services.now_naive()
+        # The transaction (and SQLite's writer lock) begins with the first statement: the
+        # fleet counter, read once every item has been checked.
+        with engine.connect() as connection:
+            session = cast(Session, _Connected(connection))
+            valid, rejected = validate_batch(
+                items,
+                known_apps=apps,
+                stores=ids.store_lookup(session, cached_only=True),
+                now=now,
+            )
+            if rejected:
+                raise _Fallback
+            result = ingest(session, valid, now=now, devices=ids.devices, then=planned)
+            if planned is not None and ratelimit.refusal_unless_counted(
+                result.then_row, limit=limit, now=moment
+            ):
+                raise _Fallback
+            connection.commit()
+        heartbeat_metrics.ACCEPTED.inc(result.accepted)
+        return result.as_dict()
+
+    def _respond(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        answer: dict[str, object],
+        token: ApiToken,
+        started: float,
+    ) -> Iterable[bytes]:
+        incoming = environ.get("HTTP_X_REQUEST_ID")
+        if incoming and len(incoming) <= 64 and logs._VALID_ID.fullmatch(incoming):
+            request_id = incoming
+        else:
+            request_id = os.urandom(8).hex()
+        body = (json.dumps(answer, ensure_ascii=False, default=str) + "\n").encode()
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            (logs.HEADER, request_id),
+            *self._headers,
+        ]
+        metrics.observe(ENDPOINT, "POST", 200, started)
+        if logs._access.isEnabledFor(logging.INFO):
+            request = _Logged(environ)
+            logs._log_request(
+                {"request_started": started, "api_token": token},
+                request,
+                _Logged.OK,
+                request_id,
+            )
+        start_response("200 OK", headers)
+        return [body]
+
+
+class _Logged:
+    """What the access log line reads of a request and its response."""
+
+    OK: Any = None  # set below: a response with status 200
+    method = "POST"
+    path = PATH
+    endpoint = ENDPOINT
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.remote_addr = environ.get("REMOTE_ADDR")
+
+
+class _Ok:
+    status_code = 200
+
+
+_Logged.OK = _Ok()
+
+
+def install(app: Flask) -> None:
+    """Put the fast path in front of the Flask app (inside ``ProxyFix`` when there is one,
+    so the client's address is the one the proxies saw)."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    outer = app.wsgi_app
+    if isinstance(outer, ProxyFix):
+        outer.app = HeartbeatFastPath(app, outer.app)
+    else:
+        app.wsgi_app = HeartbeatFastPath(app, outer)  # type: ignore[method-assign]
