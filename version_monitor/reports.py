@@ -11,22 +11,25 @@ and listed by :func:`offline_devices` instead. Reports over time read ``Adoption
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from operator import truediv
+from typing import Any, cast
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
 from version_monitor.adoption import (
+    CHANNELS_WITH_ALL,
     THRESHOLDS,
     AdoptionSeries,
+    ChannelSeries,
     DailyCount,
     Milestone,
     ReleaseInfo,
-    build_series,
     stopped_rising,
     time_to_thresholds,
 )
@@ -79,15 +82,23 @@ def _share(part: int, total: int) -> float:
 # --- adoption over time -------------------------------------------------------------------
 
 
-def _daily_counts(
+@contextmanager
+def _day_totals(
     session: Session,
     *,
     app: str,
     start: date,
     end: date,
     only: Sequence[date] | None = None,
-) -> list[DailyCount]:
-    # The day totals hold these sums already (one row per day, version and channel).
+) -> Iterator[Iterable[tuple[Any, ...]]]:
+    """The day totals of ``app`` from ``start`` to ``end`` as the driver's cursor gives them:
+    (day, version, version_key, channel, devices) in day, key and channel order, the day a
+    ``date`` on PostgreSQL and ISO text on SQLite.
+
+    A year is ~18,000 rows. Read one at a time, straight from the DB-API cursor, they are
+    folded and dropped: no SQLAlchemy row per row, and no list of them that survives long
+    enough to set off the garbage collector's full collections (those made the tail).
+    """
     tot = adoption_day_total_table
     conditions = [tot.c.app == app, tot.c.day >= start, tot.c.day <= end]
     if only is not None:
@@ -97,26 +108,82 @@ def _daily_counts(
         .where(*conditions)
         .order_by(tot.c.day, tot.c.version_key, tot.c.channel)
     )
-    connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        return [DailyCount(*row) for row in connection.execute(statement)]
-    # A year is ~18,000 rows: SQLAlchemy's per-row date parsing cost more than the query.
-    # The driver's rows are read as they come, each day's text parsed once.
+    connection = session.connection()  # begins the session's transaction if need be
     compiled = statement.compile(
         dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
     )
     params = compiled.construct_params()
-    rows = connection.exec_driver_sql(
-        compiled.string, tuple(params[name] for name in compiled.positiontup or ())
-    ).fetchall()
-    days: dict[str, date] = {}
-    out = []
-    for text, version, key, channel, devices in rows:
-        day = days.get(text)
-        if day is None:
-            day = days[text] = date.fromisoformat(text)
-        out.append(DailyCount(day, version, key, channel, devices))
-    return out
+    args: Any = params
+    if compiled.positiontup is not None:  # SQLite's "?" placeholders; days as ISO text
+        args = tuple(
+            value.isoformat() if isinstance(value, date) else value
+            for value in (params[name] for name in compiled.positiontup)
+        )
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(compiled.string, args)
+        yield cast(Iterable[tuple[Any, ...]], cursor)  # DB-API cursors iterate their rows
+    finally:
+        cursor.close()
+
+
+def _daily_counts(
+    session: Session,
+    *,
+    app: str,
+    start: date,
+    end: date,
+) -> Iterator[DailyCount]:
+    """The day totals as :class:`DailyCount` rows, one at a time."""
+    parsed: dict[str, date] = {}
+    with _day_totals(session, app=app, start=start, end=end) as rows:
+        for day, version, key, channel, devices in rows:
+            if isinstance(day, str):
+                text = day
+                day = parsed.get(text)
+                if day is None:
+                    day = parsed[text] = date.fromisoformat(text)
+            yield DailyCount(day, version, key, channel, devices)
+
+
+class _Series(AdoptionSeries):
+    """The series as :func:`adoption_over_time` returns it: the same data, and the same
+    ``as_dict()``, built without ``dataclasses.asdict`` (which copies a year of daily numbers
+    one function call at a time)."""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "app": self.app,
+            "days": [day.isoformat() for day in self.days],
+            "versions": self.versions,
+            "channels": {
+                name: {
+                    "totals": list(series.totals),
+                    "devices": {v: list(line) for v, line in series.devices.items()},
+                    "shares": {v: list(line) for v, line in series.shares.items()},
+                }
+                for name, series in self.channels.items()
+            },
+            "releases": [r.as_dict() for r in self.releases],
+        }
+
+
+def _stack(lines: dict[str, list[int]], versions: list[str], width: int) -> ChannelSeries:
+    """One channel's devices per version and day as shares of the day's total (what
+    :func:`version_monitor.adoption.build_series` computes, column-wise in C)."""
+    totals = [sum(column) for column in zip(*lines.values(), strict=True)] if lines else [0] * width
+    # A day without devices in the channel has only zeros: 0 / 1 gives its 0.0 share.
+    divisors = [total or 1 for total in totals]
+    series = ChannelSeries(totals=totals)
+    for version in versions:
+        line = lines.get(version)
+        if line is None:
+            series.devices[version] = [0] * width
+            series.shares[version] = [0.0] * width
+        else:
+            series.devices[version] = line
+            series.shares[version] = list(map(truediv, line, divisors))
+    return series
 
 
 def adoption_over_time(
@@ -132,18 +199,52 @@ def adoption_over_time(
 
     ``step`` > 1 samples one day in ``step`` (counting back from ``end``, which is always
     included): a year drawn weekly reads a seventh of the rows.
+
+    The same series as :func:`version_monitor.adoption.build_series` over the day totals
+    (tests hold the two equal), built in one pass over the driver's rows: each row adds its
+    devices to its version's line in its channel and in "all".
     """
     if step < 1:
         raise ValueError("step must be at least 1")
     span = (end - start).days
     days = sorted(end - timedelta(days=n) for n in range(0, span + 1, step))
-    counts = _daily_counts(session, app=app, start=start, end=end, only=days if step > 1 else None)
+    width = len(days)
+    index: dict[date | str, int] = {}
+    for n, day in enumerate(days):
+        index[day] = index[day.isoformat()] = n
+    keys: dict[str, str] = {}  # version -> its key, for the stacking order
+    grid: dict[str, dict[str, list[int]]] = {c: {} for c in CHANNELS_WITH_ALL}
+    everyone = grid["all"]
+    only = days if step > 1 else None
+    with _day_totals(session, app=app, start=start, end=end, only=only) as rows:
+        for day, version, key, channel, devices in rows:
+            i = index.get(day)
+            lines = grid.get(channel)
+            if i is None or lines is None:
+                continue
+            if version not in keys:
+                keys[version] = key
+            line = lines.get(version)
+            if line is None:
+                line = lines[version] = [0] * width
+            line[i] += devices
+            line = everyone.get(version)
+            if line is None:
+                line = everyone[version] = [0] * width
+            line[i] += devices
+    versions = sorted(keys, key=lambda v: (keys[v], v))
     shown = [
         r
         for r in releases
         if any(start <= m.date() <= end for m in (r.beta_at, r.rolled_out_at) if m)
     ]
-    return build_series(app, counts, days=days, releases=shown)
+    return _Series(
+        app=app,
+        days=days,
+        versions=versions,
+        channels={name: _stack(lines, versions, width) for name, lines in grid.items()},
+        releases=sorted(shown, key=lambda r: r.key),
+    )
 
 
 def time_to_adoption(
