@@ -220,7 +220,13 @@ class OfflineQuery(ReportQuery):
 @dataclasses.dataclass
 class Report:
     data: dict[str, Any] | list[Any]
-    rows: list[dict[str, Any]]
+    # The CSV rows, or what makes them when a CSV is asked for (a year of the daily series
+    # is tens of thousands of rows that a JSON answer never reads).
+    csv_rows: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]]
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return self.csv_rows() if callable(self.csv_rows) else self.csv_rows
 
 
 def app_or_404(session: Session, slug: str) -> App:
@@ -249,7 +255,7 @@ def series_report(session: Session, app: App, query: SeriesQuery, now: datetime)
     )
     data = series.as_dict()
     data["step"] = "week" if weekly else "day"
-    return Report(data, series.rows())
+    return Report(data, series.rows)
 
 
 def census_report(session: Session, app: App, query: ReportQuery, now: datetime) -> Report:
