@@ -153,7 +153,7 @@ class ParsedCommit:
     breaking_description: str | None
     body: str | None  # first paragraph of the body, unwrapped, capped
     pr_number: int | None
-    issue_text: str  # the issue references, space-separated (see ``issue_refs``)
+    issue_text: str  # the lines that may hold issue references (see ``issue_refs``)
     co_authors: tuple[Person, ...]
     release_note: str | None  # user-facing text from ``Release-Note:``
     release_note_none: bool  # ``Release-Note: none``
@@ -171,9 +171,16 @@ class ParsedCommit:
 
     @property
     def issue_refs(self) -> tuple[str, ...]:
-        """Issue references (``#12``, ``org/repo#3``, ``ABC-12``), in order, no duplicates."""
+        """Issue references (``#12``, ``org/repo#3``, ``ABC-12``), in order, no duplicates.
+
+        Read from ``issue_text`` when asked: the keyword pattern is the costliest rule of the
+        parser, and the Markdown notes never show references (the JSON does)."""
         text = self.issue_text
-        return tuple(text.split(" ")) if text else ()
+        if not text:
+            return ()
+        found: list[str] = []
+        _line_refs(text, 0, len(text), found)  # no match spans lines
+        return tuple(found)
 
     @property
     def merge_branch(self) -> str | None:
@@ -303,12 +310,18 @@ def _breaking_description(body: str) -> str | None:
     return text
 
 
-def _ref_lines(text: str, found: list[str]) -> None:
-    """Add to ``found`` the references of ``text`` (in order, no duplicates).
+# A line longer than this is reduced to its references at once (see ``_ref_lines``).
+_REF_LINE_MAX = 1_000
 
-    The keyword pattern is costly over a whole message, so it runs only on the lines that
-    hold something shaped like a reference (``#12``, ``ABC-12``); those are found with
-    ``str.find``, much cheaper than a regex scan. No match spans lines.
+
+def _ref_lines(text: str, lines: list[str]) -> None:
+    """Add to ``lines`` the lines of ``text`` that hold something shaped like a reference
+    (``#12``, ``ABC-12``), in order: :attr:`ParsedCommit.issue_refs` runs the keyword
+    pattern over them when it is read.
+
+    The lines are found with ``str.find``, much cheaper than a regex scan. A very long
+    line is kept as ``refs`` and the references it holds (which read back the same), so a
+    huge message never keeps more than its references.
     """
     size = len(text)
     starts: list[int] = []
@@ -326,7 +339,15 @@ def _ref_lines(text: str, found: list[str]) -> None:
         starts = sorted(set(starts))
     for line_start in starts:
         line_end = text.find("\n", line_start)
-        _line_refs(text, line_start, size if line_end < 0 else line_end, found)
+        if line_end < 0:
+            line_end = size
+        if line_end - line_start <= _REF_LINE_MAX:
+            lines.append(text[line_start:line_end])
+            continue
+        found: list[str] = []
+        _line_refs(text, line_start, line_end, found)
+        if found:
+            lines.append("refs " + " ".join(found))
 
 
 def _line_refs(text: str, start: int, end: int, found: list[str]) -> None:
@@ -334,13 +355,6 @@ def _line_refs(text: str, start: int, end: int, found: list[str]) -> None:
         for ref in _REF_RE.findall(match.group("refs")):
             if ref not in found:
                 found.append(ref)
-
-
-def _issue_refs(text: str) -> tuple[str, ...]:
-    found: list[str] = []
-    if "#" in text or "-" in text:
-        _ref_lines(text, found)
-    return tuple(found)
 
 
 def parse_message(message: str) -> dict[str, object]:
@@ -365,6 +379,39 @@ def _shared(text: str) -> str:
             _SHARED[text] = text
         return text
     return cached
+
+
+def _type_scope_kind(raw_type: str, raw_scope: str | None) -> tuple[str, str | None, str]:
+    """The shared lower-cased type, the shared scope (None when empty) and the kind."""
+    type_ = _shared(raw_type.lower())
+    if not raw_scope:
+        return type_, None, _TYPE_TO_KIND.get(type_, "other")
+    scope = _shared(raw_scope)
+    kind = "deps" if scope.lower() in _DEPS_SCOPES else _TYPE_TO_KIND.get(type_, "other")
+    return type_, scope, kind
+
+
+# What ``_CONVENTIONAL_RE`` makes of a subject is decided by the text before its first
+# colon (``feat(order)!``), which repeats on nearly every commit: (type, scope, kind, bang)
+# for each prefix seen, or None when the prefix is not conventional by itself. Bounded.
+_PREFIX_RE = re.compile(
+    r"\s*(?P<type>[A-Za-z][A-Za-z0-9_-]*)[ \t]*(?:\([ \t]*(?P<scope>[^()\r\n]*?)[ \t]*\))?"
+    r"[ \t]*(?P<bang>!)?[ \t]*"
+)
+_PREFIXES: dict[str, tuple[str, str | None, str, bool] | None] = {}
+_PREFIXES_MAX = 4096
+_UNSEEN = object()
+
+
+def _conventional_prefix(prefix: str) -> tuple[str, str | None, str, bool] | None:
+    match = _PREFIX_RE.fullmatch(prefix)
+    known = None
+    if match is not None:
+        raw_type, raw_scope, raw_bang = match.group("type", "scope", "bang")
+        known = (*_type_scope_kind(raw_type, raw_scope), raw_bang is not None)
+    if len(_PREFIXES) < _PREFIXES_MAX:
+        _PREFIXES[prefix] = known
+    return known
 
 
 def parse_commit(
@@ -414,7 +461,9 @@ def parse_commit(
     kind = "other"
     bang = False
 
-    merge = _MERGE_PR_RE.match(header) if header[:5].lower() == "merge" else None
+    merge = (
+        _MERGE_PR_RE.match(header) if header[:1] in "Mm" and header[:5].lower() == "merge" else None
+    )
     if merge is not None:
         pr_number = int(merge.group(1))
         # GitHub puts the PR title in the first body line of a merge commit.
@@ -423,30 +472,37 @@ def parse_commit(
             subject = title
             from_header = False
     if subject.endswith(")"):
-        # The leftmost match can only start at the whitespace before the last "(" (no "("
-        # follows it): match there instead of searching from every position.
+        # ``_SQUASH_PR_RE`` by hand: the last "(" opens ``(#123)`` (``\s*`` is what
+        # ``str.strip`` strips, ``\d+`` what ``str.isdecimal`` accepts).
         paren = subject.rfind("(")
-        squash = _SQUASH_PR_RE.match(subject, len(subject[:paren].rstrip())) if paren >= 0 else None
-        if squash is not None:
-            if pr_number is None:
-                pr_number = int(squash.group(1))
-            subject = subject[: squash.start()]
+        if paren >= 0:
+            inner = subject[paren + 1 : -1].strip()
+            if inner[:1] == "#" and inner[1:].isdecimal():
+                if pr_number is None:
+                    pr_number = int(inner[1:])
+                subject = subject[:paren].rstrip()
 
-    if ":" in subject:
-        conv = _CONVENTIONAL_RE.match(subject)
-        if conv is not None:
-            raw_type, raw_scope, raw_bang, desc = conv.group("type", "scope", "bang", "desc")
-            type_ = _shared(raw_type.lower())
-            if raw_scope:
-                scope = _shared(raw_scope)
-                kind = (
-                    "deps" if scope.lower() in _DEPS_SCOPES else _TYPE_TO_KIND.get(type_, "other")
-                )
-            else:
-                kind = _TYPE_TO_KIND.get(type_, "other")
-            bang = raw_bang is not None
-            start += conv.start("desc")
-            subject = desc.rstrip()
+    colon = subject.find(":")
+    if colon >= 0:
+        prefix = subject[:colon]
+        known = _PREFIXES.get(prefix, _UNSEEN)
+        if known is _UNSEEN:
+            known = _conventional_prefix(prefix)
+        if known is not None:
+            # ``[ \t]*(?P<desc>\S.*)`` after the colon, without the regex.
+            desc = subject[colon + 1 :].lstrip(" \t")
+            if desc and not desc[0].isspace():
+                type_, scope, kind, bang = known
+                start += len(subject) - len(desc)
+                subject = desc.rstrip()
+        else:  # the first colon may sit inside the scope: ``feat(a:b): ...``
+            conv = _CONVENTIONAL_RE.match(subject)
+            if conv is not None:
+                raw_type, raw_scope, raw_bang, desc = conv.group("type", "scope", "bang", "desc")
+                type_, scope, kind = _type_scope_kind(raw_type, raw_scope)
+                bang = raw_bang is not None
+                start += conv.start("desc")
+                subject = desc.rstrip()
     if not subject:
         subject = header or "(no commit message)"
         start, from_header = 0, bool(header)
@@ -458,11 +514,11 @@ def parse_commit(
     reverts: str | None = None
     skip_changelog = False
     paragraph: str | None = None
-    issue_found: list[str] = []
+    ref_lines: list[str] = []
     if "#" in subject or "-" in subject:  # cheap guard: every reference has one
         # The subject, not the header: a squash ``(#123)`` or ``Merge pull request #123``
         # is the PR, not an issue reference.
-        _ref_lines(subject, issue_found)
+        _ref_lines(subject, ref_lines)
 
     if body:
         lower = body.lower()
@@ -493,7 +549,7 @@ def parse_commit(
             ):
                 skip_changelog = _SKIP_RE.search(message) is not None
         if "#" in body or "-" in body:
-            _ref_lines(body, issue_found)
+            _ref_lines(body, ref_lines)
         if merge is None:
             paragraph = _first_paragraph(body)
         elif "\n\n" in body:
@@ -521,7 +577,7 @@ def parse_commit(
         breaking_description,
         paragraph,
         pr_number,
-        " ".join(issue_found) if issue_found else "",
+        "\n".join(ref_lines) if ref_lines else "",
         co_authors,
         release_note,
         release_note_none,

@@ -74,6 +74,18 @@ def _corpus(count: int) -> list[str]:
         "   ",
         "\r\n",
         "x" * 300,
+        "feat(a:b): colon in the scope",
+        "feat : spaced (#8)",
+        "fix(ui)!:\tafter a tab",
+        "feat:\u00a0no-break space first",
+        "feat(x)!:   ",
+        "  perf ( order ) ! : padded",
+        "Update README: not conventional",
+        "mErGe pull request #5 from a/b",
+        "Merge branch 'main' into topic",
+        "fix: x (# 9)",
+        "fix: y (#\u0661\u0662)",
+        "Fixes #21 and #22 " + "word " * 250 + "see ABC-7, org/r#3 & #21",
     ]
     out = []
     for _ in range(count):
