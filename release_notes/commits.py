@@ -400,7 +400,6 @@ _PREFIX_RE = re.compile(
 )
 _PREFIXES: dict[str, tuple[str, str | None, str, bool] | None] = {}
 _PREFIXES_MAX = 4096
-_UNSEEN = object()
 
 
 def _conventional_prefix(prefix: str) -> tuple[str, str | None, str, bool] | None:
@@ -485,8 +484,9 @@ def parse_commit(
     colon = subject.find(":")
     if colon >= 0:
         prefix = subject[:colon]
-        known = _PREFIXES.get(prefix, _UNSEEN)
-        if known is _UNSEEN:
+        try:
+            known = _PREFIXES[prefix]
+        except KeyError:
             known = _conventional_prefix(prefix)
         if known is not None:
             # ``[ \t]*(?P<desc>\S.*)`` after the colon, without the regex.
