@@ -29,6 +29,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -288,13 +290,29 @@ def run_measured(cmd: list[str], cwd: Path | None = None) -> tuple[float, float,
     return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
-def best_of(n: int, cmd: list[str], cwd: Path | None = None) -> tuple[float, float, float]:
-    runs = [run_measured(cmd, cwd) for _ in range(n)]
+def _summary(runs: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """Median wall, highest peak memory, median CPU."""
     return (
         statistics.median(r[0] for r in runs),
         max(r[1] for r in runs),
         statistics.median(r[2] for r in runs),
     )
+
+
+def best_of(n: int, cmd: list[str], cwd: Path | None = None) -> tuple[float, float, float]:
+    return _summary([run_measured(cmd, cwd) for _ in range(n)])
+
+
+def in_rounds(
+    n: int, measures: dict[str, Callable[[], tuple[float, float, float]]]
+) -> dict[str, tuple[float, float, float]]:
+    """Each measure once per round, ``n`` rounds: a change of the machine's load hits them
+    alike, so their ratios hold better than when each one runs all its repeats in a row."""
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in measures}
+    for _ in range(n):
+        for name, measure in measures.items():
+            runs[name].append(measure())
+    return {name: _summary(values) for name, values in runs.items()}
 
 
 def _children_cpu() -> float:
@@ -379,16 +397,21 @@ def main() -> None:
     load_before = os.getloadavg()
     for label, (from_ref, to_ref) in ranges.items():
         whole = from_ref is None
-        reps = 3 if whole else 10
+        reps = 5 if whole else 10
         rev = to_ref if whole else f"{from_ref}..{to_ref}"
-        floor = best_of(reps, ["git", "log", "-z", f"--format={LOG_FORMAT}", rev, "--"], repo)
-        rows.append((label, "(a) git log, same fields (floor)", *floor))
+        floor = ["git", "log", "-z", f"--format={LOG_FORMAT}", rev, "--"]
         cli = [PYTHON, "-m", "release_notes", "generate", "--repo", str(repo), "--to", to_ref]
         cli += ["--from-root"] if whole else ["--from", str(from_ref)]
-        rows.append((label, "(b) python -m release_notes generate", *best_of(reps, cli, ROOT)))
-        rows.append(
-            (label, "(c) generate_notes() in a warm process", *warm(repo, from_ref, to_ref, reps))
+        measured = in_rounds(
+            reps,
+            {
+                "(a) git log, same fields (floor)": partial(run_measured, floor, repo),
+                "(b) python -m release_notes generate": partial(run_measured, cli, ROOT),
+                # a warm-up generation, then one timed: a new warm process every round
+                "(c) generate_notes() in a warm process": partial(warm, repo, from_ref, to_ref, 1),
+            },
         )
+        rows += [(label, what, *figures) for what, figures in measured.items()]
         if GIT_CLIFF and not (whole and args.skip_cliff_whole):
             cliff = [GIT_CLIFF, "--repository", str(repo), "--config", str(cliff_cfg)]
             cliff += ["--output", os.devnull]
@@ -441,7 +464,8 @@ def _table(
         f"(conventional subjects, bodies, trailers, PR merges, reverts, bots, one huge and "
         f"some non-UTF-8 messages) with {info['tags']} version tags, built by `git fast-import` "
         f"with a commit-graph. {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-        f"{git_version.strip()}, {cliff_version}. Wall time is the median of repeated runs "
+        f"{git_version.strip()}, {cliff_version}. Wall time is the median of repeated runs, "
+        "(a), (b) and (c) taking turns round by round so that a change of load hits them alike "
         "(git-cliff whole history: one run); memory is the peak RSS of the process tree; CPU "
         "time is user + system time of the process and the git processes it ran (it depends "
         "far less than wall time on other jobs). "
