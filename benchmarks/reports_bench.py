@@ -30,10 +30,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.heartbeat_bench import pg_database, write_part  # noqa: E402
+from benchmarks.heartbeat_bench import pg_database  # noqa: E402
 
+DOC = ROOT / "docs" / "benchmarks.md"
+SECTION = "## Version adoption"
 PART = "### Reports"
-COMMAND = ".venv/bin/python benchmarks/reports_bench.py"
+COMMAND = (
+    "RELGOV_BENCH_PG_URL=… flock /tmp/relgov-bench.lock "
+    ".venv/bin/python benchmarks/reports_bench.py"
+)
 
 
 def seed(url: str, *, stores: int, devices: int, now: datetime) -> tuple[Any, list[Any], float]:
@@ -161,6 +166,19 @@ def time_reports(
 
 def _ms(value: float) -> str:
     return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
+def write_part(text: str) -> None:
+    """Replace the head of ``PART`` in ``SECTION`` of docs/benchmarks.md (its heading, the
+    command line and the table, up to the first blank line after the table) with ``text``;
+    the notes written under the table stay. The file is re-read just before."""
+    doc = DOC.read_text()
+    start = doc.find(PART, doc.index(SECTION))
+    if start == -1:
+        raise SystemExit(f"no {PART!r} under {SECTION!r} in {DOC}: add the heading first")
+    end = doc.find("\n\n", doc.index("\n|", start))
+    end = len(doc) if end == -1 else end
+    DOC.write_text(doc[:start] + text.rstrip("\n") + doc[end:])
 
 
 def load_average() -> str:
