@@ -7,8 +7,10 @@ import csv
 import io
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 from sqlmodel import Session, col, select
 
 from service.adoption import services
@@ -17,7 +19,7 @@ from version_monitor.adoption import DailyCount, build_series
 from version_monitor.models import AdoptionDayTotal
 
 
-def reference(session: Session, world: World, days: int, step: int) -> dict[str, object]:
+def reference(session: Session, world: World, days: int, step: int) -> dict[str, Any]:
     end = world.now.date()
     start = end - timedelta(days=days - 1)
     rows = session.exec(
@@ -39,12 +41,13 @@ def reference(session: Session, world: World, days: int, step: int) -> dict[str,
 
 @pytest.mark.parametrize(("days", "step"), [(60, "day"), (365, "day"), (365, "week")])
 def test_series_json_and_csv_match_the_reference(
-    client, session: Session, world: World, read_token, days: int, step: str
-):
+    client: FlaskClient, session: Session, world: World, read_token: str, days: int, step: str
+) -> None:
     url = f"/api/v1/apps/pos/adoption/series?days={days}&step={step}"
     response = client.get(url, headers=bearer(read_token))
     assert response.status_code == 200, response.json
     data = response.json
+    assert isinstance(data, dict)
     assert data.pop("step") == step
     expected = reference(session, world, days, 7 if step == "week" else 1)
     assert json.dumps(data) == json.dumps(expected)
@@ -54,10 +57,10 @@ def test_series_json_and_csv_match_the_reference(
     rows = list(csv.DictReader(io.StringIO(got.get_data(as_text=True))))
     want = [
         {"day": day, "channel": name, "version": version, "devices": str(n), "share": str(s)}
-        for name, series in expected["channels"].items()  # type: ignore[attr-defined]
-        for version in expected["versions"]  # type: ignore[attr-defined]
+        for name, series in expected["channels"].items()
+        for version in expected["versions"]
         for day, n, s in zip(
-            expected["days"],  # type: ignore[arg-type]
+            expected["days"],
             series["devices"][version],
             series["shares"][version],
             strict=True,
