@@ -597,12 +597,14 @@ _ONE_STATE_SQL = (
     "WHERE device.{key} = {value}"
 )
 _ONE_STATE = {
-    (style, key): _ONE_STATE_SQL.format(
-        app=":app" if style == "named" else "%(app)s",
-        key=key,
-        value=":value" if style == "named" else "%(value)s",
-    )
-    for style in ("named", "pyformat")
+    key: {
+        style: _ONE_STATE_SQL.format(
+            app=":app" if style == "named" else "%(app)s",
+            key=key,
+            value=":value" if style == "named" else "%(value)s",
+        )
+        for style in ("named", "pyformat")
+    }.__getitem__
     for key in ("id", "device_id")
 }
 
@@ -623,19 +625,13 @@ def _ingest_one(
 ) -> None:
     """:func:`ingest` of one heartbeat (the common request) on the driver's own cursor."""
     connection = session.connection()
-    style = _paramstyle(connection.dialect)
     cached = devices.get(hb.device_id) if devices is not None else None
     value: int | str
     if cached is not None:
-        query, value = _ONE_STATE[(style, "id")], cached
+        query, value = _ONE_STATE["id"], cached
     else:
-        query, value = _ONE_STATE[(style, "device_id")], hb.device_id
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(query, {"app": hb.app, "value": value})
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
+        query, value = _ONE_STATE["device_id"], hb.device_id
+    row = _fetch_one(connection, query, {"app": hb.app, "value": value})
     before: _Existing | None = None
     if row is not None:
         device_pk = int(row[0])
@@ -644,20 +640,19 @@ def _ingest_one(
         if row[1] is not None:
             before = _Existing(row[1], row[2], _as_datetime(row[3]), _as_datetime(row[4]))
     else:
-        registered = connection.execute(
-            _registration(session),
-            [
-                {
-                    "device_id": hb.device_id,
-                    "store_id": hb.store_id,
-                    "kind": hb.device_kind,
-                    "label": "",
-                    "created_at": as_column_value(device_table.c.created_at, now),
-                }
-            ],
-        ).all()
-        if registered:
-            device_pk = registered[0][1]
+        registered = _fetch_one(
+            connection,
+            _REGISTER_ONE,
+            {
+                "device_id": hb.device_id,
+                "store_id": hb.store_id,
+                "kind": hb.device_kind,
+                "label": "",
+                "created_at": as_column_value(device_table.c.created_at, now),
+            },
+        )
+        if registered is not None:
+            device_pk = int(registered[0])
             result.registered_devices = 1
         else:  # registered meanwhile by a concurrent request: look again
             found = _device_ids(session, {hb.device_id})
@@ -730,8 +725,6 @@ _STATE_COLUMNS = (
 )
 _STATE_UPDATED = _STATE_COLUMNS[2:8] + _STATE_COLUMNS[9:]
 _CHANGE_COLUMNS = ("device_id", "app", "store_id", "from_version", "to_version", "to_key", "at")
-_DATETIMES = frozenset({"version_since", "first_seen", "last_seen", "last_sent_at"})
-_DATETIMES |= {"received_at", "at"}
 
 
 def _sql(table: str, columns: Sequence[str], tail: str = "") -> Callable[[str], str]:
@@ -742,6 +735,11 @@ def _sql(table: str, columns: Sequence[str], tail: str = "") -> Callable[[str], 
     return rendered.__getitem__
 
 
+_REGISTER_ONE = _sql(
+    "device",
+    ("device_id", "store_id", "kind", "label", "created_at"),
+    " ON CONFLICT (device_id) DO NOTHING RETURNING id",
+)
 _UPSERT_STATE = _sql(
     "device_state",
     _STATE_COLUMNS,
@@ -762,6 +760,29 @@ def _paramstyle(dialect: Any) -> str:
     return "pyformat" if dialect.paramstyle in ("pyformat", "format") else "named"
 
 
+def _driver_rows_of(dialect: Any, rows: Iterable[dict[str, object]]) -> None:
+    """Datetimes of ``rows`` as the driver takes them: SQLite gets the text SQLAlchemy
+    stores (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC without an offset); psycopg the values."""
+    if dialect.name != "sqlite":
+        return
+    for row in rows:
+        for name, value in row.items():
+            if isinstance(value, datetime):
+                row[name] = _utc_naive(value).isoformat(" ", "microseconds")
+
+
+def _fetch_one(connection: Any, statement: Callable[[str], str], params: dict[str, object]) -> Any:
+    """The first row of ``statement`` (SQL per paramstyle) on the driver's own cursor."""
+    dialect = connection.dialect
+    _driver_rows_of(dialect, [params])
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(statement(_paramstyle(dialect)), params)
+        return cursor.fetchone()
+    finally:
+        cursor.close()
+
+
 def _write(
     session: Session,
     writes: Sequence[tuple[Callable[[str], str], list[dict[str, object]]]],
@@ -774,13 +795,8 @@ def _write(
     connection = session.connection()
     dialect = connection.dialect
     style = _paramstyle(dialect)
-    if dialect.name == "sqlite":
-        for _, rows in writes:
-            for row in rows:
-                for name in _DATETIMES.intersection(row):
-                    value = row[name]
-                    if isinstance(value, datetime):
-                        row[name] = value.isoformat(" ", "microseconds")
+    for _, rows in writes:
+        _driver_rows_of(dialect, rows)
     dbapi = connection.connection.dbapi_connection
     assert dbapi is not None
     cursor = dbapi.cursor()

@@ -9,8 +9,8 @@ itself when, and only when, it is the well-formed common case:
 * JSON body of known length within ``MAX_CONTENT_LENGTH``, no query string, no NUL escape;
 * a bearer token found in the per-process token cache (:mod:`service.api`), not revoked,
   not expired, holding ``heartbeats:write``, whose last use needs no recording yet;
-* one heartbeat object or a list of them whose apps and stores are all in the per-process
-  caches (read under the fleet counter, as the view does) and every item valid;
+* one heartbeat object or a list of them whose apps are in the per-process cache, and
+  every item valid (stores from the same cache as the view's, under the fleet counter);
 * the rate limit not reached.
 
 Everything else (errors, rejections, unknown stores, a cold cache, a database error) goes
@@ -29,12 +29,14 @@ import io
 import json
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 from flask import Flask
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 from sqlmodel import Session
 
 from service import logs, metrics, security
@@ -87,6 +89,7 @@ class HeartbeatFastPath:
         if settings.hsts_seconds:
             headers.append(("Strict-Transport-Security", f"max-age={settings.hsts_seconds}"))
         self._headers = headers
+        self._held: dict[int, Connection] = {}  # per thread, on PostgreSQL (see _connection)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST":
@@ -107,6 +110,53 @@ class HeartbeatFastPath:
             environ["wsgi.input"] = io.BytesIO(raw)
             return self.inner(environ, start_response)
         return self._respond(environ, start_response, answer, token, started)
+
+    @contextmanager
+    def _connection(self, engine: Engine) -> Iterator[Connection]:
+        """A connection for one transaction, rolled back unless committed.
+
+        On PostgreSQL each thread keeps its connection between requests: the pool pings
+        every connection it hands out (``pool_pre_ping``), one more round trip per
+        heartbeat. A connection that fails is dropped (closed); the view, which answers
+        then, gets a pinged one from the pool, and so does the next heartbeat.
+        """
+        if engine.dialect.name != "postgresql":
+            with engine.connect() as connection:
+                yield connection
+            return
+        thread = threading.get_ident()
+        held = self._held.get(thread)
+        if held is None or held.engine is not engine or held.invalidated:
+            self._drop(thread)
+            held = engine.connect()
+            if not self._held:
+                event.listen(engine, "engine_disposed", self._drop_all, once=True)
+            self._held[thread] = held
+        try:
+            yield held
+        except _Fallback:
+            held.rollback()
+            raise
+        except BaseException:
+            self._drop(thread)
+            raise
+        if held.in_transaction():
+            held.rollback()
+
+    def _drop(self, thread: int, *, invalidate: bool = False) -> None:
+        connection = self._held.pop(thread, None)
+        if connection is None:
+            return
+        try:
+            if invalidate:  # the pool it came from was disposed: really close it
+                connection.invalidate()
+            connection.close()
+        except Exception:  # already broken: closing it is all that is left to do
+            _log.debug("closing a heartbeat connection failed", exc_info=True)
+
+    def _drop_all(self, _engine: Engine) -> None:
+        for thread in list(self._held):
+            self._drop(thread, invalidate=True)
 
     # --- what qualifies -------------------------------------------------------------
 
@@ -167,12 +217,12 @@ class HeartbeatFastPath:
         now = services.now_naive()
         # The transaction (and SQLite's writer lock) begins with the first statement: the
         # fleet counter, read once every item has been checked.
-        with engine.connect() as connection:
+        with self._connection(engine) as connection:
             session = cast(Session, _Connected(connection))
             valid, rejected = validate_batch(
                 items,
                 known_apps=apps,
-                stores=ids.store_lookup(session, cached_only=True),
+                stores=ids.store_lookup(session),
                 now=now,
             )
             if rejected:

@@ -134,21 +134,17 @@ class _IngestIds:
             self.devices.clear()
             self._version = version
 
-    def store_lookup(
-        self, session: Session, *, cached_only: bool = False
-    ) -> Callable[[set[str]], dict[str, StoreRef]]:
+    def store_lookup(self, session: Session) -> Callable[[set[str]], dict[str, StoreRef]]:
         """For :func:`~version_monitor.ingest.validate_batch`, which calls it once per
         request after checking every item: the counter is read there, so a request holds
-        no database lock while its items are validated. ``cached_only`` looks nothing up
-        (a store missing from the cache is then unknown to the caller)."""
+        no database lock while its items are validated."""
         stores = self.stores
 
         def lookup(wanted: set[str]) -> dict[str, StoreRef]:
             self.refresh(session)
-            if not cached_only:
-                missing = {s for s in wanted if s not in stores}
-                if missing:
-                    stores.update(lookup_stores(session, external_ids=missing))
+            missing = {s for s in wanted if s not in stores}
+            if missing:
+                stores.update(lookup_stores(session, external_ids=missing))
             return stores
 
         return lookup
