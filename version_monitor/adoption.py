@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from operator import truediv
 from typing import NamedTuple
 
 from version_monitor.versions import key_of
@@ -91,7 +92,16 @@ class AdoptionSeries:
             "app": self.app,
             "days": [d.isoformat() for d in self.days],
             "versions": self.versions,
-            "channels": {name: asdict(series) for name, series in self.channels.items()},
+            # Copied list by list: ``dataclasses.asdict`` copies a year of daily numbers
+            # one function call at a time.
+            "channels": {
+                name: {
+                    "totals": list(series.totals),
+                    "devices": {v: list(line) for v, line in series.devices.items()},
+                    "shares": {v: list(line) for v, line in series.shares.items()},
+                }
+                for name, series in self.channels.items()
+            },
             "releases": [r.as_dict() for r in self.releases],
         }
 
@@ -119,51 +129,67 @@ def _share(part: int, total: int) -> float:
 
 def build_series(
     app: str,
-    counts: Iterable[DailyCount],
+    counts: Iterable[tuple[date | str, str, str, str, int]],
     *,
     days: Sequence[date],
     releases: Sequence[ReleaseInfo] = (),
 ) -> AdoptionSeries:
     """Stack ``counts`` into one series per channel ("beta", "stable" and "all").
 
-    Per-day totals and shares are computed column-wise (``zip``), not per day and version.
+    ``counts`` are :class:`DailyCount` rows or plain tuples in the same order, the day a
+    ``date`` or its ISO text (as SQLite gives it); rows of other days or channels are left
+    out. One pass: each row adds its devices to its version's line in its channel and in
+    "all", so an iterator over a database cursor is folded as it is read and no row is
+    kept (a year is ~18,000 rows; kept, they set off full garbage collections).
     """
-    index = {day: i for i, day in enumerate(days)}
     width = len(days)
-    keys: dict[str, str] = {}
+    index: dict[date | str, int] = {}
+    for n, point in enumerate(days):
+        index[point] = index[point.isoformat()] = n
+    keys: dict[str, str] = {}  # version -> its sort key, for the stacking order
     grid: dict[str, dict[str, list[int]]] = {c: {} for c in CHANNELS_WITH_ALL}
+    everyone = grid["all"]
     for day, version, key, channel, devices in counts:
         i = index.get(day)
-        if i is None or channel not in grid:
+        lines = grid.get(channel)
+        if i is None or lines is None:
             continue
-        keys.setdefault(version, key)
-        for name in (channel, "all"):
-            lines = grid[name]
-            line = lines.get(version)
-            if line is None:
-                line = lines[version] = [0] * width
-            line[i] += devices
+        if version not in keys:
+            keys[version] = key
+        line = lines.get(version)
+        if line is None:
+            line = lines[version] = [0] * width
+        line[i] += devices
+        line = everyone.get(version)
+        if line is None:
+            line = everyone[version] = [0] * width
+        line[i] += devices
     versions = sorted(keys, key=lambda v: (keys[v], v))
-    channels: dict[str, ChannelSeries] = {}
-    for name, lines in grid.items():
-        totals = [sum(column) for column in zip(*lines.values(), strict=True)]
-        if not lines:
-            totals = [0] * width
-        series = ChannelSeries(totals=totals)
-        for version in versions:
-            line = lines.get(version) or [0] * width
-            series.devices[version] = line
-            series.shares[version] = [
-                n / t if t else 0.0 for n, t in zip(line, totals, strict=True)
-            ]
-        channels[name] = series
     return AdoptionSeries(
         app=app,
         days=list(days),
         versions=versions,
-        channels=channels,
+        channels={name: _stack(lines, versions, width) for name, lines in grid.items()},
         releases=sorted(releases, key=lambda r: r.key),
     )
+
+
+def _stack(lines: dict[str, list[int]], versions: list[str], width: int) -> ChannelSeries:
+    """One channel's devices per version and day, and their shares of the day's total,
+    column-wise in C (``zip``, ``map``)."""
+    totals = [sum(column) for column in zip(*lines.values(), strict=True)] if lines else [0] * width
+    # A day without devices in the channel has only zeros: 0 / 1 gives its 0.0 share.
+    divisors = [total or 1 for total in totals]
+    series = ChannelSeries(totals=totals)
+    for version in versions:
+        line = lines.get(version)
+        if line is None:
+            series.devices[version] = [0] * width
+            series.shares[version] = [0.0] * width
+        else:
+            series.devices[version] = line
+            series.shares[version] = list(map(truediv, line, divisors))
+    return series
 
 
 def share_at_least(by_key: Mapping[str, int], key: str) -> float | None:

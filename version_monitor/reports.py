@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
-from operator import truediv
 from typing import Any, cast
 
 from sqlalchemy import and_, case, func, select
@@ -23,13 +22,12 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
 from version_monitor.adoption import (
-    CHANNELS_WITH_ALL,
     THRESHOLDS,
     AdoptionSeries,
-    ChannelSeries,
     DailyCount,
     Milestone,
     ReleaseInfo,
+    build_series,
     stopped_rising,
     time_to_thresholds,
 )
@@ -146,46 +144,6 @@ def _daily_counts(
             yield DailyCount(day, version, key, channel, devices)
 
 
-class _Series(AdoptionSeries):
-    """The series as :func:`adoption_over_time` returns it: the same data, and the same
-    ``as_dict()``, built without ``dataclasses.asdict`` (which copies a year of daily numbers
-    one function call at a time)."""
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "app": self.app,
-            "days": [day.isoformat() for day in self.days],
-            "versions": self.versions,
-            "channels": {
-                name: {
-                    "totals": list(series.totals),
-                    "devices": {v: list(line) for v, line in series.devices.items()},
-                    "shares": {v: list(line) for v, line in series.shares.items()},
-                }
-                for name, series in self.channels.items()
-            },
-            "releases": [r.as_dict() for r in self.releases],
-        }
-
-
-def _stack(lines: dict[str, list[int]], versions: list[str], width: int) -> ChannelSeries:
-    """One channel's devices per version and day as shares of the day's total (what
-    :func:`version_monitor.adoption.build_series` computes, column-wise in C)."""
-    totals = [sum(column) for column in zip(*lines.values(), strict=True)] if lines else [0] * width
-    # A day without devices in the channel has only zeros: 0 / 1 gives its 0.0 share.
-    divisors = [total or 1 for total in totals]
-    series = ChannelSeries(totals=totals)
-    for version in versions:
-        line = lines.get(version)
-        if line is None:
-            series.devices[version] = [0] * width
-            series.shares[version] = [0.0] * width
-        else:
-            series.devices[version] = line
-            series.shares[version] = list(map(truediv, line, divisors))
-    return series
-
-
 def adoption_over_time(
     session: Session,
     *,
@@ -200,51 +158,20 @@ def adoption_over_time(
     ``step`` > 1 samples one day in ``step`` (counting back from ``end``, which is always
     included): a year drawn weekly reads a seventh of the rows.
 
-    The same series as :func:`version_monitor.adoption.build_series` over the day totals
-    (tests hold the two equal), built in one pass over the driver's rows: each row adds its
-    devices to its version's line in its channel and in "all".
+    :func:`version_monitor.adoption.build_series` folds the driver's rows as they are read.
     """
     if step < 1:
         raise ValueError("step must be at least 1")
     span = (end - start).days
     days = sorted(end - timedelta(days=n) for n in range(0, span + 1, step))
-    width = len(days)
-    index: dict[date | str, int] = {}
-    for n, day in enumerate(days):
-        index[day] = index[day.isoformat()] = n
-    keys: dict[str, str] = {}  # version -> its key, for the stacking order
-    grid: dict[str, dict[str, list[int]]] = {c: {} for c in CHANNELS_WITH_ALL}
-    everyone = grid["all"]
-    only = days if step > 1 else None
-    with _day_totals(session, app=app, start=start, end=end, only=only) as rows:
-        for day, version, key, channel, devices in rows:
-            i = index.get(day)
-            lines = grid.get(channel)
-            if i is None or lines is None:
-                continue
-            if version not in keys:
-                keys[version] = key
-            line = lines.get(version)
-            if line is None:
-                line = lines[version] = [0] * width
-            line[i] += devices
-            line = everyone.get(version)
-            if line is None:
-                line = everyone[version] = [0] * width
-            line[i] += devices
-    versions = sorted(keys, key=lambda v: (keys[v], v))
     shown = [
         r
         for r in releases
         if any(start <= m.date() <= end for m in (r.beta_at, r.rolled_out_at) if m)
     ]
-    return _Series(
-        app=app,
-        days=days,
-        versions=versions,
-        channels={name: _stack(lines, versions, width) for name, lines in grid.items()},
-        releases=sorted(shown, key=lambda r: r.key),
-    )
+    only = days if step > 1 else None
+    with _day_totals(session, app=app, start=start, end=end, only=only) as rows:
+        return build_series(app, rows, days=days, releases=shown)
 
 
 def time_to_adoption(

@@ -1,6 +1,7 @@
 """The series of :func:`adoption_over_time` (one pass over the driver's rows) against the
-reference: :func:`build_series` over the day totals read through the ORM, as the reports
-computed it before, on a simulated fleet with a release a week up to today (still open)."""
+reference: the series builder as it was (``reference_series``) over the day totals read
+through the ORM, as the reports computed it before, on a simulated fleet with a release a
+week up to today (still open)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import Session, col, select
 
+from tests.version_monitor.reference_series import reference_dict, reference_series
 from tests.version_monitor.vm_fleet import NOW
-from version_monitor.adoption import AdoptionSeries, DailyCount, ReleaseInfo, build_series
+from version_monitor.adoption import AdoptionSeries, DailyCount, ReleaseInfo
 from version_monitor.models import AdoptionDayTotal, DeviceState
 from version_monitor.reports import adoption_over_time, time_to_adoption
 from version_monitor.rollup import rollup_day
@@ -44,17 +46,15 @@ def reference(
         for r in releases
         if any(start <= m.date() <= end for m in (r.beta_at, r.rolled_out_at) if m)
     ]
-    return build_series(app, counts, days=days, releases=shown)
+    return reference_series(app, counts, days=days, releases=shown)
 
 
 def assert_same(new: AdoptionSeries, old: AdoptionSeries) -> None:
     assert new.days == old.days
     assert new.versions == old.versions
-    assert new.as_dict() == old.as_dict()
-    # The JSON text too (a -0.0 or a float off by one bit would show here), and the
-    # dataclass's own as_dict() of the new series, and the CSV rows.
-    assert json.dumps(new.as_dict()) == json.dumps(old.as_dict())
-    assert json.dumps(AdoptionSeries.as_dict(new)) == json.dumps(new.as_dict())
+    assert new.as_dict() == reference_dict(old)
+    # The JSON text too (a -0.0 or a float off by one bit would show here), and the CSV rows.
+    assert json.dumps(new.as_dict()) == json.dumps(reference_dict(old))
     assert new.rows() == old.rows()
 
 

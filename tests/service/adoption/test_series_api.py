@@ -1,5 +1,5 @@
-"""The series endpoint answers what the reference computation gives (build_series over the
-day totals): JSON and CSV, a point a day and a point a week."""
+"""The series endpoint answers what the reference computation gives (the series builder as
+it was, over the day totals): JSON and CSV, a point a day and a point a week."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from sqlmodel import Session, col, select
 
 from service.adoption import services
 from tests.service.adoption.conftest import World, bearer
-from version_monitor.adoption import DailyCount, build_series
+from tests.version_monitor.reference_series import reference_dict, reference_series
+from version_monitor.adoption import DailyCount
 from version_monitor.models import AdoptionDayTotal
 
 
@@ -36,7 +37,7 @@ def reference(session: Session, world: World, days: int, step: int) -> dict[str,
         if any(start <= m.date() <= end for m in (r.beta_at, r.rolled_out_at) if m)
     ]
     points = sorted(end - timedelta(days=n) for n in range(0, days, step))
-    return build_series("pos", counts, days=points, releases=shown).as_dict()
+    return reference_dict(reference_series("pos", counts, days=points, releases=shown))
 
 
 @pytest.mark.parametrize(("days", "step"), [(60, "day"), (365, "day"), (365, "week")])
