@@ -8,6 +8,7 @@ Nothing is committed here: the caller commits (or rolls back) the whole request.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -317,6 +318,15 @@ _PG_STATES = (
     "SELECT device_id, app, version, version_key, version_since, last_sent_at "
     "FROM device_state WHERE device_id = ANY(%(pks)s::integer[])"
 )
+# SQLite takes them as one JSON array (``json_each``): the same for every batch, so
+# sqlite3 keeps it prepared, and no SQLAlchemy compilation of ``IN`` lists.
+_SQLITE_DEVICE_IDS = (
+    "SELECT device_id, id FROM device WHERE device_id IN (SELECT value FROM json_each(:ids))"
+)
+_SQLITE_STATES = (
+    "SELECT device_id, app, version, version_key, version_since, last_sent_at "
+    "FROM device_state WHERE device_id IN (SELECT value FROM json_each(:pks))"
+)
 _PG_REGISTER = (
     "INSERT INTO device (device_id, store_id, kind, label, created_at) "
     "SELECT d, s, k, '', %(created_at)s "
@@ -339,22 +349,15 @@ def _driver_rows(session: Session, sql: str, params: Mapping[str, object]) -> Se
 
 
 def _device_ids(session: Session, device_ids: Collection[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    if len(device_ids) > 1 and _is_postgresql(session):
-        rows = _driver_rows(session, _PG_DEVICE_IDS, {"ids": sorted(device_ids)})
-        return {device_id: pk for device_id, pk in rows}
     if len(device_ids) == 1:
         (device_id,) = device_ids
         pk = session.connection().execute(_DEVICE_ID_QUERY, {"device_id": device_id}).scalar()
         return {} if pk is None else {device_id: pk}
-    for chunk in _chunks(sorted(device_ids)):
-        rows = session.execute(
-            select(device_table.c.device_id, device_table.c.id).where(
-                device_table.c.device_id.in_(chunk)
-            )
-        ).all()
-        found.update({device_id: pk for device_id, pk in rows})
-    return found
+    if _is_postgresql(session):
+        rows = _driver_rows(session, _PG_DEVICE_IDS, {"ids": sorted(device_ids)})
+    else:
+        rows = _driver_rows(session, _SQLITE_DEVICE_IDS, {"ids": json.dumps(sorted(device_ids))})
+    return {device_id: pk for device_id, pk in rows}
 
 
 _STATE_QUERY = select(
@@ -394,27 +397,14 @@ def _existing_states(
         return found
     device_pks = sorted({pk for pk, _ in keys})
     if _is_postgresql(session):
-        for pk, app, version, key, since, last_sent_at in _driver_rows(
-            session, _PG_STATES, {"pks": device_pks}
-        ):
-            if (pk, app) in keys:
-                found[(pk, app)] = _Existing(version, key, since, last_sent_at)
-        return found
-    state = device_state_table.c
-    for chunk in _chunks(device_pks):
-        rows = session.execute(
-            select(
-                state.device_id,
-                state.app,
-                state.version,
-                state.version_key,
-                state.version_since,
-                state.last_sent_at,
-            ).where(state.device_id.in_(chunk))
-        ).all()
-        for pk, app, version, key, since, last_sent_at in rows:
-            if (pk, app) in keys:
-                found[(pk, app)] = _Existing(version, key, since, last_sent_at)
+        rows = _driver_rows(session, _PG_STATES, {"pks": device_pks})
+    else:
+        rows = _driver_rows(session, _SQLITE_STATES, {"pks": json.dumps(device_pks)})
+    for pk, app, version, key, since, last_sent_at in rows:
+        if (pk, app) in keys:
+            found[(pk, app)] = _Existing(
+                version, key, _as_datetime(since), _as_datetime(last_sent_at)
+            )
     return found
 
 
@@ -735,6 +725,8 @@ def _sql(table: str, columns: Sequence[str], tail: str = "") -> Callable[[str], 
     return rendered.__getitem__
 
 
+_DATETIMES = frozenset({"version_since", "first_seen", "last_seen", "last_sent_at"})
+_DATETIMES |= {"received_at", "at", "created_at"}
 _REGISTER_ONE = _sql(
     "device",
     ("device_id", "store_id", "kind", "label", "created_at"),
@@ -761,12 +753,14 @@ def _paramstyle(dialect: Any) -> str:
 
 
 def _driver_rows_of(dialect: Any, rows: Iterable[dict[str, object]]) -> None:
-    """Datetimes of ``rows`` as the driver takes them: SQLite gets the text SQLAlchemy
-    stores (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC without an offset); psycopg the values."""
+    """Datetimes of ``rows`` (in the columns of :data:`_DATETIMES`) as the driver takes
+    them: SQLite gets the text SQLAlchemy stores (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC
+    without an offset); psycopg the values."""
     if dialect.name != "sqlite":
         return
     for row in rows:
-        for name, value in row.items():
+        for name in _DATETIMES.intersection(row):
+            value = row[name]
             if isinstance(value, datetime):
                 row[name] = _utc_naive(value).isoformat(" ", "microseconds")
 
