@@ -464,6 +464,11 @@ def ingest(
             looked_up = _device_ids(session, wanted - known.keys())
             devices.update(looked_up)
             known.update(looked_up)
+    # Existing rows first (in id order), then the new ones it inserts: two batches for the
+    # same devices queue instead of deadlocking. (A device registered by a third request
+    # meanwhile is locked after the inserts; should that ever deadlock, PostgreSQL rolls one
+    # request back whole and its devices send again.)
+    _lock_devices(session, known.values())
     unknown: dict[str, ValidHeartbeat] = {}
     for hb in valid:
         if hb.device_id not in known and hb.device_id not in unknown:
@@ -505,7 +510,9 @@ def ingest(
         inserted.update(registered.values())
         known.update(registered)
         if len(registered) < len(unknown):  # registered meanwhile by a concurrent request
-            known.update(_device_ids(session, unknown.keys() - registered.keys()))
+            meanwhile = _device_ids(session, unknown.keys() - registered.keys())
+            _lock_devices(session, meanwhile.values())
+            known.update(meanwhile)
 
     by_state: dict[tuple[int, str], list[ValidHeartbeat]] = {}
     for hb in valid:
@@ -617,11 +624,11 @@ def _ingest_one(
     connection = session.connection()
     cached = devices.get(hb.device_id) if devices is not None else None
     value: int | str
-    if cached is not None:
-        query, value = _ONE_STATE["id"], cached
-    else:
-        query, value = _ONE_STATE["device_id"], hb.device_id
-    row = _fetch_one(connection, query, {"app": hb.app, "value": value})
+    key = "device_id" if cached is None else "id"
+    value = hb.device_id if cached is None else cached
+    row = _fetch_one(
+        connection, _ONE_STATE[key], {"app": hb.app, "value": value}, lock=_PG_LOCK_ONE[key]
+    )
     before: _Existing | None = None
     if row is not None:
         device_pk = int(row[0])
@@ -647,6 +654,7 @@ def _ingest_one(
         else:  # registered meanwhile by a concurrent request: look again
             found = _device_ids(session, {hb.device_id})
             device_pk = found[hb.device_id]
+            _lock_devices(session, [device_pk])
             before = _existing_states(session, {(device_pk, hb.app)}).get((device_pk, hb.app))
 
     writes: list[tuple[Callable[[str], str], list[dict[str, object]]]] = []
@@ -765,16 +773,53 @@ def _driver_rows_of(dialect: Any, rows: Iterable[dict[str, object]]) -> None:
                 row[name] = _utc_naive(value).isoformat(" ", "microseconds")
 
 
-def _fetch_one(connection: Any, statement: Callable[[str], str], params: dict[str, object]) -> Any:
-    """The first row of ``statement`` (SQL per paramstyle) on the driver's own cursor."""
+def _fetch_one(
+    connection: Any,
+    statement: Callable[[str], str],
+    params: dict[str, object],
+    *,
+    lock: str | None = None,
+) -> Any:
+    """The first row of ``statement`` (SQL per paramstyle) on the driver's own cursor.
+
+    ``lock`` (PostgreSQL only, pyformat, same parameters) runs first, in the same round
+    trip: ``statement`` then reads what was committed once the lock was granted."""
     dialect = connection.dialect
     _driver_rows_of(dialect, [params])
-    cursor = connection.connection.dbapi_connection.cursor()
+    dbapi = connection.connection.dbapi_connection
+    cursor = dbapi.cursor()
     try:
-        cursor.execute(statement(_paramstyle(dialect)), params)
-        return cursor.fetchone()
+        if lock is None or dialect.name != "postgresql":
+            cursor.execute(statement(_paramstyle(dialect)), params)
+            return cursor.fetchone()
+        with dbapi.pipeline():
+            cursor.execute(lock, params)
+            reader = dbapi.cursor()
+            try:
+                reader.execute(statement("pyformat"), params)
+                return reader.fetchone()
+            finally:
+                reader.close()
     finally:
         cursor.close()
+
+
+# PostgreSQL runs heartbeat transactions side by side (SQLite's writer lock serializes
+# them): each first locks the rows of its devices, in id order, then reads their states,
+# so that two requests for one device never both build on the same earlier state (each
+# would log a version change from it). Rows it registers itself are its own already.
+_PG_LOCK_DEVICES = (
+    "SELECT id FROM device WHERE id = ANY(%(pks)s::integer[]) ORDER BY id FOR NO KEY UPDATE"
+)
+_PG_LOCK_ONE = {
+    "id": "SELECT id FROM device WHERE id = %(value)s FOR NO KEY UPDATE",
+    "device_id": "SELECT id FROM device WHERE device_id = %(value)s FOR NO KEY UPDATE",
+}
+
+
+def _lock_devices(session: Session, pks: Collection[int]) -> None:
+    if pks and _is_postgresql(session):
+        _driver_rows(session, _PG_LOCK_DEVICES, {"pks": sorted(pks)})
 
 
 def _write(
