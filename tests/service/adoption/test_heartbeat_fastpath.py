@@ -131,13 +131,13 @@ def test_request_id_access_log_and_metrics(client, heartbeat_token, fast, warm, 
     assert response.headers["X-Request-ID"] == "device-42.beat"
     (record,) = [r for r in caplog.records if r.name == "relgov.access"]
     assert record.getMessage() == "POST /api/v1/heartbeats 200"
-    assert (record.endpoint, record.status, record.actor) == (  # type: ignore[attr-defined]
+    assert (record.endpoint, record.status, record.actor) == (
         "api.adoption_post_heartbeats",
         200,
         "token:devices",
     )
-    assert record.request_id == "device-42.beat"  # type: ignore[attr-defined]
-    assert record.duration_ms >= 0  # type: ignore[attr-defined]
+    assert record.request_id == "device-42.beat"
+    assert record.duration_ms >= 0
     assert sample("relgov_http_requests_total", **labels) == requests + 1
     assert sample("relgov_heartbeats_accepted_total") == accepted + 2
     unsafe = client.post(
