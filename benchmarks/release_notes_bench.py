@@ -507,6 +507,11 @@ def _table(
         "runs no second `git log`; a range the process has not seen yet pays that scan (on "
         "the 1,000-commit range ~5 ms more). The CLI (b) always scans.",
         "",
+        "(b) and (c) are two processes working side by side (git writes the log while Python "
+        "parses it), the floor (a) is git alone: another job taking a CPU slows them more than "
+        "it slows the floor, so the ratios are only comparable between runs on a quiet "
+        "machine (compare the load averages above).",
+        "",
     ]
     return "\n".join(lines)
 
