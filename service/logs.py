@@ -150,13 +150,17 @@ def init_app(app: Flask) -> None:
     app.after_request(_end)
 
 
+def request_id_of(environ: dict[str, Any]) -> str:
+    """The request's id: a safe ``X-Request-ID`` it came with, else a new random one."""
+    incoming = environ.get("HTTP_X_REQUEST_ID")
+    if incoming and len(incoming) <= 64 and _VALID_ID.fullmatch(incoming):
+        return str(incoming)
+    return os.urandom(8).hex()
+
+
 def _begin() -> None:
     # Straight from the WSGI environ and the real ``g``: each proxy lookup costs a microsecond.
-    incoming = request.environ.get("HTTP_X_REQUEST_ID")
-    if incoming and len(incoming) <= 64 and _VALID_ID.fullmatch(incoming):
-        g._get_current_object().request_id = incoming
-    else:
-        g._get_current_object().request_id = os.urandom(8).hex()
+    g._get_current_object().request_id = request_id_of(request.environ)
 
 
 def _end(response: Response) -> Response:
@@ -165,12 +169,16 @@ def _end(response: Response) -> Response:
     if request_id is None:
         return response
     response.headers[HEADER] = request_id
-    if _access.isEnabledFor(logging.INFO):
-        _log_request(ctx_g, request._get_current_object(), response, request_id)  # type: ignore[attr-defined]
+    log_request(ctx_g, request._get_current_object(), response, request_id)  # type: ignore[attr-defined]
     return response
 
 
-def _log_request(ctx_g: Any, req: Any, response: Response, request_id: str) -> None:
+def log_request(ctx_g: Any, req: Any, response: Any, request_id: str) -> None:
+    """The access line of one request (nothing when the access log is off). ``ctx_g`` is
+    the request's ``g`` or a mapping with ``request_started`` and ``api_token``; ``req``
+    gives method, path, endpoint and remote_addr, ``response`` its status_code."""
+    if not _access.isEnabledFor(logging.INFO):
+        return
     started = ctx_g.get("request_started")  # set by service.metrics
     duration = round((time.perf_counter() - started) * 1000, 2) if started is not None else None
     method, path, status = req.method, req.path, response.status_code

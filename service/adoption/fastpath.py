@@ -24,11 +24,9 @@ access log line, the request metrics and the security headers.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -42,8 +40,7 @@ from sqlmodel import Session
 from service import logs, metrics, security
 from service.adoption import metrics as heartbeat_metrics
 from service.adoption import ratelimit, services
-from service.api import TOKEN_CACHE_SECONDS, _token_cache
-from service.auth import TOKEN_PREFIX
+from service.api import cached_token
 from service.models import ApiToken, utcnow
 from version_monitor.ingest import MAX_BATCH, MalformedBatch, ingest, parse_batch, validate_batch
 
@@ -163,13 +160,9 @@ class HeartbeatFastPath:
     def _token(self, environ: dict[str, Any]) -> ApiToken | None:
         """The caller's token when it is cached, usable for heartbeats and needs no touch."""
         kind, _, raw = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-        raw = raw.strip()
-        if kind.lower() != "bearer" or not raw.startswith(TOKEN_PREFIX):
+        token = cached_token(raw.strip()) if kind.lower() == "bearer" else None
+        if token is None:
             return None
-        hit = _token_cache.get(hashlib.sha256(raw.encode()).hexdigest())
-        if hit is None or time.monotonic() - hit[0] >= TOKEN_CACHE_SECONDS:
-            return None
-        token = hit[1]
         if token.revoked_at is not None or not token.active or SCOPE not in token.scopes:
             return None
         used = token.last_used_at
@@ -244,11 +237,7 @@ class HeartbeatFastPath:
         token: ApiToken,
         started: float,
     ) -> Iterable[bytes]:
-        incoming = environ.get("HTTP_X_REQUEST_ID")
-        if incoming and len(incoming) <= 64 and logs._VALID_ID.fullmatch(incoming):
-            request_id = incoming
-        else:
-            request_id = os.urandom(8).hex()
+        request_id = logs.request_id_of(environ)
         body = (json.dumps(answer, ensure_ascii=False, default=str) + "\n").encode()
         headers = [
             ("Content-Type", "application/json"),
@@ -257,14 +246,12 @@ class HeartbeatFastPath:
             *self._headers,
         ]
         metrics.observe(ENDPOINT, "POST", 200, started)
-        if logs._access.isEnabledFor(logging.INFO):
-            request = _Logged(environ)
-            logs._log_request(
-                {"request_started": started, "api_token": token},
-                request,
-                _Logged.OK,
-                request_id,
-            )
+        logs.log_request(
+            {"request_started": started, "api_token": token},
+            _Logged(environ),
+            _Logged.OK,
+            request_id,
+        )
         start_response("200 OK", headers)
         return [body]
 

@@ -235,19 +235,28 @@ for _event in ("after_update", "after_delete"):
     event.listen(ApiToken, _event, _token_changed)
 
 
+def cached_token(raw: str) -> ApiToken | None:
+    """The token for the raw bearer value when this process holds it in its cache and the
+    entry is fresh (no database access); None otherwise."""
+    if not raw.startswith(TOKEN_PREFIX):
+        return None
+    hit = _token_cache.get(hashlib.sha256(raw.encode()).hexdigest())
+    if hit is not None and time.monotonic() - hit[0] < TOKEN_CACHE_SECONDS:
+        return hit[1]
+    return None
+
+
 def lookup_token(raw: str) -> ApiToken | None:
     """The token for the raw bearer value (revoked and expired ones too), or None.
 
     Found tokens are cached per process for :data:`TOKEN_CACHE_SECONDS` as detached copies
     (the request must not change them); unknown ones are not cached.
     """
-    if not raw.startswith(TOKEN_PREFIX):
-        return None
+    token = cached_token(raw)
+    if token is not None or not raw.startswith(TOKEN_PREFIX):
+        return token
     digest = hashlib.sha256(raw.encode()).hexdigest()
     now = time.monotonic()
-    hit = _token_cache.get(digest)
-    if hit is not None and now - hit[0] < TOKEN_CACHE_SECONDS:
-        return hit[1]
     row = db.session().connection().execute(_TOKEN_QUERY, {"token_hash": digest}).first()
     if row is None:
         return None

@@ -3,7 +3,6 @@ front of Flask exactly as the view answers it; everything else still reaches the
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,7 @@ from beta.models import Store
 from service.adoption import fastpath
 from service.adoption.models import HeartbeatRate
 from service.adoption.ratelimit import SHARDS
-from service.api import _token_cache
+from service.api import cached_token
 from service.models import ApiToken
 from tests.service.adoption.conftest import bearer, make_app, make_fleet
 from version_monitor.models import DeviceState, VersionChange
@@ -190,7 +189,8 @@ def test_other_media_types_queries_and_unknown_tokens_reach_the_view(
 def test_a_revoked_or_expired_token_is_refused_even_when_cached(
     client, session, heartbeat_token, fast, warm
 ):
-    _, cached = _token_cache[hashlib.sha256(heartbeat_token.encode()).hexdigest()]
+    cached = cached_token(heartbeat_token)
+    assert cached is not None
     cached.revoked_at = datetime.now(UTC)
     refused = client.post(URL, json=beat(0), headers=bearer(heartbeat_token))
     assert refused.status_code == 401 and fast == []
