@@ -113,7 +113,7 @@ def reports_to_time(now: datetime, releases: list[Any]) -> dict[str, Callable[[A
                 s, app="pos", start=end - timedelta(days=149), end=end, releases=releases
             )
         ),
-        "census": lambda s: reports.census(s, app="pos", now=now),
+        "census": lambda s: reports.census(s, app="pos", now=now, concurrently=True),
         "stragglers (min. version + 2 behind, 500 rows)": lambda s: reports.stragglers(
             s,
             app="pos",

@@ -11,7 +11,9 @@ and listed by :func:`offline_devices` instead. Reports over time read ``Adoption
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -238,12 +240,69 @@ class Census:
         return data
 
 
+_side_pool: ThreadPoolExecutor | None = None
+_side_pool_lock = threading.Lock()
+
+
+def _alongside(
+    session: Session, statements: Sequence[Any], *, concurrently: bool
+) -> Callable[[], list[Sequence[Any]]]:
+    """Start ``statements`` on a second connection of the session's engine, to run while
+    the caller runs its own query, and return what gives their rows (in order).
+
+    Only when ``concurrently`` (the caller's transaction has written nothing the second
+    connection would miss) and on PostgreSQL: its server works on both at once, on its own
+    CPUs. Each statement sees the data committed when it starts, as it would on the session
+    under PostgreSQL's READ COMMITTED. Otherwise (and on SQLite: one writer lock and, in
+    memory, one shared connection) they run on the session when their rows are asked for.
+    """
+    bind = session.get_bind()
+    if not concurrently or bind.dialect.name != "postgresql":
+        return lambda: [session.execute(statement).all() for statement in statements]
+    engine = bind.engine
+
+    def run() -> list[Sequence[Any]]:
+        with engine.connect() as connection:
+            return [connection.execute(statement).all() for statement in statements]
+
+    global _side_pool
+    with _side_pool_lock:
+        if _side_pool is None:
+            _side_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="relgov-reports")
+        future = _side_pool.submit(run)
+    return future.result
+
+
 def census(
-    session: Session, *, app: str, now: datetime, offline_after: timedelta = OFFLINE_AFTER
+    session: Session,
+    *,
+    app: str,
+    now: datetime,
+    offline_after: timedelta = OFFLINE_AFTER,
+    concurrently: bool = False,
 ) -> Census:
-    """Devices and stores per version, kind and region, offline devices left out."""
+    """Devices and stores per version, kind and region, offline devices left out.
+
+    ``concurrently`` (for a caller that has written nothing in its transaction, such as a
+    page or API read): on PostgreSQL the offline counts and the per-kind grouping run on a
+    second connection while the main statement runs (~25 of ~85 ms).
+    """
     cutoff = now - offline_after
     live = and_(ds.c.app == app, ds.c.last_seen >= cutoff)
+    away_and_kinds = _alongside(
+        session,
+        [
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((ds.c.last_seen < now - GONE_AFTER, 1), else_=0)), 0),
+            ).where(ds.c.app == app, ds.c.last_seen < cutoff),
+            select(ds.c.device_kind, ds.c.version_key, func.count())
+            .where(live)
+            .group_by(ds.c.device_kind, ds.c.version_key)
+            .order_by(ds.c.device_kind, ds.c.version_key.desc()),
+        ],
+        concurrently=concurrently,
+    )
     # Devices per store and version first (in index order), then per region and version:
     # counting the groups gives the stores without a count(DISTINCT) over every device.
     # Every store has one region, so the per-version rows are the region rows summed.
@@ -282,12 +341,8 @@ def census(
         (key, per_version[key][0], per_version[key][1]) for key in sorted(per_version, reverse=True)
     ]
     devices = sum(int(n) for _, n, _ in version_rows)
-    away = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(case((ds.c.last_seen < now - GONE_AFTER, 1), else_=0)), 0),
-        ).where(ds.c.app == app, ds.c.last_seen < cutoff)
-    ).one()
+    away_rows, kind_rows = away_and_kinds()
+    away = away_rows[0]
     report = Census(
         app=app,
         at=now,
@@ -309,12 +364,6 @@ def census(
         for key, n, n_stores in version_rows
     ]
 
-    kind_rows = session.execute(
-        select(ds.c.device_kind, ds.c.version_key, func.count())
-        .where(live)
-        .group_by(ds.c.device_kind, ds.c.version_key)
-        .order_by(ds.c.device_kind, ds.c.version_key.desc())
-    ).all()
     kind_totals: dict[str, int] = {}
     for kind, _, n in kind_rows:
         kind_totals[kind] = kind_totals.get(kind, 0) + int(n)

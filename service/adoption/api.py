@@ -259,7 +259,7 @@ def series_report(session: Session, app: App, query: SeriesQuery, now: datetime)
 
 
 def census_report(session: Session, app: App, query: ReportQuery, now: datetime) -> Report:
-    result = reports.census(session, app=app.slug, now=now)
+    result = reports.census(session, app=app.slug, now=now, concurrently=True)
     rows: list[dict[str, Any]] = []
     for group, items in (
         ("version", result.by_version),

@@ -82,7 +82,7 @@ def app_page(slug: str) -> str:
     series = reports.adoption_over_time(
         session, app=app.slug, start=start, end=end, releases=infos, step=7 if days >= 180 else 1
     )
-    census = reports.census(session, app=app.slug, now=now)
+    census = reports.census(session, app=app.slug, now=now, concurrently=True)
     versions = [row["version"] for row in census.by_version]
     stragglers = services.stragglers(session, app, now=now, limit=STRAGGLERS_SHOWN)
     offline = reports.offline_devices(session, app=app.slug, now=now, limit=OFFLINE_SHOWN)

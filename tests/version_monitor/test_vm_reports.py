@@ -153,6 +153,17 @@ def test_census_counts_online_devices_only(session: Session, built: Fleet) -> No
     assert report.as_dict()["at"] == NOW.isoformat()
 
 
+def test_census_concurrently_gives_the_same_report(session: Session, built: Fleet) -> None:
+    # On PostgreSQL the offline and per-kind counts then run on a second connection, which
+    # sees committed data only (pages and the API read in transactions that wrote nothing).
+    session.commit()
+    alone = census(session, app="pos", now=NOW)
+    together = census(session, app="pos", now=NOW, concurrently=True)
+    assert together.as_dict() == alone.as_dict()
+    assert (together.devices, together.offline, together.gone) == (7, 1, 1)
+    assert sum(k["devices"] for k in together.by_kind) == 7
+
+
 def test_census_of_an_app_without_devices(session: Session, built: Fleet) -> None:
     report = census(session, app="kds", now=NOW)
     assert (report.devices, report.by_version, report.offline) == (0, [], 0)
