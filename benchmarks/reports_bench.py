@@ -17,7 +17,6 @@ series is also timed with its JSON body made as the API makes it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -68,7 +67,9 @@ def seed(url: str, *, stores: int, devices: int, now: datetime) -> tuple[Any, li
 
 def _json_body(series: Any) -> str:
     """The series' JSON answer as ``service.api`` encodes it."""
-    return json.dumps(series.as_dict(), ensure_ascii=False, default=str)
+    from service.api import json_text
+
+    return json_text(series.as_dict())
 
 
 def _clear_kept_results() -> None:

@@ -524,65 +524,85 @@ def ingest(
     changes: list[dict[str, object]] = []
     for (device_pk, app), beats in by_state.items():
         beats.sort(key=lambda hb: hb.sent_at)
-        before = existing.get((device_pk, app))
-        fresh: list[ValidHeartbeat] = []
-        last_sent = before.last_sent_at if before else None
-        for hb in beats:
-            if last_sent is not None and hb.sent_at <= last_sent:
-                result.stale += 1
-                continue
-            fresh.append(hb)
-            last_sent = hb.sent_at
-        if not fresh:
-            continue
-        version, key = (before.version, before.version_key) if before else (None, None)
-        since = before.version_since if before else None
-        for hb in fresh:
-            seen = min(hb.sent_at, now)
-            if hb.version_key != key:
-                changes.append(
-                    {
-                        "device_id": device_pk,
-                        "app": app,
-                        "store_id": hb.store_id,
-                        "from_version": version,
-                        "to_version": hb.version,
-                        "to_key": hb.version_key,
-                        "at": seen,
-                    }
-                )
-                if key is not None:
-                    result.version_changes += 1
-                key, since = hb.version_key, seen
-            version = hb.version
-        last = fresh[-1]
-        assert since is not None
-        if before is None:
-            result.new_device_states += 1
-        states.append(
-            {
-                "device_id": device_pk,
-                "app": app,
-                "store_id": last.store_id,
-                "device_kind": last.device_kind,
-                "channel": last.channel,
-                "version": last.version,
-                "version_key": last.version_key,
-                "version_since": since,
-                "first_seen": min(fresh[0].sent_at, now),
-                "last_seen": min(last.sent_at, now),
-                "last_sent_at": last.sent_at,
-                "received_at": now,
-            }
+        _advance(
+            device_pk, app, existing.get((device_pk, app)), beats, now, result, states, changes
         )
-
-    writes: list[tuple[Callable[[str], str], list[dict[str, object]]]] = []
-    if states:
-        writes.append((_UPSERT_STATE, states))
-    if changes:
-        writes.append((_INSERT_CHANGE, changes))
-    result.then_row = _write(session, writes, then)
+    result.then_row = _write(session, _writes(states, changes), then)
     return result
+
+
+def _advance(
+    device_pk: int,
+    app: str,
+    before: _Existing | None,
+    beats: Sequence[ValidHeartbeat],
+    now: datetime,
+    result: IngestResult,
+    states: list[dict[str, object]],
+    changes: list[dict[str, object]],
+) -> None:
+    """Move one device's state for ``app`` from ``before`` by ``beats`` (oldest first):
+    add its new state row to ``states`` and a row per version change to ``changes``; beats
+    not newer than what the device already reported are counted stale."""
+    fresh: list[ValidHeartbeat] = []
+    last_sent = before.last_sent_at if before else None
+    for hb in beats:
+        if last_sent is not None and hb.sent_at <= last_sent:
+            result.stale += 1
+            continue
+        fresh.append(hb)
+        last_sent = hb.sent_at
+    if not fresh:
+        return
+    version, key = (before.version, before.version_key) if before else (None, None)
+    since = before.version_since if before else None
+    for hb in fresh:
+        seen = min(hb.sent_at, now)
+        if hb.version_key != key:
+            changes.append(
+                {
+                    "device_id": device_pk,
+                    "app": app,
+                    "store_id": hb.store_id,
+                    "from_version": version,
+                    "to_version": hb.version,
+                    "to_key": hb.version_key,
+                    "at": seen,
+                }
+            )
+            if key is not None:
+                result.version_changes += 1
+            key, since = hb.version_key, seen
+        version = hb.version
+    last = fresh[-1]
+    assert since is not None
+    if before is None:
+        result.new_device_states += 1
+    states.append(
+        {
+            "device_id": device_pk,
+            "app": app,
+            "store_id": last.store_id,
+            "device_kind": last.device_kind,
+            "channel": last.channel,
+            "version": last.version,
+            "version_key": last.version_key,
+            "version_since": since,
+            "first_seen": min(fresh[0].sent_at, now),
+            "last_seen": min(last.sent_at, now),
+            "last_sent_at": last.sent_at,
+            "received_at": now,
+        }
+    )
+
+
+def _writes(
+    states: list[dict[str, object]], changes: list[dict[str, object]]
+) -> list[tuple[Callable[[str], str], list[dict[str, object]]]]:
+    """The state upserts, then the change-log inserts (the ones that have rows)."""
+    return [
+        (sql, rows) for sql, rows in ((_UPSERT_STATE, states), (_INSERT_CHANGE, changes)) if rows
+    ]
 
 
 # One device's state for one app, with the device's primary key: one statement (and one
@@ -657,50 +677,10 @@ def _ingest_one(
             _lock_devices(session, [device_pk])
             before = _existing_states(session, {(device_pk, hb.app)}).get((device_pk, hb.app))
 
-    writes: list[tuple[Callable[[str], str], list[dict[str, object]]]] = []
-    if before is not None and hb.sent_at <= before.last_sent_at:
-        result.stale = 1
-    else:
-        seen = min(hb.sent_at, now)
-        since = before.version_since if before else seen
-        if before is None or hb.version_key != before.version_key:
-            since = seen
-            writes.append(
-                (
-                    _INSERT_CHANGE,
-                    [
-                        {
-                            "device_id": device_pk,
-                            "app": hb.app,
-                            "store_id": hb.store_id,
-                            "from_version": before.version if before else None,
-                            "to_version": hb.version,
-                            "to_key": hb.version_key,
-                            "at": seen,
-                        }
-                    ],
-                )
-            )
-            if before is not None:
-                result.version_changes = 1
-        if before is None:
-            result.new_device_states = 1
-        state = {
-            "device_id": device_pk,
-            "app": hb.app,
-            "store_id": hb.store_id,
-            "device_kind": hb.device_kind,
-            "channel": hb.channel,
-            "version": hb.version,
-            "version_key": hb.version_key,
-            "version_since": since,
-            "first_seen": seen,
-            "last_seen": seen,
-            "last_sent_at": hb.sent_at,
-            "received_at": now,
-        }
-        writes.insert(0, (_UPSERT_STATE, [state]))
-    result.then_row = _write(session, writes, then)
+    states: list[dict[str, object]] = []
+    changes: list[dict[str, object]] = []
+    _advance(device_pk, hb.app, before, [hb], now, result, states, changes)
+    result.then_row = _write(session, _writes(states, changes), then)
 
 
 # The two writes of every heartbeat go to the driver as plain SQL with one parameter dict

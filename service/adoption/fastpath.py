@@ -40,8 +40,8 @@ from sqlmodel import Session
 from service import logs, metrics, security
 from service.adoption import metrics as heartbeat_metrics
 from service.adoption import ratelimit, services
-from service.api import cached_token
-from service.models import ApiToken, utcnow
+from service.api import cached_token, json_text, touch_due
+from service.models import ApiToken
 from version_monitor.ingest import MAX_BATCH, MalformedBatch, ingest, parse_batch, validate_batch
 
 __all__ = ["PATH", "HeartbeatFastPath", "install"]
@@ -49,7 +49,6 @@ __all__ = ["PATH", "HeartbeatFastPath", "install"]
 PATH = "/api/v1/heartbeats"
 ENDPOINT = "api.adoption_post_heartbeats"
 SCOPE = "heartbeats:write"
-_TOUCH_SECONDS = 60  # service.api.touch_token records a use at most this often
 _log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
@@ -81,11 +80,7 @@ class HeartbeatFastPath:
     def __init__(self, app: Flask, inner: WsgiApp) -> None:
         self.app = app
         self.inner = inner
-        settings = app.config["RELGOV_SETTINGS"]
-        headers = list(security.HEADERS.items())
-        if settings.hsts_seconds:
-            headers.append(("Strict-Transport-Security", f"max-age={settings.hsts_seconds}"))
-        self._headers = headers
+        self._headers = list(security.response_headers(app).items())
         self._held: dict[int, Connection] = {}  # per thread, on PostgreSQL (see _connection)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -163,10 +158,7 @@ class HeartbeatFastPath:
         token = cached_token(raw.strip()) if kind.lower() == "bearer" else None
         if token is None:
             return None
-        if token.revoked_at is not None or not token.active or SCOPE not in token.scopes:
-            return None
-        used = token.last_used_at
-        if used is None or (utcnow() - used).total_seconds() >= _TOUCH_SECONDS:
+        if not token.active or SCOPE not in token.scopes or touch_due(token):
             return None
         return token
 
@@ -238,7 +230,7 @@ class HeartbeatFastPath:
         started: float,
     ) -> Iterable[bytes]:
         request_id = logs.request_id_of(environ)
-        body = (json.dumps(answer, ensure_ascii=False, default=str) + "\n").encode()
+        body = json_text(answer).encode()
         headers = [
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(body))),

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
@@ -202,10 +203,13 @@ def _json(value: Any, status: int) -> Response:
     else:
         payload = value
     return current_app.response_class(
-        json.dumps(payload, ensure_ascii=False, default=str) + "\n",
-        status=status,
-        mimetype="application/json",
+        json_text(payload), status=status, mimetype="application/json"
     )
+
+
+def json_text(payload: Any) -> str:
+    """An API answer's body: JSON, non-ASCII kept, dates and the like as strings."""
+    return json.dumps(payload, ensure_ascii=False, default=str) + "\n"
 
 
 # --- authentication ------------------------------------------------------------------
@@ -327,10 +331,16 @@ def _challenge(error: str) -> dict[str, str]:
     return {"WWW-Authenticate": f'Bearer realm="relgov", error="{error}"'}
 
 
+def touch_due(token: ApiToken, now: datetime | None = None) -> bool:
+    """Whether a use of ``token`` is to be recorded now (at most once a minute)."""
+    used = token.last_used_at
+    return used is None or ((now or utcnow()) - used).total_seconds() >= _TOKEN_TOUCH_SECONDS
+
+
 def touch_token(token: ApiToken) -> None:
     """Record the token's use (at most once a minute), after the request's transaction."""
     now = utcnow()
-    if token.last_used_at and (now - token.last_used_at).total_seconds() < _TOKEN_TOUCH_SECONDS:
+    if not touch_due(token, now):
         return
     token_id = token.id
     engine = db.engine()
