@@ -84,7 +84,6 @@ _CONVENTIONAL_RE = re.compile(
     """,
     re.VERBOSE,
 )
-_SQUASH_PR_RE = re.compile(r"\s*\(\s*#(\d+)\s*\)\s*$")
 _MERGE_PR_RE = re.compile(r"^Merge pull request #(\d+) from (\S+)", re.IGNORECASE)
 _GITLAB_MR_RE = re.compile(r"^See merge request \S*!(\d+)\s*$", re.MULTILINE | re.IGNORECASE)
 _REVERT_SUBJECT_RE = re.compile(r'^Revert\s+"(?P<inner>.*)"\s*$', re.IGNORECASE)
@@ -107,9 +106,6 @@ _ISSUE_RE = re.compile(
     re.VERBOSE | re.IGNORECASE,
 )
 _REF_RE = re.compile(_REF)
-# A literal first character lets the regex engine skip ahead fast.
-_HASH_DIGIT_RE = re.compile(r"#\d")
-_DASH_DIGIT_RE = re.compile(r"-\d")
 _RELEASE_NOTE_RE = re.compile(r"^[ \t]*release[ -]?notes?[ \t]*:[ \t]*(.*)$", re.IGNORECASE)
 _RELEASE_NOTE_FENCE_RE = re.compile(
     r"^```[ \t]*release[-_ ]?notes?[ \t]*\n(?P<text>.*?)^```", re.IGNORECASE | re.MULTILINE | re.S
@@ -471,7 +467,7 @@ def parse_commit(
             subject = title
             from_header = False
     if subject.endswith(")"):
-        # ``_SQUASH_PR_RE`` by hand: the last "(" opens ``(#123)`` (``\s*`` is what
+        # ``\s*\(\s*#(\d+)\s*\)\s*$`` by hand: the last "(" opens ``(#123)`` (``\s*`` is what
         # ``str.strip`` strips, ``\d+`` what ``str.isdecimal`` accepts).
         paren = subject.rfind("(")
         if paren >= 0:

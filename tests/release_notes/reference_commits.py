@@ -9,14 +9,13 @@ plain dataclass it returned (the package's stores the subject as bounds in the h
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from release_notes.commits import (
     _CO_AUTHOR_RE,
     _CONVENTIONAL_RE,
-    _DASH_DIGIT_RE,
     _GITLAB_MR_RE,
-    _HASH_DIGIT_RE,
     _ISSUE_RE,
     _MERGE_PR_RE,
     _REF_RE,
@@ -24,13 +23,17 @@ from release_notes.commits import (
     _SCAN_KEEP,
     _SCAN_LIMIT,
     _SKIP_RE,
-    _SQUASH_PR_RE,
     Person,
     _breaking_description,
     _first_paragraph,
     _release_note,
     kind_for,
 )
+
+# Rules the tuned parser no longer needs as regexes, kept here as they were.
+_SQUASH_PR_RE = re.compile(r"\s*\(\s*#(\d+)\s*\)\s*$")
+_HASH_DIGIT_RE = re.compile(r"#\d")
+_DASH_DIGIT_RE = re.compile(r"-\d")
 
 
 @dataclass(slots=True)
