@@ -199,8 +199,10 @@ def _real_beat(n: int, client: int, sent: datetime) -> dict[str, Any]:
 def drive(
     port: int, token: str, batch: int, seconds: float, client: int, out: Any, real: bool = False
 ) -> None:
-    """One driver process: requests back to back for ``seconds``; puts (latencies, items)."""
+    """One driver process: requests back to back for ``seconds``; puts (latencies, items,
+    errors, the newest ``sent_at`` answered 2xx per device)."""
     beat = _real_beat if real else _beat
+    latest: dict[str, str] = {}
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
     latencies: list[float] = []
     items = errors = 0
@@ -230,11 +232,33 @@ def drive(
             errors += 1
             continue
         latencies.append(time.perf_counter() - started)
-        if response.status in (200, 207):
+        if response.status in (200, 202, 207):
             items += batch
+            for item in body if isinstance(body, list) else [body]:
+                latest[item["device_id"]] = item["sent_at"]
         else:
             errors += 1
-    out.put((latencies, items, errors))
+    out.put((latencies, items, errors, latest))
+
+
+def queue_drain(port: int) -> float:
+    """Seconds until the server's heartbeat queues are empty (``/metrics``), after a drive."""
+    started = time.perf_counter()
+    while True:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.request("GET", "/metrics")
+            text = conn.getresponse().read().decode()
+        finally:
+            conn.close()
+        waiting = [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("relgov_heartbeats_queue_waiting")
+        ]
+        if sum(waiting) == 0 or time.perf_counter() - started > 120:
+            return time.perf_counter() - started
+        time.sleep(0.005)
 
 
 def run_load(
@@ -246,7 +270,10 @@ def run_load(
     clients: int,
     server: subprocess.Popen[bytes] | None = None,
     real: bool = False,
+    sent: dict[str, str] | None = None,
 ) -> dict[str, float]:
+    """Drive ``clients`` processes; their figures. ``sent`` gets each device's newest
+    ``sent_at`` that was answered 2xx."""
     queue: Any = multiprocessing.Queue()
     procs = [
         multiprocessing.Process(target=drive, args=(port, token, batch, seconds, c, queue, real))
@@ -256,9 +283,16 @@ def run_load(
     for p in procs:
         p.start()
     results = [queue.get(timeout=seconds + 120) for _ in procs]
+    drained = queue_drain(port) if server else 0.0
+    elapsed = seconds + drained
     cpu = server_cpu(server) - cpu_before if server else float("nan")
     for p in procs:
         p.join(timeout=30)
+    if sent is not None:
+        for result in results:
+            for device, moment in result[3].items():
+                if moment > sent.get(device, ""):
+                    sent[device] = moment
     latencies = sorted(x for r in results for x in r[0])
     items = sum(r[1] for r in results)
     errors = sum(r[2] for r in results)
@@ -266,16 +300,49 @@ def run_load(
     return {
         # The workers' CPU per request, in ms: what the server spends, whatever else runs.
         "cpu_ms": cpu * 1000 / len(latencies) if latencies else float("nan"),
-        "requests_per_s": len(latencies) / seconds,
-        "items_per_s": items / seconds,
+        # Over the drive and the wait until what the server queued was written.
+        "requests_per_s": len(latencies) / elapsed,
+        "items_per_s": items / elapsed,
+        "drain_ms": drained * 1000,
         "p50_ms": statistics.median(latencies) * 1000 if latencies else float("nan"),
         "p99_ms": p99 * 1000,
         "errors": errors,
     }
 
 
+def unwritten(url: str, sent: dict[str, str]) -> int:
+    """Devices whose newest heartbeat answered 2xx is not their stored state (0: none was
+    lost). Read after the server stopped, i.e. after its queues were written."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT device.device_id, device_state.last_sent_at FROM device_state "
+                "JOIN device ON device.id = device_state.device_id WHERE device_state.app = 'pos'"
+            )
+        ).all()
+    engine.dispose()
+    stored = {
+        device: (
+            moment if isinstance(moment, datetime) else datetime.fromisoformat(moment)
+        ).replace(tzinfo=UTC)
+        for device, moment in rows
+    }
+    return sum(
+        1 for device, moment in sent.items() if stored.get(device) != datetime.fromisoformat(moment)
+    )
+
+
 def bench_database(
-    label: str, url: str, args: argparse.Namespace, bare: dict[str, float], limit: str = ""
+    label: str,
+    url: str,
+    args: argparse.Namespace,
+    bare: dict[str, float],
+    limit: str = "",
+    flush_ms: str = "",
 ) -> list[str]:
     token = prepare_database(url)
     tmp = Path(tempfile.mkdtemp(prefix="relgov-hb-"))
@@ -290,9 +357,12 @@ def bench_database(
     }
     if limit:
         env["RELGOV_HEARTBEAT_RATE_LIMIT"] = limit
+    if flush_ms:
+        env["RELGOV_HEARTBEAT_FLUSH_MS"] = flush_ms
     port = free_port()
     server = start_gunicorn("wsgi:app", port, env, ROOT)
-    load = {"server": server, "clients": args.clients}
+    sent: dict[str, str] = {}
+    load = {"server": server, "clients": args.clients, "sent": sent}
     try:
         run_load(port, token, batch=1, seconds=2, **load)  # warm up
         single = run_load(port, token, batch=1, seconds=args.seconds, **load)
@@ -301,6 +371,7 @@ def bench_database(
         real = run_load(port, token, batch=1, seconds=args.seconds, real=True, **load)
     finally:
         stop(server)
+    lost = unwritten(url, sent)
     share = single["requests_per_s"] / bare["requests_per_s"]
     real_share = real["requests_per_s"] / bare["requests_per_s"]
     errors = single["errors"] + batch["errors"] + real["errors"]
@@ -310,8 +381,11 @@ def bench_database(
         f"batches {batch['items_per_s']:.0f} heartbeats/s "
         f"(p99 {batch['p99_ms']:.0f} ms per 1,000, {batch['cpu_ms']:.0f} ms CPU each); "
         f"realistic single {real['requests_per_s']:.0f} req/s ({real_share:.0%} of bare, "
-        f"p99 {real['p99_ms']:.1f} ms, {real['cpu_ms']:.2f} ms CPU each), errors {errors}"
+        f"p99 {real['p99_ms']:.1f} ms, {real['cpu_ms']:.2f} ms CPU each), errors {errors}; "
+        f"{len(sent):,} devices, newest heartbeat not stored for {lost}"
     )
+    if lost:
+        raise SystemExit(f"{label}: {lost} devices' newest accepted heartbeats were not stored")
     share_mark = "✓" if share >= 0.5 else "✗ (target 50 %)"
     real_mark = "✓" if real_share >= 0.5 else "✗ (target 50 %)"
     batch_mark = "✓" if batch["items_per_s"] >= 20_000 else "✗ (target 20,000)"
@@ -383,15 +457,23 @@ def main() -> None:
         f"| 100 % | {bare['cpu_ms']:.2f} | — | — | — |"
     ]
     db_dir = Path(tempfile.mkdtemp(prefix="relgov-hb-db-"))
-    rows += bench_database("SQLite (WAL file)", f"sqlite:///{db_dir / 'bench.db'}", args, bare)
+    sqlite = f"sqlite:///{db_dir / 'bench.db'}"
+    rows += bench_database("SQLite (WAL file), queued", sqlite, args, bare)
+    sync = f"sqlite:///{db_dir / 'bench-sync.db'}"
+    rows += bench_database("SQLite, each request writes", sync, args, bare, flush_ms="0")
     if args.limit_cost:
         url = f"sqlite:///{db_dir / 'bench-nolimit.db'}"
-        rows += bench_database("SQLite, rate limit off", url, args, bare, limit="0")
+        rows += bench_database("SQLite, queued, rate limit off", url, args, bare, limit="0")
     pg = os.environ.get("RELGOV_BENCH_PG_URL", "")
     if pg:
-        rows += bench_database("PostgreSQL 15", pg_database(pg), args, bare)
+        rows += bench_database("PostgreSQL 15, queued", pg_database(pg), args, bare)
+        rows += bench_database(
+            "PostgreSQL, each request writes", pg_database(pg), args, bare, flush_ms="0"
+        )
         if args.limit_cost:
-            rows += bench_database("PostgreSQL, rate limit off", pg_database(pg), args, bare, "0")
+            rows += bench_database(
+                "PostgreSQL, queued, rate limit off", pg_database(pg), args, bare, "0"
+            )
     else:
         print("PostgreSQL skipped (set RELGOV_BENCH_PG_URL)")
 

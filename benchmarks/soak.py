@@ -592,7 +592,7 @@ def heartbeat_load(
                     heapq.heappush(queue, (again, next(counter), index, payload))
                     continue
                 if (
-                    status == 200
+                    status in (200, 202)  # 202: queued, written within the flush interval
                     and answer.get("accepted") == len(beats)
                     and not answer["rejected"]
                 ):
@@ -607,7 +607,9 @@ def heartbeat_load(
                         result.items += len(beats)
                         result.latencies.append(latency)
                 else:
-                    result.error(str(status) if status != 200 else "200 with rejections")
+                    result.error(
+                        str(status) if status not in (200, 202) else f"{status} with rejections"
+                    )
                 heapq.heappush(queue, (due + interval, next(counter), index, None))
 
     threads = [threading.Thread(target=send) for _ in range(max(1, connections))]

@@ -43,6 +43,9 @@ class Settings:
     repo_cache: Path = Path("instance/repos")
     # Heartbeats per minute per API token (0: no limit); see the README.
     heartbeat_rate_limit: int = 600_000
+    # Heartbeats queued in the process and written every this many ms (0: each request
+    # writes its own before answering); see service/adoption/queue.py and the README.
+    heartbeat_flush_ms: int = 0
     log_format: str = ""  # json | text; empty: json in production, text elsewhere
     log_level: str = "INFO"
     job_lease_seconds: float = 600.0
@@ -92,6 +95,9 @@ class Settings:
             in_process_worker=_bool(env, "RELGOV_IN_PROCESS_WORKER", False),
             repo_cache=Path(env.get("RELGOV_REPO_CACHE", str(instance / "repos"))),
             heartbeat_rate_limit=_non_negative(env, "RELGOV_HEARTBEAT_RATE_LIMIT", 600_000),
+            heartbeat_flush_ms=_non_negative(
+                env, "RELGOV_HEARTBEAT_FLUSH_MS", 50 if mode == "production" else 0
+            ),
             log_format=_choice(env, "RELGOV_LOG_FORMAT", ("json", "text")),
             log_level=_choice(env, "RELGOV_LOG_LEVEL", ("debug", "info", "warning", "error"))
             or "INFO",

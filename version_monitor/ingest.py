@@ -41,6 +41,7 @@ __all__ = [
     "Rejection",
     "StoreRef",
     "ValidHeartbeat",
+    "all_stores",
     "as_column_value",
     "dialect_insert",
     "ingest",
@@ -277,6 +278,16 @@ def lookup_stores(session: Session, *, external_ids: Collection[str]) -> dict[st
         for external_id, store_id, in_beta in rows:
             found[external_id] = StoreRef(id=store_id, in_beta=bool(in_beta))
     return found
+
+
+def all_stores(session: Session) -> dict[str, StoreRef]:
+    """Every store by external id: one query, for a cache that starts empty."""
+    rows = session.execute(
+        select(store_table.c.external_id, store_table.c.id, store_table.c.in_beta)
+    ).all()
+    return {
+        external_id: StoreRef(id=pk, in_beta=bool(in_beta)) for external_id, pk, in_beta in rows
+    }
 
 
 def dialect_insert(session: Session, table: Any) -> Insert:

@@ -40,6 +40,7 @@ from sqlmodel import Session
 from service import logs, metrics, security
 from service.adoption import metrics as heartbeat_metrics
 from service.adoption import ratelimit, services
+from service.adoption.queue import HeartbeatQueue, queue_of
 from service.api import cached_token, json_text, touch_due
 from service.models import ApiToken
 from version_monitor.ingest import MAX_BATCH, MalformedBatch, ingest, parse_batch, validate_batch
@@ -198,6 +199,11 @@ class HeartbeatFastPath:
         planned = ratelimit.plan(token_id=token.id or 0, items=len(items), limit=limit, now=moment)
         if isinstance(planned, ratelimit.Refusal):
             return None
+        queue = queue_of(self.app)
+        if queue is not None:
+            queued = self._queued(queue, items, apps, ids, token.id or 0, limit, moment)
+            if queued is not None:
+                return queued
         engine: Engine = self.app.extensions["relgov.engine"]
         now = services.now_naive()
         # The transaction (and SQLite's writer lock) begins with the first statement: the
@@ -221,6 +227,35 @@ class HeartbeatFastPath:
         heartbeat_metrics.ACCEPTED.inc(result.accepted)
         return result.as_dict()
 
+    def _queued(
+        self,
+        queue: HeartbeatQueue,
+        items: list[object],
+        apps: frozenset[str],
+        ids: services.IngestIds,
+        token_id: int,
+        limit: int,
+        moment: float,
+    ) -> dict[str, object] | None:
+        """The answer when the heartbeats were queued (:mod:`service.adoption.queue`); None
+        when this request writes them itself: the store cache is cold or misses one of
+        them, an item is invalid, the token may be near its limit, or the queue is full."""
+        version = ids.version
+        if version is None:
+            return None
+        valid, rejected = validate_batch(
+            items, known_apps=apps, stores=ids.stores, now=services.now_naive()
+        )
+        if rejected:
+            return None
+        window = ratelimit.window_of(moment)
+        if limit > 0 and not queue.within_limit(token_id, window, len(valid), limit):
+            return None
+        if not queue.offer(valid, token_id=token_id, window=window, fleet_version=version):
+            return None
+        heartbeat_metrics.ACCEPTED.inc(len(valid))
+        return {"accepted": len(valid), "rejected": [], "queued": len(valid)}
+
     def _respond(
         self,
         environ: dict[str, Any],
@@ -237,21 +272,39 @@ class HeartbeatFastPath:
             (logs.HEADER, request_id),
             *self._headers,
         ]
-        metrics.observe(ENDPOINT, "POST", 200, started)
+        queued = "queued" in answer
+        metrics.observe(ENDPOINT, "POST", 202 if queued else 200, started)
         logs.log_request(
             {"request_started": started, "api_token": token},
             _Logged(environ),
-            _Logged.OK,
+            _Logged.ACCEPTED if queued else _Logged.OK,
             request_id,
         )
-        start_response("200 OK", headers)
+        start_response("202 Accepted" if queued else "200 OK", headers)
+        if queued:
+            queue = queue_of(self.app)
+            if queue is not None:
+                return _ThenWrite(body, queue)
         return [body]
+
+
+class _ThenWrite(list[bytes]):
+    """The body of a queued answer: once the server has sent it, it calls ``close()`` (WSGI),
+    and this thread writes what the queue holds when that is due."""
+
+    def __init__(self, body: bytes, queue: HeartbeatQueue) -> None:
+        super().__init__([body])
+        self._queue = queue
+
+    def close(self) -> None:
+        self._queue.after_response()
 
 
 class _Logged:
     """What the access log line reads of a request and its response."""
 
     OK: Any = None  # set below: a response with status 200
+    ACCEPTED: Any = None  # and 202
     method = "POST"
     path = PATH
     endpoint = ENDPOINT
@@ -260,11 +313,13 @@ class _Logged:
         self.remote_addr = environ.get("REMOTE_ADDR")
 
 
-class _Ok:
-    status_code = 200
+class _Status:
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
 
 
-_Logged.OK = _Ok()
+_Logged.OK = _Status(200)
+_Logged.ACCEPTED = _Status(202)
 
 
 def install(app: Flask) -> None:

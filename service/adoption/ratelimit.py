@@ -23,6 +23,9 @@ import os
 import time
 from dataclasses import dataclass
 
+from sqlalchemy import text
+from sqlmodel import Session
+
 import service.adoption.models  # noqa: F401  (the heartbeat_rate table)
 from version_monitor.ingest import FinalStatement
 
@@ -30,30 +33,43 @@ __all__ = [
     "SHARDS",
     "WINDOW_SECONDS",
     "Refusal",
+    "count_queued",
     "plan",
     "refusal_unless_counted",
+    "window_of",
 ]
 
 WINDOW_SECONDS = 60
 SHARDS = 16
 
-_UPSERT = (
+_INSERT = (
     "INSERT INTO heartbeat_rate (token_id, shard, window_minute, heartbeats) "
     "SELECT CAST({t} AS INTEGER), CAST({s} AS INTEGER), CAST({w} AS INTEGER), "
     "CAST({n} AS INTEGER) "
-    "WHERE (SELECT COALESCE(SUM(heartbeats), 0) FROM heartbeat_rate "
-    "WHERE token_id = {t} AND window_minute = {w}) + {n} <= {limit} "
+)
+_ADD = (
     "ON CONFLICT (token_id, shard) DO UPDATE SET "
     "heartbeats = CASE WHEN heartbeat_rate.window_minute = excluded.window_minute "
     "THEN heartbeat_rate.heartbeats + excluded.heartbeats ELSE excluded.heartbeats END, "
     "window_minute = excluded.window_minute "
-    "RETURNING heartbeats"
 )
+_SUM = (
+    "SELECT COALESCE(SUM(heartbeats), 0) FROM heartbeat_rate "
+    "WHERE token_id = {t} AND window_minute = {w}"
+)
+_UPSERT = _INSERT + "WHERE (" + _SUM + ") + {n} <= {limit} " + _ADD + "RETURNING heartbeats"
 # Per DBAPI paramstyle: "named" for SQLite, "pyformat" for psycopg.
 _SQL = {
     "named": _UPSERT.format(t=":t", s=":s", w=":w", n=":n", limit=":limit"),
     "pyformat": _UPSERT.format(t="%(t)s", s="%(s)s", w="%(w)s", n="%(n)s", limit="%(limit)s"),
 }
+
+
+# Queued heartbeats (service/adoption/queue.py) were answered already: they are added
+# whatever the count, and the token's total for the window is read back.
+# (SQLite reads ``ON CONFLICT`` after ``INSERT ... SELECT`` only after a WHERE.)
+_COUNT_QUEUED = text(_INSERT.format(t=":t", s=":s", w=":w", n=":n") + "WHERE true " + _ADD)
+_TOTAL = text(_SUM.format(t=":t", w=":w"))
 
 
 @dataclass(frozen=True)
@@ -75,7 +91,7 @@ def plan(
     if limit <= 0:
         return None
     moment = time.time() if now is None else now
-    window = int(moment // WINDOW_SECONDS)
+    window = window_of(moment)
     if items > limit:
         return Refusal(
             limit,
@@ -94,12 +110,26 @@ def refusal_unless_counted(
     if counted is not None:
         return None
     moment = time.time() if now is None else now
-    retry_after = _retry_after(int(moment // WINDOW_SECONDS), moment)
+    retry_after = _retry_after(window_of(moment), moment)
     return Refusal(
         limit,
         retry_after,
         f"this token sent its {limit} heartbeats for this minute; try again in {retry_after} s",
     )
+
+
+def window_of(moment: float) -> int:
+    """The counting window (minute) of a Unix time."""
+    return int(moment // WINDOW_SECONDS)
+
+
+def count_queued(session: Session, *, token_id: int, window: int, items: int) -> int:
+    """Count ``items`` queued heartbeats of a token, answered in ``window``, in this
+    process's shard row (no refusal: they were accepted already); the token's total for the
+    window, all processes together."""
+    params = {"t": token_id, "s": os.getpid() % SHARDS, "w": window, "n": items}
+    session.execute(_COUNT_QUEUED, params)
+    return int(session.execute(_TOTAL, {"t": token_id, "w": window}).scalar_one())
 
 
 def _retry_after(window: int, moment: float) -> int:

@@ -22,7 +22,7 @@ from service.fleet.answers import read_version
 from service.releases.models import App, Release
 from version_monitor import reports
 from version_monitor.adoption import ReleaseInfo
-from version_monitor.ingest import StoreRef, lookup_stores
+from version_monitor.ingest import StoreRef, all_stores, lookup_stores
 from versioning import InvalidVersion, parse_version
 
 DEFAULT_RETENTION_DAYS = 400
@@ -107,16 +107,17 @@ known_apps = _KnownApps()
 # --- stores and devices for heartbeats -------------------------------------------------
 
 
-class _IngestIds:
+class IngestIds:
     """Store refs and device ids, cached per process for heartbeats.
 
     Both are valid as long as the fleet's change counter (:mod:`service.fleet.answers`)
     has not moved: every ORM change to a store (its cohort too) or a device bumps it. The
     counter is read once per request, in the request's transaction, so a heartbeat never
-    uses a store's beta flag or a device id older than the last committed fleet change.
-    Misses (stores created by bulk SQL, devices registered by heartbeats) are looked up
-    and cached; devices registered by this request are not (they exist only once it
-    commits).
+    uses a store's beta flag or a device id older than the last committed fleet change
+    (queued heartbeats: see :mod:`service.adoption.queue`). An empty store cache is filled
+    with the whole fleet in one query; later misses (stores created by bulk SQL, devices
+    registered by heartbeats) are looked up and cached; devices registered by this request
+    are not (they exist only once it commits).
     """
 
     MAX_DEVICES = 250_000
@@ -134,6 +135,19 @@ class _IngestIds:
             self.devices.clear()
             self._version = version
 
+    @property
+    def version(self) -> int | None:
+        """The fleet counter the caches belong to (None before the first read)."""
+        return self._version
+
+    def forget(self, version: int) -> None:
+        """Drop everything: the fleet counter moved to ``version`` (read by the heartbeat
+        queue's writer, :mod:`service.adoption.queue`). Requests refill the caches."""
+        if version != self._version:
+            self.stores.clear()
+            self.devices.clear()
+            self._version = version
+
     def store_lookup(self, session: Session) -> Callable[[set[str]], dict[str, StoreRef]]:
         """For :func:`~version_monitor.ingest.validate_batch`, which calls it once per
         request after checking every item: the counter is read there, so a request holds
@@ -143,6 +157,11 @@ class _IngestIds:
         def lookup(wanted: set[str]) -> dict[str, StoreRef]:
             self.refresh(session)
             missing = {s for s in wanted if s not in stores}
+            if missing and not stores:
+                # A cold cache (a new process, or the fleet changed): the whole fleet in one
+                # query rather than one store at a time over the next thousands of requests.
+                stores.update(all_stores(session))
+                missing = {s for s in wanted if s not in stores}
             if missing:
                 stores.update(lookup_stores(session, external_ids=missing))
             return stores
@@ -150,10 +169,10 @@ class _IngestIds:
         return lookup
 
 
-def ingest_ids(app: Flask | None = None) -> _IngestIds:
+def ingest_ids(app: Flask | None = None) -> IngestIds:
     """This app's (this process's) cache; its store lookup checks the fleet counter."""
     extensions = (app or current_app).extensions
-    cache: _IngestIds = extensions.setdefault("relgov.ingest_ids", _IngestIds())
+    cache: IngestIds = extensions.setdefault("relgov.ingest_ids", IngestIds())
     return cache
 
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from beta.models import Device, Store
+from service.adoption import fastpath
 from service.releases.models import App, Release
 from tests import builders
 from version_monitor.adoption import ReleaseInfo
+from version_monitor.models import DeviceState, VersionChange
 from version_monitor.simulate import simulate_adoption
 
 
@@ -150,12 +154,72 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+# --- the heartbeat fast path and queue (test_heartbeat_fastpath.py, test_heartbeat_queue.py)
+
+URL = "/api/v1/heartbeats"
+
+
+def beat(n: int, *, version: str = "3.2.0", **fields: object) -> dict[str, object]:
+    store = n % 3 + 1
+    sent = datetime.now(UTC) - timedelta(minutes=1) + timedelta(milliseconds=n)
+    return {
+        "device_id": f"S00{store}-pos-0",
+        "store_id": f"S00{store}",
+        "app": "pos",
+        "version": version,
+        "device_kind": "pos",
+        "sent_at": sent.isoformat(),
+    } | fields
+
+
+def stored(session: Session) -> tuple[int, int]:
+    session.expire_all()
+    states = session.execute(select(func.count()).select_from(DeviceState)).scalar_one()
+    changes = session.execute(select(func.count()).select_from(VersionChange)).scalar_one()
+    return int(states), int(changes)
+
+
+@pytest.fixture
+def fleet(session: Session) -> None:
+    make_app(session, "pos")
+    make_fleet(session, stores=3, beta=1)
+
+
+@pytest.fixture
+def fast(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """The answers the fast path gave (the view's answers are not in it)."""
+    answers: list[dict[str, object]] = []
+    original = fastpath.HeartbeatFastPath._respond
+
+    def respond(self: Any, environ: Any, start: Any, answer: Any, *args: Any) -> Any:
+        answers.append(answer)
+        return original(self, environ, start, answer, *args)
+
+    monkeypatch.setattr(fastpath.HeartbeatFastPath, "_respond", respond)
+    return answers
+
+
+@pytest.fixture
+def warm(client, fleet, heartbeat_token, fast) -> Any:
+    """The first request goes to the view (token not cached yet, its use recorded); the
+    next ones qualify for the fast path."""
+    response = client.post(
+        URL, json=beat(2, device_id="S003-pos-1"), headers=bearer(heartbeat_token)
+    )
+    assert response.status_code == 200, response.json
+    assert fast == []
+    return response
+
+
 __all__ = [
+    "URL",
     "FlaskClient",
     "World",
     "bearer",
+    "beat",
     "build_world",
     "make_app",
     "make_fleet",
     "make_release",
+    "stored",
 ]

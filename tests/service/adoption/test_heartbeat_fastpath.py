@@ -9,9 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
 
 from beta.models import Store
 from service.adoption import fastpath
@@ -19,62 +18,8 @@ from service.adoption.models import HeartbeatRate
 from service.adoption.ratelimit import SHARDS
 from service.api import cached_token
 from service.models import ApiToken
-from tests.service.adoption.conftest import bearer, make_app, make_fleet
-from version_monitor.models import DeviceState, VersionChange
-
-URL = "/api/v1/heartbeats"
-
-
-def beat(n: int, *, version: str = "3.2.0", **fields: object) -> dict[str, object]:
-    store = n % 3 + 1
-    sent = datetime.now(UTC) - timedelta(minutes=1) + timedelta(milliseconds=n)
-    return {
-        "device_id": f"S00{store}-pos-0",
-        "store_id": f"S00{store}",
-        "app": "pos",
-        "version": version,
-        "device_kind": "pos",
-        "sent_at": sent.isoformat(),
-    } | fields
-
-
-def stored(session: Session) -> tuple[int, int]:
-    session.expire_all()
-    states = session.execute(select(func.count()).select_from(DeviceState)).scalar_one()
-    changes = session.execute(select(func.count()).select_from(VersionChange)).scalar_one()
-    return int(states), int(changes)
-
-
-@pytest.fixture
-def fleet(session: Session) -> None:
-    make_app(session, "pos")
-    make_fleet(session, stores=3, beta=1)
-
-
-@pytest.fixture
-def fast(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
-    """The answers the fast path gave (the view's answers are not in it)."""
-    answers: list[dict[str, object]] = []
-    original = fastpath.HeartbeatFastPath._respond
-
-    def respond(self: Any, environ: Any, start: Any, answer: Any, *args: Any) -> Any:
-        answers.append(answer)
-        return original(self, environ, start, answer, *args)
-
-    monkeypatch.setattr(fastpath.HeartbeatFastPath, "_respond", respond)
-    return answers
-
-
-@pytest.fixture
-def warm(client, fleet, heartbeat_token, fast) -> Any:
-    """The first request goes to the view (token not cached yet, its use recorded); the
-    next ones qualify for the fast path."""
-    response = client.post(
-        URL, json=beat(2, device_id="S003-pos-1"), headers=bearer(heartbeat_token)
-    )
-    assert response.status_code == 200, response.json
-    assert fast == []
-    return response
+from tests.service.adoption.conftest import URL, bearer, beat, stored
+from version_monitor.models import DeviceState
 
 
 def test_the_common_heartbeat_is_answered_like_the_view_answers_it(
