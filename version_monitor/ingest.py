@@ -741,6 +741,31 @@ _UPSERT_STATE = _sql(
 )
 _INSERT_CHANGE = _sql("version_change", _CHANGE_COLUMNS)
 
+# PostgreSQL writes the rows of a batch with one statement, its columns as arrays
+# (``unnest``), instead of a statement per row (psycopg's ``executemany``): the server
+# plans and runs one statement, and the driver binds twelve arrays, not 12,000 values.
+_STATE_TYPES = ("integer", "varchar", "integer", *("varchar",) * 4, *("timestamp",) * 5)
+_CHANGE_TYPES = ("integer", "varchar", "integer", "varchar", "varchar", "varchar", "timestamp")
+
+
+def _pg_bulk(table: str, columns: Sequence[str], types: Sequence[str], tail: str = "") -> str:
+    arrays = ", ".join(f"%({c})s::{t}[]" for c, t in zip(columns, types, strict=True))
+    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}){tail}"
+
+
+_PG_BULK: dict[Callable[[str], str], tuple[str, Sequence[str]]] = {
+    _UPSERT_STATE: (
+        _pg_bulk(
+            "device_state",
+            _STATE_COLUMNS,
+            _STATE_TYPES,
+            _UPSERT_STATE("pyformat").partition(")s)")[2],  # the ON CONFLICT clause
+        ),
+        _STATE_COLUMNS,
+    ),
+    _INSERT_CHANGE: (_pg_bulk("version_change", _CHANGE_COLUMNS, _CHANGE_TYPES), _CHANGE_COLUMNS),
+}
+
 
 _NO_SYNC_COMMIT = "SET LOCAL synchronous_commit = off"
 
@@ -757,11 +782,16 @@ def _driver_rows_of(dialect: Any, rows: Iterable[dict[str, object]]) -> None:
     without an offset); psycopg the values."""
     if dialect.name != "sqlite":
         return
+    # Rows share many of their moments (``now``; a batch's sent_at): each is formatted once.
+    texts: dict[datetime, str] = {}
     for row in rows:
         for name in _DATETIMES.intersection(row):
             value = row[name]
             if isinstance(value, datetime):
-                row[name] = _utc_naive(value).isoformat(" ", "microseconds")
+                text = texts.get(value)
+                if text is None:
+                    text = texts[value] = _utc_naive(value).isoformat(" ", "microseconds")
+                row[name] = text
 
 
 def _fetch_one(
@@ -850,7 +880,11 @@ def _run(
     then: FinalStatement | None,
 ) -> Any:
     for statement, rows in writes:
-        if len(rows) > 1:
+        bulk = _PG_BULK.get(statement) if style == "pyformat" and len(rows) > 1 else None
+        if bulk is not None:
+            sql, columns = bulk
+            cursor.execute(sql, {c: [row[c] for row in rows] for c in columns})
+        elif len(rows) > 1:
             cursor.executemany(statement(style), rows)
         else:
             cursor.execute(statement(style), rows[0])

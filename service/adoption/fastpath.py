@@ -51,6 +51,10 @@ PATH = "/api/v1/heartbeats"
 ENDPOINT = "api.adoption_post_heartbeats"
 SCOPE = "heartbeats:write"
 _log = logging.getLogger(__name__)
+# Requests of fewer heartbeats are queued (when the queue is on). A larger batch is a
+# transaction's worth of its own: queueing it would save nothing, and written at once it
+# gets the full answer (registrations, version changes, stale ones).
+QUEUED_ITEMS = 100
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -238,10 +242,11 @@ class HeartbeatFastPath:
         moment: float,
     ) -> dict[str, object] | None:
         """The answer when the heartbeats were queued (:mod:`service.adoption.queue`); None
-        when this request writes them itself: the store cache is cold or misses one of
-        them, an item is invalid, the token may be near its limit, or the queue is full."""
+        when this request writes them itself: it is a batch of its own (``QUEUED_ITEMS`` or
+        more), the store cache is cold or misses one of them, an item is invalid, the token
+        may be near its limit, or the queue is full."""
         version = ids.version
-        if version is None:
+        if version is None or len(items) >= QUEUED_ITEMS:
             return None
         valid, rejected = validate_batch(
             items, known_apps=apps, stores=ids.stores, now=services.now_naive()

@@ -284,3 +284,15 @@ def test_the_request_thread_writes_once_its_answer_is_sent(
     response.close()  # the server is done with the body: the WSGI close() writes
     assert stored(session) == (before[0] + 1, before[1] + 1)
     assert queue.waiting == 0
+
+
+def test_a_large_batch_is_written_at_once_with_the_full_answer(
+    client, app, session, heartbeat_token, fast, primed
+):
+    body = [beat(n, device_id=f"big-{n}") for n in range(fastpath.QUEUED_ITEMS)]
+    response = client.post(URL, json=body, headers=bearer(heartbeat_token))
+    assert response.status_code == 200, response.json
+    assert response.json["registered_devices"] == fastpath.QUEUED_ITEMS
+    smaller = client.post(URL, json=body[1:], headers=bearer(heartbeat_token))
+    assert smaller.status_code == 202  # replays, queued: they will change nothing
+    assert the_queue(app).flush() == fastpath.QUEUED_ITEMS - 1
