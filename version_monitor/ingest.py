@@ -882,8 +882,8 @@ def _run(
     for statement, rows in writes:
         bulk = _PG_BULK.get(statement) if style == "pyformat" and len(rows) > 1 else None
         if bulk is not None:
-            sql, columns = bulk
-            cursor.execute(sql, {c: [row[c] for row in rows] for c in columns})
+            bulk_sql, columns = bulk
+            cursor.execute(bulk_sql, {c: [row[c] for row in rows] for c in columns})
         elif len(rows) > 1:
             cursor.executemany(statement(style), rows)
         else:
