@@ -47,10 +47,17 @@ class RejectedHeartbeat(BaseModel):
 class HeartbeatResult(BaseModel):
     accepted: int = Field(description="Valid heartbeats (replays included; they change nothing)")
     rejected: list[RejectedHeartbeat]
-    registered_devices: int
-    version_changes: int
-    new_device_states: int
-    stale: int = Field(description="Valid but not newer than what the device already reported")
+    registered_devices: int | None = Field(None, description="Not given when queued (202)")
+    version_changes: int | None = Field(None, description="Not given when queued (202)")
+    new_device_states: int | None = Field(None, description="Not given when queued (202)")
+    stale: int | None = Field(
+        None,
+        description="Valid but not newer than what the device already reported; not given "
+        "when queued (202)",
+    )
+    queued: int | None = Field(
+        None, description="With 202: heartbeats queued, written within the flush interval"
+    )
 
 
 @operation(
@@ -65,6 +72,9 @@ class HeartbeatResult(BaseModel):
 def adoption_post_heartbeats() -> tuple[dict[str, Any], int] | Response:
     """Each item is checked on its own: valid ones are stored and invalid ones come back in
     ``rejected`` with their index, field and reason (status 207 when some were rejected).
+    With a flush interval (``RELGOV_HEARTBEAT_FLUSH_MS``, the production default) a request
+    of fewer than 100 heartbeats, all valid, is answered 202 with ``queued``: they are
+    written within the interval (the counts of what they changed are not given then).
     When every item is rejected nothing is stored and the answer is 422. A body that is not
     a heartbeat object or a list of them is refused whole with 400; more than 1,000 items
     with 413. Replaying a heartbeat changes nothing. Each token may send a number of

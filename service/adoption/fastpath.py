@@ -20,6 +20,12 @@ answer itself is built by the same code as the view's (:func:`version_monitor.in
 ingest` on the request's one transaction, :mod:`service.adoption.ratelimit`), and the
 request gets what the hooks give every request: a request id and ``X-Request-ID``, the
 access log line, the request metrics and the security headers.
+
+With a flush interval (``RELGOV_HEARTBEAT_FLUSH_MS``), a request of fewer than
+:data:`QUEUED_ITEMS` heartbeats whose stores are all in the cache is not written here: its
+valid heartbeats go to the process's queue (:mod:`service.adoption.queue`), the answer is
+``202`` with ``queued``, and once the server has sent it (the body's ``close()``) this thread
+writes what the queue holds when that is due.
 """
 
 from __future__ import annotations
