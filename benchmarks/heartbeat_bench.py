@@ -28,7 +28,8 @@ database with the limit off (0), to show what the limiter costs.
 
 Targets: single heartbeats ≥ 50 % of the bare endpoint's rate; batches ≥ 20,000/s. Writes
 the table to the ``### Heartbeats`` part of the ``## Version adoption`` section of
-``docs/benchmarks.md`` (up to the ``END`` marker: notes below it stay). Everything stops itself (servers are killed at the end).
+``docs/benchmarks.md`` (up to the ``END`` marker: notes below it stay). Everything stops
+itself (servers are killed at the end).
 
     .venv/bin/python benchmarks/heartbeat_bench.py [--seconds 10] [--clients 4] [--limit-cost]
         [--no-write]
