@@ -190,38 +190,28 @@ def _beat(n: int, client: int, sent: datetime) -> dict[str, Any]:
     }
 
 
-REAL_DEVICES = 200  # per driver process
+def _realistic(prefix: str, devices: int) -> Any:
+    """Realistic traffic: ``devices`` known devices per driver process (after the warm-up)
+    in turn, each moving to a new version once in 100 of its heartbeats (at staggered
+    rounds)."""
+
+    def beat(n: int, client: int, sent: datetime) -> dict[str, Any]:
+        device, rounds = n % devices, n // devices
+        return {
+            "device_id": f"{prefix}-{client}-{device:05d}",
+            "store_id": f"S{device % STORES + 1:05d}",
+            "app": "pos",
+            "version": f"3.{(rounds + device) // 100 % 7}.0",
+            "device_kind": "pos",
+            "sent_at": sent.isoformat(),
+        }
+
+    return beat
 
 
-def _real_beat(n: int, client: int, sent: datetime) -> dict[str, Any]:
-    """Realistic: known devices (after the warm-up), each moving to a new version once in
-    100 of its heartbeats (at staggered rounds)."""
-    device, rounds = n % REAL_DEVICES, n // REAL_DEVICES
-    return {
-        "device_id": f"real-{client}-{device:04d}",
-        "store_id": f"S{device % STORES + 1:05d}",
-        "app": "pos",
-        "version": f"3.{(rounds + device) // 100 % 7}.0",
-        "device_kind": "pos",
-        "sent_at": sent.isoformat(),
-    }
-
-
-REAL_BATCH_DEVICES = 5_000  # per driver process: a batch holds 1,000 different ones
-
-
-def _real_batch_beat(n: int, client: int, sent: datetime) -> dict[str, Any]:
-    """Realistic batches (a store gateway's): known devices, 1,000 different ones a batch,
-    each moving to a new version once in 100 of its heartbeats."""
-    device, rounds = n % REAL_BATCH_DEVICES, n // REAL_BATCH_DEVICES
-    return {
-        "device_id": f"gw-{client}-{device:05d}",
-        "store_id": f"S{device % STORES + 1:05d}",
-        "app": "pos",
-        "version": f"3.{(rounds + device) // 100 % 7}.0",
-        "device_kind": "pos",
-        "sent_at": sent.isoformat(),
-    }
+_real_beat = _realistic("real", 200)  # single heartbeats
+# Batches (a store gateway's): 1,000 different devices a request.
+_real_batch_beat = _realistic("gw", 5_000)
 
 
 def drive(
