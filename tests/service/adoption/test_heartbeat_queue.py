@@ -4,6 +4,8 @@ request, and never lost by a failed write or a normal stop."""
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -296,3 +298,32 @@ def test_a_large_batch_is_written_at_once_with_the_full_answer(
     smaller = client.post(URL, json=body[1:], headers=bearer(heartbeat_token))
     assert smaller.status_code == 202  # replays, queued: they will change nothing
     assert the_queue(app).flush() == fastpath.QUEUED_ITEMS - 1
+
+
+def test_a_forked_child_starts_with_an_empty_queue(
+    client, app, session, heartbeat_token, fast, primed
+):
+    queue = the_queue(app)
+    client.post(URL, json=beat(10, device_id="new-10"), headers=bearer(heartbeat_token))
+    assert queue.waiting == 1
+    pid = os.fork()
+    if pid == 0:  # the child: neither has nor writes the parent's heartbeats
+        empty = (queue.waiting, queue._chunks, queue._thread) == (0, [], None)
+        os._exit(0 if empty else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert queue.waiting == 1 and queue.flush() == 1  # the parent's are still its own
+
+
+def test_the_queue_is_in_the_metrics(client, app, heartbeat_token, fast, primed):
+    def waiting() -> float:
+        text = client.get("/metrics").get_data(as_text=True)
+        found = re.search(r"^relgov_heartbeats_queue_waiting ([0-9.e+-]+)$", text, re.M)
+        assert found, "relgov_heartbeats_queue_waiting is missing"
+        return float(found.group(1))
+
+    before = waiting()
+    client.post(URL, json=beat(10, device_id="new-10"), headers=bearer(heartbeat_token))
+    assert waiting() == before + 1
+    the_queue(app).flush()
+    assert waiting() == before
