@@ -266,28 +266,27 @@ def _chunks(values: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
         yield values[start : start + size]
 
 
+_STORE_REFS = select(store_table.c.external_id, store_table.c.id, store_table.c.in_beta)
+
+
+def _store_refs(rows: Iterable[Any]) -> dict[str, StoreRef]:
+    return {
+        external_id: StoreRef(id=pk, in_beta=bool(in_beta)) for external_id, pk, in_beta in rows
+    }
+
+
 def lookup_stores(session: Session, *, external_ids: Collection[str]) -> dict[str, StoreRef]:
     """Stores by external id, for :func:`validate_batch`."""
     found: dict[str, StoreRef] = {}
     for chunk in _chunks(sorted(external_ids)):
-        rows = session.execute(
-            select(store_table.c.external_id, store_table.c.id, store_table.c.in_beta).where(
-                store_table.c.external_id.in_(chunk)
-            )
-        ).all()
-        for external_id, store_id, in_beta in rows:
-            found[external_id] = StoreRef(id=store_id, in_beta=bool(in_beta))
+        statement = _STORE_REFS.where(store_table.c.external_id.in_(chunk))
+        found.update(_store_refs(session.execute(statement)))
     return found
 
 
 def all_stores(session: Session) -> dict[str, StoreRef]:
     """Every store by external id: one query, for a cache that starts empty."""
-    rows = session.execute(
-        select(store_table.c.external_id, store_table.c.id, store_table.c.in_beta)
-    ).all()
-    return {
-        external_id: StoreRef(id=pk, in_beta=bool(in_beta)) for external_id, pk, in_beta in rows
-    }
+    return _store_refs(session.execute(_STORE_REFS))
 
 
 def dialect_insert(session: Session, table: Any) -> Insert:
@@ -731,14 +730,13 @@ _REGISTER_ONE = _sql(
     ("device_id", "store_id", "kind", "label", "created_at"),
     " ON CONFLICT (device_id) DO NOTHING RETURNING id",
 )
-_UPSERT_STATE = _sql(
-    "device_state",
-    _STATE_COLUMNS,
+_STATE_CONFLICT = (
     " ON CONFLICT (device_id, app) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _STATE_UPDATED)
     # A concurrent request may have applied a newer heartbeat meanwhile.
-    + " WHERE device_state.last_sent_at < excluded.last_sent_at",
+    + " WHERE device_state.last_sent_at < excluded.last_sent_at"
 )
+_UPSERT_STATE = _sql("device_state", _STATE_COLUMNS, _STATE_CONFLICT)
 _INSERT_CHANGE = _sql("version_change", _CHANGE_COLUMNS)
 
 # PostgreSQL writes the rows of a batch with one statement, its columns as arrays
@@ -755,12 +753,7 @@ def _pg_bulk(table: str, columns: Sequence[str], types: Sequence[str], tail: str
 
 _PG_BULK: dict[Callable[[str], str], tuple[str, Sequence[str]]] = {
     _UPSERT_STATE: (
-        _pg_bulk(
-            "device_state",
-            _STATE_COLUMNS,
-            _STATE_TYPES,
-            _UPSERT_STATE("pyformat").partition(")s)")[2],  # the ON CONFLICT clause
-        ),
+        _pg_bulk("device_state", _STATE_COLUMNS, _STATE_TYPES, _STATE_CONFLICT),
         _STATE_COLUMNS,
     ),
     _INSERT_CHANGE: (_pg_bulk("version_change", _CHANGE_COLUMNS, _CHANGE_TYPES), _CHANGE_COLUMNS),

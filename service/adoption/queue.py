@@ -5,8 +5,10 @@ database (a registration, a version change) is for the reports. With a flush int
 (the default in production: 50 ms), the heartbeat fast path (:mod:`service.adoption.
 fastpath`) validates a request exactly as before, against the per-process caches, and then,
 instead of writing it in its own transaction, hands the valid heartbeats to this queue and
-answers ``202 Accepted`` (``{"accepted": n, "rejected": [], "queued": n}``). A background
-thread in each web process writes what was queued every interval, up to 1,000 heartbeats a
+answers ``202 Accepted`` (``{"accepted": n, "rejected": [], "queued": n}``). Once a
+request's answer is sent, its own thread writes what has waited an interval (see "the
+writers" below); a thread in each web process writes what waits twice the interval (when
+requests stop) and everything at exit. Each write takes up to 1,000 heartbeats a
 transaction, with the same :func:`version_monitor.ingest.ingest` as a synchronous request:
 replays, stale and out-of-order heartbeats, registrations and the version-change log come
 out the same. Everything a request is refused or answered for synchronously stays so: a
@@ -256,11 +258,11 @@ class HeartbeatQueue:
 
     def _write_each(self, chunks: list[_Chunk]) -> int:
         written = 0
-        for chunk in chunks:
+        for position, chunk in enumerate(chunks):
             try:
                 self._write([chunk])
             except (OperationalError, DisconnectionError):
-                self._put_back(chunks[chunks.index(chunk) :])
+                self._put_back(chunks[position:])
                 raise
             except DBAPIError:
                 _log.error(
