@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal
@@ -26,6 +26,7 @@ from version_monitor.models import (
     device_table,
     store_table,
 )
+from version_monitor.seen import seen_hour
 from version_monitor.versions import version_sort_key
 from versioning import InvalidVersion, parse_version
 
@@ -324,8 +325,21 @@ _DEVICE_ID_QUERY = select(device_table.c.id).where(
 # short statement every time (parsed once by psycopg, prepared by the server) instead of an
 # ``IN`` list of up to 500 literals, which psycopg parsed anew in ~5 ms each.
 _PG_DEVICE_IDS = "SELECT device_id, id FROM device WHERE device_id = ANY(%(ids)s::varchar[])"
+# What a heartbeat needs of a device's state (:class:`_Existing`, in this order).
+_EXISTING = (
+    "version",
+    "version_key",
+    "version_since",
+    "last_sent_at",
+    "id",
+    "store_id",
+    "device_kind",
+    "channel",
+    "seen_hour",
+)
+_EXISTING_SQL = ", ".join(f"device_state.{c}" for c in _EXISTING)
 _PG_STATES = (
-    "SELECT device_id, app, version, version_key, version_since, last_sent_at "
+    f"SELECT device_state.device_id, device_state.app, {_EXISTING_SQL} "
     "FROM device_state WHERE device_id = ANY(%(pks)s::integer[])"
 )
 # SQLite takes them as one JSON array (``json_each``): the same for every batch, so
@@ -334,7 +348,7 @@ _SQLITE_DEVICE_IDS = (
     "SELECT device_id, id FROM device WHERE device_id IN (SELECT value FROM json_each(:ids))"
 )
 _SQLITE_STATES = (
-    "SELECT device_id, app, version, version_key, version_since, last_sent_at "
+    f"SELECT device_state.device_id, device_state.app, {_EXISTING_SQL} "
     "FROM device_state WHERE device_id IN (SELECT value FROM json_each(:pks))"
 )
 _PG_REGISTER = (
@@ -342,6 +356,14 @@ _PG_REGISTER = (
     "SELECT d, s, k, '', %(created_at)s "
     "FROM unnest(%(ids)s::varchar[], %(stores)s::integer[], %(kinds)s::varchar[]) AS t(d, s, k) "
     "ON CONFLICT (device_id) DO NOTHING RETURNING device_id, id"
+)
+
+
+# One statement for all of them (a multi-row INSERT, not a statement per device).
+_SQLITE_REGISTER = (
+    "INSERT INTO device (device_id, store_id, kind, label, created_at) "
+    "SELECT value ->> 0, value ->> 1, value ->> 2, '', :created_at FROM json_each(:rows) "
+    "WHERE true ON CONFLICT (device_id) DO NOTHING RETURNING device_id, id"
 )
 
 
@@ -370,12 +392,7 @@ def _device_ids(session: Session, device_ids: Collection[str]) -> dict[str, int]
     return {device_id: pk for device_id, pk in rows}
 
 
-_STATE_QUERY = select(
-    device_state_table.c.version,
-    device_state_table.c.version_key,
-    device_state_table.c.version_since,
-    device_state_table.c.last_sent_at,
-).where(
+_STATE_QUERY = select(*(device_state_table.c[c] for c in _EXISTING)).where(
     and_(
         device_state_table.c.device_id == bindparam("device_pk"),
         device_state_table.c.app == bindparam("app"),
@@ -385,10 +402,34 @@ _STATE_QUERY = select(
 
 @dataclass
 class _Existing:
+    """A device's state for one app as a heartbeat finds it (the columns of
+    :data:`_EXISTING`)."""
+
     version: str
     version_key: str
     version_since: datetime
     last_sent_at: datetime
+    id: int
+    store_id: int
+    device_kind: str
+    channel: str
+    seen_hour: datetime
+
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> _Existing:
+        """From a row of the :data:`_EXISTING` columns (SQLite's datetimes are text)."""
+        version, key, since, last_sent_at, pk, store_id, kind, channel, hour = row
+        return cls(
+            version,
+            key,
+            _as_datetime(since),
+            _as_datetime(last_sent_at),
+            pk,
+            store_id,
+            kind,
+            channel,
+            _as_datetime(hour),
+        )
 
 
 def _existing_states(
@@ -403,35 +444,17 @@ def _existing_states(
             session.connection().execute(_STATE_QUERY, {"device_pk": device_pk, "app": app}).first()
         )
         if row is not None:
-            found[(device_pk, app)] = _Existing(*row)
+            found[(device_pk, app)] = _Existing.of(row)
         return found
     device_pks = sorted({pk for pk, _ in keys})
     if _is_postgresql(session):
         rows = _driver_rows(session, _PG_STATES, {"pks": device_pks})
     else:
         rows = _driver_rows(session, _SQLITE_STATES, {"pks": json.dumps(device_pks)})
-    for pk, app, version, key, since, last_sent_at in rows:
+    for pk, app, *state in rows:
         if (pk, app) in keys:
-            found[(pk, app)] = _Existing(
-                version, key, _as_datetime(since), _as_datetime(last_sent_at)
-            )
+            found[(pk, app)] = _Existing.of(state)
     return found
-
-
-_REGISTRATIONS: dict[str, Any] = {}
-
-
-def _registration(session: Session) -> Any:
-    """INSERT a device unless it exists, returning its id (built once per dialect)."""
-    name = session.get_bind().dialect.name
-    statement = _REGISTRATIONS.get(name)
-    if statement is None:
-        statement = _REGISTRATIONS[name] = (
-            dialect_insert(session, device_table)
-            .on_conflict_do_nothing(index_elements=["device_id"])  # type: ignore[attr-defined]
-            .returning(device_table.c.device_id, device_table.c.id)
-        )
-    return statement
 
 
 def ingest(
@@ -496,24 +519,12 @@ def ingest(
             },
         )
     elif unknown:
-        created_at = as_column_value(device_table.c.created_at, now)
-        rows = (
-            session.connection()
-            .execute(
-                _registration(session),
-                [
-                    {
-                        "device_id": hb.device_id,
-                        "store_id": hb.store_id,
-                        "kind": hb.device_kind,
-                        "label": "",
-                        "created_at": created_at,
-                    }
-                    for hb in unknown.values()
-                ],
-            )
-            .all()
-        )
+        params: dict[str, object] = {
+            "rows": json.dumps([[d, hb.store_id, hb.device_kind] for d, hb in unknown.items()]),
+            "created_at": now,
+        }
+        _driver_rows_of(session.get_bind().dialect, [params])
+        rows = _driver_rows(session, _SQLITE_REGISTER, params)
     if unknown:
         registered = {device_id: pk for device_id, pk in rows}
         result.registered_devices = len(registered)
@@ -530,15 +541,30 @@ def ingest(
     # A device this call registered has no state yet.
     existing = _existing_states(session, {key for key in by_state if key[0] not in inserted})
 
-    states: list[dict[str, object]] = []
-    changes: list[dict[str, object]] = []
+    written = _Rows()
     for (device_pk, app), beats in by_state.items():
         beats.sort(key=lambda hb: hb.sent_at)
-        _advance(
-            device_pk, app, existing.get((device_pk, app)), beats, now, result, states, changes
-        )
-    result.then_row = _write(session, _writes(states, changes), then)
+        _advance(device_pk, app, existing.get((device_pk, app)), beats, now, result, written)
+    result.then_row = _write(session, written.writes(), then)
     return result
+
+
+@dataclass
+class _Rows:
+    """What a call writes: first states of devices, updates of known states (by the
+    indexed columns they move, see :data:`_MOVABLE`), version-change rows."""
+
+    states: list[dict[str, object]] = field(default_factory=list)
+    updates: dict[tuple[str, ...], list[dict[str, object]]] = field(default_factory=dict)
+    changes: list[dict[str, object]] = field(default_factory=list)
+
+    def writes(self) -> list[tuple[_Statement, list[dict[str, object]]]]:
+        """The state writes, then the change-log inserts (the ones that have rows)."""
+        writes = [(_NEW_STATE, self.states)] if self.states else []
+        writes += [(_update_state(moved), rows) for moved, rows in self.updates.items()]
+        if self.changes:
+            writes.append((_INSERT_CHANGE, self.changes))
+        return writes
 
 
 def _advance(
@@ -548,12 +574,12 @@ def _advance(
     beats: Sequence[ValidHeartbeat],
     now: datetime,
     result: IngestResult,
-    states: list[dict[str, object]],
-    changes: list[dict[str, object]],
+    rows: _Rows,
 ) -> None:
     """Move one device's state for ``app`` from ``before`` by ``beats`` (oldest first):
-    add its new state row to ``states`` and a row per version change to ``changes``; beats
-    not newer than what the device already reported are counted stale."""
+    add its new state to ``rows`` (a first state, or an update of a known one naming the
+    indexed columns it moves) and a row per version change; beats not newer than what the
+    device already reported are counted stale."""
     fresh: list[ValidHeartbeat] = []
     last_sent = before.last_sent_at if before else None
     for hb in beats:
@@ -569,7 +595,7 @@ def _advance(
     for hb in fresh:
         seen = min(hb.sent_at, now)
         if hb.version_key != key:
-            changes.append(
+            rows.changes.append(
                 {
                     "device_id": device_pk,
                     "app": app,
@@ -586,9 +612,33 @@ def _advance(
         version = hb.version
     last = fresh[-1]
     assert since is not None
-    if before is None:
-        result.new_device_states += 1
-    states.append(
+    last_seen = min(last.sent_at, now)
+    hour = seen_hour(last_seen)
+    if before is not None:
+        update: dict[str, object] = {
+            "id": before.id,
+            "version": last.version,
+            "last_seen": last_seen,
+            "last_sent_at": last.sent_at,
+            "received_at": now,
+        }
+        moved: list[str] = []
+        for column, was, value in (
+            ("version_key", before.version_key, last.version_key),
+            ("store_id", before.store_id, last.store_id),
+            ("device_kind", before.device_kind, last.device_kind),
+            ("channel", before.channel, last.channel),
+            ("seen_hour", before.seen_hour, hour),
+        ):
+            if value != was:
+                moved.append(column)
+                update[column] = value
+        if "version_key" in update:
+            update["version_since"] = since
+        rows.updates.setdefault(tuple(moved), []).append(update)
+        return
+    result.new_device_states += 1
+    rows.states.append(
         {
             "device_id": device_pk,
             "app": app,
@@ -599,27 +649,18 @@ def _advance(
             "version_key": last.version_key,
             "version_since": since,
             "first_seen": min(fresh[0].sent_at, now),
-            "last_seen": min(last.sent_at, now),
+            "last_seen": last_seen,
+            "seen_hour": hour,
             "last_sent_at": last.sent_at,
             "received_at": now,
         }
     )
 
 
-def _writes(
-    states: list[dict[str, object]], changes: list[dict[str, object]]
-) -> list[tuple[Callable[[str], str], list[dict[str, object]]]]:
-    """The state upserts, then the change-log inserts (the ones that have rows)."""
-    return [
-        (sql, rows) for sql, rows in ((_UPSERT_STATE, states), (_INSERT_CHANGE, changes)) if rows
-    ]
-
-
 # One device's state for one app, with the device's primary key: one statement (and one
 # round trip) instead of two. The device is named by external id or, when cached, by key.
 _ONE_STATE_SQL = (
-    "SELECT device.id, device_state.version, device_state.version_key, "
-    "device_state.version_since, device_state.last_sent_at FROM device "
+    f"SELECT device.id, {_EXISTING_SQL} FROM device "
     "LEFT JOIN device_state ON device_state.device_id = device.id AND device_state.app = {app} "
     "WHERE device.{key} = {value}"
 )
@@ -665,7 +706,7 @@ def _ingest_one(
         if devices is not None and cached is None:
             devices[hb.device_id] = device_pk
         if row[1] is not None:
-            before = _Existing(row[1], row[2], _as_datetime(row[3]), _as_datetime(row[4]))
+            before = _Existing.of(row[1:])
     else:
         registered = _fetch_one(
             connection,
@@ -687,10 +728,9 @@ def _ingest_one(
             _lock_devices(session, [device_pk])
             before = _existing_states(session, {(device_pk, hb.app)}).get((device_pk, hb.app))
 
-    states: list[dict[str, object]] = []
-    changes: list[dict[str, object]] = []
-    _advance(device_pk, hb.app, before, [hb], now, result, states, changes)
-    result.then_row = _write(session, _writes(states, changes), then)
+    rows = _Rows()
+    _advance(device_pk, hb.app, before, [hb], now, result, rows)
+    result.then_row = _write(session, rows.writes(), then)
 
 
 # The two writes of every heartbeat go to the driver as plain SQL with one parameter dict
@@ -708,24 +748,58 @@ _STATE_COLUMNS = (
     "version_since",
     "first_seen",
     "last_seen",
+    "seen_hour",
     "last_sent_at",
     "received_at",
 )
 _STATE_UPDATED = _STATE_COLUMNS[2:8] + _STATE_COLUMNS[9:]
 _CHANGE_COLUMNS = ("device_id", "app", "store_id", "from_version", "to_version", "to_key", "at")
-
-
-def _sql(table: str, columns: Sequence[str], tail: str = "") -> Callable[[str], str]:
-    rendered: dict[str, str] = {}
-    for paramstyle in ("named", "pyformat"):
-        marks = ", ".join(f"%({c})s" if paramstyle == "pyformat" else f":{c}" for c in columns)
-        rendered[paramstyle] = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}){tail}"
-    return rendered.__getitem__
-
-
-_DATETIMES = frozenset({"version_since", "first_seen", "last_seen", "last_sent_at"})
+_DATETIMES = frozenset({"version_since", "first_seen", "last_seen", "seen_hour", "last_sent_at"})
 _DATETIMES |= {"received_at", "at", "created_at"}
-_REGISTER_ONE = _sql(
+_PG_TYPES = {
+    **dict.fromkeys(("id", "device_id", "store_id"), "integer"),
+    **dict.fromkeys(("app", "device_kind", "channel", "version", "version_key"), "varchar"),
+    **dict.fromkeys(("from_version", "to_version", "to_key", "kind", "label"), "varchar"),
+    **dict.fromkeys(_DATETIMES, "timestamp"),
+}
+
+
+@dataclass(frozen=True)
+class _Statement:
+    """A write in both paramstyles (see :func:`_paramstyle`) and, for PostgreSQL, its form
+    for many rows: one statement taking each of ``columns`` as an array (``unnest``), so
+    the server plans and runs one statement and the driver binds a dozen arrays, not
+    12,000 values (psycopg's ``executemany`` runs a statement per row)."""
+
+    named: str
+    pyformat: str
+    bulk: str | None = None
+    columns: tuple[str, ...] = ()
+
+    def __call__(self, paramstyle: str) -> str:
+        return self.pyformat if paramstyle == "pyformat" else self.named
+
+
+def _mark(column: str, paramstyle: str) -> str:
+    return f"%({column})s" if paramstyle == "pyformat" else f":{column}"
+
+
+def _arrays(columns: Sequence[str]) -> str:
+    return ", ".join(f"%({c})s::{_PG_TYPES[c]}[]" for c in columns)
+
+
+def _insert(table: str, columns: tuple[str, ...], tail: str = "") -> _Statement:
+    head = f"INSERT INTO {table} ({', '.join(columns)})"
+    named, pyformat = (
+        f"{head} VALUES ({', '.join(_mark(c, style) for c in columns)}){tail}"
+        for style in ("named", "pyformat")
+    )
+    return _Statement(
+        named, pyformat, f"{head} SELECT * FROM unnest({_arrays(columns)}){tail}", columns
+    )
+
+
+_REGISTER_ONE = _insert(
     "device",
     ("device_id", "store_id", "kind", "label", "created_at"),
     " ON CONFLICT (device_id) DO NOTHING RETURNING id",
@@ -736,28 +810,45 @@ _STATE_CONFLICT = (
     # A concurrent request may have applied a newer heartbeat meanwhile.
     + " WHERE device_state.last_sent_at < excluded.last_sent_at"
 )
-_UPSERT_STATE = _sql("device_state", _STATE_COLUMNS, _STATE_CONFLICT)
-_INSERT_CHANGE = _sql("version_change", _CHANGE_COLUMNS)
+# A device's first state for an app. SQLite inserts it plainly: its writer lock is held
+# since the states were read, so no other request can have added it, and an upsert makes
+# SQLite keep a statement journal for the foreign-key checks of every row (about four times
+# the insert's work). PostgreSQL's transactions run side by side: there it is an upsert.
+_NEW_STATE = replace(
+    _insert("device_state", _STATE_COLUMNS, _STATE_CONFLICT),
+    named=_insert("device_state", _STATE_COLUMNS).named,
+)
+_INSERT_CHANGE = _insert("version_change", _CHANGE_COLUMNS)
 
-# PostgreSQL writes the rows of a batch with one statement, its columns as arrays
-# (``unnest``), instead of a statement per row (psycopg's ``executemany``): the server
-# plans and runs one statement, and the driver binds twelve arrays, not 12,000 values.
-_STATE_TYPES = ("integer", "varchar", "integer", *("varchar",) * 4, *("timestamp",) * 5)
-_CHANGE_TYPES = ("integer", "varchar", "integer", "varchar", "varchar", "varchar", "timestamp")
-
-
-def _pg_bulk(table: str, columns: Sequence[str], types: Sequence[str], tail: str = "") -> str:
-    arrays = ", ".join(f"%({c})s::{t}[]" for c, t in zip(columns, types, strict=True))
-    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}){tail}"
-
-
-_PG_BULK: dict[Callable[[str], str], tuple[str, Sequence[str]]] = {
-    _UPSERT_STATE: (
-        _pg_bulk("device_state", _STATE_COLUMNS, _STATE_TYPES, _STATE_CONFLICT),
-        _STATE_COLUMNS,
-    ),
-    _INSERT_CHANGE: (_pg_bulk("version_change", _CHANGE_COLUMNS, _CHANGE_TYPES), _CHANGE_COLUMNS),
+# An update of a known state sets these, and only those indexed columns that moved (see
+# :mod:`version_monitor.seen`): most heartbeats rewrite the row and no index entry.
+_UPDATED_ALWAYS = ("version", "last_seen", "last_sent_at", "received_at")
+# Each indexed column a heartbeat can move, with the columns that move along with it.
+_MOVABLE = {
+    "version_key": ("version_key", "version_since"),
+    "store_id": ("store_id",),
+    "device_kind": ("device_kind",),
+    "channel": ("channel",),
+    "seen_hour": ("seen_hour",),
 }
+
+
+@lru_cache(maxsize=64)
+def _update_state(moved: tuple[str, ...]) -> _Statement:
+    """The UPDATE of known states (by id) whose ``moved`` indexed columns changed. The
+    ``last_sent_at`` guard leaves a state a concurrent request moved further alone."""
+    columns = (*(c for column in moved for c in _MOVABLE[column]), *_UPDATED_ALWAYS)
+    named, pyformat = (
+        f"UPDATE device_state SET {', '.join(f'{c} = {_mark(c, style)}' for c in columns)} "
+        f"WHERE id = {_mark('id', style)} AND last_sent_at < {_mark('last_sent_at', style)}"
+        for style in ("named", "pyformat")
+    )
+    bulk = (
+        f"UPDATE device_state AS s SET {', '.join(f'{c} = u.{c}' for c in columns)} "
+        f"FROM unnest({_arrays(('id', *columns))}) AS u(id, {', '.join(columns)}) "
+        "WHERE s.id = u.id AND s.last_sent_at < u.last_sent_at"
+    )
+    return _Statement(named, pyformat, bulk, ("id", *columns))
 
 
 _NO_SYNC_COMMIT = "SET LOCAL synchronous_commit = off"
@@ -838,7 +929,7 @@ def _lock_devices(session: Session, pks: Collection[int]) -> None:
 
 def _write(
     session: Session,
-    writes: Sequence[tuple[Callable[[str], str], list[dict[str, object]]]],
+    writes: Sequence[tuple[_Statement, list[dict[str, object]]]],
     then: FinalStatement | None = None,
 ) -> Any:
     """Run ``writes`` (statement, rows) and then ``then`` on the driver's cursor; return the
@@ -869,14 +960,12 @@ def _write(
 def _run(
     cursor: Any,
     style: str,
-    writes: Sequence[tuple[Callable[[str], str], list[dict[str, object]]]],
+    writes: Sequence[tuple[_Statement, list[dict[str, object]]]],
     then: FinalStatement | None,
 ) -> Any:
     for statement, rows in writes:
-        bulk = _PG_BULK.get(statement) if style == "pyformat" and len(rows) > 1 else None
-        if bulk is not None:
-            bulk_sql, columns = bulk
-            cursor.execute(bulk_sql, {c: [row[c] for row in rows] for c in columns})
+        if style == "pyformat" and len(rows) > 1 and statement.bulk:
+            cursor.execute(statement.bulk, {c: [row[c] for row in rows] for c in statement.columns})
         elif len(rows) > 1:
             cursor.executemany(statement(style), rows)
         else:

@@ -41,6 +41,7 @@ from version_monitor.models import (
     device_table,
     store_table,
 )
+from version_monitor.seen import seen_before, seen_since
 from version_monitor.versions import key_of
 
 __all__ = [
@@ -288,14 +289,14 @@ def census(
     second connection while the main statement runs (~25 of ~85 ms).
     """
     cutoff = now - offline_after
-    live = and_(ds.c.app == app, ds.c.last_seen >= cutoff)
+    live = and_(ds.c.app == app, seen_since(ds, cutoff))
     away_and_kinds = _alongside(
         session,
         [
             select(
                 func.count(),
-                func.coalesce(func.sum(case((ds.c.last_seen < now - GONE_AFTER, 1), else_=0)), 0),
-            ).where(ds.c.app == app, ds.c.last_seen < cutoff),
+                func.coalesce(func.sum(case((seen_before(ds, now - GONE_AFTER), 1), else_=0)), 0),
+            ).where(ds.c.app == app, seen_before(ds, cutoff)),
             select(ds.c.device_kind, ds.c.version_key, func.count())
             .where(live)
             .group_by(ds.c.device_kind, ds.c.version_key)
@@ -457,7 +458,7 @@ def _stores_below(
     offset: int = 0,
 ) -> tuple[int, list[tuple[Any, ...]]]:
     """Stores with devices (seen since ``since``) on a version older than ``below_key``."""
-    live = [ds.c.app == app, ds.c.last_seen >= since]
+    live = [ds.c.app == app, seen_since(ds, since)]
     if channel:
         live.append(ds.c.channel == channel)
     below_min: ColumnElement[Any] = (
@@ -653,14 +654,14 @@ def offline_devices(
     counts = session.execute(
         select(
             func.count(),
-            func.coalesce(func.sum(case((ds.c.last_seen < week_ago, 1), else_=0)), 0),
-        ).where(ds.c.app == app, ds.c.last_seen < day_ago)
+            func.coalesce(func.sum(case((seen_before(ds, week_ago), 1), else_=0)), 0),
+        ).where(ds.c.app == app, seen_before(ds, day_ago))
     ).one()
-    conditions = [ds.c.app == app, ds.c.last_seen < day_ago]
+    conditions = [ds.c.app == app, seen_before(ds, day_ago)]
     if bucket == "24h":
-        conditions.append(ds.c.last_seen >= week_ago)
+        conditions.append(seen_since(ds, week_ago))
     elif bucket == "7d":
-        conditions.append(ds.c.last_seen < week_ago)
+        conditions.append(seen_before(ds, week_ago))
     elif bucket is not None:
         raise ValueError("bucket must be '24h', '7d' or None")
     rows = session.execute(
@@ -675,7 +676,8 @@ def offline_devices(
         )
         .select_from(ds.join(dv, dv.c.id == ds.c.device_id).join(st, st.c.id == ds.c.store_id))
         .where(*conditions)
-        .order_by(ds.c.last_seen, dv.c.device_id)
+        # seen_hour first: the index's order (last_seen sorts within each hour).
+        .order_by(ds.c.seen_hour, ds.c.last_seen, dv.c.device_id)
         .limit(limit)
         .offset(offset)
     )
@@ -706,7 +708,7 @@ def offline_devices(
 def _adoption(
     session: Session, *, app: str, key: str, since: datetime, channel: str | None
 ) -> tuple[int, int]:
-    conditions = [ds.c.app == app, ds.c.last_seen >= since]
+    conditions = [ds.c.app == app, seen_since(ds, since)]
     if channel:
         conditions.append(ds.c.channel == channel)
     total, adopted = session.execute(

@@ -36,6 +36,7 @@ from version_monitor.models import (
     device_state_table,
     version_change_table,
 )
+from version_monitor.seen import seen_since
 
 __all__ = [
     "new_stamp",
@@ -99,7 +100,7 @@ def rollup_day(session: Session, *, day: date, now: datetime) -> int:
 
     ds = device_state_table
     vc = version_change_table
-    present = and_(ds.c.first_seen < moment, ds.c.last_seen >= start)
+    present = and_(ds.c.first_seen < moment, seen_since(ds, start))
     unchanged = select(
         ds.c.app,
         ds.c.version,

@@ -35,6 +35,7 @@ from version_monitor.models import (
     version_change_table,
 )
 from version_monitor.rollup import rebuild_totals
+from version_monitor.seen import seen_hour
 from version_monitor.versions import key_of
 
 __all__ = ["SimulationResult", "build_fleet", "simulate_adoption", "weekly_releases"]
@@ -306,6 +307,7 @@ def simulate_adoption(
                 "version_since": since,
                 "first_seen": first_seen,
                 "last_seen": last_seen,
+                "seen_hour": seen_hour(last_seen),
                 "last_sent_at": last_seen,
                 "received_at": last_seen,
             }

@@ -131,12 +131,13 @@ def resolve_stores(session: Session, external_ids: Sequence[str]) -> list[Store]
 def active_stores(session: Session, at: datetime) -> tuple[int, str]:
     """Stores with a device seen within 24 h before ``at`` (or since), and how they were
     counted; every store when no device has reported in that window."""
-    from version_monitor.models import DeviceState
+    from version_monitor.models import DeviceState, device_state_table
+    from version_monitor.seen import seen_since
 
     since = _naive(at) - ACTIVE_WINDOW
     online = session.exec(
         select(func.count(func.distinct(DeviceState.store_id))).where(
-            col(DeviceState.last_seen) >= since
+            seen_since(device_state_table, since)
         )
     ).one()
     if online:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,61 @@ def test_several_processes_upgrading_at_once_migrate_once(empty_database_url):
     assert migrate.pending_differences(engines[0]) == []
     for engine in engines:
         engine.dispose()
+
+
+def test_upgrading_past_0002_gives_existing_device_states_their_seen_hour(empty_database_url):
+    """0002 moves the report indexes from ``last_seen`` to ``seen_hour`` and fills it in."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    from version_monitor.models import device_state_table
+
+    engine = db.make_engine(empty_database_url)
+    migrate.upgrade(engine, "0001")
+    moment = datetime(2026, 11, 28, 10, 47, 12, 345678)
+    aware = moment.replace(tzinfo=UTC)
+
+    def insert(connection: sa.Connection, table: str, values: dict[str, object]) -> None:
+        columns = [
+            sa.column(key, sa.DateTime() if isinstance(value, datetime) else sa.JSON())
+            if isinstance(value, datetime | list)
+            else sa.column(key)
+            for key, value in values.items()
+        ]
+        connection.execute(sa.table(table, *columns).insert().values(**values))
+
+    when = {"created_at": aware}
+    seen = dict.fromkeys(("version_since", "first_seen", "last_seen", "last_sent_at"), moment)
+    with engine.begin() as connection:
+        insert(
+            connection,
+            "store",
+            {"id": 1, "external_id": "S1", "name": "One", "region": "north", "timezone": "UTC"}
+            | {"tags": [], "update_window_start": "02:00", "update_window_end": "05:00"}
+            | {"in_beta": False, "beta_pinned": False, "updated_at": aware}
+            | when,
+        )
+        device = {"id": 1, "device_id": "d1", "store_id": 1, "kind": "pos", "label": ""}
+        insert(connection, "device", device | when)
+        insert(
+            connection,
+            "device_state",
+            {"device_id": 1, "app": "pos", "store_id": 1, "device_kind": "pos"}
+            | {"channel": "stable", "version": "3.1.0", "version_key": "k"}
+            | seen
+            | {"received_at": moment},
+        )
+    migrate.upgrade(engine)
+    assert migrate.pending_differences(engine) == []
+    with engine.connect() as connection:
+        state = connection.execute(sa.select(device_state_table)).one()
+    assert state.last_seen == moment
+    assert state.seen_hour == datetime(2026, 11, 28, 10)
+    with engine.begin() as connection:
+        command.downgrade(migrate.alembic_config(connection=connection), "0001")
+    with engine.connect() as connection:
+        names = {i["name"] for i in sa.inspect(connection).get_indexes("device_state")}
+        columns = {c["name"] for c in sa.inspect(connection).get_columns("device_state")}
+    assert "ix_device_state_app_last_seen" in names
+    assert "seen_hour" not in columns
+    engine.dispose()
