@@ -6,8 +6,10 @@ leaves nothing half-written: the teardown rolls back whatever was not committed.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +41,7 @@ def make_engine(url: str, *, sqlite_transactions: bool = True) -> Engine:
             database = engine.url.database or ""
             if database and database != ":memory:" and not database.startswith("file:"):
                 lock = _WriterLock(f"{database}-writer.lock")
+                event.listen(engine, "connect", lock.connect)
                 event.listen(engine, "begin", lock.begin)
                 event.listen(engine, "commit", lock.commit)
                 event.listen(engine, "rollback", lock.rollback)
@@ -86,13 +89,26 @@ class _WriterLock:
     timeout, leaving SQLite's own wait to decide. The lock is released right after
     ``COMMIT`` / ``ROLLBACK`` (done here, so that the release follows them). Only this
     service's processes take it; other SQLite clients still just wait on SQLite's lock.
+
+    Checkpoints (copying the WAL into the database file) run after the release, not inside
+    ``COMMIT``, where SQLite's automatic checkpoint runs (every 1,000 pages by default) and
+    where the other writers would wait for it: a writer that has released the lock runs a
+    passive checkpoint when :data:`CHECKPOINT_EVERY` has passed since its process's last
+    one, while the next writer writes. SQLite's own is kept as a backstop at
+    :data:`AUTOCHECKPOINT_PAGES` (other clients of the file; a WAL that keeps growing).
     """
 
     TIMEOUT = 30.0
     KEY = "relgov.writer_lock"
+    CHECKPOINT_EVERY = 0.5  # seconds
+    AUTOCHECKPOINT_PAGES = 10_000  # 40 MB of 4 KiB pages
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._checkpointed = time.monotonic()
+
+    def connect(self, dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={self.AUTOCHECKPOINT_PAGES}")
 
     def begin(self, connection: Any) -> None:
         if _is_read_request():
@@ -133,10 +149,21 @@ class _WriterLock:
         if info.get(self.KEY + ".held"):
             # SQLAlchemy commits after this event; with pysqlite's autocommit mode that
             # second commit finds no transaction and does nothing.
+            dbapi_connection = connection.connection.dbapi_connection
             try:
-                connection.connection.dbapi_connection.commit()
+                dbapi_connection.commit()
             finally:
                 self._release(info)
+            self._checkpoint(dbapi_connection)
+
+    def _checkpoint(self, dbapi_connection: Any) -> None:
+        moment = time.monotonic()
+        if moment - self._checkpointed < self.CHECKPOINT_EVERY:
+            return
+        self._checkpointed = moment
+        # Another checkpoint running, a busy database: the next one will do.
+        with contextlib.suppress(sqlite3.Error):
+            dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def rollback(self, connection: Any) -> None:
         info = connection.connection.info
