@@ -55,11 +55,15 @@ def test_seen_since_and_before_pick_exactly_the_rows_last_seen_would(
 ) -> None:
     store = fleet.store("S1")
     for n, moment in enumerate(_moments()):
-        fleet.history(fleet.device(f"d{n}", store), [(moment, "3.1.0")], last_seen=moment)
+        device = fleet.device(f"d{n}", store)
+        fleet.history(device, [(moment, "3.1.0")], last_seen=moment)
+        # The same device's state for another app: the conditions must hold next to others.
+        fleet.history(device, [(moment, "1.0.0")], last_seen=moment, app="kds")
     ds = device_state_table
 
     def ids(condition: Any) -> set[int]:
-        return set(session.exec(select(ds.c.id).where(condition)).all())  # type: ignore[call-overload]
+        query = select(ds.c.id).where(ds.c.app == "pos", condition)
+        return set(session.exec(query).all())  # type: ignore[call-overload]
 
     since, before = ids(ds.c.last_seen >= cutoff), ids(ds.c.last_seen < cutoff)
     assert since and before
