@@ -324,7 +324,7 @@ _DEVICE_ID_QUERY = select(device_table.c.id).where(
 # On PostgreSQL the lookups of a batch take their keys as one array parameter: the same
 # short statement every time (parsed once by psycopg, prepared by the server) instead of an
 # ``IN`` list of up to 500 literals, which psycopg parsed anew in ~5 ms each.
-_PG_DEVICE_IDS = "SELECT device_id, id FROM device WHERE device_id = ANY(%(ids)s::varchar[])"
+_PG_DEVICE_IDS = "SELECT device_id, id FROM device WHERE device_id = ANY(%(ids)b::varchar[])"
 # What a heartbeat needs of a device's state (:class:`_Existing`, in this order).
 _EXISTING = (
     "version",
@@ -340,7 +340,7 @@ _EXISTING = (
 _EXISTING_SQL = ", ".join(f"device_state.{c}" for c in _EXISTING)
 _PG_STATES = (
     f"SELECT device_state.device_id, device_state.app, {_EXISTING_SQL} "
-    "FROM device_state WHERE device_id = ANY(%(pks)s::integer[])"
+    "FROM device_state WHERE device_id = ANY(%(pks)b::integer[])"
 )
 # SQLite takes them as one JSON array (``json_each``): the same for every batch, so
 # sqlite3 keeps it prepared, and no SQLAlchemy compilation of ``IN`` lists.
@@ -354,7 +354,7 @@ _SQLITE_STATES = (
 _PG_REGISTER = (
     "INSERT INTO device (device_id, store_id, kind, label, created_at) "
     "SELECT d, s, k, '', %(created_at)s "
-    "FROM unnest(%(ids)s::varchar[], %(stores)s::integer[], %(kinds)s::varchar[]) AS t(d, s, k) "
+    "FROM unnest(%(ids)b::varchar[], %(stores)b::integer[], %(kinds)b::varchar[]) AS t(d, s, k) "
     "ON CONFLICT (device_id) DO NOTHING RETURNING device_id, id"
 )
 
@@ -784,8 +784,10 @@ def _mark(column: str, paramstyle: str) -> str:
     return f"%({column})s" if paramstyle == "pyformat" else f":{column}"
 
 
+# The arrays go in binary (``%b``): psycopg quotes each string of a text array with a
+# regular expression, ~30 ms per 1,000 heartbeats of the worker's CPU.
 def _arrays(columns: Sequence[str]) -> str:
-    return ", ".join(f"%({c})s::{_PG_TYPES[c]}[]" for c in columns)
+    return ", ".join(f"%({c})b::{_PG_TYPES[c]}[]" for c in columns)
 
 
 def _insert(table: str, columns: tuple[str, ...], tail: str = "") -> _Statement:
@@ -914,7 +916,7 @@ def _fetch_one(
 # so that two requests for one device never both build on the same earlier state (each
 # would log a version change from it). Rows it registers itself are its own already.
 _PG_LOCK_DEVICES = (
-    "SELECT id FROM device WHERE id = ANY(%(pks)s::integer[]) ORDER BY id FOR NO KEY UPDATE"
+    "SELECT id FROM device WHERE id = ANY(%(pks)b::integer[]) ORDER BY id FOR NO KEY UPDATE"
 )
 _PG_LOCK_ONE = {
     "id": "SELECT id FROM device WHERE id = %(value)s FOR NO KEY UPDATE",
