@@ -622,20 +622,18 @@ def _advance(
             "last_sent_at": last.sent_at,
             "received_at": now,
         }
-        moved: list[str] = []
-        for column, was, value in (
-            ("version_key", before.version_key, last.version_key),
-            ("store_id", before.store_id, last.store_id),
-            ("device_kind", before.device_kind, last.device_kind),
-            ("channel", before.channel, last.channel),
-            ("seen_hour", before.seen_hour, hour),
-        ):
-            if value != was:
-                moved.append(column)
-                update[column] = value
-        if "version_key" in update:
-            update["version_since"] = since
-        rows.updates.setdefault(tuple(moved), []).append(update)
+        new = {
+            "version_key": last.version_key,
+            "version_since": since,
+            "store_id": last.store_id,
+            "device_kind": last.device_kind,
+            "channel": last.channel,
+            "seen_hour": hour,
+        }
+        moved = tuple(column for column in _MOVABLE if new[column] != getattr(before, column))
+        for column in moved:
+            update.update({c: new[c] for c in _MOVABLE[column]})
+        rows.updates.setdefault(moved, []).append(update)
         return
     result.new_device_states += 1
     rows.states.append(
@@ -759,7 +757,7 @@ _DATETIMES |= {"received_at", "at", "created_at"}
 _PG_TYPES = {
     **dict.fromkeys(("id", "device_id", "store_id"), "integer"),
     **dict.fromkeys(("app", "device_kind", "channel", "version", "version_key"), "varchar"),
-    **dict.fromkeys(("from_version", "to_version", "to_key", "kind", "label"), "varchar"),
+    **dict.fromkeys(("from_version", "to_version", "to_key"), "varchar"),
     **dict.fromkeys(_DATETIMES, "timestamp"),
 }
 
@@ -790,21 +788,27 @@ def _arrays(columns: Sequence[str]) -> str:
     return ", ".join(f"%({c})b::{_PG_TYPES[c]}[]" for c in columns)
 
 
-def _insert(table: str, columns: tuple[str, ...], tail: str = "") -> _Statement:
+def _insert(
+    table: str, columns: tuple[str, ...], tail: str = "", *, bulk: bool = True
+) -> _Statement:
     head = f"INSERT INTO {table} ({', '.join(columns)})"
     named, pyformat = (
         f"{head} VALUES ({', '.join(_mark(c, style) for c in columns)}){tail}"
         for style in ("named", "pyformat")
     )
+    if not bulk:
+        return _Statement(named, pyformat)
     return _Statement(
         named, pyformat, f"{head} SELECT * FROM unnest({_arrays(columns)}){tail}", columns
     )
 
 
+# One device (a batch's go through _PG_REGISTER / _SQLITE_REGISTER).
 _REGISTER_ONE = _insert(
     "device",
     ("device_id", "store_id", "kind", "label", "created_at"),
     " ON CONFLICT (device_id) DO NOTHING RETURNING id",
+    bulk=False,
 )
 _STATE_CONFLICT = (
     " ON CONFLICT (device_id, app) DO UPDATE SET "

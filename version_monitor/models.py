@@ -187,17 +187,15 @@ class AdoptionRollupStamp(SQLModel, table=True):
 
 # Core handles for set-based statements (the ORM classes type their columns as values).
 device_state_table = SQLModel.metadata.tables["device_state"]
-
-
-@event.listens_for(DeviceState, "before_insert")
-@event.listens_for(DeviceState, "before_update")
-def _seen_hour_follows_last_seen(_mapper: Any, _connection: Any, state: DeviceState) -> None:
-    state.seen_hour = seen_hour(state.last_seen)
-
-
 version_change_table = SQLModel.metadata.tables["version_change"]
 adoption_daily_table = SQLModel.metadata.tables["adoption_daily"]
 adoption_day_total_table = SQLModel.metadata.tables["adoption_day_total"]
 adoption_rollup_stamp_table = SQLModel.metadata.tables["adoption_rollup_stamp"]
 store_table = SQLModel.metadata.tables["store"]
 device_table = SQLModel.metadata.tables["device"]
+
+
+@event.listens_for(DeviceState, "before_insert")
+@event.listens_for(DeviceState, "before_update")
+def _seen_hour_follows_last_seen(_mapper: Any, _connection: Any, state: DeviceState) -> None:
+    state.seen_hour = seen_hour(state.last_seen)

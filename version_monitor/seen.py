@@ -4,9 +4,11 @@ Every heartbeat moves a device's ``last_seen``. The report indexes on ``device_s
 ``seen_hour`` instead (``last_seen`` truncated to the hour), which moves once an hour: a
 heartbeat that changes nothing else updates the row alone. Reports still test ``last_seen``
 exactly. For a cutoff ``t`` in hour ``h``, ``last_seen >= t`` is ``seen_hour > h``, or
-``seen_hour = h`` and ``last_seen >= t``: the index answers the first, and only the rows of
+``seen_hour = h`` and ``last_seen >= t``: an index answers the first, and only the rows of
 devices last seen in hour ``h`` (few, for a cutoff a day or a week back) are read from the
-table (SQLite seeks a row only when the expression needs one of its columns).
+table (SQLite seeks a row only when the expression needs one of its columns). Conditions
+most devices meet (:func:`seen_since`) are given to PostgreSQL as ``last_seen >= t``: it
+scans the table for them either way.
 """
 
 from __future__ import annotations
