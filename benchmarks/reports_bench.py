@@ -67,7 +67,7 @@ def seed(url: str, *, stores: int, devices: int, now: datetime) -> tuple[Any, li
 
 def _json_body(series: Any) -> str:
     """The series' JSON answer as ``service.api`` encodes it."""
-    from service.api import json_text
+    from service.api.operations import json_text
 
     return json_text(series.as_dict())
 

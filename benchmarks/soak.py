@@ -145,7 +145,7 @@ def seed(url: str, *, devices: int, duration: float, warmup: float, rng_seed: in
     from service import db, migrate
     from service.adoption.demo import timeline
     from service.auth import create_user, issue_token
-    from service.fleet.answers import bump
+    from service.beta.answers import bump
     from service.models import utcnow
     from service.releases.models import App, Release, ReleaseNote
     from version_monitor.models import device_state_table, device_table, store_table

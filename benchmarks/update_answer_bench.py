@@ -40,9 +40,10 @@ def run(stores: int, requests: int) -> dict[str, object]:
     from sqlmodel import Session
 
     from beta import store as fleet
-    from service import create_app, db, migrate
+    from service import db, migrate
+    from service.app import create_app
     from service.auth import create_user, issue_token
-    from service.fleet.answers import answers, bump
+    from service.beta.answers import answers, bump
     from service.models import utcnow
     from service.releases.models import App, Release
     from service.settings import Settings

@@ -1,6 +1,6 @@
 """Reproduction: the job worker's memory (VmRSS) over many Notion publish jobs, in-process.
 
-Runs the ``notion_publish`` job handler through :func:`service.publishing.jobs.run_once`
+Runs the ``notion_publish`` job handler through :func:`service.jobs.run_once`
 ``--publishes`` times (each after an edit of the notes, so every publish erases and rewrites
 the page, about 130 blocks) against :class:`tests.fakes.notion_fake.NotionFake` served from a
 *separate* process (its memory is not counted), on a PostgreSQL database of its own. Prints
@@ -142,7 +142,7 @@ def apply_stubs(stubs: list[str]) -> None:
     import httpx
 
     from release_notes import notion
-    from service.publishing import jobs
+    from service import jobs
 
     if "keeper" in stubs:
         jobs._LeaseKeeper.start = lambda self: None  # type: ignore[method-assign]
@@ -243,7 +243,8 @@ def proc_threads(pid: int) -> int:
 
 
 def seed(url: str, settings: Any) -> tuple[Any, list[int]]:
-    from service import create_app, db, migrate
+    from service import db, migrate
+    from service.app import create_app
     from service.releases.models import App, Release, ReleaseNote
 
     engine = db.make_engine(url)
@@ -295,7 +296,7 @@ def run_process(args: argparse.Namespace, url: str, fake: dict[str, str]) -> lis
     import tempfile
 
     from service import db
-    from service.publishing.models import Job
+    from service.jobs.models import Job
     from service.settings import Settings
 
     folder = Path(tempfile.mkdtemp(prefix="wmem-"))
@@ -386,7 +387,7 @@ def run_process(args: argparse.Namespace, url: str, fake: dict[str, str]) -> lis
 
 
 def run(args: argparse.Namespace, url: str, fake: dict[str, str]) -> list[dict[str, Any]]:
-    from service.publishing import jobs
+    from service import jobs
     from service.settings import Settings
     from tests.fakes.notion_fixtures import instant_limiter
 

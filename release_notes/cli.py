@@ -1,7 +1,8 @@
 """``notes generate``: the command line of the release-notes engine.
 
-Imports only click (never flask): ``relgov`` mounts :data:`notes_cli` as ``relgov notes``,
-and ``python -m release_notes generate ...`` runs the same group through :func:`main`.
+Imports only click (never flask): ``relgov notes generate`` and ``python -m release_notes
+generate ...`` run the same group through :func:`main`; ``relgov notes --help`` lists
+:data:`generate_command` beside ``publish``.
 Heavy modules (GitPython, Jinja) are imported when the command runs, not at import time.
 Every input error prints one line ``error: <message>`` on stderr and exits with status 2.
 """
@@ -22,8 +23,8 @@ if TYPE_CHECKING:
 __all__ = ["generate", "generate_command", "main", "notes_cli"]
 
 EXIT_INPUT_ERROR = 2
-# Set by ``python -m release_notes`` only (never when the command runs inside another
-# process, such as ``relgov`` or a test): once the output is written, the process ends
+# Set by ``python -m release_notes`` and ``relgov notes generate`` only (never when the
+# command runs inside another process, such as a test): once the output is written, the process ends
 # without freeing the notes one object at a time (~0.15 s on a 200,000-commit history).
 _EXIT_WHEN_WRITTEN = False
 
@@ -193,12 +194,17 @@ def _generate(
 generate = generate_command
 
 
-def main(argv: list[str] | None = None, *, exit_when_written: bool = False) -> None:
-    """``python -m release_notes generate ...``.
+def main(
+    argv: list[str] | None = None,
+    *,
+    prog_name: str = "python -m release_notes",
+    exit_when_written: bool = False,
+) -> None:
+    """``python -m release_notes generate ...`` (and ``relgov notes generate ...``).
 
-    ``exit_when_written`` (for ``__main__`` only) ends the process as soon as the notes
-    are written, skipping the teardown of the objects they are made of.
+    ``exit_when_written`` (for a process of its own only) ends the process as soon as the
+    notes are written, skipping the teardown of the objects they are made of.
     """
     global _EXIT_WHEN_WRITTEN
     _EXIT_WHEN_WRITTEN = exit_when_written
-    notes_cli.main(args=argv, prog_name="python -m release_notes")
+    notes_cli.main(args=argv, prog_name=prog_name)

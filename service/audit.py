@@ -1,7 +1,8 @@
 """The one way a state change is recorded: ``record(...)``.
 
-Audit events are append-only. A SQLAlchemy guard refuses any UPDATE or DELETE of an
-``AuditEvent`` through the ORM, so no code path of the application can rewrite history.
+Audit events are append-only. A SQLAlchemy guard (:func:`install`, called by
+``create_app``) refuses any UPDATE or DELETE of an ``AuditEvent`` through the ORM, so no code
+path of the application can rewrite history.
 """
 
 from __future__ import annotations
@@ -66,7 +67,6 @@ def record(
     return audit_event
 
 
-@event.listens_for(OrmSession, "before_flush")
 def _refuse_rewrites(session: OrmSession, _context: Any, _instances: Any) -> None:
     for obj in session.dirty:
         if isinstance(obj, AuditEvent) and session.is_modified(obj):
@@ -74,3 +74,10 @@ def _refuse_rewrites(session: OrmSession, _context: Any, _instances: Any) -> Non
     for obj in session.deleted:
         if isinstance(obj, AuditEvent):
             raise AuditLogIsAppendOnly("audit events cannot be deleted")
+
+
+def install() -> None:
+    """Refuse, in every ORM session of this process, to update or delete an audit event
+    (idempotent; ``create_app`` calls it)."""
+    if not event.contains(OrmSession, "before_flush", _refuse_rewrites):
+        event.listen(OrmSession, "before_flush", _refuse_rewrites)

@@ -16,29 +16,21 @@ from typing import Any, ParamSpec, TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import (
-    Blueprint,
     Flask,
     abort,
     current_app,
     flash,
     g,
-    redirect,
-    render_template,
-    request,
     session,
-    url_for,
 )
-from flask_login import LoginManager, current_user, login_user, logout_user
-from flask_wtf import FlaskForm
+from flask_login import LoginManager, current_user, logout_user
 from sqlmodel import Session, select
 from werkzeug.wrappers import Response
-from wtforms import EmailField, PasswordField
-from wtforms.validators import DataRequired, Email
 
-from service import audit, db, security
+from service import audit, db
+from service.errors import DomainError
 from service.models import ROLES, SCOPES, ApiToken, User, utcnow
 
-bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
 _hasher = PasswordHasher()  # Argon2id with argon2-cffi's RFC 9106 "low memory" profile
 
@@ -57,12 +49,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class AuthError(ValueError):
+class AuthError(DomainError):
     """A user or token request that cannot be carried out; the message says why."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 # --- passwords and users -------------------------------------------------------------
@@ -261,7 +249,6 @@ def init_app(app: Flask) -> None:
     login_manager.login_message = "Please log in to see that page."
     login_manager.login_message_category = "info"
     app.before_request(_expire_old_sessions)
-    app.register_blueprint(bp)
 
 
 @login_manager.user_loader
@@ -282,86 +269,6 @@ def _expire_old_sessions() -> None:
         logout_user()
         session.clear()
         flash("Your session has expired. Please log in again.", "warning")
-
-
-class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False)])
-    password = PasswordField("Password", validators=[DataRequired()])
-
-
-@bp.route("/login", methods=["GET", "POST"])
-def login() -> str | Response:
-    if current_user.is_authenticated:
-        return redirect(url_for("pages.dashboard"))
-    form = LoginForm()
-    error = None
-    status = 200
-    if form.validate_on_submit():
-        db_session = db.session()
-        email = (form.email.data or "").strip().lower()
-        address = request.remote_addr
-        refusal = security.login_refusal(db_session, email=email, address=address)
-        if refusal is not None:
-            return _refused(form, refusal)
-        user = db_session.exec(select(User).where(User.email == email)).first()
-        if verify_password(user, form.password.data or "") and user and user.active:
-            user.last_login_at = utcnow()
-            db_session.add(user)
-            audit.record(
-                db_session,
-                actor=user.actor,
-                action="user.login",
-                subject_type="user",
-                subject_id=user.email,
-                summary="logged in",
-            )
-            db_session.commit()
-            session.clear()
-            login_user(user)
-            session.permanent = True
-            session["login_at"] = utcnow().isoformat()
-            target = request.args.get("next", "")
-            # Only follow local paths, never another site.
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("pages.dashboard")
-            return redirect(target)
-        refusal = security.record_failure(db_session, email=email, address=address)
-        db_session.commit()
-        if refusal is not None:
-            return _refused(form, refusal)
-        error = "Wrong email or password."
-        status = 401
-    elif request.method == "POST":
-        error = "Enter your email address and password."
-        status = 400
-    return render_template("login.html", form=form, error=error), status  # type: ignore[return-value]
-
-
-def _refused(form: LoginForm, refusal: security.LoginRefusal) -> Response:
-    response = current_app.make_response(
-        (render_template("login.html", form=form, error=refusal.message), 429)
-    )
-    response.headers["Retry-After"] = str(refusal.retry_after)
-    return response
-
-
-@bp.post("/logout")
-def logout() -> Response:
-    if current_user.is_authenticated:
-        db_session = db.session()
-        audit.record(
-            db_session,
-            actor=current_user.actor,
-            action="user.logout",
-            subject_type="user",
-            subject_id=current_user.email,
-            summary="logged out",
-        )
-        db_session.commit()
-    logout_user()
-    session.clear()
-    flash("You have logged out.", "info")
-    return redirect(url_for("auth.login"))
 
 
 def roles_required(*roles: str) -> Callable[[Callable[P, R]], Callable[P, R | Response]]:

@@ -1,61 +1,44 @@
-"""``relgov``: the service's command line (a Flask CLI group).
+"""``relgov``: the service's command line.
 
-``relgov notes generate`` is dispatched before Flask is even imported, so that generating
-notes in CI pays only for the release-notes engine.
+Light by design: ``relgov --help``, ``relgov version`` and ``relgov notes generate`` build no
+app and need no configuration. Every command that needs the app builds it when it runs
+(``with_appcontext``, with :func:`load_app`); a configuration error is one line on stderr
+and exit status 2.
 """
 
 from __future__ import annotations
 
-import getpass
-import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
 
+from service.settings import SettingsError
 
-def main() -> None:
-    argv = sys.argv[1:]
-    if argv[:2] == ["notes", "generate"]:
-        from release_notes.cli import generate
 
-        generate.main(argv[2:], prog_name="relgov notes generate")
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:2] == ["notes", "generate"]:
+        # Imported here, not at the top: generating notes in CI loads the notes engine only,
+        # never Flask or the service (as fast as git-cliff as a whole process).
+        from release_notes.cli import main as notes_main
+
+        notes_main(args[1:], prog_name="relgov notes", exit_when_written=True)
         return
-    _flask_group()(prog_name="relgov")
+    # Imported here, not at the top: the notes path above must not pay for Flask.
+    from service.commands import run
+
+    run(args, load_app=load_app)
 
 
-def cli_actor() -> str:
-    return f"cli:{os.environ.get('RELGOV_ACTOR') or getpass.getuser()}"
+def load_app() -> Any:
+    """The app a command runs against, from the environment."""
+    # Imported when a command needs the app, not when ``relgov --help`` lists the commands.
+    from service.app import create_app
 
-
-def _flask_group() -> click.Group:
-    from flask.cli import FlaskGroup
-
-    from service import create_app
-
-    def load_app() -> Any:
-        from service.settings import SettingsError
-
-        try:
-            return create_app()
-        except SettingsError as exc:
-            fail(str(exc))
-
-    group = FlaskGroup(
-        create_app=load_app,
-        add_default_commands=False,
-        set_debug_flag=False,
-        load_dotenv=False,
-        help="Release governance: meeting, notes, beta cohort and adoption.",
-    )
-    from flask.cli import routes_command, shell_command
-
-    group.add_command(routes_command)
-    group.add_command(shell_command)
-    return group
-
-
-def fail(message: str) -> Any:
-    """One line on stderr and exit status 2, no traceback."""
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
+    try:
+        return create_app()
+    except SettingsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)

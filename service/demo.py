@@ -1,15 +1,18 @@
-"""``relgov demo``: a lived-in service for ``make run`` (people now; more as features land)."""
+"""``relgov demo``: a lived-in service for ``make run``: people of every role, then each
+feature's own demo data."""
 
 from __future__ import annotations
-
-import importlib
 
 from flask import Flask
 from sqlmodel import Session, select
 
 from service import db
+from service.adoption import demo as adoption_demo
 from service.auth import create_user
+from service.beta import demo as beta_demo
+from service.incidents import demo as incidents_demo
 from service.models import User
+from service.releases import demo as releases_demo
 
 DEMO_PASSWORD = "demo-password"
 DEMO_ADMIN = ("admin@example.com", "demo-admin-password")  # printed by `relgov run`
@@ -36,13 +39,8 @@ def seed_people(session: Session) -> list[str]:
     return lines
 
 
-# Each feature seeds its own demo data: "module:function(session) -> list[str]".
-SEEDERS = (
-    "service.releases.demo:seed",
-    "service.fleet.demo:seed",
-    "service.adoption.demo:seed",
-    "service.incidents.demo:seed",
-)
+# Each feature seeds its own demo data, in this order: seed(session) -> report lines.
+SEEDERS = (releases_demo.seed, beta_demo.seed, adoption_demo.seed, incidents_demo.seed)
 
 
 def seed_demo(app: Flask) -> list[str]:
@@ -50,14 +48,7 @@ def seed_demo(app: Flask) -> list[str]:
     with app.app_context():
         with db.session_scope() as session:
             report += seed_people(session)
-        for spec in SEEDERS:
-            module_name, _, function = spec.partition(":")
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as exc:
-                if exc.name != module_name:
-                    raise
-                continue
+        for seed in SEEDERS:
             with db.session_scope() as session:
-                report += getattr(module, function)(session)
+                report += seed(session)
     return report

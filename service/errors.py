@@ -1,8 +1,18 @@
-"""Error pages for people (the API answers in JSON, see ``service.api``)."""
+"""Refusals and failures, mapped once: to the JSON envelope under ``/api/``, to a page or a
+flashed message elsewhere.
+
+Services refuse a request by raising :class:`DomainError` (or one of ``beta.errors``, which
+carry the same ``message``, ``status`` and ``field``). Nothing catches them to translate:
+the API answers with the envelope (``service.api.errors``), and a page form declared with
+:func:`refusal_goes_back` flashes the message and returns to where the form was.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
+from typing import Any, ParamSpec
 
 from flask import Flask, flash, g, redirect, render_template, request
 from flask_wtf.csrf import CSRFError
@@ -11,7 +21,15 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from beta.errors import BetaError
 from service import db
+from service.api.errors import (
+    ApiError,
+    api_error_response,
+    error_response,
+    http_error_as_json,
+    refusal_response,
+)
 
 MESSAGES = {
     400: "The request could not be understood.",
@@ -25,6 +43,26 @@ MESSAGES = {
 _log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
 UNAVAILABLE = "The database cannot be reached right now; nothing was saved. Try again shortly."
+P = ParamSpec("P")
+
+
+class DomainError(Exception):
+    """A request a service refuses: ``message`` for people, ``status`` the HTTP status to
+    answer with (422 unless the subclass or the call says otherwise), ``field`` the input
+    it is about (None when no single input is)."""
+
+    status = 422
+    code: str | None = None  # the API's error code; None: the one of the status
+
+    def __init__(self, message: str, *, status: int | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field or None
+        if status is not None:
+            self.status = status
+
+
+Refusal = DomainError | BetaError
 
 
 def init_app(app: Flask) -> None:
@@ -32,6 +70,56 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DBAPIError, _database_error)
     app.register_error_handler(500, _internal_error)
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(DomainError, _refused)
+    app.register_error_handler(BetaError, _refused)
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _api_error(exc: ApiError) -> Response:
+    db.session().rollback()
+    return api_error_response(exc)
+
+
+def _refused(exc: Refusal) -> tuple[str, int] | Response:
+    """A refusal no page form handled: the API's envelope, or an error page."""
+    db.session().rollback()
+    if _is_api():
+        return refusal_response(exc.status, exc.message, exc.field, getattr(exc, "code", None))
+    status = exc.status if exc.status in MESSAGES else 422
+    return render_template(
+        "error.html", status=status, title="Not done", message=_sentence(exc.message)
+    ), status
+
+
+def refusal_goes_back(
+    failure: str | Callable[[], str], back: Callable[..., str]
+) -> Callable[[Callable[P, Any]], Callable[P, Any]]:
+    """For a page form: a refusal rolls back, is flashed as ``"<failure>: <message>"``
+    (``failure`` may be a function of the request) and redirects to ``back(**view_args)``,
+    the page the form sits on."""
+
+    def decorator(view: Callable[P, Any]) -> Callable[P, Any]:
+        @functools.wraps(view)
+        def wrapped(*args: P.args, **kwargs: P.kwargs) -> Any:
+            try:
+                return view(*args, **kwargs)
+            except (DomainError, BetaError) as exc:
+                db.session().rollback()
+                what = failure() if callable(failure) else failure
+                flash(f"{what}: {exc.message}", "error")
+                return redirect(back(**kwargs))
+
+        return wrapped
+
+    return decorator
+
+
+def _sentence(message: str) -> str:
+    return message[:1].upper() + message[1:]
 
 
 def _internal_error(exc: HTTPException) -> tuple[str, int] | Response:
@@ -44,9 +132,7 @@ def _internal_error(exc: HTTPException) -> tuple[str, int] | Response:
         db_session.rollback()  # kept open: the page's layout still reads the logged-in user
     request_id = g.get("request_id") or "-"
     message = f"{MESSAGES[500]} If it happens again, quote request id {request_id}."
-    if request.path.startswith("/api/"):
-        from service.api import error_response
-
+    if _is_api():
         return error_response(500, "internal_error", message)
     return render_template("error.html", status=500, title="Internal error", message=message), 500
 
@@ -63,9 +149,7 @@ def _database_error(exc: DBAPIError) -> Response:
     _log.warning("database unavailable: %s", type(exc.orig).__name__ if exc.orig else exc)
     _discard_session()
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    if request.path.startswith("/api/"):
-        from service.api import error_response
-
+    if _is_api():
         return error_response(503, "database_unavailable", UNAVAILABLE, headers=headers)
     # A plain page: the site layout would need the database (the logged-in user) itself.
     request_id = escape(g.get("request_id") or "")
@@ -89,9 +173,7 @@ def _discard_session() -> None:
 
 
 def _csrf_error(exc: CSRFError) -> tuple[str, int] | Response:
-    if request.path.startswith("/api/"):
-        from service.api import error_response
-
+    if _is_api():
         return error_response(400, "csrf", exc.description or "CSRF check failed")
     db.session().rollback()
     if request.path == "/login":
@@ -109,11 +191,9 @@ def _csrf_error(exc: CSRFError) -> tuple[str, int] | Response:
     ), 400
 
 
-def _http_error(exc: HTTPException) -> tuple[str, int] | HTTPException:
-    if request.path.startswith("/api/"):
-        from service.api import http_error_as_json
-
-        return http_error_as_json(exc)  # type: ignore[return-value]
+def _http_error(exc: HTTPException) -> tuple[str, int] | Response:
+    if _is_api():
+        return http_error_as_json(exc)
     status = exc.code or 500
     return render_template(
         "error.html",

@@ -7,12 +7,11 @@ each worker then writes its samples there and a scrape of any worker sums them a
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -41,17 +40,25 @@ LATENCY = Histogram(
     ["endpoint", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-# Gauges that other parts of the service set when /metrics is scraped. Under gunicorn only
-# the scraped worker runs them, so such gauges use multiprocess_mode="livemostrecent".
-GAUGE_COLLECTORS: list[Callable[[], None]] = []
 INFO = Gauge("relgov_up", "1 while the service answers", multiprocess_mode="max")
+# Gauges that features set from the database when /metrics is scraped (service/wiring.py
+# names them). Under gunicorn only the scraped worker runs them, so such gauges use
+# multiprocess_mode="livemostrecent" or "mostrecent".
+Collector = Callable[[], None]
+_COLLECTORS_KEY = "relgov.gauge_collectors"
 
 
 def init_app(app: Flask) -> None:
     app.before_request(_start_timer)
     app.after_request(_count)
     app.register_blueprint(bp)
+    app.extensions.setdefault(_COLLECTORS_KEY, ())
     INFO.set(1)
+
+
+def collect_on_scrape(app: Flask, collectors: Sequence[Collector]) -> None:
+    """The functions that set ``app``'s database gauges when ``/metrics`` is scraped."""
+    app.extensions[_COLLECTORS_KEY] = tuple(collectors)
 
 
 def _start_timer() -> None:
@@ -90,12 +97,12 @@ def observe(endpoint: str | None, method: str, status_code: int, started: float)
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    for collect in GAUGE_COLLECTORS:
+    for collect in current_app.extensions[_COLLECTORS_KEY]:
         try:
             collect()
         except Exception:  # e.g. the database is down: still answer with what this process has
             _log.warning("metrics collector %s failed", collect.__qualname__, exc_info=True)
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if current_app.config["RELGOV_SETTINGS"].metrics_dir:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         payload = generate_latest(registry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +10,9 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
-from service.model_registry import load_metadata
+from service.schema import metadata
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -63,7 +64,7 @@ def pending_differences(engine: Engine) -> list[Any]:
         context = MigrationContext.configure(
             connection, opts={"compare_type": True, "render_as_batch": True}
         )
-        return list(compare_metadata(context, load_metadata()))
+        return list(compare_metadata(context, metadata()))
 
 
 def revision(engine: Engine, message: str, rev_id: str | None = None) -> None:
@@ -86,10 +87,6 @@ def regenerate_initial() -> Path:
     Until the first deployment the schema is one migration, regenerated whenever a model
     changes; after that, new migrations are added with ``relgov db revision``.
     """
-    import tempfile
-
-    from sqlalchemy import create_engine
-
     for old in (MIGRATIONS / "versions").glob(f"{INITIAL}_*.py"):
         old.unlink()
     with tempfile.TemporaryDirectory() as folder:

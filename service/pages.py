@@ -1,4 +1,4 @@
-"""The dashboard, the navigation, and sections whose pages are still to come."""
+"""The dashboard and the navigation every page shows."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from service import db
+from service.adoption.services import stall_summary
 from service.auth import login_required
 from service.models import ApiToken, AuditEvent, User
+from service.releases import checklist, services
+from service.releases.models import App, Release
 
 bp = Blueprint("pages", __name__)
 
@@ -21,7 +24,7 @@ NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
     ("releases.release_list", "Releases", ()),
     ("releases.meeting", "Meeting", ()),
     ("notes.notes_list", "Notes", ()),
-    ("fleet.cohort", "Beta", ()),
+    ("beta.cohort", "Beta", ()),
     ("adoption.index", "Adoption", ()),
     ("incidents.index", "Incidents", ()),
     ("apps.app_list", "Apps", ()),
@@ -62,10 +65,6 @@ def dashboard() -> str:
         ).one(),
         "events": session.exec(select(func.count()).select_from(AuditEvent)).one(),
     }
-    from service.adoption.services import stall_summary
-    from service.releases import services
-    from service.releases.models import App, Release
-
     active = session.exec(
         select(Release, App)
         .join(App, col(App.id) == col(Release.app_id))
@@ -73,7 +72,7 @@ def dashboard() -> str:
         .order_by(App.name, col(Release.created_at).desc())
     ).all()
     in_progress = [
-        (release, app, services.progress(services.item_statuses(session, release)))
+        (release, app, checklist.progress(checklist.item_statuses(session, release)))
         for release, app in active
     ]
     return render_template(

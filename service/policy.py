@@ -24,8 +24,9 @@ signs it, admins override instead).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from flask import Flask
 
@@ -162,20 +163,20 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "notes.notes_regenerate": NOTES_EDITORS,
     "notes.notes_resolve": NOTES_EDITORS,
     # --- beta cohort, stores, devices, rollout (pages) -----------------------------------
-    "fleet.cohort": LOGIN,
-    "fleet.stores": LOGIN,
-    "fleet.store": LOGIN,
-    "fleet.fill": FLEET_EDITORS,
-    "fleet.new_store": FLEET_EDITORS,
-    "fleet.edit_store": FLEET_EDITORS,
-    "fleet.add_device": FLEET_EDITORS,
-    "fleet.edit_device": FLEET_EDITORS,
-    "fleet.delete_device": FLEET_EDITORS,
-    "fleet.change_cohort": FLEET_EDITORS,
-    "fleet.freeze_store": FLEET_EDITORS,
-    "fleet.lift_freeze": FLEET_EDITORS,
-    "fleet.import_stores": FLEET_EDITORS,
-    "fleet.advance_release_stage": RM,
+    "beta.cohort": LOGIN,
+    "beta.stores": LOGIN,
+    "beta.store": LOGIN,
+    "beta.fill": FLEET_EDITORS,
+    "beta.new_store": FLEET_EDITORS,
+    "beta.edit_store": FLEET_EDITORS,
+    "beta.add_device": FLEET_EDITORS,
+    "beta.edit_device": FLEET_EDITORS,
+    "beta.delete_device": FLEET_EDITORS,
+    "beta.change_cohort": FLEET_EDITORS,
+    "beta.freeze_store": FLEET_EDITORS,
+    "beta.lift_freeze": FLEET_EDITORS,
+    "beta.import_stores": FLEET_EDITORS,
+    "beta.advance_release_stage": RM,
     # --- adoption (pages) ----------------------------------------------------------------
     "adoption.index": LOGIN,
     "adoption.app_page": LOGIN,
@@ -299,11 +300,22 @@ def endpoint_methods(app: Flask) -> dict[str, set[str]]:
     return found
 
 
-def problems(app: Flask) -> list[str]:
+class ScopedOperation(Protocol):
+    """An API operation as the policy check sees it."""
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def scopes(self) -> tuple[str, ...]: ...
+
+
+def problems(app: Flask, operations: Sequence[ScopedOperation] = ()) -> list[str]:
     """What disagrees between ``app`` and :data:`POLICY`: endpoints or methods without a
     rule, rules for endpoints that do not exist, API scopes that differ from the rule."""
-    from service.api import OPERATIONS
-
     found = endpoint_methods(app)
     out = []
     for endpoint, methods in sorted(found.items()):
@@ -318,16 +330,17 @@ def problems(app: Flask) -> list[str]:
     out += [
         f"POLICY names {e!r}, which is not an endpoint" for e in sorted(set(POLICY) - set(found))
     ]
-    for op in OPERATIONS:
+    for op in operations:
         name = f"api.{op.endpoint}"
-        scoped = op.scope is not None and name in POLICY
-        if scoped and op.scope not in rule_for(name, op.method).scopes:
-            out.append(f"{name} checks the scope {op.scope!r}; POLICY says otherwise")
+        if name not in POLICY:
+            continue
+        for scope in set(op.scopes) - rule_for(name, op.method).scopes:
+            out.append(f"{name} checks the scope {scope!r}; POLICY says otherwise")
     return out
 
 
-def check(app: Flask) -> None:
+def check(app: Flask, operations: Sequence[ScopedOperation]) -> None:
     """Refuse to start an app whose endpoints are not all in the policy."""
-    found = problems(app)
+    found = problems(app, operations)
     if found:
         raise PolicyError("service/policy.py and the app disagree:\n  " + "\n  ".join(found))

@@ -32,6 +32,7 @@ from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers import Response
 
 from service import audit
+from service.api.errors import error_response
 from service.models import AuditEvent, utcnow
 
 MAX_ID = 2**31 - 1  # PostgreSQL INTEGER; a larger id in a URL is simply not found
@@ -133,8 +134,6 @@ def _refuse_nul() -> Response | None:
         return None
     message = "must not contain NUL characters"
     if request.path.startswith("/api/"):
-        from service.api import error_response
-
         if where == "path":
             return error_response(404, "not_found", f"no API endpoint at {request.path!r}")
         field = where.split(".", 1)[1]

@@ -1,4 +1,9 @@
-"""Typed settings, read once from the environment in ``create_app``."""
+"""Typed settings: every environment variable the service reads is read here, once.
+
+``create_app`` reads them (``Settings.from_env``); so do ``relgov`` and the gunicorn config.
+The README's table lists them all; ``tests/service/test_settings_coverage.py`` checks that
+nothing else in ``service/`` reads the environment.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from incidents.scoring import (
+    DEFAULT_FEW_BELOW,
+    DEFAULT_MOST_SHARE,
+    InvalidScoreInput,
+    ScopeThresholds,
+)
 
 ENVIRONMENTS = ("development", "test", "production")
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "placeholder"}
@@ -49,6 +61,19 @@ class Settings:
     log_format: str = ""  # json | text; empty: json in production, text elsewhere
     log_level: str = "INFO"
     job_lease_seconds: float = 600.0
+    # Incident scope bands (incidents/scoring.py): fewer stores than this is scope 1, more
+    # than this share of the active stores scope 3.
+    incident_few_stores: int = DEFAULT_FEW_BELOW
+    incident_most_share: float = DEFAULT_MOST_SHARE
+    rollup_retention_days: int = 400
+    # Who a ``relgov`` command acts as in the audit log (empty: the OS user).
+    actor: str = ""
+    # Prometheus multiprocess mode: the folder every gunicorn worker writes its samples to.
+    metrics_dir: str = ""
+    # gunicorn (service/ops/gunicorn_conf.py).
+    bind: str = "0.0.0.0:8000"
+    web_concurrency: int = 4
+    forwarded_allow_ips: str = "127.0.0.1"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -102,7 +127,22 @@ class Settings:
             log_level=_choice(env, "RELGOV_LOG_LEVEL", ("debug", "info", "warning", "error"))
             or "INFO",
             job_lease_seconds=float(_int(env, "RELGOV_JOB_LEASE_SECONDS", 600)),
-        )
+            incident_few_stores=_int(env, "RELGOV_INCIDENT_FEW_STORES", DEFAULT_FEW_BELOW),
+            incident_most_share=_float(env, "RELGOV_INCIDENT_MOST_SHARE", DEFAULT_MOST_SHARE),
+            rollup_retention_days=_positive(env, "RELGOV_ROLLUP_RETENTION_DAYS", 400),
+            actor=env.get("RELGOV_ACTOR", "").strip(),
+            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", "").strip(),
+            bind=env.get("RELGOV_BIND", "").strip() or "0.0.0.0:8000",
+            web_concurrency=_positive(env, "WEB_CONCURRENCY", 4),
+            forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip() or "127.0.0.1",
+        )._scope_checked()
+
+    def _scope_checked(self) -> Settings:
+        try:
+            ScopeThresholds(few_below=self.incident_few_stores, most_share=self.incident_most_share)
+        except InvalidScoreInput as exc:
+            raise SettingsError(f"incident scope setting: {exc.message}") from None
+        return self
 
     def checked(self) -> Settings:
         """Refuse to start without a real secret outside development; make one up inside it."""
@@ -138,6 +178,23 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise SettingsError(f"{name} must be at least 1, not {value}")
+    return value
 
 
 def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:

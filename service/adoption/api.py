@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
-import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -16,18 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationInfo, fi
 from sqlmodel import Session
 
 from service import db
-from service.adoption import metrics, ratelimit, services
-from service.api import OPERATIONS, ApiError, operation
+from service.adoption import heartbeats, metrics, services
+from service.api.errors import ApiError, not_found
+from service.api.operations import Routes
 from service.releases.models import App
 from version_monitor import reports
-from version_monitor.ingest import (
-    MAX_BATCH,
-    HeartbeatIn,
-    MalformedBatch,
-    ingest_heartbeats,
-    parse_batch,
-)
+from version_monitor.ingest import HeartbeatIn
 
+routes = Routes()
 TAG = "Adoption"
 
 
@@ -60,12 +54,13 @@ class HeartbeatResult(BaseModel):
     )
 
 
-@operation(
+@routes.operation(
     "/heartbeats",
     "POST",
     summary="Report device versions (one heartbeat or a batch of up to 1,000)",
     tag=TAG,
     scope="heartbeats:write",
+    documented_body=HeartbeatBatch,  # parsed item by item in the view
     response=HeartbeatResult,
     errors=(400, 413, 415, 422, 429),
 )
@@ -85,44 +80,24 @@ def adoption_post_heartbeats() -> tuple[dict[str, Any], int] | Response:
             415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
         )
     try:
-        data = json.loads(request.get_data(cache=False) or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-    if isinstance(data, list) and len(data) > MAX_BATCH:
-        raise ApiError(
-            413,
-            "payload_too_large",
-            f"a batch holds at most {MAX_BATCH} heartbeats; this one has {len(data)}: split it",
-            [{"field": "body", "message": f"at most {MAX_BATCH} items", "type": "too_long"}],
-        )
-    try:
-        items = parse_batch(data)
-    except MalformedBatch as exc:
-        raise ApiError(
-            400,
-            "malformed_batch",
-            str(exc),
-            [{"field": "body", "message": str(exc), "type": "malformed"}],
-        ) from None
+        items = heartbeats.items_of(request.get_data(cache=False))
+    except heartbeats.BadBody as exc:
+        kind = "too_long" if exc.status == 413 else "malformed"
+        fields = [{"field": "body", "message": exc.detail, "type": kind}] if exc.detail else []
+        raise ApiError(exc.status, exc.code, exc.message, fields) from None
     session = db.session()
     wanted = {
         item["app"] for item in items if isinstance(item, dict) and isinstance(item.get("app"), str)
     }
-    apps = services.known_apps.get(session, wanted)
-    ids = services.ingest_ids()
-    limit = current_app.config["RELGOV_SETTINGS"].heartbeat_rate_limit
-    moment = time.time()
-    # The rate-limit count runs with the writes (one round trip on PostgreSQL).
-    planned = ratelimit.plan(token_id=g.api_token.id, items=len(items), limit=limit, now=moment)
-    result = ingest_heartbeats(
+    accepted = heartbeats.accept(
         session,
         items,
-        known_apps=apps,
-        now=services.now_naive(),
-        stores=ids.store_lookup(session),
-        devices=ids.devices,
-        then=planned if isinstance(planned, tuple) else None,
+        apps=services.known_apps.get(session, wanted),
+        ids=services.ingest_ids(),
+        token_id=g.api_token.id,
+        limit=current_app.config["RELGOV_SETTINGS"].heartbeat_rate_limit,
     )
+    result = accepted.result
     body = result.as_dict()
     if not result.accepted:
         session.rollback()
@@ -143,31 +118,20 @@ def adoption_post_heartbeats() -> tuple[dict[str, Any], int] | Response:
         )
         body["error"] = {"code": "validation_error", "message": message, "fields": fields}
         return body, 422
-    refusal = (
-        ratelimit.refusal_unless_counted(result.then_row, limit=limit, now=moment)
-        if isinstance(planned, tuple)
-        else planned
-    )
-    if refusal is not None:
+    if accepted.refusal is not None:
         session.rollback()
         metrics.RATE_LIMITED.inc()
         raise ApiError(
             429,
             "rate_limited",
-            refusal.message,
-            headers={"Retry-After": str(refusal.retry_after)},
+            accepted.refusal.message,
+            headers={"Retry-After": str(accepted.refusal.retry_after)},
         )
     session.commit()
     metrics.ACCEPTED.inc(result.accepted)
     if result.rejected:
         metrics.count_rejections(result.rejected)
     return body, 207 if result.rejected else 200
-
-
-# The body is parsed by hand (item by item), but documented as the model it follows.
-for _i, _op in enumerate(OPERATIONS):
-    if _op.endpoint == "adoption_post_heartbeats":
-        OPERATIONS[_i] = dataclasses.replace(_op, body=HeartbeatBatch)
 
 
 # --- reports ----------------------------------------------------------------------------
@@ -242,12 +206,7 @@ class Report:
 def app_or_404(session: Session, slug: str) -> App:
     app = services.find_app(session, slug)
     if app is None:
-        raise ApiError(
-            404,
-            "not_found",
-            f"no app {slug!r}",
-            [{"field": "app", "message": "unknown app", "type": "not_found"}],
-        )
+        raise not_found(f"no app {slug!r}", field="app")
     return app
 
 
@@ -376,8 +335,8 @@ def _register(name: str, summary: str, query_model: type[ReportQuery]) -> None:
     csv_view.__name__ = f"adoption_{name}_csv"
     csv_view.__doc__ = f"{summary}, as CSV."
     rule = f"/apps/<app>/adoption/{name}"
-    operation(rule, summary=summary, tag=TAG, query=query_model, errors=(404,))(view)
-    operation(
+    routes.operation(rule, summary=summary, tag=TAG, query=query_model, errors=(404,))(view)
+    routes.operation(
         rule + ".csv",
         summary=summary + " (CSV)",
         tag=TAG,

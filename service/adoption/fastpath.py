@@ -7,8 +7,9 @@ it. :class:`HeartbeatFastPath` wraps the app's WSGI callable and answers such a 
 itself when, and only when, it is the well-formed common case:
 
 * JSON body of known length within ``MAX_CONTENT_LENGTH``, no query string, no NUL escape;
-* a bearer token found in the per-process token cache (:mod:`service.api`), not revoked,
-  not expired, holding ``heartbeats:write``, whose last use needs no recording yet;
+* a bearer token found in the per-process token cache (:func:`service.api.tokens.
+  usable_cached`), not revoked, not expired, holding ``heartbeats:write``, whose last use
+  needs no recording yet;
 * one heartbeat object or a list of them whose apps are in the per-process cache, and
   every item valid (stores from the same cache as the view's, under the fleet counter);
 * the rate limit not reached.
@@ -16,10 +17,10 @@ itself when, and only when, it is the well-formed common case:
 Everything else (errors, rejections, unknown stores, a cold cache, a database error) goes
 to the normal Flask view with the body restored, after the fast path's transaction was
 rolled back: error answers, and their status, body and headers, come from one place. The
-answer itself is built by the same code as the view's (:func:`version_monitor.ingest.
-ingest` on the request's one transaction, :mod:`service.adoption.ratelimit`), and the
-request gets what the hooks give every request: a request id and ``X-Request-ID``, the
-access log line, the request metrics and the security headers.
+answer itself is built by the view's own pipeline (:func:`service.adoption.heartbeats.
+accept` on the request's one transaction), and the request gets what the hooks give every
+request: a request id and ``X-Request-ID``, the access log line, the request metrics and
+the security headers.
 
 With a flush interval (``RELGOV_HEARTBEAT_FLUSH_MS``), a request of fewer than
 :data:`QUEUED_ITEMS` heartbeats whose stores are all in the cache is not written here: its
@@ -31,7 +32,6 @@ writes what the queue holds when that is due.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import threading
 import time
@@ -42,14 +42,16 @@ from typing import Any, cast
 from flask import Flask
 from sqlalchemy import Connection, Engine, event
 from sqlmodel import Session
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import logs, metrics, security
+from service.adoption import heartbeats, ratelimit, services
 from service.adoption import metrics as heartbeat_metrics
-from service.adoption import ratelimit, services
 from service.adoption.queue import HeartbeatQueue, queue_of
-from service.api import cached_token, json_text, touch_due
+from service.api.operations import json_text
+from service.api.tokens import usable_cached
 from service.models import ApiToken
-from version_monitor.ingest import MAX_BATCH, MalformedBatch, ingest, parse_batch, validate_batch
+from version_monitor.ingest import validate_batch
 
 __all__ = ["PATH", "HeartbeatFastPath", "install"]
 
@@ -71,7 +73,7 @@ class _Fallback(Exception):
 
 
 class _Connected:
-    """What :mod:`version_monitor.ingest` and :mod:`service.fleet.answers` ask of a session,
+    """What :mod:`version_monitor.ingest` and :mod:`service.beta.answers` ask of a session,
     on one connection: the fast path has no ORM session."""
 
     def __init__(self, connection: Connection) -> None:
@@ -165,13 +167,7 @@ class HeartbeatFastPath:
 
     def _token(self, environ: dict[str, Any]) -> ApiToken | None:
         """The caller's token when it is cached, usable for heartbeats and needs no touch."""
-        kind, _, raw = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-        token = cached_token(raw.strip()) if kind.lower() == "bearer" else None
-        if token is None:
-            return None
-        if not token.active or SCOPE not in token.scopes or touch_due(token):
-            return None
-        return token
+        return usable_cached(environ.get("HTTP_AUTHORIZATION", ""), SCOPE)
 
     def _body(self, environ: dict[str, Any]) -> bytes | None:
         """The JSON body, read, when nothing about the request is unusual; else None (and
@@ -194,48 +190,39 @@ class HeartbeatFastPath:
         if b"\\u0000" in raw:  # service.security refuses NUL characters
             return None
         try:
-            items = parse_batch(json.loads(raw))
-        except (ValueError, UnicodeDecodeError, MalformedBatch):
+            items = heartbeats.items_of(raw)
+        except heartbeats.BadBody:
             return None
         beats = [item for item in items if isinstance(item, dict)]
-        if len(beats) != len(items) or len(items) > MAX_BATCH:
+        if len(beats) != len(items):
             return None
         apps = services.known_apps.cached(b["app"] for b in beats if isinstance(b.get("app"), str))
         if apps is None:
             return None
         ids = services.ingest_ids(self.app)
         limit = self.app.config["RELGOV_SETTINGS"].heartbeat_rate_limit
-        moment = time.time()
-        planned = ratelimit.plan(token_id=token.id or 0, items=len(items), limit=limit, now=moment)
-        if isinstance(planned, ratelimit.Refusal):
-            return None
         queue = queue_of(self.app)
         if queue is not None:
-            queued = self._queued(queue, items, apps, ids, token.id or 0, limit, moment)
+            queued = self._queued(queue, items, apps, ids, token.id or 0, limit)
             if queued is not None:
                 return queued
         engine: Engine = self.app.extensions["relgov.engine"]
-        now = services.now_naive()
-        # The transaction (and SQLite's writer lock) begins with the first statement: the
-        # fleet counter, read once every item has been checked.
         with self._connection(engine) as connection:
-            session = cast(Session, _Connected(connection))
-            valid, rejected = validate_batch(
-                items,
-                known_apps=apps,
-                stores=ids.store_lookup(session),
-                now=now,
-            )
-            if rejected:
-                raise _Fallback
-            result = ingest(session, valid, now=now, devices=ids.devices, then=planned)
-            if planned is not None and ratelimit.refusal_unless_counted(
-                result.then_row, limit=limit, now=moment
-            ):
-                raise _Fallback
+            try:
+                accepted = heartbeats.accept(
+                    cast(Session, _Connected(connection)),
+                    items,
+                    apps=apps,
+                    ids=ids,
+                    token_id=token.id or 0,
+                    limit=limit,
+                    every_item_valid=True,
+                )
+            except heartbeats.Uncommon:
+                raise _Fallback from None
             connection.commit()
-        heartbeat_metrics.ACCEPTED.inc(result.accepted)
-        return result.as_dict()
+        heartbeat_metrics.ACCEPTED.inc(accepted.result.accepted)
+        return accepted.result.as_dict()
 
     def _queued(
         self,
@@ -245,7 +232,6 @@ class HeartbeatFastPath:
         ids: services.IngestIds,
         token_id: int,
         limit: int,
-        moment: float,
     ) -> dict[str, object] | None:
         """The answer when the heartbeats were queued (:mod:`service.adoption.queue`); None
         when this request writes them itself: it is a batch of its own (``QUEUED_ITEMS`` or
@@ -259,7 +245,7 @@ class HeartbeatFastPath:
         )
         if rejected:
             return None
-        window = ratelimit.window_of(moment)
+        window = ratelimit.window_of(time.time())
         if limit > 0 and not queue.within_limit(token_id, window, len(valid), limit):
             return None
         if not queue.offer(valid, token_id=token_id, window=window, fleet_version=version):
@@ -336,8 +322,6 @@ _Logged.ACCEPTED = _Status(202)
 def install(app: Flask) -> None:
     """Put the fast path in front of the Flask app (inside ``ProxyFix`` when there is one,
     so the client's address is the one the proxies saw)."""
-    from werkzeug.middleware.proxy_fix import ProxyFix
-
     outer = app.wsgi_app
     if isinstance(outer, ProxyFix):
         outer.app = HeartbeatFastPath(app, outer.app)

@@ -52,7 +52,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlmodel import Session
 
 from service.adoption import ratelimit, services
-from service.fleet.answers import read_version
+from service.beta.answers import read_version
 from version_monitor.ingest import ValidHeartbeat, ingest
 from version_monitor.models import store_table
 

@@ -7,7 +7,6 @@ timezone-aware UTC. Every conversion happens here (:func:`naive_utc`).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -18,14 +17,13 @@ from typing import Any
 from flask import Flask, current_app
 from sqlmodel import Session, col, select
 
-from service.fleet.answers import read_version
+from service.beta.answers import read_version
 from service.releases.models import App, Release
 from version_monitor import reports
 from version_monitor.adoption import ReleaseInfo
 from version_monitor.ingest import StoreRef, all_stores, lookup_stores
 from versioning import InvalidVersion, parse_version
 
-DEFAULT_RETENTION_DAYS = 400
 # Releases whose adoption the reports follow (drafts and rejected ones never shipped).
 SHIPPED_STATES = ("beta", "rolling_out", "released", "halted")
 # Stalls are looked for among releases still spreading, and the recently released.
@@ -33,22 +31,6 @@ STALL_STATES = ("beta", "rolling_out", "released")
 STALL_RELEASED_WITHIN = timedelta(days=14)
 # Used when an app sets no minimum: more than this many releases behind is a straggler.
 DEFAULT_MAX_BEHIND = 2
-
-
-def retention_days() -> int:
-    """``RELGOV_ROLLUP_RETENTION_DAYS`` (default 400): how many days of rollups to keep."""
-    raw = os.environ.get("RELGOV_ROLLUP_RETENTION_DAYS", "").strip()
-    if not raw:
-        return DEFAULT_RETENTION_DAYS
-    try:
-        days = int(raw)
-    except ValueError:
-        raise ValueError(
-            f"RELGOV_ROLLUP_RETENTION_DAYS must be a whole number, not {raw!r}"
-        ) from None
-    if days < 1:
-        raise ValueError("RELGOV_ROLLUP_RETENTION_DAYS must be at least 1")
-    return days
 
 
 def naive_utc(moment: datetime | None) -> datetime | None:
@@ -110,7 +92,7 @@ known_apps = _KnownApps()
 class IngestIds:
     """Store refs and device ids, cached per process for heartbeats.
 
-    Both are valid as long as the fleet's change counter (:mod:`service.fleet.answers`)
+    Both are valid as long as the fleet's change counter (:mod:`service.beta.answers`)
     has not moved: every ORM change to a store (its cohort too) or a device bumps it. The
     counter is read once per request, in the request's transaction, so a heartbeat never
     uses a store's beta flag or a device id older than the last committed fleet change

@@ -7,12 +7,13 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
+from sqlmodel import Session
 from werkzeug.wrappers import Response
 
 from service import db
 from service.adoption import services
 from service.auth import login_required
-from service.releases.models import App
+from service.releases.models import App, Release
 from version_monitor import reports
 
 bp = Blueprint("adoption", __name__, url_prefix="/adoption")
@@ -129,3 +130,8 @@ def _trim_leading_empty_days(chart: dict[str, Any]) -> dict[str, Any]:
 
 def _day(moment: datetime | None) -> str | None:
     return moment.date().isoformat() if moment else None
+
+
+def adoption_panel(session: Session, release: Release) -> dict[str, Any]:
+    """The release page's adoption panel (``adoption/_release_adoption.html``)."""
+    return services.release_adoption(session, release)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, render_template
+from flask import Blueprint, Response, current_app, jsonify, render_template
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
-from service.api import OPERATIONS, Operation, bp
+from service.api.operations import Operation, operations_of
 
+PREFIX = "/api/v1"
 docs_bp = Blueprint("api_docs", __name__)
 _PATH_PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 _PARAM_TYPES = {"int": {"type": "integer"}, None: {"type": "string"}, "string": {"type": "string"}}
@@ -52,9 +53,9 @@ _ERROR_TEXT = {
 }
 
 
-def _models() -> list[type[BaseModel]]:
+def _models(operations: tuple[Operation, ...]) -> list[type[BaseModel]]:
     seen: dict[str, type[BaseModel]] = {}
-    for op in OPERATIONS:
+    for op in operations:
         for model in (op.body, _response_model(op)):
             if model is not None:
                 seen[model.__name__] = model
@@ -71,15 +72,16 @@ def _response_model(op: Operation) -> type[BaseModel] | None:
 
 
 def build_document(server_url: str = "/") -> dict[str, Any]:
-    models = _models()
+    operations = operations_of(current_app)
+    models = _models(operations)
     _, defs = models_json_schema(
         [(m, "validation") for m in models], ref_template="#/components/schemas/{model}"
     )
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     schemas["Error"] = ERROR_SCHEMA
     paths: dict[str, dict[str, Any]] = {}
-    for op in OPERATIONS:
-        path = bp.url_prefix + _PATH_PARAM.sub(r"{\2}", op.rule)  # type: ignore[operator]
+    for op in operations:
+        path = PREFIX + _PATH_PARAM.sub(r"{\2}", op.rule)
         item = paths.setdefault(path, {})
         item[op.method.lower()] = _operation(op)
     return {
@@ -139,7 +141,7 @@ def _operation(op: Operation) -> dict[str, Any]:
     codes = set(op.errors)
     if op.scope is not None:
         doc["security"] = [{"bearer": []}]
-        doc["x-scope"] = op.scope
+        doc["x-scope"] = op.scope if isinstance(op.scope, str) else " or ".join(op.scope)
         codes |= {401, 403}
     if op.body is not None or op.query is not None:
         codes |= {422}
@@ -170,7 +172,6 @@ def _content(response: Any) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
 
-@bp.get("/openapi.json")
 def openapi_json() -> Response:
     return jsonify(build_document())
 

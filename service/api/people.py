@@ -13,7 +13,8 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
 
-from service.api import ApiError, authenticate
+from service.api.errors import ApiError
+from service.api.tokens import authenticate
 from service.models import User
 
 PERSON_NOTE = (

@@ -10,12 +10,14 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
 from service import db
-from service.api import ApiError, field_error, operation
+from service.api.errors import ApiError, field_error
+from service.api.operations import Routes
 from service.auth import current_actor
 from service.incidents import services
 from service.incidents.models import Incident
 from service.releases.models import App, Release
 
+routes = Routes()
 TAG = "Incidents"
 WRITE = "incidents:write"
 
@@ -129,12 +131,6 @@ def _app(session: Session, slug: str, *, status: int = 422) -> App:
     return app
 
 
-def _error(exc: services.IncidentError) -> ApiError:
-    if exc.field:
-        return field_error(exc.field, exc.message, exc.status)
-    return ApiError(exc.status, "conflict" if exc.status == 409 else "invalid_request", exc.message)
-
-
 def _out(incident: Incident, *, with_stores: bool = False) -> IncidentOut:
     session = db.session()
     app = session.get(App, incident.app_id)
@@ -166,7 +162,7 @@ def _out(incident: Incident, *, with_stores: bool = False) -> IncidentOut:
     )
 
 
-@operation(
+@routes.operation(
     "/incidents",
     "POST",
     summary="Record an incident; the score is computed (impact × scope)",
@@ -183,31 +179,28 @@ def create_incident(body: IncidentIn) -> IncidentOut:
     session = db.session()
     app = _app(session, body.app)
     release = None
-    try:
-        if body.release:
-            release = services.find_release(session, app, body.release)
-        incident = services.record_incident(
-            session,
-            app=app,
-            title=body.title,
-            impact=body.impact,
-            started_at=body.started_at,
-            resolved_at=body.resolved_at,
-            actor=current_actor(),
-            stores=body.stores or (),
-            store_count=body.store_count,
-            beta_store_count=body.beta_store_count,
-            postmortem_url=body.postmortem_url,
-            release=release,
-            suggest=body.suggest_release,
-        )
-    except services.IncidentError as exc:
-        raise _error(exc) from None
-    session.commit()
+    if body.release:
+        release = services.find_release(session, app, body.release)
+    incident = services.record_incident(
+        session,
+        thresholds=services.scope_thresholds(),
+        app=app,
+        title=body.title,
+        impact=body.impact,
+        started_at=body.started_at,
+        resolved_at=body.resolved_at,
+        actor=current_actor(),
+        stores=body.stores or (),
+        store_count=body.store_count,
+        beta_store_count=body.beta_store_count,
+        postmortem_url=body.postmortem_url,
+        release=release,
+        suggest=body.suggest_release,
+    )
     return _out(incident, with_stores=True)
 
 
-@operation(
+@routes.operation(
     "/incidents",
     summary="List incidents, newest first",
     tag=TAG,
@@ -222,10 +215,7 @@ def list_incidents(query: IncidentQuery) -> list[IncidentOut]:
     if query.release:
         if app is None:
             raise field_error("release", "filter by release together with app")
-        try:
-            release = services.find_release(session, app, query.release)
-        except services.IncidentError as exc:
-            raise ApiError(404, "not_found", exc.message) from None
+        release = services.find_release(session, app, query.release, missing=404)
     rows = services.list_incidents(
         session, app=app, release=release, open_only=query.open, limit=query.limit
     )
@@ -239,7 +229,7 @@ def _get(incident_id: int) -> Incident:
     return incident
 
 
-@operation(
+@routes.operation(
     "/incidents/<int:incident_id>",
     summary="One incident with its stores and how its score was derived",
     tag=TAG,
@@ -250,7 +240,7 @@ def get_incident(incident_id: int) -> IncidentOut:
     return _out(_get(incident_id), with_stores=True)
 
 
-@operation(
+@routes.operation(
     "/incidents/<int:incident_id>",
     "PATCH",
     summary="Resolve an incident, link its postmortem, or correct its title, impact, release",
@@ -268,15 +258,11 @@ def patch_incident(incident_id: int, body: IncidentPatch) -> IncidentOut:
         if name in given and getattr(body, name) is None:
             raise field_error(name, "cannot be null")
     changes = {name: getattr(body, name) for name in given}
-    try:
-        services.update_incident(session, incident, actor=current_actor(), changes=changes)
-    except services.IncidentError as exc:
-        raise _error(exc) from None
-    session.commit()
+    services.update_incident(session, incident, actor=current_actor(), changes=changes)
     return _out(incident, with_stores=True)
 
 
-@operation(
+@routes.operation(
     "/apps/<slug>/incident-trend",
     summary="Incident score summed per week (Monday, UTC) and per release",
     tag=TAG,
@@ -303,7 +289,7 @@ def incident_trend(slug: str, query: TrendQuery) -> TrendOut:
     )
 
 
-@operation(
+@routes.operation(
     "/releases/<int:release_id>/gates",
     summary="A release's promotion gates: beta soak, beta adoption, beta incidents",
     tag=TAG,

@@ -53,6 +53,7 @@ def seed(session: Session) -> list[str]:
         made.append(
             services.record_incident(
                 session,
+                thresholds=services.scope_thresholds(),
                 app=app,
                 actor=ACTOR,
                 release=release,

@@ -13,24 +13,28 @@ Configuration (environment, read when an incident is scored):
 
 from __future__ import annotations
 
-import os
+import csv
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from beta.models import Store
+from incidents import business_days, scoring
 from service import audit
-from service.incidents import business_days, scoring
+from service.adoption.services import beta_adoption_for_checklist
+from service.errors import DomainError
 from service.incidents.models import GATE_TITLES, GATES, GateOverride, Incident, IncidentStore
 from service.models import utcnow
 from service.releases.lifecycle import Actor, TransitionError, transition
 from service.releases.models import App, Release
-from service.releases.services import evaluator
+from version_monitor.models import DeviceState, VersionChange, device_state_table
+from version_monitor.seen import seen_since
 from versioning import InvalidVersion, parse_version
 
 ACTIVE_WINDOW = timedelta(hours=24)
@@ -39,39 +43,19 @@ MAX_STORES = 100_000
 OVERRIDE_STATES = ("approved", "beta", "halted")
 
 
-class IncidentError(Exception):
-    """A refused request; ``status`` is the HTTP status, ``field`` the input at fault."""
-
-    def __init__(self, message: str, *, status: int = 422, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.field = field
+class IncidentError(DomainError):
+    """A refused incident or gate request."""
 
 
 # --- settings --------------------------------------------------------------------------
 
 
 def scope_thresholds() -> scoring.ScopeThresholds:
-    """The scope bands from ``RELGOV_INCIDENT_FEW_STORES`` / ``RELGOV_INCIDENT_MOST_SHARE``."""
-    few_raw = os.environ.get("RELGOV_INCIDENT_FEW_STORES", "").strip()
-    share_raw = os.environ.get("RELGOV_INCIDENT_MOST_SHARE", "").strip()
-    try:
-        few = int(few_raw) if few_raw else scoring.DEFAULT_FEW_BELOW
-    except ValueError:
-        raise ValueError(
-            f"RELGOV_INCIDENT_FEW_STORES must be a whole number, not {few_raw!r}"
-        ) from None
-    try:
-        share = float(share_raw) if share_raw else scoring.DEFAULT_MOST_SHARE
-    except ValueError:
-        raise ValueError(
-            f"RELGOV_INCIDENT_MOST_SHARE must be a number, not {share_raw!r}"
-        ) from None
-    try:
-        return scoring.ScopeThresholds(few_below=few, most_share=share)
-    except scoring.InvalidScoreInput as exc:
-        raise ValueError(f"incident scope setting: {exc.message}") from None
+    """The scope bands (``RELGOV_INCIDENT_FEW_STORES`` / ``RELGOV_INCIDENT_MOST_SHARE``)."""
+    settings = current_app.config["RELGOV_SETTINGS"]
+    return scoring.ScopeThresholds(
+        few_below=settings.incident_few_stores, most_share=settings.incident_most_share
+    )
 
 
 def aware(moment: datetime) -> datetime:
@@ -94,8 +78,6 @@ def parse_store_ids(text: str, *, csv_file: bool = False) -> list[str]:
     lines, commas, semicolons or spaces. A CSV file: the first column of each row (a header
     row such as ``store_id`` is skipped)."""
     if csv_file:
-        import csv
-
         tokens = [row[0] for row in csv.reader(text.splitlines()) if row]
     else:
         tokens = text.replace(",", " ").replace(";", " ").split()
@@ -131,9 +113,6 @@ def resolve_stores(session: Session, external_ids: Sequence[str]) -> list[Store]
 def active_stores(session: Session, at: datetime) -> tuple[int, str]:
     """Stores with a device seen within 24 h before ``at`` (or since), and how they were
     counted; every store when no device has reported in that window."""
-    from version_monitor.models import DeviceState, device_state_table
-    from version_monitor.seen import seen_since
-
     since = _naive(at) - ACTIVE_WINDOW
     online = session.exec(
         select(func.count(func.distinct(DeviceState.store_id))).where(
@@ -169,8 +148,6 @@ def suggest_release(
 ) -> Suggestion:
     """The release most of the affected stores' devices ran at ``started_at``: from the
     version-change log (the last change at or before then), else the devices' current state."""
-    from version_monitor.models import DeviceState, VersionChange
-
     ids = sorted(set(store_ids))
     moment = _naive(started_at)
     versions: dict[int, str] = {}
@@ -246,12 +223,16 @@ def _check_title(title: str) -> str:
     return title
 
 
-def find_release(session: Session, app: App, version: str) -> Release:
+def find_release(session: Session, app: App, version: str, *, missing: int = 422) -> Release:
+    """The release of ``app`` with ``version``; refused with status ``missing`` (422: a bad
+    input; 404: what a filter asked for does not exist)."""
     release = session.exec(
         select(Release).where(Release.app_id == app.id, Release.version == version.strip())
     ).first()
     if release is None:
-        raise IncidentError(f"{app.slug} has no release {version.strip()!r}", field="release")
+        raise IncidentError(
+            f"{app.slug} has no release {version.strip()!r}", field="release", status=missing
+        )
     return release
 
 
@@ -270,9 +251,11 @@ def record_incident(
     postmortem_url: str = "",
     release: Release | None = None,
     suggest: bool = True,
+    thresholds: scoring.ScopeThresholds,
 ) -> Incident:
-    """Record an incident and score it. Give the affected ``stores`` (external ids) or a
-    ``store_count``; without a ``release``, ``suggest`` picks the one the stores ran."""
+    """Record an incident and score it with ``thresholds`` (:func:`scope_thresholds`: the
+    settings). Give the affected ``stores`` (external ids) or a ``store_count``; without a
+    ``release``, ``suggest`` picks the one the stores ran."""
     title = _check_title(title)
     if impact not in scoring.IMPACTS:
         raise IncidentError("impact must be 1, 3 or 5", field="impact")
@@ -308,7 +291,6 @@ def record_incident(
     active, basis = active_stores(session, started)
     if active < 1:
         active, basis = count, "no stores are registered; the affected stores are the whole fleet"
-    thresholds = scope_thresholds()
     result = scoring.score(impact, count, active, thresholds)
     suggested = False
     if release is None and suggest and picked:
@@ -606,8 +588,6 @@ def soak_gate(release: Release, app: App, now: datetime) -> Gate:
 
 
 def adoption_gate(session: Session, release: Release, app: App) -> Gate:
-    from service.adoption.services import beta_adoption_for_checklist
-
     title = GATE_TITLES["beta_adoption"]
     value, evidence = beta_adoption_for_checklist(session, release)
     if value is None:
@@ -761,47 +741,13 @@ def _checklist(gate_key: str, session: Session, release: Release) -> tuple[str, 
     return gate.status, gate.evidence, gate.details
 
 
-@evaluator("beta_soak")
-def _beta_soak(session: Session, release: Release, app: App) -> tuple[str, str, list[str]]:
+def beta_soak_rule(session: Session, release: Release, app: App) -> tuple[str, str, list[str]]:
     return _checklist("beta_soak", session, release)
 
 
-@evaluator("incident_score")
-def _incident_score(session: Session, release: Release, app: App) -> tuple[str, str, list[str]]:
+def incident_score_rule(session: Session, release: Release, app: App) -> tuple[str, str, list[str]]:
     return _checklist("incident_score", session, release)
 
 
-@evaluator("beta_adoption")
-def _beta_adoption(session: Session, release: Release, app: App) -> tuple[str, str, list[str]]:
-    # Same evaluation as the releases module's, plus the admin's gate override.
+def beta_adoption_rule(session: Session, release: Release, app: App) -> tuple[str, str, list[str]]:
     return _checklist("beta_adoption", session, release)
-
-
-# --- the release page panel ------------------------------------------------------------
-
-
-def release_panel(session: Session, release: Release) -> dict[str, Any]:
-    """What ``incidents/_release_incidents.html`` shows on the release page."""
-    from flask_login import current_user
-
-    app = session.get(App, release.app_id)
-    assert app is not None
-    incidents = list_incidents(session, release=release)
-    beta = [i for i in incidents if i.beta_store_count > 0]
-    rest = [i for i in incidents if i.beta_store_count == 0]
-    gates = evaluate_gates(session, release)
-    role = getattr(current_user, "role", None)
-    return {
-        "release": release,
-        "app": app,
-        "beta": beta,
-        "rest": rest,
-        "beta_score": sum(i.score for i in beta),
-        "rest_score": sum(i.score for i in rest),
-        "gates": gates,
-        "overrides": overrides_for(session, release),
-        "enforced": app.promotion_gates,
-        "can_override": role == "admin" and release.state in OVERRIDE_STATES,
-        "can_record": role is not None and role != "viewer",
-        "gate_titles": GATE_TITLES,
-    }

@@ -8,15 +8,17 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from werkzeug.wrappers import Response
 
 from beta.models import Store
+from incidents import business_days, scoring
 from service import audit, db
 from service.auth import login_required, roles_required
-from service.incidents import business_days, scoring, services
+from service.errors import refusal_goes_back
+from service.incidents import services
 from service.incidents.models import GATE_TITLES, Incident
-from service.models import User
+from service.models import AuditEvent, User
 from service.releases.models import App, Release
 from service.releases.services import actor_for
 
@@ -182,6 +184,7 @@ def _record_from_form(
             raise services.IncidentError("unknown release", field="release")
     return services.record_incident(
         session,
+        thresholds=services.scope_thresholds(),
         app=app,
         title=form["title"],
         impact=impact,
@@ -209,8 +212,6 @@ def detail(incident_id: int) -> str:
         suggestion = services.suggest_release(
             session, app, [s.id or 0 for s, _ in stores], incident.started_at
         )
-    from service.models import AuditEvent
-
     history = session.exec(
         select(AuditEvent)
         .where(AuditEvent.subject_type == "incident", AuditEvent.subject_id == str(incident.id))
@@ -238,61 +239,57 @@ def detail(incident_id: int) -> str:
     )
 
 
+def _incident_page(incident_id: int) -> str:
+    return url_for("incidents.detail", incident_id=incident_id)
+
+
+def _gates_of(release_id: int) -> str:
+    return url_for("releases.release_detail", release_id=release_id) + "#gates"
+
+
 @bp.post("/incidents/<int:incident_id>/update")
 @roles_required(*RECORDERS)
+@refusal_goes_back("Not saved", _incident_page)
 def update(incident_id: int) -> Response:
     session = db.session()
     incident, _ = _incident_or_404(incident_id)
     changes: dict[str, Any] = {}
-    try:
-        if "resolved_at" in request.form:
-            changes["resolved_at"] = parse_local_utc(request.form["resolved_at"], "resolved_at")
-        for name in ("postmortem_url", "title", "release"):
-            if name in request.form:
-                changes[name] = request.form[name]
-        if "impact" in request.form:
-            changes["impact"] = _int_field(request.form["impact"], "impact")
-        services.update_incident(session, incident, actor=_user().actor, changes=changes)
-    except services.IncidentError as exc:
-        session.rollback()
-        flash(f"Not saved: {exc.field}: {exc.message}" if exc.field else exc.message, "error")
-    else:
-        session.commit()
-        flash(f"Saved incident #{incident.id}.", "success")
-    return redirect(url_for("incidents.detail", incident_id=incident_id))
+    if "resolved_at" in request.form:
+        changes["resolved_at"] = parse_local_utc(request.form["resolved_at"], "resolved_at")
+    for name in ("postmortem_url", "title", "release"):
+        if name in request.form:
+            changes[name] = request.form[name]
+    if "impact" in request.form:
+        changes["impact"] = _int_field(request.form["impact"], "impact")
+    services.update_incident(session, incident, actor=_user().actor, changes=changes)
+    session.commit()
+    flash(f"Saved incident #{incident.id}.", "success")
+    return redirect(_incident_page(incident_id))
 
 
 @bp.post("/incidents/<int:incident_id>/resolve")
 @roles_required(*RECORDERS)
+@refusal_goes_back("Not resolved", _incident_page)
 def resolve(incident_id: int) -> Response:
     session = db.session()
     incident, _ = _incident_or_404(incident_id)
-    try:
-        when = parse_local_utc(request.form.get("resolved_at", ""), "resolved_at")
-        changes: dict[str, Any] = {"resolved_at": when or datetime.now(UTC)}
-        if request.form.get("postmortem_url", "").strip():
-            changes["postmortem_url"] = request.form["postmortem_url"]
-        services.update_incident(session, incident, actor=_user().actor, changes=changes)
-    except services.IncidentError as exc:
-        session.rollback()
-        flash(f"Not resolved: {exc.message}", "error")
-    else:
-        session.commit()
-        flash(f"Incident #{incident.id} is resolved.", "success")
-    return redirect(url_for("incidents.detail", incident_id=incident_id))
+    when = parse_local_utc(request.form.get("resolved_at", ""), "resolved_at")
+    changes: dict[str, Any] = {"resolved_at": when or datetime.now(UTC)}
+    if request.form.get("postmortem_url", "").strip():
+        changes["postmortem_url"] = request.form["postmortem_url"]
+    services.update_incident(session, incident, actor=_user().actor, changes=changes)
+    session.commit()
+    flash(f"Incident #{incident.id} is resolved.", "success")
+    return redirect(_incident_page(incident_id))
 
 
 @bp.post("/incidents/<int:incident_id>/halt")
 @roles_required("release_manager")
+@refusal_goes_back("Not halted", _incident_page)
 def halt(incident_id: int) -> Response:
     session = db.session()
     incident, app = _incident_or_404(incident_id)
-    try:
-        release = services.halt_from_incident(session, incident, actor=actor_for(_user()))
-    except services.IncidentError as exc:
-        session.rollback()
-        flash(f"Not halted: {exc.message}", "error")
-        return redirect(url_for("incidents.detail", incident_id=incident_id))
+    release = services.halt_from_incident(session, incident, actor=actor_for(_user()))
     session.commit()
     flash(f"Halted {app.name} {release.version} (incident #{incident.id}).", "warning")
     return redirect(url_for("releases.release_detail", release_id=release.id))
@@ -300,29 +297,25 @@ def halt(incident_id: int) -> Response:
 
 @bp.post("/releases/<int:release_id>/gates/override")
 @roles_required("admin")
+@refusal_goes_back("Not overridden", _gates_of)
 def override_gate(release_id: int) -> Response:
     session = db.session()
     release = session.get(Release, release_id) or abort(404)
     gate = request.form.get("gate", "")
-    try:
-        services.override_gate(
-            session,
-            release=release,
-            gate=gate,
-            reason=request.form.get("reason", ""),
-            actor=actor_for(_user()),
-        )
-    except services.IncidentError as exc:
-        session.rollback()
-        flash(f"Not overridden: {exc.message}", "error")
-    else:
-        session.commit()
-        flash(
-            f"Overrode the gate “{GATE_TITLES.get(gate, gate)}”. The override is highlighted "
-            "on the release and in the audit log.",
-            "warning",
-        )
-    return redirect(url_for("releases.release_detail", release_id=release_id) + "#gates")
+    services.override_gate(
+        session,
+        release=release,
+        gate=gate,
+        reason=request.form.get("reason", ""),
+        actor=actor_for(_user()),
+    )
+    session.commit()
+    flash(
+        f"Overrode the gate “{GATE_TITLES.get(gate, gate)}”. The override is highlighted "
+        "on the release and in the audit log.",
+        "warning",
+    )
+    return redirect(_gates_of(release_id))
 
 
 @bp.get("/incidents/trend")
@@ -412,3 +405,31 @@ def app_settings(slug: str) -> Response:
         session.commit()
         flash(f"Saved the gate settings of {app.name}.", "success")
     return redirect(url_for("incidents.trend", slug=slug) + "#gate-settings")
+
+
+# --- the release page panel ------------------------------------------------------------
+
+
+def release_panel(session: Session, release: Release) -> dict[str, Any]:
+    """What ``incidents/_release_incidents.html`` shows on the release page."""
+    app = session.get(App, release.app_id)
+    assert app is not None
+    incidents = services.list_incidents(session, release=release)
+    beta = [i for i in incidents if i.beta_store_count > 0]
+    rest = [i for i in incidents if i.beta_store_count == 0]
+    gates = services.evaluate_gates(session, release)
+    role = getattr(current_user, "role", None)
+    return {
+        "release": release,
+        "app": app,
+        "beta": beta,
+        "rest": rest,
+        "beta_score": sum(i.score for i in beta),
+        "rest_score": sum(i.score for i in rest),
+        "gates": gates,
+        "overrides": services.overrides_for(session, release),
+        "enforced": app.promotion_gates,
+        "can_override": role == "admin" and release.state in services.OVERRIDE_STATES,
+        "can_record": role is not None and role != "viewer",
+        "gate_titles": GATE_TITLES,
+    }

@@ -5,10 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from service.model_registry import load_metadata
+from service.schema import metadata
 
 config = context.config
-target_metadata = load_metadata()
+target_metadata = metadata()
 
 
 def _run(connection: Connection) -> None:

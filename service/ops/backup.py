@@ -98,7 +98,7 @@ def _conn_args(url: URL, flag: str = "") -> list[str]:
 
 
 def _run(command: list[str], url: URL) -> None:
-    env = {**os.environ, "PGCONNECT_TIMEOUT": os.environ.get("PGCONNECT_TIMEOUT", "10")}
+    env = {"PGCONNECT_TIMEOUT": "10", **os.environ}  # child process environment
     if url.password:
         env["PGPASSWORD"] = str(url.password)
     completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)

@@ -8,23 +8,26 @@ its live gauges drop out.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-bind = os.environ.get("RELGOV_BIND", "0.0.0.0:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
+from prometheus_client import multiprocess
+
+from service.settings import Settings
+
+# RELGOV_BIND, WEB_CONCURRENCY, FORWARDED_ALLOW_IPS, PROMETHEUS_MULTIPROC_DIR (the README).
+_settings = Settings.from_env()
+bind = _settings.bind
+workers = _settings.web_concurrency
 # The service logs each request itself (JSON with the request id); gunicorn's access log
 # would repeat it.
 accesslog = None
 errorlog = "-"
 # Behind a reverse proxy that sets X-Forwarded-For / -Proto; list its address here.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+forwarded_allow_ips = _settings.forwarded_allow_ips
 timeout = 60
 graceful_timeout = 30
 
 
 def child_exit(_server: Any, worker: Any) -> None:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
+    if _settings.metrics_dir:
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -8,10 +8,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from service import db
-from service.api import ApiError, operation
+from service.api.errors import ApiError
+from service.api.operations import Routes
 from service.auth import current_actor
 from service.publishing import notion_publish
 from service.releases.models import Release
+
+routes = Routes()
 
 
 class JobOut(BaseModel):
@@ -63,7 +66,7 @@ def _status(release: Release) -> PublishStatus:
     return PublishStatus.model_validate(data)
 
 
-@operation(
+@routes.operation(
     "/releases/<int:release_id>/publish",
     "POST",
     summary="Publish a release's notes to Notion (queues a background job)",
@@ -78,19 +81,15 @@ def publish_release_notes(release_id: int) -> PublishQueued:
     poll ``GET`` on the same path for the outcome."""
     session = db.session()
     release = _release(release_id)
-    try:
-        job = notion_publish.request_publish(
-            session, release, actor=current_actor(), reason="requested through the API"
-        )
-    except notion_publish.PublishRefused as exc:
-        raise ApiError(409, "no_notes", str(exc)) from None
-    session.commit()
+    job = notion_publish.request_publish(
+        session, release, actor=current_actor(), reason="requested through the API"
+    )
     status = _status(release)
     job_out = JobOut.model_validate(notion_publish.job_status(job))
     return PublishQueued(job=job_out, status=status)
 
 
-@operation(
+@routes.operation(
     "/releases/<int:release_id>/publish",
     summary="Where publishing a release's notes to Notion stands",
     tag="Publishing",

@@ -11,10 +11,12 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from release_notes.cli import generate_command
 from release_notes.notion import NotionError, SchemaReport
-from service import db
-from service.cli import cli_actor, fail
-from service.publishing import jobs, notion_publish
+from service import db, jobs
+from service.console import cli_actor, fail
+from service.logs import log_format
+from service.publishing import notion_publish
 from service.releases.models import Release
 
 _log = logging.getLogger(__name__)
@@ -79,7 +81,10 @@ def notion_init_schema() -> None:
 
 @click.group("notes")
 def notes_group() -> None:
-    """Release notes: publish to Notion (generating them: relgov notes generate --help)."""
+    """Release notes: generate them from git, publish them to Notion."""
+
+
+notes_group.add_command(generate_command, "generate")
 
 
 @notes_group.command("publish")
@@ -139,8 +144,6 @@ def worker_command(once: bool, poll: float) -> None:
 
     # With JSON logs (production) the job lines are logged (see jobs.run_once) and stdout
     # stays quiet; in a terminal each job also gets a readable line.
-    from service.logs import log_format
-
     plain = log_format(app.config["RELGOV_SETTINGS"]) != "json"
 
     def _stop(signum: int, _frame: Any) -> None:
@@ -164,6 +167,3 @@ def worker_command(once: bool, poll: float) -> None:
     stats = jobs.run_worker(app, once=once, poll_seconds=poll, stop_event=stop, on_job=on_job)
     if once:
         click.echo(f"ran {stats.runs} job(s)")
-
-
-COMMANDS: list[click.Command] = [notion_group, notes_group, worker_command]

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from release_notes.notion import (
     NotionConfig,
+    NotionError,
     NotionPublisher,
     PageContent,
     PermanentNotionError,
@@ -31,12 +32,13 @@ from release_notes.notion import (
     TransientNotionError,
     notes_hash,
 )
-from service import audit, db, metrics
+from service import audit, db, jobs
+from service.errors import DomainError
+from service.jobs import breaker
+from service.jobs.models import Job
 from service.models import utcnow
-from service.publishing import breaker, jobs
-from service.publishing.models import Job
 from service.releases.models import App, Release, ReleaseNote
-from service.releases.services import note_for
+from service.releases.notes import note_for
 from service.settings import Settings
 
 KIND = "notion_publish"
@@ -145,8 +147,11 @@ def page_content(release: Release, note: ReleaseNote, app: App, settings: Settin
 # --- requests from people and from the lifecycle ------------------------------------------
 
 
-class PublishRefused(ValueError):
+class PublishRefused(DomainError):
     """Publishing cannot be asked for (no notes yet); the message says why."""
+
+    status = 409
+    code = "no_notes"
 
 
 def request_publish(
@@ -278,16 +283,24 @@ def handle_publish(ctx: jobs.JobContext) -> str:
     except TransientNotionError as exc:
         with db.session_scope() as session:
             breaker.record_failure(session, BREAKER, str(exc), now=ctx.now)
-        raise
-    except PermanentNotionError:
+        raise jobs.RetryJob(notion_message(exc), retry_after=exc.retry_after) from exc
+    except PermanentNotionError as exc:
         with db.session_scope() as session:  # Notion answered: it is up
             breaker.record_success(session, BREAKER, now=ctx.now)
-        raise
+        raise jobs.PermanentJobError(notion_message(exc)) from exc
     with db.session_scope() as session:
         breaker.record_success(session, BREAKER, now=ctx.now)
         release, note, _ = _load(session, ctx.job)
         _record_published(session, release, note, result, ctx)
     return f"{result.action} {result.url or result.page_id} ({result.requests} requests)"
+
+
+def notion_message(exc: NotionError) -> str:
+    """What a failed attempt says: Notion's status and code, then its message."""
+    where = f"Notion answered {exc.status} {exc.code}: " if exc.status else ""
+    if not exc.status and exc.code:
+        where = f"Notion request failed ({exc.code}): "
+    return f"{where}{exc.message}"
 
 
 def _hold_queued(session: Session, until: datetime) -> None:
@@ -342,7 +355,8 @@ def _record_published(
     )
 
 
-def _on_error(session: Session, job: Job, message: str, final: bool) -> None:
+def on_publish_error(session: Session, job: Job, message: str, final: bool) -> None:
+    """A failed attempt, in the transaction that records it: the note says so."""
     release_id = job.payload.get("release_id")
     release = session.get(Release, release_id) if isinstance(release_id, int) else None
     if release is None:
@@ -462,14 +476,3 @@ def collect_metrics() -> None:
         counts = jobs.count_by_state(session)
     for state in ("queued", "running", "succeeded", "failed", "cancelled"):
         JOBS.labels(state).set(counts.get(state, 0))
-
-
-def register() -> None:
-    """Wire the handler, the lifecycle listener and the metrics collector (once)."""
-    from service.releases import lifecycle
-
-    jobs.register_handler(KIND, handle_publish, on_error=_on_error)
-    if on_release_transition not in lifecycle.LISTENERS:
-        lifecycle.on_transition(on_release_transition)
-    if collect_metrics not in metrics.GAUGE_COLLECTORS:
-        metrics.GAUGE_COLLECTORS.append(collect_metrics)

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from sqlmodel import select
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from sqlmodel import Session, select
 from werkzeug.wrappers import Response
 
 from release_notes.notion import NotionError, SchemaReport
-from service import audit, db
+from service import audit, db, jobs
 from service.auth import current_actor, roles_required
-from service.publishing import jobs, notion_publish
-from service.publishing.models import Job
+from service.errors import refusal_goes_back
+from service.jobs.models import Job
+from service.publishing import notion_publish
 from service.releases.models import Release
-from service.releases.services import note_for
+from service.releases.notes import note_for
 
 bp = Blueprint("publishing", __name__)
 admin_required = roles_required("admin")
@@ -25,25 +35,22 @@ def release_page(release_id: int) -> str:
     return f"/releases/{release_id}"
 
 
-def publish_status_for(release: Release) -> dict[str, Any]:
-    """Template global behind ``publishing/_release_publish.html``."""
-    return notion_publish.publish_status(db.session(), release)
+def publish_panel(session: Session, release: Release) -> dict[str, Any]:
+    """The release page's Notion panel (``publishing/_release_publish.html``)."""
+    return notion_publish.publish_status(session, release)
 
 
 @bp.post("/releases/<int:release_id>/publish")
 @roles_required("release_manager", "engineer")
+@refusal_goes_back("Not queued", release_page)
 def publish(release_id: int) -> Response:
     session = db.session()
     release = session.get(Release, release_id)
     if release is None:
         abort(404)
-    try:
-        job = notion_publish.request_publish(
-            session, release, actor=current_actor(), reason="requested from the release page"
-        )
-    except notion_publish.PublishRefused as exc:
-        flash(str(exc), "error")
-        return redirect(release_page(release_id))
+    job = notion_publish.request_publish(
+        session, release, actor=current_actor(), reason="requested from the release page"
+    )
     session.commit()
     if notion_publish.settings_of().notion_configured:
         flash(f"Publishing {release.version} notes to Notion (job {job.id}).", "info")
@@ -157,6 +164,4 @@ def admin_retry(job_id: int) -> Response:
 
 
 def _app() -> Any:
-    from flask import current_app
-
     return current_app._get_current_object()  # type: ignore[attr-defined]

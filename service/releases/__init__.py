@@ -1,16 +1,8 @@
-"""Releases: apps and trains, the lifecycle, checklists, sign-offs, the meeting view."""
+"""Releases: apps and trains, the lifecycle, checklists and sign-offs, notes, the meeting.
 
-from __future__ import annotations
-
-from flask import Flask
-
-
-def init_app(app: Flask) -> None:
-    """Register the release pages and API."""
-    from service.releases import views
-
-    app.register_blueprint(views.bp)
-    from service.releases import apps_views, notes_views
-
-    app.register_blueprint(apps_views.bp)
-    app.register_blueprint(notes_views.bp)
+- ``models``; ``apps`` (app records and checklist templates); ``trains`` (weekly trains).
+- ``lifecycle`` (the state machine), ``guards`` (who may move a release).
+- ``checklist`` (item status, rules, sign-offs), ``notes`` (generate, edit, hash).
+- ``services`` (registration, meeting records and agenda), ``repos`` (git remotes).
+- ``views``, ``apps_views``, ``notes_views`` (pages); ``api``, ``apps_api`` (JSON API).
+"""

@@ -14,7 +14,9 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from incidents.business_days import UnknownCalendar, check_calendar
 from service import audit
+from service.errors import DomainError
 from service.models import ROLES
 from service.releases.models import (
     AUTOMATIC_RULES,
@@ -181,13 +183,8 @@ DEFAULT_ITEMS: dict[str, list[tuple[str, str, str, bool, str, str | None]]] = {
 }
 
 
-class AppError(ValueError):
+class AppError(DomainError):
     """A refused app or template change; ``field`` names the input at fault."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 # --- field parsing ---------------------------------------------------------------------
@@ -372,8 +369,6 @@ def clean_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
         elif name == "incident_score_threshold":
             out[name] = _int(value, name, "incident score threshold", 1, MAX_INCIDENT_SCORE)
         elif name == "holiday_calendar":
-            from service.incidents.business_days import UnknownCalendar, check_calendar
-
             try:
                 out[name] = check_calendar(str(value or ""))
             except UnknownCalendar as exc:

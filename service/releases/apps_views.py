@@ -19,6 +19,7 @@ from wtforms.fields.choices import SelectChoice
 
 from service import db
 from service.auth import current_actor, login_required, roles_required
+from service.errors import refusal_goes_back
 from service.models import ROLE_LABELS, ROLES, utcnow
 from service.releases import apps as app_records
 from service.releases.models import AUTOMATIC_RULES, RELEASE_KINDS, App, Release
@@ -262,8 +263,13 @@ def _detail_context(session: Session, app: App) -> dict[str, Any]:
     return {"app": app, "slots": slots, "templates": templates}
 
 
+def _trains_of(slug: str) -> str:
+    return url_for("apps.app_detail", slug=slug) + "#trains"
+
+
 @bp.post("/apps/<slug>/trains")
 @admin_required
+@refusal_goes_back("Nothing was changed", _trains_of)
 def train_change(slug: str) -> Response:
     session = db.session()
     app = _app_or_404(session, slug)
@@ -273,23 +279,18 @@ def train_change(slug: str) -> Response:
         week = date.fromisoformat(request.form.get("week_of", ""))
     except ValueError:
         flash("Pick a week from the list of coming trains.", "error")
-        return redirect(url_for("apps.app_detail", slug=slug) + "#trains")
-    try:
-        if action == "skip":
-            skip_week(session, app=app, week_of=week, reason=reason, actor=current_actor())
-            message = f"No {app.name} train in the week of {week}."
-        elif action == "unskip":
-            unskip_week(session, app=app, week_of=week, reason=reason, actor=current_actor())
-            message = f"The {app.name} train runs again in the week of {week}."
-        else:
-            abort(400)
-    except TrainError as exc:
-        session.rollback()
-        flash(exc.message[:1].upper() + exc.message[1:] + ". Nothing was changed.", "error")
+        return redirect(_trains_of(slug))
+    if action == "skip":
+        skip_week(session, app=app, week_of=week, reason=reason, actor=current_actor())
+        message = f"No {app.name} train in the week of {week}."
+    elif action == "unskip":
+        unskip_week(session, app=app, week_of=week, reason=reason, actor=current_actor())
+        message = f"The {app.name} train runs again in the week of {week}."
     else:
-        session.commit()
-        flash(message, "success")
-    return redirect(url_for("apps.app_detail", slug=slug) + "#trains")
+        abort(400)
+    session.commit()
+    flash(message, "success")
+    return redirect(_trains_of(slug))
 
 
 # --- checklist templates ---------------------------------------------------------------

@@ -15,12 +15,12 @@ from flask import current_app, has_app_context
 from sqlmodel import Session, select
 
 from service.models import User, utcnow
-from service.releases import services
+from service.releases import checklist, services
 from service.releases.apps import create_app_record
 from service.releases.demo_repo import DemoTag, build_demo_repo
 from service.releases.lifecycle import Actor, transition
 from service.releases.models import App, Release, SignOff
-from service.releases.services import note_for
+from service.releases.notes import note_for
 from service.releases.trains import monday_of, skip_week
 
 ACTOR = "system:demo"
@@ -183,13 +183,13 @@ def _sign_all(
     session: Session, release: Release, team: dict[str, User], at: datetime, *, only: int = 999
 ) -> None:
     signed = 0
-    for item in services.release_items(session, release):
+    for item in checklist.release_items(session, release):
         if item.mode != "manual" or signed >= only:
             continue
         user = next((u for u in team.values() if u.role == item.owner_role), None)
         if user is None:
             continue
-        signoff = services.sign_off(
+        signoff = checklist.sign_off(
             session,
             release=release,
             item=item,
@@ -224,12 +224,12 @@ def _release(
     if state == "in_review":
         # Part-way through the meeting: QA signed, support is still reading, one block.
         _sign_all(session, release, team, cut, only=1)
-        items = services.release_items(session, release)
+        items = checklist.release_items(session, release)
         support_item = next(
             (i for i in items if i.owner_role == "support" and i.mode == "manual"), None
         )
         if support_item is not None and app.slug == "kds":
-            services.sign_off(
+            checklist.sign_off(
                 session,
                 release=release,
                 item=support_item,

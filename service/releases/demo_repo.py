@@ -329,7 +329,7 @@ def build_demo_repo(
         shutil.rmtree(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),  # child process environment
         "HOME": tempfile.gettempdir(),
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": os.devnull,

@@ -1,18 +1,20 @@
 """The release state machine: one guarded function for every transition.
 
-``transition(...)`` checks that the move is legal, runs its guard, stamps the release,
-records the audit event and tells the listeners (auto-publishing, the update-answer cache),
-all in the caller's transaction: either everything lands or nothing does.
+``transition(...)`` checks that the move is legal, runs the move's guards, stamps the
+release, records the audit event and runs the reactions (the first rollout stage,
+auto-publishing), all in the caller's transaction: either everything lands or nothing does.
+Which guards and reactions an app has is said in one place, ``service/wiring.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from sqlmodel import Session
 
 from service import audit
+from service.errors import DomainError
 from service.models import utcnow
 from service.releases.models import Release
 
@@ -44,14 +46,10 @@ ACTION_LABELS = {
 NEEDS_REASON = frozenset({"reject", "halt", "cancel", "reopen", "resume"})
 
 
-class TransitionError(Exception):
-    """An illegal or refused transition; ``status`` is 409 (state) or 422 (input)."""
+class TransitionError(DomainError):
+    """An illegal or refused transition: 409 (state) unless said otherwise (422: input)."""
 
-    def __init__(self, message: str, status: int = 409, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.field = field
+    status = 409
 
 
 @dataclass(frozen=True)
@@ -63,20 +61,38 @@ class Actor:
     role: str | None = None
 
 
+# guard(session, release, actor) raises TransitionError to refuse the move.
 Guard = Callable[[Session, Release, Actor], None]
-Listener = Callable[[Session, Release, str, str, Actor], None]
-GUARDS: dict[str, list[Guard]] = {}
-LISTENERS: list[Listener] = []
+# reaction(session, release, before, after, actor) runs after every transition.
+Reaction = Callable[[Session, Release, str, str, Actor], None]
 
 
-def add_guard(action: str, guard: Guard) -> None:
-    GUARDS.setdefault(action, []).append(guard)
+@dataclass(frozen=True)
+class LifecycleHooks:
+    """The guards of each action and the reactions to every transition, in order."""
+
+    guards: Mapping[str, Sequence[Guard]] = field(default_factory=dict)
+    reactions: Sequence[Reaction] = ()
 
 
-def on_transition(listener: Listener) -> Listener:
-    """Call ``listener(session, release, before, after, actor)`` after every transition."""
-    LISTENERS.append(listener)
-    return listener
+# The process's guards and reactions, installed by ``service/wiring.py`` through
+# :func:`install` (every app of a process is wired the same way).
+_installed: LifecycleHooks | None = None
+
+
+def install(hooks: LifecycleHooks) -> None:
+    global _installed
+    unknown = set(hooks.guards) - set(TRANSITIONS)
+    if unknown:
+        raise ValueError(f"guards for unknown actions: {', '.join(sorted(unknown))}")
+    _installed = hooks
+
+
+def hooks() -> LifecycleHooks:
+    """The guards and reactions :func:`install` was given."""
+    if _installed is None:
+        raise RuntimeError("the release lifecycle is not wired: create the app first")
+    return _installed
 
 
 def allowed_actions(release: Release) -> list[str]:
@@ -110,7 +126,8 @@ def transition(
     reason = reason.strip()
     if action in NEEDS_REASON and not reason:
         raise TransitionError(f"{ACTION_LABELS[action]} needs a reason", status=422, field="reason")
-    for guard in GUARDS.get(action, []):
+    wiring = hooks()
+    for guard in wiring.guards.get(action, ()):
         guard(session, release, actor)
 
     before = release.state
@@ -147,6 +164,6 @@ def transition(
         summary=f"{ACTION_LABELS[action].lower()}: {before} → {release.state}"
         + (f" ({reason})" if reason else ""),
     )
-    for listener in LISTENERS:
-        listener(session, release, before, release.state, actor)
+    for react in wiring.reactions:
+        react(session, release, before, release.state, actor)
     return release

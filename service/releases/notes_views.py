@@ -10,7 +10,6 @@ page shows what changed and lets the editor keep their text or take the new one.
 from __future__ import annotations
 
 import difflib
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,16 +19,24 @@ from sqlmodel import Session, col, select
 from werkzeug.wrappers import Response
 
 from release_notes.markdown_doc import render_html
-from service import audit, db
+from service import db
 from service.auth import login_required, roles_required
-from service.models import utcnow
 from service.releases.lifecycle import Actor
 from service.releases.models import App, Release, ReleaseNote
-from service.releases.services import note_for
+from service.releases.notes import (
+    EDITOR_ROLES,
+    EmptyNotes,
+    NothingToSave,
+    generate_notes_for,
+    normalise,
+    note_for,
+    note_hash,
+    resolve_conflict,
+    save_note_edit,
+)
 from versioning import InvalidVersion, parse_version
 
 bp = Blueprint("notes", __name__)
-EDITOR_ROLES = ("release_manager", "engineer", "support", "admin")
 editor_required = roles_required(*EDITOR_ROLES)
 MAX_DIFF_LINES = 4000
 LIST_PER_APP = 10
@@ -39,20 +46,6 @@ LIST_PER_APP = 10
 class DiffLine:
     kind: str  # meta | hunk | add | del | ctx
     text: str
-
-
-def text_hash(text: str | None) -> str:
-    return hashlib.sha256((text or "").encode()).hexdigest()
-
-
-def _short(text: str | None) -> str | None:
-    return text_hash(text)[:16] if text is not None else None
-
-
-def normalise(text: str) -> str:
-    """Browsers send textareas with CRLF line ends; the notes are stored with LF."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text if text.endswith("\n") or not text else text + "\n"
 
 
 def diff_lines(old: str, new: str, *, old_label: str, new_label: str) -> list[DiffLine]:
@@ -89,72 +82,6 @@ def _release_or_404(session: Session, release_id: int) -> tuple[Release, App]:
 
 def _actor() -> Actor:
     return Actor(name=current_user.actor, user_id=current_user.id, role=current_user.role)
-
-
-def _notify_publishing(session: Session, release: Release, actor: Actor) -> None:
-    """Tell publishing the text changed: a coalesced re-publish when auto-publishing applies."""
-    from service.publishing.notion_publish import notes_edited
-
-    notes_edited(session, release, actor.name)
-
-
-class NothingToSave(ValueError):
-    """The submitted text is what is already stored."""
-
-
-class EmptyNotes(ValueError):
-    """Notes cannot be saved empty."""
-
-
-def save_note_edit(
-    session: Session,
-    *,
-    release: Release,
-    app: App,
-    note: ReleaseNote,
-    text: str,
-    discard: bool,
-    actor: Actor,
-) -> str:
-    """Store an edit of the notes (or drop it), audited; returns the audit action.
-
-    The caller checks that the form was not stale (``loaded_hash``) and commits.
-    """
-    text = normalise(text)
-    before_hash = _short(note.markdown)
-    if discard or text == note.generated_markdown:
-        if note.edited_markdown is None:
-            raise NothingToSave("Nothing to save: the text is the generated text.")
-        note.edited_markdown = None
-        note.edit_base_markdown = None
-        summary = "went back to the generated notes"
-        event = "notes.discard_edit"
-    else:
-        if not text.strip():
-            raise EmptyNotes(
-                "The notes cannot be empty. Use “Use generated text” to drop your edit."
-            )
-        if text == note.edited_markdown:
-            raise NothingToSave("Nothing to save: the text has not changed.")
-        note.edited_markdown = text
-        note.edit_base_markdown = note.generated_markdown
-        summary = "edited the notes"
-        event = "notes.edit"
-    note.edited_by = actor.name
-    note.edited_at = utcnow()
-    session.add(note)
-    audit.record(
-        session,
-        actor=actor.name,
-        action=event,
-        subject_type="release",
-        subject_id=release.id,
-        before={"hash": before_hash},
-        after={"hash": _short(note.markdown), "edited": note.edited_markdown is not None},
-        summary=f"{app.slug} {release.version}: {summary}",
-    )
-    _notify_publishing(session, release, actor)
-    return event
 
 
 def _can_edit() -> bool:
@@ -201,7 +128,7 @@ def _render(
         note=note,
         text=text,
         preview_html=render_html(text) if text else "",
-        loaded_hash=loaded_hash or text_hash(current),
+        loaded_hash=loaded_hash or note_hash(current),
         changes=changes,
         conflict=conflict,
         error=error,
@@ -234,7 +161,7 @@ def notes_save(release_id: int) -> tuple[str, int] | Response:
         return _render(session, release, app, note, text=text, loaded_hash=loaded, previewing=True)
     if action not in ("save", "discard"):
         abort(400)
-    if loaded != text_hash(note.markdown):
+    if loaded != note_hash(note.markdown):
         who = f" by {note.edited_by}" if note.edited_by else ""
         when = f" at {note.edited_at:%Y-%m-%d %H:%M} UTC" if note.edited_at else ""
         return _render(
@@ -317,8 +244,6 @@ def notes_preview(release_id: int) -> Response:
 @bp.post("/releases/<int:release_id>/notes/regenerate")
 @editor_required
 def notes_regenerate(release_id: int) -> Response:
-    from service.releases.services import generate_notes_for
-
     session = db.session()
     release, _app = _release_or_404(session, release_id)
     before = note_for(session, release)
@@ -354,33 +279,14 @@ def notes_resolve(release_id: int) -> Response:
     ):
         flash("There is no conflict to resolve any more.", "info")
         return redirect(url_for("notes.notes_page", release_id=release_id))
-    if request.form.get("loaded_hash", "") != text_hash(note.markdown):
+    if request.form.get("loaded_hash", "") != note_hash(note.markdown):
         flash("The notes changed since you opened them; look again before choosing.", "error")
         return redirect(url_for("notes.notes_page", release_id=release_id))
-    before_hash = _short(note.markdown)
-    if choice == "keep":
-        note.edit_base_markdown = note.generated_markdown
-        summary = "kept the edit over the regenerated notes"
-    elif choice == "take":
-        note.edited_markdown = None
-        note.edit_base_markdown = None
-        summary = "took the regenerated notes, dropping the edit"
-    else:
+    if choice not in ("keep", "take"):
         abort(400)
-    note.edited_by = current_user.actor
-    note.edited_at = utcnow()
-    session.add(note)
-    audit.record(
-        session,
-        actor=current_user.actor,
-        action=f"notes.resolve_{choice}",
-        subject_type="release",
-        subject_id=release.id,
-        before={"hash": before_hash},
-        after={"hash": _short(note.markdown), "edited": note.edited_markdown is not None},
-        summary=f"{app.slug} {release.version}: {summary}",
+    summary = resolve_conflict(
+        session, release=release, app=app, note=note, keep=choice == "keep", actor=_actor()
     )
-    _notify_publishing(session, release, _actor())
     session.commit()
     flash(summary[:1].upper() + summary[1:] + ".", "success")
     return redirect(url_for("notes.notes_page", release_id=release_id))

@@ -103,7 +103,7 @@ def _mirror(slug: str, url: str, cache_dir: Path, *, fetch: bool) -> Path:
     except OSError as exc:
         raise RepoError(f"cannot create repository cache {cache_dir}: {exc.strerror}") from None
     target = cache_dir / slug
-    env = {**os.environ, **_GIT_ENV}
+    env = {**os.environ, **_GIT_ENV}  # child process environment
     with _locked(cache_dir / f"{slug}.lock"):
         if (target / "HEAD").exists():
             if fetch:

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlmodel import Session, col, select
 
 from service import audit
+from service.errors import DomainError
 from service.releases.models import App, TrainSkip
 
 __all__ = [
@@ -34,13 +35,8 @@ __all__ = [
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
-class TrainError(ValueError):
+class TrainError(DomainError):
     """A refused train change; ``field`` names the input at fault."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 @dataclass(frozen=True)

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from werkzeug.wrappers import Response
 
+from release_notes.markdown_doc import render_html
 from service import db
 from service.auth import login_required, roles_required
+from service.errors import refusal_goes_back
 from service.models import AuditEvent, User, utcnow
-from service.releases import services
+from service.releases import checklist, notes, services
 from service.releases.lifecycle import (
     ACTION_LABELS,
     NEEDS_REASON,
-    TransitionError,
     allowed_actions,
     transition,
 )
@@ -36,8 +48,15 @@ STATE_BADGES = {
     "halted": "bad",
     "cancelled": "",
 }
-# Extra panels other features add to the release page: (template, context function).
-RELEASE_PANELS: list[tuple[str, Any]] = []
+# A section other features add to the release page: its template, and a function of
+# (session, release) that gives the template its ``panel``.
+Panel = tuple[str, Callable[[Session, Release], Any]]
+_PANELS_KEY = "relgov.release_panels"
+
+
+def init_app(app: Flask, *, panels: Sequence[Panel]) -> None:
+    """The sections other features add to the release page, in order (``service/wiring.py``)."""
+    app.extensions[_PANELS_KEY] = tuple(panels)
 
 
 def _user() -> User:
@@ -112,7 +131,7 @@ def release_new() -> str | Response:
                     kind=form["kind"],
                     actor=services.actor_for(_user()),
                 )
-            except services.ReleaseError as exc:
+            except checklist.ReleaseError as exc:
                 session.rollback()
                 errors[exc.field or "version"] = exc.message
             else:
@@ -135,8 +154,8 @@ def release_new() -> str | Response:
 def release_detail(release_id: int) -> str:
     session = db.session()
     release, app = _release_or_404(release_id)
-    statuses = services.item_statuses(session, release)
-    note = services.note_for(session, release)
+    statuses = checklist.item_statuses(session, release)
+    note = notes.note_for(session, release)
     meetings = session.exec(
         select(MeetingRecord)
         .where(MeetingRecord.release_id == release.id)
@@ -149,32 +168,24 @@ def release_detail(release_id: int) -> str:
         .limit(100)
     ).all()
     panels = []
-    for template, context in RELEASE_PANELS:
+    for template, context in current_app.extensions[_PANELS_KEY]:
         try:
             panels.append((template, context(session, release)))
         except Exception as exc:  # a broken panel must not take the release page down
             panels.append(("releases/_panel_error.html", {"error": str(exc)}))
-    from service.adoption.services import release_adoption
-
-    adoption = release_adoption(session, release)
-    preview = ""
-    if note is not None and note.markdown:
-        from release_notes.markdown_doc import render_html
-
-        preview = render_html(note.markdown)
+    preview = render_html(note.markdown) if note is not None and note.markdown else ""
     user = _user()
     return render_template(
         "releases/detail.html",
         release=release,
         app=app,
         statuses=statuses,
-        progress=services.progress(statuses),
+        progress=checklist.progress(statuses),
         note=note,
         preview=preview,
         meetings=meetings,
         history=history,
         panels=panels,
-        adoption=adoption,
         actions=[a for a in allowed_actions(release) if _may(user, a)],
         action_labels=ACTION_LABELS,
         needs_reason=NEEDS_REASON,
@@ -191,100 +202,102 @@ def _may(user: User, action: str) -> bool:
     return user.role == "release_manager"
 
 
+def _release_page(release_id: int, **_view_args: Any) -> str:
+    return url_for("releases.release_detail", release_id=release_id)
+
+
+def _item_on_page(release_id: int, item_id: int) -> str:
+    return url_for("releases.release_detail", release_id=release_id) + f"#item-{item_id}"
+
+
+def _meeting_on_page(release_id: int) -> str:
+    return url_for("releases.release_detail", release_id=release_id) + "#meeting"
+
+
+def _action_failed() -> str:
+    action = request.form.get("action", "")
+    return f"Could not {ACTION_LABELS.get(action, action).lower()}"
+
+
 @bp.post("/releases/<int:release_id>/transition")
 @roles_required("release_manager", "engineer")
+@refusal_goes_back(_action_failed, _release_page)
 def release_transition(release_id: int) -> Response:
     session = db.session()
     release, app = _release_or_404(release_id)
-    action = request.form.get("action", "")
-    try:
-        transition(
-            session,
-            release,
-            action,
-            actor=services.actor_for(_user()),
-            reason=request.form.get("reason", ""),
-            expected_lock=_int(request.form.get("lock_version")),
-        )
-    except TransitionError as exc:
-        session.rollback()
-        flash(f"Could not {ACTION_LABELS.get(action, action).lower()}: {exc.message}", "error")
-    else:
-        session.commit()
-        flash(f"{app.name} {release.version} is now {release.state.replace('_', ' ')}.", "success")
-    return redirect(url_for("releases.release_detail", release_id=release_id))
+    transition(
+        session,
+        release,
+        request.form.get("action", ""),
+        actor=services.actor_for(_user()),
+        reason=request.form.get("reason", ""),
+        expected_lock=_int(request.form.get("lock_version")),
+    )
+    session.commit()
+    flash(f"{app.name} {release.version} is now {release.state.replace('_', ' ')}.", "success")
+    return redirect(_release_page(release_id))
 
 
 @bp.post("/releases/<int:release_id>/items/<int:item_id>/sign")
 @login_required
+@refusal_goes_back("Not recorded", _item_on_page)
 def item_sign(release_id: int, item_id: int) -> Response:
     session = db.session()
     release, _ = _release_or_404(release_id)
-    item = services.release_item(session, release, item_id) or abort(404)
-    try:
-        services.sign_off(
-            session,
-            release=release,
-            item=item,
-            user=_user(),
-            decision=request.form.get("decision", ""),
-            comment=request.form.get("comment", ""),
-            expected_lock=_int(request.form.get("lock_version")),
-        )
-    except services.ReleaseError as exc:
-        session.rollback()
-        flash(f"Not recorded: {exc.message}", "error")
-    else:
-        session.commit()
-        flash(f"Recorded your decision on “{item.title}”.", "success")
-    return redirect(url_for("releases.release_detail", release_id=release_id) + f"#item-{item_id}")
+    item = checklist.release_item(session, release, item_id) or abort(404)
+    checklist.sign_off(
+        session,
+        release=release,
+        item=item,
+        user=_user(),
+        decision=request.form.get("decision", ""),
+        comment=request.form.get("comment", ""),
+        expected_lock=_int(request.form.get("lock_version")),
+    )
+    session.commit()
+    flash(f"Recorded your decision on “{item.title}”.", "success")
+    return redirect(_item_on_page(release_id, item_id))
 
 
 @bp.post("/releases/<int:release_id>/items/<int:item_id>/override")
 @roles_required("admin")
+@refusal_goes_back("Not overridden", _release_page)
 def item_override(release_id: int, item_id: int) -> Response:
     session = db.session()
     release, _ = _release_or_404(release_id)
-    item = services.release_item(session, release, item_id) or abort(404)
-    try:
-        services.override_item(
-            session, release=release, item=item, user=_user(), reason=request.form.get("reason", "")
-        )
-    except services.ReleaseError as exc:
-        session.rollback()
-        flash(f"Not overridden: {exc.message}", "error")
-    else:
-        session.commit()
-        flash(f"Overrode “{item.title}”. The override is highlighted in the audit log.", "warning")
-    return redirect(url_for("releases.release_detail", release_id=release_id))
+    item = checklist.release_item(session, release, item_id) or abort(404)
+    checklist.override_item(
+        session, release=release, item=item, user=_user(), reason=request.form.get("reason", "")
+    )
+    session.commit()
+    flash(f"Overrode “{item.title}”. The override is highlighted in the audit log.", "warning")
+    return redirect(_release_page(release_id))
 
 
 @bp.post("/releases/<int:release_id>/meeting")
 @roles_required("release_manager")
+@refusal_goes_back("Not recorded", _meeting_on_page)
 def meeting_record(release_id: int) -> Response:
     session = db.session()
     release, _ = _release_or_404(release_id)
     try:
         held_on = date.fromisoformat(request.form.get("held_on", "") or date.today().isoformat())
-        services.record_meeting(
-            session,
-            release=release,
-            user=_user(),
-            held_on=held_on,
-            attendees=request.form.get("attendees", ""),
-            decision=request.form.get("decision", ""),
-            minutes=request.form.get("minutes", ""),
-        )
     except ValueError:
-        session.rollback()
-        flash("Not recorded: the meeting date is not a date (YYYY-MM-DD).", "error")
-    except services.ReleaseError as exc:
-        session.rollback()
-        flash(f"Not recorded: {exc.message}", "error")
-    else:
-        session.commit()
-        flash("Meeting recorded.", "success")
-    return redirect(url_for("releases.release_detail", release_id=release_id) + "#meeting")
+        raise checklist.ReleaseError(
+            "the meeting date is not a date (YYYY-MM-DD)", field="held_on"
+        ) from None
+    services.record_meeting(
+        session,
+        release=release,
+        user=_user(),
+        held_on=held_on,
+        attendees=request.form.get("attendees", ""),
+        decision=request.form.get("decision", ""),
+        minutes=request.form.get("minutes", ""),
+    )
+    session.commit()
+    flash("Meeting recorded.", "success")
+    return redirect(_meeting_on_page(release_id))
 
 
 @bp.get("/releases/<int:release_id>/meeting/print")
@@ -292,7 +305,7 @@ def meeting_record(release_id: int) -> Response:
 def meeting_print(release_id: int) -> str:
     session = db.session()
     release, app = _release_or_404(release_id)
-    statuses = services.item_statuses(session, release)
+    statuses = checklist.item_statuses(session, release)
     meetings = session.exec(
         select(MeetingRecord)
         .where(MeetingRecord.release_id == release.id)
@@ -303,7 +316,7 @@ def meeting_print(release_id: int) -> str:
         release=release,
         app=app,
         statuses=statuses,
-        progress=services.progress(statuses),
+        progress=checklist.progress(statuses),
         meetings=meetings,
     )
 

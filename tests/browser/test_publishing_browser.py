@@ -5,9 +5,10 @@ from dataclasses import replace
 import pytest
 from flask import render_template_string
 
-from service import db
+from service import db, jobs
 from service.auth import login_required
-from service.publishing import breaker, jobs
+from service.jobs import breaker
+from service.publishing.views import publish_panel
 from service.releases.models import Release
 from tests.browser.conftest import log_in, screenshot
 from tests.builders import PASSWORD
@@ -45,6 +46,7 @@ def app(app):
             "{% block content %}<h1>Release {{ release.version }}</h1>"
             '{% include "publishing/_release_publish.html" %}{% endblock %}',
             release=release,
+            panel=publish_panel(db.session(), release),
         )
 
     app.add_url_rule("/test/publish-partial/<int:release_id>", "test_partial", partial)

@@ -4,7 +4,7 @@ import pytest
 from flask import Blueprint, Flask
 from pydantic import BaseModel, Field
 
-from service.api import operation
+from service.api.operations import Routes, add_to
 from tests.builders import make_token, make_user
 
 
@@ -83,12 +83,10 @@ class EchoIn(BaseModel):
     count: int = Field(ge=0)
 
 
-echo_bp = Blueprint("test_echo", __name__, url_prefix="/api/v1")
+echo_routes = Routes()
 
 
-@operation(
-    "/test-echo", "POST", summary="echo", tag="Test", scope="read", body=EchoIn, blueprint=echo_bp
-)
+@echo_routes.operation("/test-echo", "POST", summary="echo", tag="Test", scope="read", body=EchoIn)
 def echo_view(body: EchoIn) -> dict[str, object]:
     return {"name": body.name, "count": body.count}
 
@@ -96,9 +94,11 @@ def echo_view(body: EchoIn) -> dict[str, object]:
 @pytest.fixture
 def echo_app(settings) -> Iterator[Flask]:
     """An app with one extra write endpoint (not in the OpenAPI document) for body handling."""
-    from service import create_app
+    from service.app import create_app
 
     application = create_app(settings, MAX_CONTENT_LENGTH=1024)
+    echo_bp = Blueprint("test_echo", __name__, url_prefix="/api/v1")
+    add_to(echo_bp, echo_routes)
     application.register_blueprint(echo_bp)
     yield application
     application.extensions["relgov.engine"].dispose()

@@ -5,13 +5,15 @@ and the person gets a clear error."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sqlmodel import select
 
 from service import audit
+from service.jobs.models import Job
 from service.models import AuditEvent
-from service.publishing.models import Job
-from service.releases import lifecycle, services
+from service.releases import checklist, lifecycle
 from service.releases.models import Release, ReleaseItem, SignOff
 from tests.builders import post_form
 from tests.service.releases.release_fixtures import git_repo, people, pos  # noqa: F401
@@ -80,7 +82,7 @@ def test_a_sign_off_that_fails_half_way_stores_nothing(
 
 def _sign_all(session, release, people):
     for title, role in [("Regression tests pass", "qa"), ("Rollback plan written", "engineer")]:
-        services.sign_off(
+        checklist.sign_off(
             session,
             release=release,
             item=_item(session, release, title),
@@ -103,7 +105,10 @@ def test_an_approval_that_fails_after_the_state_change_stores_nothing(
     def listener(*_args):
         raise Injected("a listener failed after the release moved")
 
-    monkeypatch.setattr(lifecycle, "LISTENERS", [*lifecycle.LISTENERS, listener])
+    hooks = lifecycle.hooks()
+    monkeypatch.setattr(
+        lifecycle, "_installed", replace(hooks, reactions=(*hooks.reactions, listener))
+    )
     headers = person(client, "release_manager@example.com")
     response = client.post(
         f"/api/v1/releases/{release.id}/transitions", json={"action": "approve"}, headers=headers

@@ -29,13 +29,14 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session, col, select
 
 from beta.models import Device, Store, StoreFreeze
-from service import create_app, db, policy
-from service.api import clear_token_cache
+from service import db, policy
+from service.api.tokens import clear_token_cache
+from service.app import create_app
 from service.auth import issue_token
 from service.demo import seed_demo
 from service.incidents.models import Incident
+from service.jobs.models import Job
 from service.models import ROLES, SCOPES
-from service.publishing.models import Job
 from service.releases.lifecycle import TRANSITIONS
 from service.releases.models import App, Release, ReleaseItem, TrainSkip
 from service.settings import Settings

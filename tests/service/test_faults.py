@@ -23,7 +23,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
-from service import create_app, db, migrate
+from service import db, migrate
+from service.app import create_app
 from service.settings import Settings
 from tests import builders
 

@@ -68,7 +68,7 @@ def test_error_pages_login_and_api_carry_the_headers(client, admin, session):
 def test_hsts_only_when_configured(settings, database_url):
     from dataclasses import replace
 
-    from service import create_app
+    from service.app import create_app
 
     app = create_app(replace(settings, hsts_seconds=31536000))
     response = app.test_client().get("/login")
@@ -164,7 +164,7 @@ def test_twenty_failures_from_one_address_pause_every_account_from_it(client, ad
 def test_throttle_limits_come_from_settings(settings, database_url, session):
     from dataclasses import replace
 
-    from service import create_app
+    from service.app import create_app
 
     app = create_app(replace(settings, login_max_failures=2, login_window_minutes=1))
     make_user(session, email="qa@example.com", role="qa")
@@ -216,7 +216,7 @@ def test_nul_characters_are_refused_naming_the_field(client, everything):
 def test_behind_a_proxy_the_forwarded_address_is_throttled(settings, database_url, session):
     from dataclasses import replace
 
-    from service import create_app
+    from service.app import create_app
 
     app = create_app(replace(settings, login_max_failures_per_address=2, proxy_hops=1))
     client = app.test_client()

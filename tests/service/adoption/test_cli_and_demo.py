@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from service.adoption import demo, jobs
+from service.adoption import demo, periodic
 from service.models import AuditEvent
+from service.settings import Settings, SettingsError
 from tests.service.adoption.conftest import World, make_app, make_fleet, make_release, utcnow_naive
 from version_monitor.models import AdoptionDaily
 
@@ -77,10 +80,12 @@ def test_prune_keeps_the_retention_and_is_audited(
         .one()
     )  # type: ignore[call-overload]
     assert event.after["keep_days"] == 30
-    monkeypatch.setenv("RELGOV_ROLLUP_RETENTION_DAYS", "soon")
-    bad = runner.invoke(args=["adoption", "prune"])
-    assert bad.exit_code == 2 and "RELGOV_ROLLUP_RETENTION_DAYS" in bad.output
-    monkeypatch.setenv("RELGOV_ROLLUP_RETENTION_DAYS", "20")
+    with pytest.raises(SettingsError, match="RELGOV_ROLLUP_RETENTION_DAYS"):
+        Settings.from_env({"RELGOV_ROLLUP_RETENTION_DAYS": "soon"})
+    settings = runner.app.config["RELGOV_SETTINGS"]
+    monkeypatch.setitem(
+        runner.app.config, "RELGOV_SETTINGS", replace(settings, rollup_retention_days=20)
+    )
     assert runner.invoke(args=["adoption", "prune"]).exit_code == 0
     session.expire_all()
     oldest = session.execute(select(func.min(AdoptionDaily.day))).scalar_one()  # type: ignore[arg-type]
@@ -89,7 +94,7 @@ def test_prune_keeps_the_retention_and_is_audited(
 
 def test_periodic_rollup_runs_one_pass(app, world: World, session: Session):
     before = rollup_rows(session)
-    jobs.periodic_rollup(app)
+    periodic.upkeep(app)
     assert len(rollup_rows(session)) == len(before)
 
 

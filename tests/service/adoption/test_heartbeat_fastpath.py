@@ -13,10 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from beta.models import Store
-from service.adoption import fastpath
+from service.adoption import heartbeats
 from service.adoption.models import HeartbeatRate
 from service.adoption.ratelimit import SHARDS
-from service.api import cached_token
+from service.api.tokens import cached_token
 from service.models import ApiToken
 from tests.service.adoption.conftest import URL, bearer, beat, stored
 from version_monitor.models import DeviceState
@@ -188,19 +188,21 @@ def test_a_store_change_is_seen_by_the_next_heartbeat(client, session, heartbeat
 def test_a_database_error_in_the_fast_path_leaves_the_request_to_the_view(
     client, session, heartbeat_token, fast, warm, monkeypatch
 ):
-    real = fastpath.ingest
+    real = heartbeats.accept
 
     def failing(*args: Any, **kwargs: Any) -> Any:
-        real(*args, **kwargs)  # the writes happen, then the connection fails
-        raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+        accepted = real(*args, **kwargs)
+        if kwargs.get("every_item_valid"):  # the fast path: it wrote, then its connection fails
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+        return accepted
 
-    monkeypatch.setattr(fastpath, "ingest", failing)
+    monkeypatch.setattr(heartbeats, "accept", failing)
     before = stored(session)
     response = client.post(URL, json=beat(0, version="3.9.0"), headers=bearer(heartbeat_token))
     assert response.status_code == 200, response.json
     assert response.json["new_device_states"] == 1  # the view saw no state: none was kept
     assert fast == []
     assert stored(session) == (before[0] + 1, before[1] + 1)
-    monkeypatch.setattr(fastpath, "ingest", real)
+    monkeypatch.setattr(heartbeats, "accept", real)
     again = client.post(URL, json=beat(3, version="4.0.0"), headers=bearer(heartbeat_token))
     assert again.json["version_changes"] == 1 and len(fast) == 1

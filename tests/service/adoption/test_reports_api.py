@@ -230,7 +230,7 @@ def test_partials_render(app, world: World, session: Session):
     with app.test_request_context():
         html = render_template(
             "adoption/_release_adoption.html",
-            adoption=services.release_adoption(session, world.releases["3.3.0"]),
+            panel=services.release_adoption(session, world.releases["3.3.0"]),
         )
         assert "beta stores" in html and "%" in html
         stalls = [

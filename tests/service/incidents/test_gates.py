@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from incidents.scoring import ScopeThresholds
 from service.incidents import services
 from service.models import AuditEvent, utcnow
-from service.releases import services as release_services
+from service.releases import checklist
 from service.releases.lifecycle import Actor, TransitionError, transition
 from service.releases.models import ReleaseItem
 
@@ -29,6 +30,7 @@ def gated(session, world):
 def beta_incident(session, world, *, impact: int = 5, stores=("S0001",), **extra):
     incident = services.record_incident(
         session,
+        thresholds=ScopeThresholds(),
         app=world.app,
         title="Tickets print twice",
         impact=impact,
@@ -154,7 +156,7 @@ def test_checklist_items_show_the_gates_and_honor_overrides(session, gated) -> N
         )
     session.commit()
     incident = beta_incident(session, gated)
-    statuses = {s.item.rule: s for s in release_services.item_statuses(session, gated.beta)}
+    statuses = {s.item.rule: s for s in checklist.item_statuses(session, gated.beta)}
     assert statuses["beta_soak"].status == "passed"
     assert "business days since beta started" in statuses["beta_soak"].evidence
     assert statuses["beta_adoption"].status == "passed"
@@ -165,9 +167,7 @@ def test_checklist_items_show_the_gates_and_honor_overrides(session, gated) -> N
     )
     session.commit()
     status = next(
-        s
-        for s in release_services.item_statuses(session, gated.beta)
-        if s.item.rule == "incident_score"
+        s for s in checklist.item_statuses(session, gated.beta) if s.item.rule == "incident_score"
     )
     assert status.status == "passed" and status.evidence.startswith("OVERRIDDEN by user:admin")
 

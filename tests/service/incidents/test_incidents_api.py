@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -177,8 +178,11 @@ def test_trend(client, world, writer, reader) -> None:
     assert client.get("/api/v1/apps/pos/incident-trend?weeks=0", headers=reader).status_code == 422
 
 
-def test_scope_thresholds_from_the_environment(client, world, writer, monkeypatch) -> None:
-    monkeypatch.setenv("RELGOV_INCIDENT_FEW_STORES", "2")
+def test_scope_thresholds_from_the_settings(client, world, writer, monkeypatch) -> None:
+    settings = client.application.config["RELGOV_SETTINGS"]
+    monkeypatch.setitem(
+        client.application.config, "RELGOV_SETTINGS", replace(settings, incident_few_stores=2)
+    )
     response = client.post(URL, json=body(stores=["S0001", "S0002"], impact=3), headers=writer)
     assert response.json["scope"] == 2 and response.json["score"] == 6
     assert "at least 2 stores" in response.json["derivation"]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
+from incidents.scoring import ScopeThresholds
 from service.incidents import services
 from service.incidents.models import GateOverride, Incident
 from service.models import AuditEvent, utcnow
@@ -100,6 +101,7 @@ def test_viewer_cannot_record(client, session, world) -> None:
 def test_resolve_and_halt_from_the_incident(rm_client, world, session) -> None:
     incident = services.record_incident(
         session,
+        thresholds=ScopeThresholds(),
         app=world.app,
         title="Payments time out",
         impact=3,
@@ -136,6 +138,7 @@ def test_trend_page_and_list(rm_client, world, session) -> None:
     for days in (0, 8, 30):
         services.record_incident(
             session,
+            thresholds=ScopeThresholds(),
             app=world.app,
             title=f"Problem {days}",
             impact=1,
@@ -160,6 +163,7 @@ def test_release_panel_override_and_settings(admin_client, world, session) -> No
     session.add(world.app)
     incident = services.record_incident(
         session,
+        thresholds=ScopeThresholds(),
         app=world.app,
         title="Tickets print twice",
         impact=5,

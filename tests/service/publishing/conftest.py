@@ -11,8 +11,9 @@ from flask import Flask, render_template_string
 from sqlmodel import Session
 
 from service.auth import login_required
+from service.jobs.models import Job
 from service.models import utcnow
-from service.publishing.models import Job
+from service.publishing.views import publish_panel
 from service.releases import lifecycle
 from service.releases.models import App, Release, ReleaseNote
 from service.settings import Settings
@@ -59,6 +60,7 @@ def app(app: Flask) -> Flask:
             '{% extends "base.html" %}{% block content %}'
             '{% include "publishing/_release_publish.html" %}{% endblock %}',
             release=release,
+            panel=publish_panel(db.session(), release),
         )
 
     app.add_url_rule("/test/publish-partial/<int:release_id>", "test_partial", partial)

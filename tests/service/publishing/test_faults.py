@@ -5,8 +5,10 @@ from datetime import timedelta
 
 import pytest
 
-from service import create_app
-from service.publishing import breaker, jobs, notion_publish
+from service import jobs
+from service.app import create_app
+from service.jobs import breaker
+from service.publishing import notion_publish
 from tests.fakes.notion_fake import Fault
 from tests.service.publishing.conftest import approve, jobs_of, later, make_release, note_of
 

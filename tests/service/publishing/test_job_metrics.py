@@ -4,18 +4,22 @@ and the circuit breakers, read from the database; and the worker's own counters 
 import re
 from datetime import timedelta
 
-from service import db
+import pytest
+
+from service import db, jobs
+from service.jobs import breaker
+from service.jobs.models import Job
 from service.models import utcnow
-from service.publishing import breaker, jobs
-from service.publishing.models import Job
 
 
 def _retry_soon(ctx: jobs.JobContext) -> str:
     raise jobs.RetryJob("Notion is busy", retry_after=120)
 
 
-jobs.register_handler("test_metrics_retry", _retry_soon)
-jobs.register_handler("test_metrics_ok", lambda ctx: "fine")
+@pytest.fixture(autouse=True)
+def _kinds(app) -> None:
+    jobs.kinds_of(app).handler("test_metrics_retry", _retry_soon)
+    jobs.kinds_of(app).handler("test_metrics_ok", lambda ctx: "fine")
 
 
 def sample(body: str, metric: str, **labels: str) -> float | None:

@@ -6,9 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from service import db
-from service.publishing import jobs
-from service.publishing.models import Job
+from service import db, jobs
+from service.jobs.models import Job
 from tests.service.publishing.conftest import later
 
 CALLS: list[int] = []
@@ -28,14 +27,13 @@ def _broken(ctx: jobs.JobContext) -> str:
     raise jobs.PermanentJobError("cannot ever work")
 
 
-jobs.register_handler("test_count", _count)
-jobs.register_handler("test_flaky", _flaky)
-jobs.register_handler("test_broken", _broken)
-
-
 @pytest.fixture(autouse=True)
-def _reset() -> None:
+def _kinds(app) -> None:
     CALLS.clear()
+    kinds = jobs.kinds_of(app)
+    kinds.handler("test_count", _count)
+    kinds.handler("test_flaky", _flaky)
+    kinds.handler("test_broken", _broken)
 
 
 def add(app, kind="test_count", key=None, **kwargs) -> Job:
@@ -138,23 +136,20 @@ def test_backoff_doubles_with_jitter_and_a_cap():
 
 def test_periodic_task_runs_once_per_period(app):
     runs: list[str] = []
-    jobs.register_periodic("test_tick", 3600, lambda ctx: runs.append("tick") or "ticked")
-    try:
-        stats = jobs.run_worker(app, once=True)
-        # Other features' periodic tasks (the adoption rollup) run in the same pass.
-        assert runs == ["tick"] and stats.runs == len(jobs.PERIODIC)
-        jobs.run_worker(app, once=True)
-        assert runs == ["tick"]  # next run is an hour away
-        with app.app_context(), db.session_scope() as session:
-            (queued,) = [
-                j
-                for j in jobs.recent_jobs(session)
-                if j.state == "queued" and j.key == "periodic:test_tick"
-            ]
-            assert queued.next_run_at >= later(3590)
-    finally:
-        jobs.PERIODIC.pop("test_tick")
-        jobs.HANDLERS.pop("periodic:test_tick")
+    kinds = jobs.kinds_of(app)
+    kinds.every("test_tick", 3600, lambda ctx: runs.append("tick") or "ticked")
+    stats = jobs.run_worker(app, once=True)
+    # Other features' periodic tasks (the adoption rollup) run in the same pass.
+    assert runs == ["tick"] and stats.runs == len(kinds.periodic)
+    jobs.run_worker(app, once=True)
+    assert runs == ["tick"]  # next run is an hour away
+    with app.app_context(), db.session_scope() as session:
+        (queued,) = [
+            j
+            for j in jobs.recent_jobs(session)
+            if j.state == "queued" and j.key == "periodic:test_tick"
+        ]
+        assert queued.next_run_at >= later(3590)
 
 
 def test_run_worker_stops_on_the_event(app):

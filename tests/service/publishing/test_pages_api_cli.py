@@ -4,8 +4,9 @@ from dataclasses import replace
 
 from flask import render_template_string
 
-from service import create_app
-from service.publishing import jobs
+from service import jobs
+from service.app import create_app
+from service.publishing.views import publish_panel
 from tests.builders import login, make_token, make_user, post_form
 from tests.fakes.notion_fake import Fault
 from tests.service.publishing.conftest import approve, jobs_of, later, make_release, note_of
@@ -39,7 +40,7 @@ def test_partial_shows_state_error_and_retry_works(app, admin_client, session, n
 
 
 def test_partial_warns_when_the_breaker_is_open(app, admin_client, session, notion, release):
-    from service.publishing import breaker
+    from service.jobs import breaker
 
     with app.app_context():
         from service import db
@@ -72,7 +73,9 @@ def test_partial_says_plainly_when_notion_is_not_configured(settings, session, a
         release = make_release(session)
         with app.test_request_context():
             html = render_template_string(
-                '{% include "publishing/_release_publish.html" %}', release=release
+                '{% include "publishing/_release_publish.html" %}',
+                release=release,
+                panel=publish_panel(session, release),
             )
         assert "Notion is not configured." in html
         client = app.test_client()
@@ -180,7 +183,7 @@ def test_cli_check_init_schema_publish_and_worker(runner, session, notion_fake):
     assert result.exit_code == 0, result.output
     assert (
         "succeeded: skipped" in result.output
-        and f"ran {1 + len(jobs.PERIODIC)} job(s)" in result.output
+        and f"ran {1 + len(jobs.kinds_of(runner.app).periodic)} job(s)" in result.output
     )
 
 

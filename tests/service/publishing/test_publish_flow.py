@@ -2,10 +2,11 @@
 
 from sqlmodel import select
 
+from service import jobs
 from service.models import AuditEvent
-from service.publishing import jobs, notion_publish
+from service.publishing import notion_publish
 from service.releases import lifecycle
-from service.releases.services import note_for
+from service.releases.notes import note_for
 from tests.service.publishing.conftest import (
     MANAGER,
     approve,

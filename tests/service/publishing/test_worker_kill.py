@@ -22,9 +22,8 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from service import db
-from service.publishing import jobs
-from service.publishing.models import Job
+from service import db, jobs
+from service.jobs.models import Job
 from service.releases.models import ReleaseNote
 from tests.fakes.notion_fake import Fault, NotionFake
 from tests.service.publishing.conftest import approve, jobs_of, make_release
@@ -175,8 +174,8 @@ def test_a_worker_killed_mid_publish_leaves_the_job_to_another_which_publishes_o
 WORKER_SCRIPT = """
 import os, sys, time
 from pathlib import Path
-from service import create_app
-from service.publishing import jobs
+from service.app import create_app
+from service import jobs
 
 log = Path(sys.argv[1])
 def touch(ctx):
@@ -185,8 +184,8 @@ def touch(ctx):
     time.sleep(0.005)
     return "touched"
 
-jobs.register_handler("test_touch", touch)
 app = create_app()
+jobs.kinds_of(app).handler("test_touch", touch)
 go = Path(sys.argv[2])
 while not go.exists():
     time.sleep(0.01)

@@ -6,7 +6,7 @@ import pytest
 from sqlmodel import Session, select
 
 from service.models import AuditEvent
-from service.releases import services
+from service.releases import checklist, services
 from service.releases.lifecycle import Actor, TransitionError, transition
 from service.releases.models import ReleaseItem, SignOff
 
@@ -35,18 +35,18 @@ def _item(session, release, title):
 
 
 def _status(session, release, title):
-    return next(s for s in services.item_statuses(session, release) if s.item.title == title)
+    return next(s for s in checklist.item_statuses(session, release) if s.item.title == title)
 
 
 def sign_all(session, release, people):
-    services.sign_off(
+    checklist.sign_off(
         session,
         release=release,
         item=_item(session, release, "Regression tests pass"),
         user=people["qa"],
         decision="approve",
     )
-    services.sign_off(
+    checklist.sign_off(
         session,
         release=release,
         item=_item(session, release, "Rollback plan written"),
@@ -57,7 +57,7 @@ def sign_all(session, release, people):
 
 
 def test_registration_generates_notes_and_checklist(session, release):
-    statuses = services.item_statuses(session, release)
+    statuses = checklist.item_statuses(session, release)
     assert [s.item.title for s in statuses][:2] == ["Notes generated", "Regression tests pass"]
     notes = statuses[0]
     assert notes.status == "passed" and "3 commits" in notes.evidence
@@ -66,8 +66,8 @@ def test_registration_generates_notes_and_checklist(session, release):
 
 def test_only_the_owner_role_signs(session, release, people):
     item = _item(session, release, "Rollback plan written")
-    with pytest.raises(services.ReleaseError) as info:
-        services.sign_off(
+    with pytest.raises(checklist.ReleaseError) as info:
+        checklist.sign_off(
             session, release=release, item=item, user=people["support"], decision="approve"
         )
     assert info.value.status == 403 and "only a engineer" in info.value.message
@@ -75,8 +75,8 @@ def test_only_the_owner_role_signs(session, release, people):
 
 def test_automatic_items_cannot_be_signed(session, release, people):
     item = _item(session, release, "Notes generated")
-    with pytest.raises(services.ReleaseError, match="automatically"):
-        services.sign_off(
+    with pytest.raises(checklist.ReleaseError, match="automatically"):
+        checklist.sign_off(
             session, release=release, item=item, user=people["engineer"], decision="approve"
         )
 
@@ -84,7 +84,7 @@ def test_automatic_items_cannot_be_signed(session, release, people):
 def test_history_is_append_only_and_status_is_the_latest(session, release, people):
     item = _item(session, release, "Regression tests pass")
     for decision, comment in [("approve", ""), ("block", "printer test flaky"), ("approve", "ok")]:
-        services.sign_off(
+        checklist.sign_off(
             session,
             release=release,
             item=item,
@@ -100,8 +100,10 @@ def test_history_is_append_only_and_status_is_the_latest(session, release, peopl
 
 def test_reject_needs_a_comment(session, release, people):
     item = _item(session, release, "Regression tests pass")
-    with pytest.raises(services.ReleaseError) as info:
-        services.sign_off(session, release=release, item=item, user=people["qa"], decision="reject")
+    with pytest.raises(checklist.ReleaseError) as info:
+        checklist.sign_off(
+            session, release=release, item=item, user=people["qa"], decision="reject"
+        )
     assert info.value.field == "comment"
 
 
@@ -118,7 +120,7 @@ def test_approval_needs_every_required_item(session, release, people):
 
 def test_a_rejected_item_blocks_approval(session, release, people):
     sign_all(session, release, people)
-    services.sign_off(
+    checklist.sign_off(
         session,
         release=release,
         item=_item(session, release, "Regression tests pass"),
@@ -153,14 +155,14 @@ def test_registrant_cannot_approve(session, pos, people, app):
 def test_approver_cannot_be_the_only_signer(session, release, people):
     rm = people["release_manager"]
     # Make every manual item the release manager's, so they would be the only signer.
-    for item in services.release_items(session, release):
+    for item in checklist.release_items(session, release):
         if item.mode == "manual":
             item.owner_role = "release_manager"
             session.add(item)
     session.commit()
-    for item in services.release_items(session, release):
+    for item in checklist.release_items(session, release):
         if item.mode == "manual" and item.required:
-            services.sign_off(session, release=release, item=item, user=rm, decision="approve")
+            checklist.sign_off(session, release=release, item=item, user=rm, decision="approve")
     session.commit()
     with pytest.raises(TransitionError, match="only person who signed"):
         transition(session, release, "approve", actor=services.actor_for(rm))
@@ -180,7 +182,7 @@ def test_separation_of_duties_can_be_switched_off(session, release, people, pos)
 
 def test_admin_override_is_highlighted(session, release, people, admin):
     sign_all(session, release, people)
-    services.sign_off(
+    checklist.sign_off(
         session,
         release=release,
         item=_item(session, release, "Regression tests pass"),
@@ -188,15 +190,15 @@ def test_admin_override_is_highlighted(session, release, people, admin):
         decision="block",
         comment="waiting for device lab",
     )
-    with pytest.raises(services.ReleaseError, match="only an admin"):
-        services.override_item(
+    with pytest.raises(checklist.ReleaseError, match="only an admin"):
+        checklist.override_item(
             session,
             release=release,
             item=_item(session, release, "Regression tests pass"),
             user=people["release_manager"],
             reason="x",
         )
-    services.override_item(
+    checklist.override_item(
         session,
         release=release,
         item=_item(session, release, "Regression tests pass"),
@@ -216,8 +218,8 @@ def test_sign_offs_close_after_approval(session, release, people):
     sign_all(session, release, people)
     transition(session, release, "approve", actor=services.actor_for(people["release_manager"]))
     session.commit()
-    with pytest.raises(services.ReleaseError) as info:
-        services.sign_off(
+    with pytest.raises(checklist.ReleaseError) as info:
+        checklist.sign_off(
             session,
             release=release,
             item=_item(session, release, "Support briefed"),
@@ -244,7 +246,7 @@ def test_two_people_signing_at_once_are_both_recorded(app, session, release, peo
                 rel = own.get(type(release), release.id)
                 item = own.get(ReleaseItem, item_id)
                 user = own.get(type(people[user_key]), people[user_key].id)
-                services.sign_off(own, release=rel, item=item, user=user, decision="approve")
+                checklist.sign_off(own, release=rel, item=item, user=user, decision="approve")
                 own.commit()
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
@@ -267,8 +269,8 @@ def test_stale_form_gets_a_conflict(session, release, people):
     sign_all(session, release, people)
     transition(session, release, "approve", actor=services.actor_for(people["release_manager"]))
     session.commit()
-    with pytest.raises(services.ReleaseError) as info:
-        services.sign_off(
+    with pytest.raises(checklist.ReleaseError) as info:
+        checklist.sign_off(
             session,
             release=release,
             item=_item(session, release, "Support briefed"),
@@ -289,11 +291,11 @@ def test_registration_is_idempotent_and_refuses_lower_versions(app, session, rel
         release.state = "released"
         session.add(release)
         session.commit()
-        with pytest.raises(services.ReleaseError) as info:
+        with pytest.raises(checklist.ReleaseError) as info:
             services.register_release(
                 session, app=pos, version="1.0.9", git_ref="v1.0.0", actor=actor
             )
         assert info.value.status == 409 and "lower than 1.1.0" in info.value.message
-        with pytest.raises(services.ReleaseError) as info:
+        with pytest.raises(checklist.ReleaseError) as info:
             services.register_release(session, app=pos, version="latest", git_ref="x", actor=actor)
         assert info.value.field == "version"

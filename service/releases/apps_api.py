@@ -1,0 +1,272 @@
+"""Apps, their trains and checklist templates in the JSON API (changes: admins)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from sqlmodel import select
+
+from service import db
+from service.api.errors import ApiError, field_error
+from service.api.operations import Routes
+from service.api.people import require_person
+from service.models import User, utcnow
+from service.releases.apps import (
+    create_app_record,
+    current_template,
+    save_template,
+    template_items,
+    update_app_record,
+)
+from service.releases.models import App
+from service.releases.trains import skip_week, skips_for, train_slots, unskip_week
+
+routes = Routes()
+
+
+class AppOut(BaseModel):
+    slug: str
+    name: str
+    repo_url: str
+    default_branch: str
+    version_scheme: str
+    area_map: dict[str, str]
+    pr_url_template: str
+    train_weekday: int = Field(description="Monday = 0")
+    train_time: str
+    train_timezone: str
+    min_supported_version: str | None
+    rollout_stages: list[int]
+    beta_adoption_target: float
+    beta_stall_hours: int
+    beta_soak_days: int
+    incident_score_threshold: int
+    separation_of_duties: bool
+    auto_publish: bool
+
+
+class AppCreate(BaseModel):
+    slug: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=200)
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="any of the AppOut fields other than slug"
+    )
+
+
+class AppPatch(BaseModel):
+    settings: dict[str, Any] = Field(description="the AppOut fields to change")
+
+
+class TrainSlotOut(BaseModel):
+    at: datetime
+    local: str
+    week_of: date
+    skipped: bool
+    skip_reason: str | None
+
+
+class TrainQuery(BaseModel):
+    weeks: int = Field(default=6, ge=1, le=52)
+
+
+class SkipIn(BaseModel):
+    week_of: date = Field(description="any day of the week to skip")
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class TemplateItemIO(BaseModel):
+    title: str
+    help: str = ""
+    owner_role: str
+    required: bool = True
+    mode: Literal["manual", "automatic"] = "manual"
+    rule: str | None = None
+
+
+class TemplateOut(BaseModel):
+    kind: str
+    version: int
+    created_by: str
+    created_at: datetime
+    items: list[TemplateItemIO]
+
+
+class TemplateIn(BaseModel):
+    items: list[TemplateItemIO] = Field(min_length=1)
+
+
+def _admin() -> User:
+    person = require_person("releases:write")
+    if person.role != "admin":
+        raise ApiError(403, "forbidden", "only an admin may change apps and checklists")
+    return person
+
+
+def _app(slug: str) -> App:
+    app = db.session().exec(select(App).where(App.slug == slug)).first()
+    if app is None:
+        raise ApiError(404, "not_found", f"unknown app {slug!r}")
+    return app
+
+
+@routes.operation("/apps", summary="Every app", tag="Apps", response=list[AppOut])
+def list_apps() -> list[AppOut]:
+    rows = db.session().exec(select(App).order_by(App.name))
+    return [AppOut.model_validate(a, from_attributes=True) for a in rows]
+
+
+@routes.operation(
+    "/apps/<slug>", summary="One app's settings", tag="Apps", response=AppOut, errors=(404,)
+)
+def get_app(slug: str) -> AppOut:
+    return AppOut.model_validate(_app(slug), from_attributes=True)
+
+
+@routes.operation(
+    "/apps",
+    "POST",
+    summary="Register an app with default weekly and hotfix checklists (admins)",
+    tag="Apps",
+    scope=None,
+    body=AppCreate,
+    response=AppOut,
+    status=201,
+    errors=(401, 403),
+)
+def post_app(body: AppCreate) -> AppOut:
+    """Acts for a person: a logged-in admin session with ``X-CSRFToken``."""
+    admin = _admin()
+    app = create_app_record(
+        db.session(), slug=body.slug, name=body.name, actor=admin.actor, **body.settings
+    )
+    return AppOut.model_validate(app, from_attributes=True)
+
+
+@routes.operation(
+    "/apps/<slug>",
+    "PATCH",
+    summary="Change an app's settings (admins)",
+    tag="Apps",
+    scope=None,
+    body=AppPatch,
+    response=AppOut,
+    errors=(401, 403, 404),
+)
+def patch_app(slug: str, body: AppPatch) -> AppOut:
+    """Acts for a person: a logged-in admin session with ``X-CSRFToken``."""
+    admin = _admin()
+    app = _app(slug)
+    update_app_record(db.session(), app=app, actor=admin.actor, **body.settings)
+    return AppOut.model_validate(app, from_attributes=True)
+
+
+@routes.operation(
+    "/apps/<slug>/trains",
+    summary="The coming departures of the app's weekly train",
+    tag="Apps",
+    query=TrainQuery,
+    response=list[TrainSlotOut],
+    errors=(404,),
+)
+def get_trains(slug: str, query: TrainQuery) -> list[TrainSlotOut]:
+    app = _app(slug)
+    slots = train_slots(app, start=utcnow(), weeks=query.weeks, skips=skips_for(db.session(), app))
+    return [
+        TrainSlotOut(
+            at=s.at,
+            local=s.local,
+            week_of=s.week_of,
+            skipped=s.skipped is not None,
+            skip_reason=s.skipped.reason if s.skipped else None,
+        )
+        for s in slots
+    ]
+
+
+@routes.operation(
+    "/apps/<slug>/trains/skips",
+    "POST",
+    summary="Skip a week's train with a reason (admins)",
+    tag="Apps",
+    scope=None,
+    body=SkipIn,
+    status=201,
+    errors=(401, 403, 404),
+)
+def post_skip(slug: str, body: SkipIn) -> dict[str, str]:
+    admin = _admin()
+    app = _app(slug)
+    skip = skip_week(
+        db.session(), app=app, week_of=body.week_of, reason=body.reason, actor=admin.actor
+    )
+    return {"week_of": skip.week_of.isoformat(), "reason": skip.reason}
+
+
+@routes.operation(
+    "/apps/<slug>/trains/skips/<week_of>",
+    "DELETE",
+    summary="Run a skipped week's train after all (admins)",
+    tag="Apps",
+    scope=None,
+    errors=(400, 401, 403, 404, 422),
+)
+def delete_skip(slug: str, week_of: str) -> tuple[dict[str, str], int]:
+    admin = _admin()
+    app = _app(slug)
+    try:
+        day = date.fromisoformat(week_of)
+    except ValueError:
+        raise field_error("week_of", "must be a date (YYYY-MM-DD)") from None
+    unskip_week(db.session(), app=app, week_of=day, actor=admin.actor)
+    return {"week_of": day.isoformat(), "state": "runs"}, 200
+
+
+@routes.operation(
+    "/apps/<slug>/checklists/<kind>",
+    summary="The current checklist template of an app for a release kind",
+    tag="Apps",
+    response=TemplateOut,
+    errors=(404,),
+)
+def get_template(slug: str, kind: str) -> TemplateOut:
+    return _template_out(_app(slug), kind)
+
+
+def _template_out(app: App, kind: str) -> TemplateOut:
+    slug = app.slug
+    template = current_template(db.session(), app, kind)
+    if template is None:
+        raise ApiError(404, "not_found", f"{slug} has no {kind!r} checklist")
+    items = template_items(db.session(), template)
+    return TemplateOut(
+        kind=template.kind,
+        version=template.version,
+        created_by=template.created_by,
+        created_at=template.created_at,
+        items=[TemplateItemIO.model_validate(i, from_attributes=True) for i in items],
+    )
+
+
+@routes.operation(
+    "/apps/<slug>/checklists/<kind>",
+    "PUT",
+    summary="Save a new version of the checklist (admins; releases keep their own version)",
+    tag="Apps",
+    scope=None,
+    body=TemplateIn,
+    response=TemplateOut,
+    errors=(401, 403, 404),
+)
+def put_template(slug: str, kind: str, body: TemplateIn) -> TemplateOut:
+    admin = _admin()
+    app = _app(slug)
+    save_template(
+        db.session(),
+        app=app,
+        kind=kind,
+        items=[item.model_dump() for item in body.items],
+        actor=admin.actor,
+    )
+    return _template_out(app, kind)

@@ -1,0 +1,149 @@
+"""What the app is made of, in one place: every feature's pages, API and CLI, and who reacts
+to what.
+
+Read this file to learn what happens when a release moves (its guards and reactions), how
+each automatic checklist item is evaluated, which jobs the worker runs and when, what the
+release page shows besides the release itself, and which gauges ``/metrics`` reads from the
+database. ``create_app`` calls :func:`init_app` once; nothing here happens on import.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from release_notes.notion import TokenBucket
+from service import jobs, metrics, pages
+from service.adoption import api as adoption_api
+from service.adoption import fastpath, periodic
+from service.adoption import views as adoption_views
+from service.api import blueprint as api_blueprint
+from service.audit_log import api as audit_api
+from service.audit_log import views as audit_views
+from service.beta import answers, stages
+from service.beta import api as beta_api
+from service.beta import views as beta_views
+from service.commands import COMMANDS
+from service.incidents import api as incidents_api
+from service.incidents import services as incidents
+from service.incidents import views as incidents_views
+from service.people import api as people_api
+from service.people import login_views
+from service.people import views as people_views
+from service.publishing import api as publishing_api
+from service.publishing import notion_publish
+from service.publishing import views as publishing_views
+from service.releases import api as releases_api
+from service.releases import apps_api, apps_views, checklist, guards, lifecycle, notes, notes_views
+from service.releases import views as releases_views
+
+# Who may take each lifecycle action, checked in this order before the move.
+GUARDS: dict[str, tuple[lifecycle.Guard, ...]] = {
+    "submit": (guards.submitter,),
+    "approve": (guards.approval,),
+    "reject": (guards.release_manager_in_person,),
+    "reopen": (guards.release_manager_in_person,),
+    "start_beta": (guards.release_manager_in_person,),
+    # Promotion also needs the beta evidence: soak, adoption, beta incidents (per app).
+    "promote": (guards.release_manager_in_person, incidents.promotion_guard),
+    "complete": (guards.release_manager_in_person,),
+    # CI's token may stop a release; a person doing so must be a release manager.
+    "halt": (guards.release_manager,),
+    "resume": (guards.release_manager_in_person,),
+    "cancel": (guards.release_manager,),
+}
+
+# What follows every transition, in its transaction, in this order.
+REACTIONS: tuple[lifecycle.Reaction, ...] = (
+    # beta → rolling_out puts the release on its app's first rollout stage.
+    stages.first_stage_on_promote,
+    # Approval queues publishing the notes to Notion; later states refresh a published page.
+    notion_publish.on_release_transition,
+)
+
+# Who hears that a release's notes were edited: a published page is brought up to date.
+NOTES_EDITED: tuple[notes.EditReaction, ...] = (notion_publish.notes_edited,)
+
+# How each automatic checklist rule is evaluated.
+CHECKLIST_RULES: dict[str, checklist.Evaluator] = {
+    "notes_generated": checklist.notes_generated,
+    "commits_linked": checklist.commits_linked,
+    "notes_published": checklist.notes_published,
+    # The promotion gates, with an admin's gate override (service.incidents).
+    "beta_soak": incidents.beta_soak_rule,
+    "beta_adoption": incidents.beta_adoption_rule,
+    "incident_score": incidents.incident_score_rule,
+}
+
+# The sections other features add to the release page, top to bottom.
+RELEASE_PANELS: tuple[releases_views.Panel, ...] = (
+    ("beta/_release_rollout.html", beta_views.rollout_panel),
+    ("publishing/_release_publish.html", publishing_views.publish_panel),
+    ("adoption/_release_adoption.html", adoption_views.adoption_panel),
+    ("incidents/_release_incidents.html", incidents_views.release_panel),
+)
+
+# Gauges read from the database at each /metrics scrape.
+GAUGES: tuple[metrics.Collector, ...] = (
+    jobs.collect_metrics,
+    notion_publish.collect_metrics,
+    periodic.collect_stall_gauge,
+)
+
+BLUEPRINTS = (
+    login_views.bp,
+    people_views.bp,
+    audit_views.bp,
+    releases_views.bp,
+    apps_views.bp,
+    notes_views.bp,
+    beta_views.bp,
+    adoption_views.bp,
+    incidents_views.bp,
+    publishing_views.bp,
+)
+
+API = (
+    people_api.routes,
+    audit_api.routes,
+    apps_api.routes,
+    releases_api.routes,
+    beta_api.routes,
+    adoption_api.routes,
+    incidents_api.routes,
+    publishing_api.routes,
+)
+
+
+def job_kinds() -> jobs.JobKinds:
+    """The jobs the worker runs."""
+    kinds = jobs.JobKinds()
+    kinds.handler(
+        notion_publish.KIND, notion_publish.handle_publish, on_error=notion_publish.on_publish_error
+    )
+    kinds.every("adoption-rollup", periodic.EVERY_SECONDS, periodic.periodic_rollup)
+    return kinds
+
+
+def init_app(app: Flask) -> None:
+    """Give ``app`` every feature: pages, API, CLI, and the wiring above."""
+    pages.init_app(app)  # the dashboard and the navigation
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    api_blueprint.init_app(app, *API)
+    for command in COMMANDS:
+        app.cli.add_command(command)
+
+    lifecycle.install(lifecycle.LifecycleHooks(guards=GUARDS, reactions=REACTIONS))
+    checklist.install(CHECKLIST_RULES)
+    notes.install(NOTES_EDITED)
+    releases_views.init_app(app, panels=RELEASE_PANELS)
+    metrics.collect_on_scrape(app, GAUGES)
+    jobs.init_app(app, job_kinds())
+
+    answers.init_app(app)  # the update answer's per-process fleet snapshot
+    # One limiter per process, shared by every publish (Notion allows about 3 requests/s).
+    app.extensions["relgov.notion_limiter"] = TokenBucket(rate=2.5, capacity=3.0)
+    settings = app.config["RELGOV_SETTINGS"]
+    if settings.in_process_worker or settings.env == "development":
+        app.extensions.setdefault("relgov.background", []).append(jobs.start_in_process_worker)
+    fastpath.install(app)  # the common heartbeat request, answered in front of Flask

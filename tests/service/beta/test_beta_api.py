@@ -1,0 +1,281 @@
+"""Stores, devices, the cohort, freezes and CSV import through the API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import func, select
+
+from beta.models import Store
+from service.models import AuditEvent
+from tests.builders import make_token
+from tests.service.beta.conftest import auth
+from version_monitor.models import DeviceState, VersionChange
+
+
+def events(session, action):
+    return session.exec(select(AuditEvent).where(AuditEvent.action == action)).all()
+
+
+def count(session, model):
+    return session.exec(select(func.count()).select_from(model)).one()
+
+
+def test_store_crud_and_audit(client, writer, reader, session):
+    body = {
+        "external_id": "S0100",
+        "name": "Hana Soba Ginza",
+        "region": "Tokyo",
+        "tags": ["franchise:hana", "hw:gen3"],
+    }
+    response = client.post("/api/v1/stores", json=body, headers=writer)
+    assert response.status_code == 201, response.json
+    assert response.json["timezone"] == "Asia/Tokyo"
+    assert response.json["update_window_start"] == "02:00"
+    response = client.patch(
+        "/api/v1/stores/S0100", json={"region": "Osaka", "timezone": "Asia/Tokyo"}, headers=writer
+    )
+    assert response.status_code == 200 and response.json["region"] == "Osaka"
+    listing = client.get("/api/v1/stores", query_string={"tag": "hw:gen3"}, headers=reader).json
+    assert [s["external_id"] for s in listing["items"]] == ["S0100"] and listing["total"] == 1
+    assert client.get("/api/v1/stores/S0100", headers=reader).json["name"] == "Hana Soba Ginza"
+    assert len(events(session, "store.create")) == 1
+    assert events(session, "store.update")[0].before["region"] == "Tokyo"
+
+
+def test_store_bad_input_changes_nothing(client, writer, session, stores):
+    cases = [
+        ({"external_id": "bad id!", "name": "x"}, 422, "external_id"),
+        ({"external_id": "S0200", "name": "x", "timezone": "Mars/Olympus"}, 422, "timezone"),
+        ({"external_id": "S0200", "name": "x", "update_window_start": "25:00"}, 422, None),
+        ({"external_id": "S0001", "name": "dup"}, 409, "external_id"),
+        ({"name": "no id"}, 422, "external_id"),
+    ]
+    before = count(session, Store)
+    for body, status, field in cases:
+        response = client.post("/api/v1/stores", json=body, headers=writer)
+        assert response.status_code == status, (body, response.json)
+        if field:
+            assert response.json["error"]["fields"][0]["field"] == field
+    assert count(session, Store) == before
+    response = client.patch("/api/v1/stores/S0001", json={"name": None}, headers=writer)
+    assert response.status_code == 422 and response.json["error"]["fields"][0]["field"] == "name"
+    response = client.patch("/api/v1/stores/S9999", json={"name": "x"}, headers=writer)
+    assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
+    assert client.get("/api/v1/stores/S9999", headers=writer).status_code == 404
+
+
+def test_writes_need_fleet_write(client, reader, stores):
+    response = client.post(
+        "/api/v1/stores", json={"external_id": "S1", "name": "x"}, headers=reader
+    )
+    assert response.status_code == 403
+
+
+def test_devices(client, writer, session, stores):
+    response = client.post(
+        "/api/v1/stores/S0001/devices",
+        json={"device_id": "S0001-kds-1", "kind": "kds"},
+        headers=writer,
+    )
+    assert response.status_code == 201, response.json
+    response = client.post(
+        "/api/v1/stores/S0001/devices",
+        json={"device_id": "S0001-x", "kind": "toaster"},
+        headers=writer,
+    )
+    assert response.status_code == 422 and response.json["error"]["fields"][0]["field"] == "kind"
+    response = client.patch(
+        "/api/v1/devices/S0001-kds-1",
+        json={"label": "kitchen", "store_id": "S0002"},
+        headers=writer,
+    )
+    assert response.status_code == 200 and response.json["store_id"] == "S0002"
+    assert (
+        client.patch(
+            "/api/v1/devices/S0001-kds-1", json={"store_id": "S9999"}, headers=writer
+        ).status_code
+        == 404
+    )
+    assert client.delete("/api/v1/devices/S0001-kds-1", headers=writer).status_code == 204
+    assert client.delete("/api/v1/devices/S0001-kds-1", headers=writer).status_code == 404
+    actions = [e.action for e in session.exec(select(AuditEvent)).all()]
+    assert {"device.create", "device.update", "device.delete"} <= set(actions)
+
+
+def test_cohort_actions_and_history(client, writer, reader, session, stores):
+    response = client.post(
+        "/api/v1/stores/S0002/cohort", json={"action": "enrol", "reason": ""}, headers=writer
+    )
+    assert response.status_code == 422
+    assert response.json["error"]["fields"][0]["field"] == "reason"
+    response = client.post(
+        "/api/v1/stores/S0002/cohort",
+        json={"action": "enrol", "reason": "owner request"},
+        headers=writer,
+    )
+    assert response.status_code == 200 and response.json["store"]["in_beta"] is True
+    response = client.post(
+        "/api/v1/stores/S0002/cohort", json={"action": "enrol", "reason": "again"}, headers=writer
+    )
+    assert response.status_code == 409
+    cohort = client.get("/api/v1/cohort", headers=reader).json
+    assert {m["external_id"] for m in cohort["members"]} == {"S0001", "S0002"}
+    assert cohort["history"][0]["reason"] == "owner request"
+    assert cohort["history"][0]["actor"].startswith("token:") or cohort["history"][0]["actor"]
+    detail = client.get("/api/v1/stores/S0002", headers=reader).json
+    assert detail["cohort_history"][0]["action"] == "enrol"
+    assert events(session, "cohort.enrol")[0].after["reason"] == "owner request"
+    assert (
+        client.post(
+            "/api/v1/stores/S9999/cohort", json={"action": "enrol", "reason": "x"}, headers=writer
+        ).status_code
+        == 404
+    )
+
+
+def test_fill_preview_then_apply(client, writer, session, stores):
+    for n in range(4, 41):
+        client.post(
+            "/api/v1/stores",
+            json={"external_id": f"S{n:04d}", "name": f"Store {n}"},
+            headers=writer,
+        )
+    preview = client.post("/api/v1/cohort/fill", json={"target_percent": 5}, headers=writer).json
+    assert preview["applied"] is False and preview["target_size"] == 2
+    assert preview["add"] and "S0001" not in preview["add"]  # S0001 is enrolled by hand
+    in_beta = session.exec(select(func.count()).select_from(Store).where(Store.in_beta)).one()
+    assert in_beta == 1  # the preview changed nothing
+    response = client.post(
+        "/api/v1/cohort/fill", json={"target_percent": 5, "preview": False}, headers=writer
+    )
+    assert response.status_code == 422 and response.json["error"]["fields"][0]["field"] == "reason"
+    response = client.post(
+        "/api/v1/cohort/fill",
+        json={"target_percent": 5, "preview": False, "reason": "5 % beta", "plan_digest": "stale"},
+        headers=writer,
+    )
+    assert response.status_code == 409
+    response = client.post(
+        "/api/v1/cohort/fill",
+        json={
+            "target_percent": 5,
+            "preview": False,
+            "reason": "5 % beta",
+            "plan_digest": preview["plan_digest"],
+        },
+        headers=writer,
+    )
+    assert response.status_code == 200 and response.json["add"] == preview["add"]
+    assert len(events(session, "cohort.fill")) == 1
+    response = client.post(
+        "/api/v1/cohort/fill", json={"target_count": 3, "exclude_ids": ["S9999"]}, headers=writer
+    )
+    assert response.status_code == 422
+    assert response.json["error"]["fields"][0]["field"] == "exclude_ids"
+    response = client.post(
+        "/api/v1/cohort/fill", json={"target_count": 3, "target_percent": 4}, headers=writer
+    )
+    assert response.status_code == 422
+
+
+def test_freeze_and_lift(client, writer, session, stores):
+    response = client.post(
+        "/api/v1/stores/S0002/freezes",
+        json={"ends_at": "2099-01-01T00:00:00Z", "reason": "renovation"},
+        headers=writer,
+    )
+    assert response.status_code == 201, response.json
+    freeze_id = response.json["id"]
+    response = client.post(
+        "/api/v1/stores/S0002/freezes",
+        json={"ends_at": "2099-01-01T00:00:00", "reason": "naive"},
+        headers=writer,
+    )
+    assert response.status_code == 422 and response.json["error"]["fields"][0]["field"] == "ends_at"
+    response = client.post(
+        "/api/v1/stores/S0002/freezes",
+        json={"ends_at": "2000-01-01T00:00:00Z", "reason": "past"},
+        headers=writer,
+    )
+    assert response.status_code == 422
+    lifted = client.post(f"/api/v1/freezes/{freeze_id}/lift", headers=writer)
+    assert lifted.status_code == 200 and lifted.json["lifted_at"]
+    assert client.post(f"/api/v1/freezes/{freeze_id}/lift", headers=writer).status_code == 409
+    assert client.post("/api/v1/freezes/999999/lift", headers=writer).status_code == 404
+    assert len(events(session, "freeze.lift")) == 1
+
+
+CSV_OK = "external_id,name,region,timezone,tags\nS0500,Tori Yakitori,Osaka,Asia/Tokyo,hw:gen2\n"
+CSV_BAD = (
+    "external_id,name,region,timezone,tags\n"
+    "S0501,Good One,Osaka,Asia/Tokyo,\n"
+    "S0502,Bad Zone,Osaka,Mars/Base,\n"
+    "S0503,Dup A,Osaka,,\n"
+    "S0503,Dup B,Osaka,,\n"
+)
+
+
+def test_import_csv_body_is_idempotent(client, writer, session):
+    headers = {**writer, "Content-Type": "text/csv"}
+    first = client.post("/api/v1/stores/import", data=CSV_OK, headers=headers)
+    assert first.status_code == 200, first.json
+    assert first.json["created"] == ["S0500"]
+    again = client.post("/api/v1/stores/import", data=CSV_OK, headers=headers)
+    assert again.json["created"] == [] and again.json["unchanged"] == ["S0500"]
+    assert len(events(session, "store.import")) == 2
+
+
+def test_import_with_errors_changes_nothing_unless_accepted(client, writer, session):
+    before = count(session, Store)
+    response = client.post("/api/v1/stores/import", json={"csv": CSV_BAD}, headers=writer)
+    assert response.status_code == 422
+    rejected = {r["line_no"]: r["reason"] for r in response.json["report"]["rejected"]}
+    assert set(rejected) == {3, 4, 5}
+    assert "timezone" in rejected[3] and "also on line" in rejected[4]
+    assert count(session, Store) == before
+    response = client.post(
+        "/api/v1/stores/import", json={"csv": CSV_BAD, "accept_valid": True}, headers=writer
+    )
+    assert response.status_code == 200 and response.json["created"] == ["S0501"]
+
+
+def test_import_wrong_columns_is_a_file_error(client, writer, session):
+    before = count(session, Store)
+    response = client.post(
+        "/api/v1/stores/import",
+        json={"csv": "id;name\nS1;x\n", "accept_valid": True},
+        headers=writer,
+    )
+    assert response.status_code == 422
+    assert response.json["report"]["file_errors"]
+    assert count(session, Store) == before
+    response = client.post(
+        "/api/v1/stores/import", data="x", headers={**writer, "Content-Type": "application/xml"}
+    )
+    assert response.status_code == 415
+
+
+def test_a_device_that_has_reported_can_be_deleted_with_its_adoption_history(
+    client, writer, session, admin, pos, stores
+):
+    heartbeats = make_token(session, creator=admin, scopes=["heartbeats:write"], name="devices")
+    sent = datetime.now(UTC) - timedelta(minutes=1)
+    for version in ("3.11.0", "3.12.0"):
+        beat = {
+            "device_id": "S0001-pos-1",
+            "store_id": "S0001",
+            "app": "pos",
+            "version": version,
+            "device_kind": "pos",
+            "sent_at": sent.isoformat(),
+        }
+        response = client.post("/api/v1/heartbeats", json=beat, headers=auth(heartbeats))
+        assert response.status_code == 200 and response.json["accepted"] == 1, response.json
+        sent += timedelta(seconds=10)
+    assert client.delete("/api/v1/devices/S0001-pos-1", headers=writer).status_code == 204
+    session.expire_all()
+    assert session.exec(select(func.count()).select_from(DeviceState)).one() == 0
+    assert session.exec(select(func.count()).select_from(VersionChange)).one() == 0
+    event = session.exec(select(AuditEvent).where(AuditEvent.action == "device.delete")).one()
+    assert "3 row(s) of its adoption history" in event.summary
