@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -21,6 +21,7 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, UTCDateTime
 
+from utc import aware, naive
 from version_monitor.models import (
     device_state_table,
     device_table,
@@ -172,12 +173,6 @@ def parse_batch(body: object) -> list[object]:
     return body
 
 
-def _utc_naive(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
 @lru_cache(maxsize=4096)
 def _parsed_version(text: str) -> tuple[str, str]:
     """``(original, sort key)`` of a version string (devices send few distinct ones)."""
@@ -224,7 +219,7 @@ def validate_batch(
     valid: list[ValidHeartbeat] = []
     for index, hb in parsed:
         store = store_map.get(hb.store_id)
-        sent_at = _utc_naive(hb.sent_at)
+        sent_at = naive(hb.sent_at)
         if hb.app not in known_apps:
             rejected.append(Rejection(index, "app", f"unknown app {hb.app!r}", "unknown_app"))
             continue
@@ -312,7 +307,7 @@ def as_column_value(column: ColumnElement[Any], moment: datetime) -> datetime:
     use either.
     """
     if isinstance(column.type, UTCDateTime):
-        return moment.replace(tzinfo=UTC)
+        return aware(moment)
     return moment
 
 
@@ -880,7 +875,7 @@ def _driver_rows_of(dialect: Any, rows: Iterable[dict[str, object]]) -> None:
             if isinstance(value, datetime):
                 text = texts.get(value)
                 if text is None:
-                    text = texts[value] = _utc_naive(value).isoformat(" ", "microseconds")
+                    text = texts[value] = naive(value).isoformat(" ", "microseconds")
                 row[name] = text
 
 

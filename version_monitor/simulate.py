@@ -18,12 +18,13 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Table, delete, select
 from sqlmodel import Session, UTCDateTime
 
+import utc
 from beta.models import DEVICE_KINDS
 from version_monitor.adoption import ReleaseInfo
 from version_monitor.models import (
@@ -72,7 +73,7 @@ def weekly_releases(
 
 def _for_column(table: Table, column: str, moment: datetime) -> datetime:
     if isinstance(table.c[column].type, UTCDateTime):
-        return moment.replace(tzinfo=UTC)
+        return utc.aware(moment)
     return moment
 
 
