@@ -28,8 +28,8 @@ from version_monitor.models import (
     store_table,
 )
 from version_monitor.seen import seen_hour
-from version_monitor.versions import version_sort_key
 from versioning import InvalidVersion, parse_version
+from versioning.storage_key import version_sort_key
 
 __all__ = [
     "MAX_AGE",

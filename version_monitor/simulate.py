@@ -37,7 +37,7 @@ from version_monitor.models import (
 )
 from version_monitor.rollup import rebuild_totals
 from version_monitor.seen import seen_hour
-from version_monitor.versions import key_of
+from versioning.storage_key import key_of
 
 __all__ = ["SimulationResult", "build_fleet", "simulate_adoption", "weekly_releases"]
 

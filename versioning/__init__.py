@@ -6,6 +6,9 @@ here so that ``3.12.0-beta.2 < 3.12.0 < 3.12.0+456 < 3.12.1`` holds everywhere.
 Accepted: an optional ``v``, one or more dot-separated numbers (``2024.07.1``, ``3.12``,
 ``3.12.0``), an optional pre-release after ``-`` (``beta.2``, ``rc1``) and an optional build
 after ``+`` (``456``, ``build.7``). Trailing zero components do not matter: ``3.12 == 3.12.0``.
+
+:mod:`versioning.storage_key` turns a version into text whose byte order is version order,
+for SQL columns.
 """
 
 from __future__ import annotations
