@@ -17,7 +17,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["InvalidVersion", "Version", "is_valid_version", "parse_version"]
+__all__ = ["InvalidVersion", "Version", "is_valid_version", "parse_version", "sort_key"]
 
 _IDENT = r"[0-9A-Za-z-]+"
 _VERSION_RE = re.compile(
@@ -140,3 +140,14 @@ def is_valid_version(text: str) -> bool:
     except InvalidVersion:
         return False
     return True
+
+
+def sort_key(text: str) -> tuple[int, object]:
+    """A key to sort version strings that may be invalid: the invalid ones first, by their
+    text, then the valid ones in version order (equal versions such as ``3.12`` and
+    ``3.12.0`` get equal keys)."""
+    try:
+        version = parse_version(text)
+    except InvalidVersion:
+        return (0, text)
+    return (1, version.sort_key())
