@@ -48,9 +48,10 @@ from itertools import pairwise
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
+import utc
 from beta.cohort import BUCKETS, ROLLOUT_SALT, store_bucket
 from beta.errors import InvalidInput
-from beta.validation import parse_window_time, to_aware_utc
+from beta.validation import parse_window_time
 from versioning import Version, parse_version
 
 __all__ = [
@@ -173,8 +174,8 @@ class FreezePeriod:
     reason: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "starts_at", to_aware_utc(self.starts_at))
-        object.__setattr__(self, "ends_at", to_aware_utc(self.ends_at))
+        object.__setattr__(self, "starts_at", utc.aware(self.starts_at))
+        object.__setattr__(self, "ends_at", utc.aware(self.ends_at))
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ class StoreContext:
 
     def active_freeze(self, now: datetime) -> FreezePeriod | None:
         """The freeze in force at ``now``, the one ending last when several overlap."""
-        moment = to_aware_utc(now)
+        moment = utc.aware(now)
         active = [f for f in self.freezes if f.starts_at <= moment < f.ends_at]
         return max(active, key=lambda f: f.ends_at) if active else None
 
@@ -222,7 +223,7 @@ class InstallWindow:
     local_end: str
 
     def is_open(self, now: datetime) -> bool:
-        return self.starts_at <= to_aware_utc(now) < self.ends_at
+        return self.starts_at <= utc.aware(now) < self.ends_at
 
     def to_dict(self) -> dict[str, str]:
         return {
@@ -261,7 +262,7 @@ def _local_to_utc(day: date, clock: time, zone: ZoneInfo) -> datetime:
 def next_install_window(*, timezone: str, start: str, end: str, after: datetime) -> InstallWindow:
     """The window open at ``after``, or else the next one, as UTC instants."""
     zone = ZoneInfo(timezone)
-    moment = to_aware_utc(after)
+    moment = utc.aware(after)
     local_day = moment.astimezone(zone).date()
     opens, closes = parse_window_time(start), parse_window_time(end)
     for offset in range(-1, 4):
@@ -384,7 +385,7 @@ def decide_update(
 
     mandatory = policy.min_supported is not None and current < policy.min_supported
     frozen_until = store.frozen_until(now)
-    window_from = to_aware_utc(now)
+    window_from = utc.aware(now)
     if frozen_until is not None:
         if mandatory:
             message = f"{message}; mandatory update overrides the store's freeze"

@@ -22,6 +22,7 @@ from types import MappingProxyType
 
 from sqlmodel import Session, col, select
 
+import utc
 from beta.errors import Conflict, NotFound
 from beta.models import Device, Store, StoreFreeze
 from beta.rollout import (
@@ -33,7 +34,6 @@ from beta.rollout import (
     decide_update,
     stage_coverage,
 )
-from beta.validation import to_aware_utc
 
 __all__ = ["FleetSnapshot", "SnapshotCache", "build_snapshot", "store_context"]
 
@@ -109,7 +109,7 @@ def build_snapshot(
     """Read the fleet in three queries; freezes that ended before ``now`` are left out."""
     freezes: defaultdict[int, list[StoreFreeze]] = defaultdict(list)
     query = select(StoreFreeze).where(
-        col(StoreFreeze.lifted_at).is_(None), col(StoreFreeze.ends_at) > to_aware_utc(now)
+        col(StoreFreeze.lifted_at).is_(None), col(StoreFreeze.ends_at) > utc.aware(now)
     )
     for freeze in session.exec(query):
         freezes[freeze.store_id].append(freeze)
@@ -125,7 +125,7 @@ def build_snapshot(
     }
     return FleetSnapshot(
         version=version,
-        built_at=to_aware_utc(now),
+        built_at=utc.aware(now),
         stores=MappingProxyType(stores),
         devices=MappingProxyType(devices),
         apps=MappingProxyType({a.app: a for a in apps}),

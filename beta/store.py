@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+import utc
 from beta import validation as v
 from beta.cohort import FillPlan, FillRequest, StoreCandidate, plan_fill
 from beta.errors import Conflict, InvalidInput, NotFound
@@ -186,7 +187,7 @@ def create_store(
     }
     if get_store(session=session, external_id=external_id) is not None:
         raise Conflict(f"store {external_id!r} already exists", field="external_id")
-    stamp = v.to_aware_utc(now)
+    stamp = utc.aware(now)
     store = Store(external_id=external_id, created_at=stamp, updated_at=stamp, **values)
     session.add(store)
     session.flush()
@@ -238,7 +239,7 @@ def _assign(store: Store, values: dict[str, Any], now: datetime) -> bool:
             setattr(store, key, value)
             changed = True
     if changed:
-        store.updated_at = v.to_aware_utc(now)
+        store.updated_at = utc.aware(now)
     return changed
 
 
@@ -276,7 +277,7 @@ def create_device(
         store_id=store.id,
         kind=kind,
         label=label,
-        created_at=v.to_aware_utc(now),
+        created_at=utc.aware(now),
     )
     session.add(device)
     session.flush()
@@ -342,7 +343,7 @@ def _record(
         source=source,
         reason=reason,
         actor=actor,
-        at=v.to_aware_utc(now),
+        at=utc.aware(now),
     )
     session.add(event)
     return event
@@ -359,7 +360,7 @@ def enrol_store(
     before = _cohort_state(store)
     store.in_beta = True
     store.beta_pinned = True
-    store.updated_at = v.to_aware_utc(now)
+    store.updated_at = utc.aware(now)
     event = _record(
         session, store, action="enrol", source="manual", reason=reason, actor=actor, now=now
     )
@@ -383,7 +384,7 @@ def remove_store(
     before = _cohort_state(store)
     store.in_beta = False
     store.beta_pinned = True
-    store.updated_at = v.to_aware_utc(now)
+    store.updated_at = utc.aware(now)
     event = _record(
         session, store, action="remove", source="manual", reason=reason, actor=actor, now=now
     )
@@ -405,7 +406,7 @@ def unpin_store(
         raise Conflict(f"store {store.external_id!r} has no manual decision", field="store_id")
     before = _cohort_state(store)
     store.beta_pinned = False
-    store.updated_at = v.to_aware_utc(now)
+    store.updated_at = utc.aware(now)
     event = _record(
         session, store, action="unpin", source="manual", reason=reason, actor=actor, now=now
     )
@@ -458,7 +459,7 @@ def apply_fill(
     for external_id, joining in [(e, True) for e in plan.add] + [(e, False) for e in plan.remove]:
         store = by_id[external_id]
         store.in_beta = joining
-        store.updated_at = v.to_aware_utc(now)
+        store.updated_at = utc.aware(now)
         session.add(store)
         events.append(
             _record(
@@ -536,11 +537,11 @@ def freeze_store(
     """Freeze a store from ``starts_at`` to ``ends_at`` (aware, or naive UTC)."""
     reason = v.check_reason(reason)
     actor = v.check_actor(actor)
-    start = v.to_aware_utc(starts_at)
-    end = v.to_aware_utc(ends_at)
+    start = utc.aware(starts_at)
+    end = utc.aware(ends_at)
     if end <= start:
         raise InvalidInput("a freeze must end after it starts", field="ends_at")
-    if end <= v.to_aware_utc(now):
+    if end <= utc.aware(now):
         raise InvalidInput("a freeze must end in the future", field="ends_at")
     assert store.id is not None
     clash = session.exec(
@@ -557,7 +558,7 @@ def freeze_store(
         ends_at=end,
         reason=reason,
         actor=actor,
-        created_at=v.to_aware_utc(now),
+        created_at=utc.aware(now),
     )
     session.add(freeze)
     session.flush()
@@ -574,7 +575,7 @@ def lift_freeze(
     store = session.get(Store, freeze.store_id)
     assert store is not None
     before = freeze_fields(freeze, store)
-    freeze.lifted_at = v.to_aware_utc(now)
+    freeze.lifted_at = utc.aware(now)
     freeze.lifted_by = actor
     session.add(freeze)
     session.flush()
@@ -591,14 +592,14 @@ def list_freezes(
     if current_at is not None:
         query = query.where(
             col(StoreFreeze.lifted_at).is_(None),
-            col(StoreFreeze.ends_at) > v.to_aware_utc(current_at),
+            col(StoreFreeze.ends_at) > utc.aware(current_at),
         )
     return list(session.exec(query))
 
 
 def active_freeze(*, session: Session, store: Store, now: datetime) -> StoreFreeze | None:
     """The freeze in force at ``now`` (the one ending last when several overlap)."""
-    moment = v.to_aware_utc(now)
+    moment = utc.aware(now)
     query = (
         select(StoreFreeze)
         .where(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime, time
+from datetime import time
 from zoneinfo import ZoneInfo, available_timezones
 
 from beta.errors import InvalidInput
@@ -172,17 +172,3 @@ def check_actor(value: str, *, field: str = "actor") -> str:
     if not text:
         raise InvalidInput("an actor is required", field=field)
     return text[:200]
-
-
-def to_naive_utc(moment: datetime) -> datetime:
-    """Naive UTC; a naive input is taken to be UTC already."""
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def to_aware_utc(moment: datetime) -> datetime:
-    """Aware UTC, as the database columns take it; a naive input is taken to be UTC."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)

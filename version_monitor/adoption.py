@@ -5,7 +5,7 @@ these; tests feed them tables directly.
 
 "Adoption of release R" is the share of counted (not offline) devices running R *or newer*:
 a store that skipped straight to R's hotfix has adopted R. Version order is the byte order
-of the sort keys from :mod:`version_monitor.versions`.
+of the sort keys from :mod:`versioning.storage_key`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import date, datetime
 from operator import truediv
 from typing import NamedTuple
 
-from version_monitor.versions import key_of
+from versioning.storage_key import key_of
 
 __all__ = [
     "CHANNELS_WITH_ALL",

@@ -6,7 +6,7 @@ from the previous one (and once when a device is first seen, with ``from_version
 so the log alone says which version a device ran at any moment). ``AdoptionDaily`` holds
 the per-day counts the reports read, ``AdoptionDayTotal`` the same summed over device kinds.
 
-Every version column has a ``*_key`` companion (see :mod:`version_monitor.versions`) whose
+Every version column has a ``*_key`` companion (see :mod:`versioning.storage_key`) whose
 byte order is version order; on PostgreSQL it is collated ``"C"`` so that byte order holds
 whatever the database's locale. Datetimes are naive UTC (``NaiveDatetime`` columns: plain
 ``TIMESTAMP``, not SQLModel's timezone-aware default).
@@ -24,7 +24,7 @@ from sqlmodel import Field, SQLModel
 
 import beta.models  # noqa: F401  (the fleet tables these refer to)
 from version_monitor.seen import seen_hour
-from version_monitor.versions import VERSION_KEY_LENGTH
+from versioning.storage_key import VERSION_KEY_LENGTH
 
 __all__ = [
     "CHANNELS",

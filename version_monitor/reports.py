@@ -42,7 +42,7 @@ from version_monitor.models import (
     store_table,
 )
 from version_monitor.seen import seen_before, seen_since
-from version_monitor.versions import key_of
+from versioning.storage_key import key_of
 
 __all__ = [
     "GONE_AFTER",

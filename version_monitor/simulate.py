@@ -18,12 +18,13 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Table, delete, select
 from sqlmodel import Session, UTCDateTime
 
+import utc
 from beta.models import DEVICE_KINDS
 from version_monitor.adoption import ReleaseInfo
 from version_monitor.models import (
@@ -36,7 +37,7 @@ from version_monitor.models import (
 )
 from version_monitor.rollup import rebuild_totals
 from version_monitor.seen import seen_hour
-from version_monitor.versions import key_of
+from versioning.storage_key import key_of
 
 __all__ = ["SimulationResult", "build_fleet", "simulate_adoption", "weekly_releases"]
 
@@ -72,7 +73,7 @@ def weekly_releases(
 
 def _for_column(table: Table, column: str, moment: datetime) -> datetime:
     if isinstance(table.c[column].type, UTCDateTime):
-        return moment.replace(tzinfo=UTC)
+        return utc.aware(moment)
     return moment
 
 

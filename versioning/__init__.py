@@ -6,6 +6,9 @@ here so that ``3.12.0-beta.2 < 3.12.0 < 3.12.0+456 < 3.12.1`` holds everywhere.
 Accepted: an optional ``v``, one or more dot-separated numbers (``2024.07.1``, ``3.12``,
 ``3.12.0``), an optional pre-release after ``-`` (``beta.2``, ``rc1``) and an optional build
 after ``+`` (``456``, ``build.7``). Trailing zero components do not matter: ``3.12 == 3.12.0``.
+
+:mod:`versioning.storage_key` turns a version into text whose byte order is version order,
+for SQL columns.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["InvalidVersion", "Version", "is_valid_version", "parse_version"]
+__all__ = ["InvalidVersion", "Version", "is_valid_version", "parse_version", "sort_key"]
 
 _IDENT = r"[0-9A-Za-z-]+"
 _VERSION_RE = re.compile(
@@ -137,3 +140,14 @@ def is_valid_version(text: str) -> bool:
     except InvalidVersion:
         return False
     return True
+
+
+def sort_key(text: str) -> tuple[int, object]:
+    """A key to sort version strings that may be invalid: the invalid ones first, by their
+    text, then the valid ones in version order (equal versions such as ``3.12`` and
+    ``3.12.0`` get equal keys)."""
+    try:
+        version = parse_version(text)
+    except InvalidVersion:
+        return (0, text)
+    return (1, version.sort_key())

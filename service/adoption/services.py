@@ -303,7 +303,7 @@ def stall_summary(session: Session, *, now: datetime | None = None) -> list[dict
 
 
 def _overall_adoption(session: Session, app: str, version: str, now: datetime) -> float | None:
-    from version_monitor.versions import key_of
+    from versioning.storage_key import key_of
 
     total, adopted = reports._adoption(
         session, app=app, key=key_of(version), since=now - reports.OFFLINE_AFTER, channel=None
@@ -366,7 +366,7 @@ def beta_adoption_for_checklist(
         return None, f"version {release.version!r} cannot be compared"
     if release.beta_at is None:
         return None, "not available yet: the release has not entered beta"
-    from version_monitor.versions import key_of
+    from versioning.storage_key import key_of
 
     total, adopted = reports._adoption(
         session,

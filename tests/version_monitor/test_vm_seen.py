@@ -17,8 +17,9 @@ from sqlmodel import Session, col, select
 
 from beta.models import Device
 from tests.version_monitor.vm_fleet import NOW, Fleet
-from version_monitor import ingest as ingest_module
-from version_monitor.ingest import ingest_heartbeats
+from version_monitor.ingest import IngestResult, ValidHeartbeat, ingest_heartbeats
+from version_monitor.ingest import apply as ingest_apply
+from version_monitor.ingest import sql as ingest_sql
 from version_monitor.models import DeviceState, device_state_table
 from version_monitor.reports import census, offline_devices
 from version_monitor.seen import seen_before, seen_hour, seen_since
@@ -121,15 +122,15 @@ def test_ingest_keeps_the_state_and_its_seen_hour_whatever_a_heartbeat_moves(
     change version, store (and cohort), kind, or only their hour or minute. After every
     request each device's state is its newest heartbeat's, and ``seen_hour`` its hour."""
     written = {"states": 0, "touches": 0, "moves": 0}
-    writes = ingest_module._Rows.writes
+    writes = ingest_sql.Rows.writes
 
-    def counted(rows: ingest_module._Rows) -> Any:
+    def counted(rows: ingest_sql.Rows) -> Any:
         written["states"] += len(rows.states)
         for moved, updates in rows.updates.items():
             written["moves" if moved else "touches"] += len(updates)
         return writes(rows)
 
-    monkeypatch.setattr(ingest_module._Rows, "writes", counted)
+    monkeypatch.setattr(ingest_sql.Rows, "writes", counted)
     rng = random.Random(seed)
     stores = {"S1": fleet.store("S1"), "B1": fleet.store("B1", in_beta=True)}
     newest: dict[str, dict[str, Any]] = {}
@@ -175,7 +176,7 @@ def test_ingest_keeps_the_state_and_its_seen_hour_whatever_a_heartbeat_moves(
 def test_an_update_sets_the_indexed_columns_that_moved_and_no_other() -> None:
     """A known device's heartbeat updates its row by id: ``version`` and the seen times,
     plus whichever indexed columns it moves (version, store, cohort, kind, hour)."""
-    before = ingest_module._Existing(
+    before = ingest_sql.Existing(
         version="3.1",
         version_key="k3.1",
         version_since=NOW - timedelta(days=2),
@@ -187,8 +188,8 @@ def test_an_update_sets_the_indexed_columns_that_moved_and_no_other() -> None:
         seen_hour=seen_hour(NOW - timedelta(minutes=55)),
     )
 
-    def written(sent: datetime, **changed: Any) -> ingest_module._Rows:
-        beat = ingest_module.ValidHeartbeat(
+    def written(sent: datetime, **changed: Any) -> ingest_sql.Rows:
+        beat = ValidHeartbeat(
             index=0,
             device_id="d1",
             store_id=changed.get("store_id", 1),
@@ -199,9 +200,9 @@ def test_an_update_sets_the_indexed_columns_that_moved_and_no_other() -> None:
             channel=changed.get("channel", "stable"),
             sent_at=sent,
         )
-        rows = ingest_module._Rows()
-        result = ingest_module.IngestResult(accepted=1)
-        ingest_module._advance(3, "pos", before, [beat], NOW, result, rows)
+        rows = ingest_sql.Rows()
+        result = IngestResult(accepted=1)
+        ingest_apply._advance(3, "pos", before, [beat], NOW, result, rows)
         assert rows.states == []
         return rows
 
@@ -209,7 +210,7 @@ def test_an_update_sets_the_indexed_columns_that_moved_and_no_other() -> None:
     seen = {"version": "3.1.0", "last_seen": same_hour, "last_sent_at": same_hour}
     seen |= {"id": 7, "received_at": NOW}
     assert written(same_hour).updates == {(): [seen]}
-    statement = ingest_module._update_state(())
+    statement = ingest_sql._update_state(())
     assert statement.named == (
         "UPDATE device_state SET version = :version, last_seen = :last_seen, "
         "last_sent_at = :last_sent_at, received_at = :received_at "
@@ -222,7 +223,7 @@ def test_an_update_sets_the_indexed_columns_that_moved_and_no_other() -> None:
         ]
     }
     assert [c["to_version"] for c in new_version.changes] == ["3.2"]
-    assert "version_since = :version_since" in ingest_module._update_state(("version_key",)).named
+    assert "version_since = :version_since" in ingest_sql._update_state(("version_key",)).named
     moved = written(same_hour, store_id=2, channel="beta", device_kind="kds").updates
     assert moved == {
         ("store_id", "device_kind", "channel"): [

@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from beta.models import Device, Store
 from version_monitor.models import DeviceState, VersionChange
-from version_monitor.versions import key_of
+from versioning.storage_key import key_of
 
 NOW = datetime(2024, 7, 10, 12, 0, 0)  # naive UTC, as version_monitor stores it
 NOW_AWARE = NOW.replace(tzinfo=UTC)

@@ -1,9 +1,11 @@
-"""Versions as sortable text, so that SQL can order and compare them.
+"""Versions as sortable text (storage keys), so that SQL can order and compare them.
 
 Pure module: no I/O. :func:`version_sort_key` turns a parsed :class:`~versioning.Version`
 into a string whose plain byte order (SQLite ``BINARY``, PostgreSQL ``COLLATE "C"``) is the
 order of the versions themselves, so ``WHERE version_key < :minimum`` means "older than the
 minimum supported version" and ``ORDER BY version_key`` sorts by meaning, not by text.
+``version_monitor`` stores these keys beside its version columns (at most
+:data:`VERSION_KEY_LENGTH` characters).
 
 Encoding, chosen so that every part is prefix-free and order-preserving:
 
