@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
+
+import utc
 
 ROLES = ("admin", "release_manager", "engineer", "qa", "support", "viewer")
 ROLE_LABELS = {
@@ -27,9 +29,8 @@ SCOPE_LABELS = {
 }
 
 
-def utcnow() -> datetime:
-    """Now, timezone-aware in UTC (SQLModel stores and returns aware UTC datetimes)."""
-    return datetime.now(UTC)
+# Now, aware UTC: SQLModel stores and returns aware UTC datetimes.
+utcnow = utc.now
 
 
 class User(SQLModel, table=True):

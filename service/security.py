@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select
 from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers import Response
 
+import utc
 from service import audit
 from service.api.errors import error_response
 from service.models import AuditEvent, utcnow
@@ -260,9 +261,8 @@ def login_refusal(
 
 
 def _seconds_until(moment: datetime, now: datetime) -> int:
-    if moment.tzinfo is None:  # SQLite hands back naive UTC
-        moment = moment.replace(tzinfo=now.tzinfo)
-    return max(1, math.ceil((moment - now).total_seconds()))
+    # SQLite hands back naive UTC.
+    return max(1, math.ceil((utc.aware(moment) - now).total_seconds()))
 
 
 def record_failure(session: Session, *, email: str, address: str | None) -> LoginRefusal | None:

@@ -2,7 +2,7 @@
 what :mod:`version_monitor` expects, and the summaries other pages show.
 
 ``version_monitor`` takes ``now`` and release dates as naive UTC; the service's tables hold
-timezone-aware UTC. Every conversion happens here (:func:`naive_utc`).
+timezone-aware UTC; :mod:`utc` converts between them.
 """
 
 from __future__ import annotations
@@ -11,18 +11,20 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
 from sqlmodel import Session, col, select
 
+import utc
 from service.beta.answers import read_version
 from service.releases.models import App, Release
 from version_monitor import reports
 from version_monitor.adoption import ReleaseInfo
 from version_monitor.ingest import StoreRef, all_stores, lookup_stores
 from versioning import InvalidVersion, parse_version
+from versioning.storage_key import key_of
 
 # Releases whose adoption the reports follow (drafts and rejected ones never shipped).
 SHIPPED_STATES = ("beta", "rolling_out", "released", "halted")
@@ -33,22 +35,9 @@ STALL_RELEASED_WITHIN = timedelta(days=14)
 DEFAULT_MAX_BEHIND = 2
 
 
-def naive_utc(moment: datetime | None) -> datetime | None:
-    """``moment`` as naive UTC (a naive value is taken to be UTC already)."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
 def now_naive() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def as_aware(moment: datetime) -> datetime:
-    """A naive-UTC value from ``version_monitor`` as aware UTC (for display and JSON)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    """Now as ``version_monitor`` takes it: naive UTC."""
+    return utc.naive(utc.now())
 
 
 # --- apps -----------------------------------------------------------------------------
@@ -182,8 +171,8 @@ def release_info(release: Release) -> ReleaseInfo:
     of the rollout (or from ``released_at`` when it went straight to everyone)."""
     return ReleaseInfo(
         version=release.version,
-        beta_at=naive_utc(release.beta_at),
-        rolled_out_at=naive_utc(release.rollout_started_at or release.released_at),
+        beta_at=utc.naive_or_none(release.beta_at),
+        rolled_out_at=utc.naive_or_none(release.rollout_started_at or release.released_at),
     )
 
 
@@ -207,7 +196,7 @@ def stall_candidates(session: Session, app: App, *, now: datetime) -> list[Relea
         if not _parses(release.version):
             continue
         if release.state == "released":
-            released = naive_utc(release.released_at)
+            released = utc.naive_or_none(release.released_at)
             if released is None or now - released > STALL_RELEASED_WITHIN:
                 continue
         infos.append(release_info(release))
@@ -291,7 +280,7 @@ def stall_summary(session: Session, *, now: datetime | None = None) -> list[dict
                     "share": stall.share,
                     "target": stall.target,
                     "detail": stall.detail,
-                    "since": as_aware(stall.since),
+                    "since": utc.aware(stall.since),
                     "stores_holding_back": stall.stores_holding_back,
                     "holding_back": [h.as_dict() for h in stall.holding_back[:5]],
                 }
@@ -303,8 +292,6 @@ def stall_summary(session: Session, *, now: datetime | None = None) -> list[dict
 
 
 def _overall_adoption(session: Session, app: str, version: str, now: datetime) -> float | None:
-    from versioning.storage_key import key_of
-
     total, adopted = reports._adoption(
         session, app=app, key=key_of(version), since=now - reports.OFFLINE_AFTER, channel=None
     )
@@ -366,8 +353,6 @@ def beta_adoption_for_checklist(
         return None, f"version {release.version!r} cannot be compared"
     if release.beta_at is None:
         return None, "not available yet: the release has not entered beta"
-    from versioning.storage_key import key_of
-
     total, adopted = reports._adoption(
         session,
         app=app.slug,

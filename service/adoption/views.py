@@ -10,6 +10,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from sqlmodel import Session
 from werkzeug.wrappers import Response
 
+import utc
 from service import db
 from service.adoption import services
 from service.auth import login_required
@@ -100,7 +101,7 @@ def app_page(slug: str) -> str:
         apps=apps,
         days=days,
         periods=PERIODS,
-        now=services.as_aware(now),
+        now=utc.aware(now),
         chart=chart,
         weekly=days >= 180,
         census=census,

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
+import utc
 from service import db
 from service.api.errors import ApiError, field_error
 from service.api.operations import Routes
@@ -153,11 +154,11 @@ def _out(incident: Incident, *, with_stores: bool = False) -> IncidentOut:
         active_stores=incident.active_stores,
         active_basis=incident.active_basis,
         stores=stores,
-        started_at=services.aware(incident.started_at),
-        resolved_at=services.aware(incident.resolved_at) if incident.resolved_at else None,
+        started_at=utc.aware(incident.started_at),
+        resolved_at=utc.aware(incident.resolved_at) if incident.resolved_at else None,
         postmortem_url=incident.postmortem_url,
         created_by=incident.created_by,
-        created_at=services.aware(incident.created_at),
+        created_at=utc.aware(incident.created_at),
         url=f"/incidents/{incident.id}",
     )
 

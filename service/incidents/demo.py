@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
+import utc
 from beta.models import Store
 from service import audit
 from service.incidents import services
@@ -27,7 +28,7 @@ def _release(session: Session, app: App, state: str) -> Release | None:
 
 def _at(base: datetime | None, offset: timedelta, fallback: timedelta) -> datetime:
     now = utcnow()
-    moment = (services.aware(base) + offset) if base else now - fallback
+    moment = (utc.aware(base) + offset) if base else now - fallback
     return min(moment, now - timedelta(minutes=30))
 
 

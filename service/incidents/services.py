@@ -24,6 +24,7 @@ from flask import current_app
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+import utc
 from beta.models import Store
 from incidents import business_days, scoring
 from service import audit
@@ -35,7 +36,7 @@ from service.releases.lifecycle import Actor, TransitionError, transition
 from service.releases.models import App, Release
 from version_monitor.models import DeviceState, VersionChange, device_state_table
 from version_monitor.seen import seen_since
-from versioning import InvalidVersion, parse_version
+from versioning import sort_key
 
 ACTIVE_WINDOW = timedelta(hours=24)
 FUTURE_SKEW = timedelta(minutes=5)
@@ -56,15 +57,6 @@ def scope_thresholds() -> scoring.ScopeThresholds:
     return scoring.ScopeThresholds(
         few_below=settings.incident_few_stores, most_share=settings.incident_most_share
     )
-
-
-def aware(moment: datetime) -> datetime:
-    """``moment`` as aware UTC (a naive value is taken to be UTC)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _naive(moment: datetime) -> datetime:
-    return aware(moment).replace(tzinfo=None)
 
 
 # --- stores, active stores, release suggestion -----------------------------------------
@@ -113,7 +105,7 @@ def resolve_stores(session: Session, external_ids: Sequence[str]) -> list[Store]
 def active_stores(session: Session, at: datetime) -> tuple[int, str]:
     """Stores with a device seen within 24 h before ``at`` (or since), and how they were
     counted; every store when no device has reported in that window."""
-    since = _naive(at) - ACTIVE_WINDOW
+    since = utc.naive(at) - ACTIVE_WINDOW
     online = session.exec(
         select(func.count(func.distinct(DeviceState.store_id))).where(
             seen_since(device_state_table, since)
@@ -149,7 +141,7 @@ def suggest_release(
     """The release most of the affected stores' devices ran at ``started_at``: from the
     version-change log (the last change at or before then), else the devices' current state."""
     ids = sorted(set(store_ids))
-    moment = _naive(started_at)
+    moment = utc.naive(started_at)
     versions: dict[int, str] = {}
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -190,10 +182,10 @@ def suggest_release(
 def _check_times(
     started_at: datetime, resolved_at: datetime | None
 ) -> tuple[datetime, datetime | None]:
-    started = aware(started_at)
+    started = utc.aware(started_at)
     if started > utcnow() + FUTURE_SKEW:
         raise IncidentError("the start cannot be in the future", field="started_at")
-    resolved = aware(resolved_at) if resolved_at is not None else None
+    resolved = utc.aware(resolved_at) if resolved_at is not None else None
     if resolved is not None and resolved < started:
         raise IncidentError("it cannot be resolved before it started", field="resolved_at")
     if resolved is not None and resolved > utcnow() + FUTURE_SKEW:
@@ -477,22 +469,15 @@ def release_versions(session: Session, ids: Iterable[int | None]) -> dict[int, s
 
 
 def week_start(moment: datetime) -> date:
-    day = aware(moment).date()
+    day = utc.aware(moment).date()
     return day - timedelta(days=day.weekday())
-
-
-def _version_key(version: str) -> Any:
-    try:
-        return (0, parse_version(version))
-    except InvalidVersion:
-        return (1, version)
 
 
 def incident_trend(
     session: Session, app: App, *, weeks: int = 26, now: datetime | None = None
 ) -> dict[str, Any]:
     """Scores summed per week (Monday, UTC) and per release for the last ``weeks`` weeks."""
-    moment = aware(now or utcnow())
+    moment = utc.aware(now or utcnow())
     last = week_start(moment)
     first = last - timedelta(weeks=weeks - 1)
     since = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
@@ -502,7 +487,7 @@ def incident_trend(
         .order_by(col(Incident.started_at), col(Incident.id))
     ).all()
     versions = release_versions(session, (i.release_id for i in incidents))
-    labels = sorted({versions.get(i.release_id or 0, "") for i in incidents}, key=_version_key)
+    labels = sorted({versions.get(i.release_id or 0, "") for i in incidents}, key=sort_key)
     if "" in labels:
         labels.remove("")
         labels.append("")
@@ -553,7 +538,7 @@ def overrides_for(session: Session, release: Release) -> list[GateOverride]:
 
 
 def _soak_end(release: Release, now: datetime) -> datetime:
-    return aware(release.rollout_started_at) if release.rollout_started_at else now
+    return utc.aware(release.rollout_started_at) if release.rollout_started_at else now
 
 
 def soak_gate(release: Release, app: App, now: datetime) -> Gate:
@@ -609,10 +594,10 @@ def beta_incidents(session: Session, release: Release) -> list[Incident]:
     stmt = select(Incident).where(
         Incident.release_id == release.id,
         col(Incident.beta_store_count) > 0,
-        col(Incident.started_at) >= aware(release.beta_at),
+        col(Incident.started_at) >= utc.aware(release.beta_at),
     )
     if release.rollout_started_at is not None:
-        stmt = stmt.where(col(Incident.started_at) < aware(release.rollout_started_at))
+        stmt = stmt.where(col(Incident.started_at) < utc.aware(release.rollout_started_at))
     return list(session.exec(stmt.order_by(col(Incident.started_at))).all())
 
 
@@ -661,7 +646,7 @@ def evaluate_gates(
     """The three promotion gates of ``release`` with any admin override applied."""
     app = session.get(App, release.app_id)
     assert app is not None
-    moment = aware(now or utcnow())
+    moment = utc.aware(now or utcnow())
     gates = [
         soak_gate(release, app, moment),
         adoption_gate(session, release, app),
@@ -734,7 +719,7 @@ def _checklist(gate_key: str, session: Session, release: Release) -> tuple[str, 
         o = gate.override
         return (
             "passed",
-            f"OVERRIDDEN by {o.actor} on {aware(o.at):%Y-%m-%d %H:%M} UTC: {o.reason} "
+            f"OVERRIDDEN by {o.actor} on {utc.aware(o.at):%Y-%m-%d %H:%M} UTC: {o.reason} "
             f"(evaluated: {gate.evidence})",
             gate.details,
         )

@@ -11,6 +11,7 @@ from flask_login import current_user
 from sqlmodel import Session, col, select
 from werkzeug.wrappers import Response
 
+import utc
 from beta.models import Store
 from incidents import business_days, scoring
 from service import audit, db
@@ -21,6 +22,7 @@ from service.incidents.models import GATE_TITLES, Incident
 from service.models import AuditEvent, User
 from service.releases.models import App, Release
 from service.releases.services import actor_for
+from versioning import sort_key
 
 bp = Blueprint("incidents", __name__)
 RECORDERS = ("release_manager", "engineer", "qa", "support")
@@ -55,12 +57,12 @@ def parse_local_utc(value: str, field: str) -> datetime | None:
         raise services.IncidentError(
             "not a date and time (YYYY-MM-DD HH:MM)", field=field
         ) from None
-    return services.aware(moment) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return utc.aware(moment)
 
 
 @bp.app_template_filter("utc")
 def _utc(moment: datetime | None) -> str:
-    return services.aware(moment).strftime("%Y-%m-%d %H:%M") if moment else "—"
+    return utc.aware(moment).strftime("%Y-%m-%d %H:%M") if moment else "—"
 
 
 @bp.get("/incidents")
@@ -366,9 +368,7 @@ def trend(slug: str) -> str:
         periods=TREND_PERIODS,
         data=data,
         chart=chart,
-        by_release=sorted(
-            by_release.items(), key=lambda kv: services._version_key(kv[0] or "~"), reverse=True
-        ),
+        by_release=sorted(by_release.items(), key=lambda kv: sort_key(kv[0] or ""), reverse=True),
         total=sum(w["total"] for w in data["weeks"]),
         count=sum(len(w["incidents"]) for w in data["weeks"]),
         is_admin=current_user.role == "admin",

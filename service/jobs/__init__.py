@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
@@ -45,6 +45,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+import utc
 from service import db, logs
 from service.jobs.models import BREAKER_STATES, CircuitBreaker, Job
 from service.models import utcnow
@@ -679,9 +680,9 @@ def collect_metrics(now: datetime | None = None) -> None:
             QUEUE.labels(kind, state).set(by_kind.get((kind, state), 0))
         n, first = waiting.get(kind, (0, None))
         RETRYING.labels(kind).set(n)
-        delay = (_aware(first) - now).total_seconds() if first is not None else 0.0
+        delay = (utc.aware(first) - now).total_seconds() if first is not None else 0.0
         RETRY_WAIT.labels(kind).set(max(0.0, delay))
-    OLDEST_DUE.set((now - _aware(oldest)).total_seconds() if oldest is not None else 0.0)
+    OLDEST_DUE.set((now - utc.aware(oldest)).total_seconds() if oldest is not None else 0.0)
     EXPIRED_LEASES.set(int(expired))
 
 
@@ -699,12 +700,8 @@ def schedule_periodic(session: Session, *, now: datetime | None = None) -> None:
         if pending is not None:
             continue
         last = session.exec(select(func.max(Job.finished_at)).where(Job.key == key)).one()
-        due = now if last is None else max(now, _aware(last) + timedelta(seconds=every))
+        due = now if last is None else max(now, utc.aware(last) + timedelta(seconds=every))
         enqueue(session, key, key=key, run_at=due, actor="system:scheduler", now=now)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass

@@ -34,7 +34,7 @@ from service.releases.notes import (
     resolve_conflict,
     save_note_edit,
 )
-from versioning import InvalidVersion, parse_version
+from versioning import sort_key
 
 bp = Blueprint("notes", __name__)
 editor_required = roles_required(*EDITOR_ROLES)
@@ -307,13 +307,6 @@ def notes_list() -> str:
     for note, release, app in rows:
         by_app.setdefault(app.name, []).append((note, release, app))
     for name, entries in by_app.items():
-        entries.sort(key=lambda row: _version_key(row[1].version), reverse=True)
+        entries.sort(key=lambda row: sort_key(row[1].version), reverse=True)
         by_app[name] = entries[:LIST_PER_APP]
     return render_template("releases/notes_list.html", by_app=by_app)
-
-
-def _version_key(version: str) -> tuple[int, Any]:
-    try:
-        return (1, parse_version(version))
-    except InvalidVersion:
-        return (0, version)

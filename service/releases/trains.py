@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import Session, col, select
 
+import utc
 from service import audit
 from service.errors import DomainError
 from service.releases.models import App, TrainSkip
@@ -70,10 +71,6 @@ def monday_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def train_slots(
     app: App, *, start: datetime, weeks: int, skips: Iterable[TrainSkip] = ()
 ) -> list[TrainSlot]:
@@ -81,7 +78,7 @@ def train_slots(
     tz = zone(app.train_timezone)
     leaves = parse_train_time(app.train_time)
     skipped = {s.week_of: s for s in skips}
-    local_start = _aware(start).astimezone(tz)
+    local_start = utc.aware(start).astimezone(tz)
     day = local_start.date() + timedelta(days=(app.train_weekday - local_start.weekday()) % 7)
     slots: list[TrainSlot] = []
     while len(slots) < weeks:
@@ -89,7 +86,7 @@ def train_slots(
         # clock would show an hour later; the UTC instant is what the train keys on.
         local = datetime.combine(day, leaves, tzinfo=tz)
         at = local.astimezone(UTC)
-        if at >= _aware(start):
+        if at >= utc.aware(start):
             shown = at.astimezone(tz)
             week = monday_of(day)
             slots.append(
@@ -115,7 +112,7 @@ def next_train_slot(
     session: Session, app: App, *, after: datetime, horizon_weeks: int = 52
 ) -> TrainSlot | None:
     """The first departure after ``after`` whose week is not skipped (None within a year)."""
-    since = monday_of(_aware(after).astimezone(zone(app.train_timezone)).date())
+    since = monday_of(utc.aware(after).astimezone(zone(app.train_timezone)).date())
     skips = skips_for(session, app, since=since)
     for slot in train_slots(app, start=after, weeks=horizon_weeks, skips=skips):
         if slot.skipped is None:
