@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationInfo, fi
 from sqlmodel import Session
 
 from service import db
-from service.adoption import heartbeats, metrics, services
+from service.adoption import heartbeat_metrics, heartbeats, services
 from service.api.errors import ApiError, not_found
 from service.api.operations import Routes
 from service.releases.models import App
@@ -101,7 +101,7 @@ def adoption_post_heartbeats() -> tuple[dict[str, Any], int] | Response:
     body = result.as_dict()
     if not result.accepted:
         session.rollback()
-        metrics.count_rejections(result.rejected)
+        heartbeat_metrics.count_rejections(result.rejected)
         fields = [
             {
                 "field": f"[{r.index}].{r.field}" if r.field else f"[{r.index}]",
@@ -120,7 +120,7 @@ def adoption_post_heartbeats() -> tuple[dict[str, Any], int] | Response:
         return body, 422
     if accepted.refusal is not None:
         session.rollback()
-        metrics.RATE_LIMITED.inc()
+        heartbeat_metrics.RATE_LIMITED.inc()
         raise ApiError(
             429,
             "rate_limited",
@@ -128,9 +128,9 @@ def adoption_post_heartbeats() -> tuple[dict[str, Any], int] | Response:
             headers={"Retry-After": str(accepted.refusal.retry_after)},
         )
     session.commit()
-    metrics.ACCEPTED.inc(result.accepted)
+    heartbeat_metrics.ACCEPTED.inc(result.accepted)
     if result.rejected:
-        metrics.count_rejections(result.rejected)
+        heartbeat_metrics.count_rejections(result.rejected)
     return body, 207 if result.rejected else 200
 
 

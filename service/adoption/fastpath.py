@@ -45,8 +45,7 @@ from sqlmodel import Session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import logs, metrics, security
-from service.adoption import heartbeats, ratelimit, services
-from service.adoption import metrics as heartbeat_metrics
+from service.adoption import heartbeat_metrics, heartbeats, ratelimit, services
 from service.adoption.queue import HeartbeatQueue, queue_of
 from service.api.operations import json_text
 from service.api.tokens import usable_cached

@@ -14,7 +14,7 @@ from release_notes.markdown_doc import render_html
 from service import db
 from service.api.errors import ApiError, not_found
 from service.api.operations import Routes
-from service.api.people import require_person
+from service.api.person_session import require_person
 from service.api.tokens import authenticate
 from service.auth import current_actor
 from service.models import utcnow

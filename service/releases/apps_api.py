@@ -11,7 +11,7 @@ from sqlmodel import select
 from service import db
 from service.api.errors import ApiError, field_error
 from service.api.operations import Routes
-from service.api.people import require_person
+from service.api.person_session import require_person
 from service.models import User, utcnow
 from service.releases.apps import (
     create_app_record,
