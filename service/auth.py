@@ -159,6 +159,18 @@ def update_user(
     return user
 
 
+def record_session(session: Session, user: User, action: str, summary: str) -> None:
+    """Audit a login or a logout of ``user``."""
+    audit.record(
+        session,
+        actor=user.actor,
+        action=action,
+        subject_type="user",
+        subject_id=user.email,
+        summary=summary,
+    )
+
+
 def _keep_an_admin(session: Session, user: User) -> None:
     admins = session.exec(
         select(User).where(User.role == "admin", User.active == True, User.id != user.id)  # noqa: E712

@@ -21,8 +21,8 @@ from service.releases.models import App
 from version_monitor import reports
 from version_monitor.ingest import HeartbeatIn
 
-routes = Routes()
 TAG = "Adoption"
+routes = Routes(tag=TAG)
 
 
 # --- heartbeats -------------------------------------------------------------------------
@@ -58,7 +58,6 @@ class HeartbeatResult(BaseModel):
     "/heartbeats",
     "POST",
     summary="Report device versions (one heartbeat or a batch of up to 1,000)",
-    tag=TAG,
     scope="heartbeats:write",
     documented_body=HeartbeatBatch,  # parsed item by item in the view
     response=HeartbeatResult,
@@ -335,14 +334,12 @@ def _register(name: str, summary: str, query_model: type[ReportQuery]) -> None:
     csv_view.__name__ = f"adoption_{name}_csv"
     csv_view.__doc__ = f"{summary}, as CSV."
     rule = f"/apps/<app>/adoption/{name}"
-    routes.operation(rule, summary=summary, tag=TAG, query=query_model, errors=(404,))(view)
+    routes.operation(rule, summary=summary, query=query_model)(view)
     routes.operation(
         rule + ".csv",
         summary=summary + " (CSV)",
-        tag=TAG,
         query=query_model,
         response="text/csv",
-        errors=(404,),
     )(csv_view)
 
 

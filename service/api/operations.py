@@ -2,9 +2,9 @@
 
 Each feature's ``api`` module makes one :class:`Routes` and declares its operations on it::
 
-    routes = Routes()
+    routes = Routes(tag="Releases")
 
-    @routes.operation("/releases", "POST", summary=..., tag="Releases", scope="releases:write",
+    @routes.operation("/releases", "POST", summary=..., scope="releases:write",
                       body=ReleaseIn, response=ReleaseDetail, status=201)
     def register(body: ReleaseIn) -> ...: ...
 
@@ -61,9 +61,11 @@ class Operation:
 
 
 class Routes:
-    """The API operations of one feature, in the order they were declared."""
+    """The API operations of one feature, in the order they were declared; ``tag`` is
+    their OpenAPI tag unless an operation says otherwise."""
 
-    def __init__(self) -> None:
+    def __init__(self, tag: str = "") -> None:
+        self.tag = tag
         self.declared: list[tuple[Operation, View]] = []
 
     def operation(
@@ -72,7 +74,7 @@ class Routes:
         method: str = "GET",
         *,
         summary: str,
-        tag: str,
+        tag: str = "",
         scope: str | tuple[str, ...] | None = "read",
         body: type[BaseModel] | None = None,
         documented_body: type[BaseModel] | None = None,
@@ -83,7 +85,9 @@ class Routes:
     ) -> Callable[[View], View]:
         """Declare an endpoint. ``scope=None`` leaves authentication to the view (public, or a
         person's session); a tuple of scopes accepts a token holding any of them.
-        ``documented_body`` documents a body the view parses itself."""
+        ``documented_body`` documents a body the view parses itself. ``errors`` are the
+        statuses it may answer besides those its declaration implies (404 with a path
+        parameter; 401 and 403 with a scope; 422 with a body or query)."""
 
         def decorator(view: View) -> View:
             wrapped = _wrap(view, method=method, scope=scope, body=body, query=query, status=status)
@@ -92,14 +96,14 @@ class Routes:
                 method=method,
                 endpoint=view.__name__,
                 summary=summary,
-                tag=tag,
+                tag=tag or self.tag,
                 scope=scope,
                 body=body or documented_body,
                 query=query,
                 response=response,
                 status=status,
                 description=(view.__doc__ or "").strip(),
-                errors=errors,
+                errors=tuple(sorted({*errors, *((404,) if "<" in rule else ())})),
             )
             self.declared.append((op, wrapped))
             return wrapped

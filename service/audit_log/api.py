@@ -11,7 +11,7 @@ from service import db
 from service.api.operations import Routes
 from service.audit_log.query import AuditFilter, audit_query
 
-routes = Routes()
+routes = Routes(tag="Audit")
 
 
 class AuditEventOut(BaseModel):
@@ -37,7 +37,6 @@ class AuditPage(BaseModel):
 @routes.operation(
     "/audit-events",
     summary="List audit events, newest first",
-    tag="Audit",
     query=AuditFilter,
     response=AuditPage,
 )

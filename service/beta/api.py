@@ -27,8 +27,8 @@ from service.beta.answers import current_snapshot
 from service.models import utcnow
 from versioning import InvalidVersion, parse_version
 
-routes = Routes()
 TAG = "Fleet"
+routes = Routes(tag=TAG)
 WRITE = "fleet:write"
 
 
@@ -318,7 +318,7 @@ def _fields_given(body: BaseModel) -> dict[str, Any]:
 
 
 @routes.operation(
-    "/stores", summary="List stores (paginated)", tag=TAG, query=StoreQuery, response=StorePage
+    "/stores", summary="List stores (paginated)", query=StoreQuery, response=StorePage
 )
 def list_stores(query: StoreQuery) -> StorePage:
     session = db.session()
@@ -344,7 +344,6 @@ def list_stores(query: StoreQuery) -> StorePage:
     "/stores",
     "POST",
     summary="Create a store",
-    tag=TAG,
     scope=WRITE,
     body=StoreIn,
     response=StoreDetail,
@@ -360,9 +359,7 @@ def create_store(body: StoreIn) -> StoreDetail:
 @routes.operation(
     "/stores/<external_id>",
     summary="A store with its devices, freezes and cohort history",
-    tag=TAG,
     response=StoreDetail,
-    errors=(404,),
 )
 def get_store(external_id: str) -> StoreDetail:
     return _detail(_store(external_id))
@@ -372,11 +369,9 @@ def get_store(external_id: str) -> StoreDetail:
     "/stores/<external_id>",
     "PATCH",
     summary="Edit a store (only the fields given)",
-    tag=TAG,
     scope=WRITE,
     body=StorePatch,
     response=StoreDetail,
-    errors=(404,),
 )
 def patch_store(external_id: str, body: StorePatch) -> StoreDetail:
     session = db.session()
@@ -393,12 +388,11 @@ def patch_store(external_id: str, body: StorePatch) -> StoreDetail:
     "/stores/<external_id>/devices",
     "POST",
     summary="Add a device to a store",
-    tag=TAG,
     scope=WRITE,
     body=DeviceIn,
     response=DeviceOut,
     status=201,
-    errors=(404, 409),
+    errors=(409,),
 )
 def create_device(external_id: str, body: DeviceIn) -> DeviceOut:
     session = db.session()
@@ -411,11 +405,9 @@ def create_device(external_id: str, body: DeviceIn) -> DeviceOut:
     "/devices/<device_id>",
     "PATCH",
     summary="Edit a device or move it to another store",
-    tag=TAG,
     scope=WRITE,
     body=DevicePatch,
     response=DeviceOut,
-    errors=(404,),
 )
 def patch_device(device_id: str, body: DevicePatch) -> DeviceOut:
     session = db.session()
@@ -433,10 +425,8 @@ def patch_device(device_id: str, body: DevicePatch) -> DeviceOut:
     "/devices/<device_id>",
     "DELETE",
     summary="Delete a device",
-    tag=TAG,
     scope=WRITE,
     status=204,
-    errors=(404,),
 )
 def delete_device(device_id: str) -> Response:
     session = db.session()
@@ -452,11 +442,10 @@ def delete_device(device_id: str) -> Response:
     "/stores/<external_id>/cohort",
     "POST",
     summary="Enrol, remove or unpin a store (with a reason)",
-    tag=TAG,
     scope=WRITE,
     body=CohortActionIn,
     response=CohortChangeOut,
-    errors=(404, 409),
+    errors=(409,),
 )
 def change_cohort(external_id: str, body: CohortActionIn) -> CohortChangeOut:
     """``enrol`` and ``remove`` are manual decisions that every later fill respects;
@@ -481,9 +470,7 @@ def change_cohort(external_id: str, body: CohortActionIn) -> CohortChangeOut:
     )
 
 
-@routes.operation(
-    "/cohort", summary="The beta cohort and its recent history", tag=TAG, response=CohortOut
-)
+@routes.operation("/cohort", summary="The beta cohort and its recent history", response=CohortOut)
 def get_cohort() -> CohortOut:
     session = db.session()
     members = beta_store.list_stores(session=session, in_beta=True)
@@ -514,7 +501,6 @@ def get_cohort() -> CohortOut:
     "/cohort/fill",
     "POST",
     summary="Fill the cohort to a target size or percentage (preview first)",
-    tag=TAG,
     scope=WRITE,
     body=FillIn,
     response=FillOut,
@@ -566,12 +552,11 @@ def fill_cohort(body: FillIn) -> FillOut:
     "/stores/<external_id>/freezes",
     "POST",
     summary="Freeze a store for a period (it gets no new version)",
-    tag=TAG,
     scope=WRITE,
     body=FreezeIn,
     response=FreezeOut,
     status=201,
-    errors=(404, 409),
+    errors=(409,),
 )
 def create_freeze(external_id: str, body: FreezeIn) -> FreezeOut:
     session = db.session()
@@ -591,10 +576,9 @@ def create_freeze(external_id: str, body: FreezeIn) -> FreezeOut:
     "/freezes/<int:freeze_id>/lift",
     "POST",
     summary="Lift a freeze now",
-    tag=TAG,
     scope=WRITE,
     response=FreezeOut,
-    errors=(404, 409),
+    errors=(409,),
 )
 def lift_freeze(freeze_id: int) -> FreezeOut:
     session = db.session()
@@ -653,7 +637,6 @@ def _rejected(report: ImportReport, message: str) -> Response:
     "/stores/import",
     "POST",
     summary="Import stores from CSV (idempotent upsert by external id)",
-    tag=TAG,
     scope=WRITE,
     response=ImportOut,
     errors=(415, 422),
@@ -696,7 +679,7 @@ def import_stores() -> ImportOut | Response:
     scope=("heartbeats:write", "read"),
     query=UpdateQuery,
     response=UpdateAnswerOut,
-    errors=(401, 403, 404, 409),
+    errors=(401, 403, 409),
 )
 def update_answer(app: str, query: UpdateQuery) -> dict[str, Any]:
     """Authentication: a bearer token with scope ``heartbeats:write`` (store devices) or

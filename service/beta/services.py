@@ -26,35 +26,42 @@ from version_monitor.models import DeviceState, VersionChange
 COHORT_ACTIONS = ("enrol", "remove", "unpin")
 
 
-def create_store(session: Session, *, actor: str, **values: Any) -> Store:
-    change = beta_store.create_store(session=session, actor=actor, now=utcnow(), **values)
+def _audit(
+    session: Session, actor: str, action: str, subject: tuple[str, str], change: Any, summary: str
+) -> None:
+    """Audit a change of ``beta.store`` (its ``before`` / ``after`` snapshots); an edit that
+    changed nothing is not an event."""
+    before = getattr(change, "before", None)
+    if before is not None and before == change.after:
+        return
     audit.record(
         session,
         actor=actor,
-        action="store.create",
-        subject_type="store",
-        subject_id=change.store.external_id,
+        action=action,
+        subject_type=subject[0],
+        subject_id=subject[1],
+        before=before,
         after=change.after,
-        summary=f"created store {change.store.external_id} {change.store.name}",
+        summary=summary,
     )
-    return change.store
+
+
+def create_store(session: Session, *, actor: str, **values: Any) -> Store:
+    change = beta_store.create_store(session=session, actor=actor, now=utcnow(), **values)
+    store = change.store
+    subject = ("store", store.external_id)
+    _audit(
+        session, actor, "store.create", subject, change, f"created store {subject[1]} {store.name}"
+    )
+    return store
 
 
 def update_store(session: Session, store: Store, *, actor: str, **values: Any) -> Store:
     change = beta_store.update_store(
         session=session, store=store, actor=actor, now=utcnow(), **values
     )
-    if change.before != change.after:
-        audit.record(
-            session,
-            actor=actor,
-            action="store.update",
-            subject_type="store",
-            subject_id=store.external_id,
-            before=change.before,
-            after=change.after,
-            summary=f"edited store {store.external_id}",
-        )
+    subject = ("store", store.external_id)
+    _audit(session, actor, "store.update", subject, change, f"edited store {subject[1]}")
     return store
 
 
@@ -62,34 +69,18 @@ def create_device(session: Session, store: Store, *, actor: str, **values: Any) 
     change = beta_store.create_device(
         session=session, store=store, actor=actor, now=utcnow(), **values
     )
-    audit.record(
-        session,
-        actor=actor,
-        action="device.create",
-        subject_type="device",
-        subject_id=change.device.device_id,
-        after=change.after,
-        summary=f"added {change.device.kind} device {change.device.device_id} to "
-        f"{store.external_id}",
-    )
-    return change.device
+    device = change.device
+    summary = f"added {device.kind} device {device.device_id} to {store.external_id}"
+    _audit(session, actor, "device.create", ("device", device.device_id), change, summary)
+    return device
 
 
 def update_device(session: Session, device: Device, *, actor: str, **values: Any) -> Device:
     change = beta_store.update_device(
         session=session, device=device, actor=actor, now=utcnow(), **values
     )
-    if change.before != change.after:
-        audit.record(
-            session,
-            actor=actor,
-            action="device.update",
-            subject_type="device",
-            subject_id=device.device_id,
-            before=change.before,
-            after=change.after,
-            summary=f"edited device {device.device_id}",
-        )
+    subject = ("device", device.device_id)
+    _audit(session, actor, "device.update", subject, change, f"edited device {subject[1]}")
     return device
 
 

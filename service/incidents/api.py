@@ -18,8 +18,8 @@ from service.incidents import services
 from service.incidents.models import Incident
 from service.releases.models import App, Release
 
-routes = Routes()
 TAG = "Incidents"
+routes = Routes(tag=TAG)
 WRITE = "incidents:write"
 
 
@@ -167,7 +167,6 @@ def _out(incident: Incident, *, with_stores: bool = False) -> IncidentOut:
     "/incidents",
     "POST",
     summary="Record an incident; the score is computed (impact × scope)",
-    tag=TAG,
     scope=WRITE,
     body=IncidentIn,
     response=IncidentOut,
@@ -204,7 +203,6 @@ def create_incident(body: IncidentIn) -> IncidentOut:
 @routes.operation(
     "/incidents",
     summary="List incidents, newest first",
-    tag=TAG,
     query=IncidentQuery,
     response=list[IncidentOut],
     errors=(404,),
@@ -233,9 +231,7 @@ def _get(incident_id: int) -> Incident:
 @routes.operation(
     "/incidents/<int:incident_id>",
     summary="One incident with its stores and how its score was derived",
-    tag=TAG,
     response=IncidentOut,
-    errors=(404,),
 )
 def get_incident(incident_id: int) -> IncidentOut:
     return _out(_get(incident_id), with_stores=True)
@@ -245,11 +241,10 @@ def get_incident(incident_id: int) -> IncidentOut:
     "/incidents/<int:incident_id>",
     "PATCH",
     summary="Resolve an incident, link its postmortem, or correct its title, impact, release",
-    tag=TAG,
     scope=WRITE,
     body=IncidentPatch,
     response=IncidentOut,
-    errors=(401, 403, 404, 422),
+    errors=(401, 403, 422),
 )
 def patch_incident(incident_id: int, body: IncidentPatch) -> IncidentOut:
     session = db.session()
@@ -266,10 +261,8 @@ def patch_incident(incident_id: int, body: IncidentPatch) -> IncidentOut:
 @routes.operation(
     "/apps/<slug>/incident-trend",
     summary="Incident score summed per week (Monday, UTC) and per release",
-    tag=TAG,
     query=TrendQuery,
     response=TrendOut,
-    errors=(404,),
 )
 def incident_trend(slug: str, query: TrendQuery) -> TrendOut:
     session = db.session()
@@ -293,9 +286,7 @@ def incident_trend(slug: str, query: TrendQuery) -> TrendOut:
 @routes.operation(
     "/releases/<int:release_id>/gates",
     summary="A release's promotion gates: beta soak, beta adoption, beta incidents",
-    tag=TAG,
     response=GatesOut,
-    errors=(404,),
 )
 def release_gates(release_id: int) -> GatesOut:
     session = db.session()

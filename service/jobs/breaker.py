@@ -69,16 +69,7 @@ def before_call(session: Session, name: str, *, now: datetime | None = None) -> 
     row.retry_at = now + PROBE_TIMEOUT
     row.updated_at = now
     session.add(row)
-    audit.record(
-        session,
-        actor=ACTOR,
-        action="breaker.half_open",
-        subject_type="circuit_breaker",
-        subject_id=name,
-        before={"state": before},
-        after={"state": "half_open"},
-        summary=f"{name}: cool-down over, probing with one call",
-    )
+    _moved(session, row, before, {}, "cool-down over, probing with one call")
     return Decision(allowed=True, probe=True, state="half_open")
 
 
@@ -93,16 +84,7 @@ def record_success(session: Session, name: str, *, now: datetime | None = None) 
     row.updated_at = now
     session.add(row)
     if was != "closed":
-        audit.record(
-            session,
-            actor=ACTOR,
-            action="breaker.close",
-            subject_type="circuit_breaker",
-            subject_id=name,
-            before={"state": was},
-            after={"state": "closed"},
-            summary=f"{name}: probe succeeded, calls go through again",
-        )
+        _moved(session, row, was, {}, "probe succeeded, calls go through again")
         return True
     return False
 
@@ -131,15 +113,31 @@ def record_failure(
     session.add(row)
     if opens:
         why = "the probe failed" if was == "half_open" else f"{row.failures} failures in a row"
-        audit.record(
+        _moved(
             session,
-            actor=ACTOR,
-            action="breaker.open",
-            subject_type="circuit_breaker",
-            subject_id=name,
-            before={"state": was},
-            after={"state": "open", "retry_at": row.retry_at, "error": error[:300]},
-            summary=f"{name}: opened after {why}; calls wait until {row.retry_at:%H:%M:%S} UTC",
-            highlight=True,
+            row,
+            was,
+            {"retry_at": row.retry_at, "error": error[:300]},
+            f"opened after {why}; calls wait until {row.retry_at:%H:%M:%S} UTC",
         )
     return opens
+
+
+_ACTIONS = {"half_open": "breaker.half_open", "closed": "breaker.close", "open": "breaker.open"}
+
+
+def _moved(
+    session: Session, row: CircuitBreaker, before: str, more: dict[str, object], summary: str
+) -> None:
+    """Audit a change of state; an opening is highlighted."""
+    audit.record(
+        session,
+        actor=ACTOR,
+        action=_ACTIONS[row.state],
+        subject_type="circuit_breaker",
+        subject_id=row.name,
+        before={"state": before},
+        after={"state": row.state, **more},
+        summary=f"{row.name}: {summary}",
+        highlight=row.state == "open",
+    )

@@ -20,8 +20,8 @@ from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Email
 
-from service import audit, db, security
-from service.auth import verify_password
+from service import db, security
+from service.auth import record_session, verify_password
 from service.models import User, utcnow
 
 bp = Blueprint("auth", __name__)
@@ -50,14 +50,7 @@ def login() -> str | Response:
         if verify_password(user, form.password.data or "") and user and user.active:
             user.last_login_at = utcnow()
             db_session.add(user)
-            audit.record(
-                db_session,
-                actor=user.actor,
-                action="user.login",
-                subject_type="user",
-                subject_id=user.email,
-                summary="logged in",
-            )
+            record_session(db_session, user, "user.login", "logged in")
             db_session.commit()
             session.clear()
             login_user(user)
@@ -92,14 +85,7 @@ def _refused(form: LoginForm, refusal: security.LoginRefusal) -> Response:
 def logout() -> Response:
     if current_user.is_authenticated:
         db_session = db.session()
-        audit.record(
-            db_session,
-            actor=current_user.actor,
-            action="user.logout",
-            subject_type="user",
-            subject_id=current_user.email,
-            summary="logged out",
-        )
+        record_session(db_session, current_user, "user.logout", "logged out")
         db_session.commit()
     logout_user()
     session.clear()

@@ -14,7 +14,7 @@ from service.auth import current_actor
 from service.publishing import notion_publish
 from service.releases.models import Release
 
-routes = Routes()
+routes = Routes(tag="Publishing")
 
 
 class JobOut(BaseModel):
@@ -70,11 +70,10 @@ def _status(release: Release) -> PublishStatus:
     "/releases/<int:release_id>/publish",
     "POST",
     summary="Publish a release's notes to Notion (queues a background job)",
-    tag="Publishing",
     scope="releases:write",
     response=PublishQueued,
     status=202,
-    errors=(404, 409),
+    errors=(409,),
 )
 def publish_release_notes(release_id: int) -> PublishQueued:
     """Queues the publish job (or moves an already queued one to now) and returns at once;
@@ -92,9 +91,7 @@ def publish_release_notes(release_id: int) -> PublishQueued:
 @routes.operation(
     "/releases/<int:release_id>/publish",
     summary="Where publishing a release's notes to Notion stands",
-    tag="Publishing",
     response=PublishStatus,
-    errors=(404,),
 )
 def release_publish_status(release_id: int) -> PublishStatus:
     return _status(_release(release_id))

@@ -20,9 +20,9 @@ from service.auth import current_actor
 from service.models import utcnow
 from service.releases import checklist, notes, services
 from service.releases.lifecycle import Actor, transition
-from service.releases.models import App, MeetingRecord, Release, ReleaseItem, ReleaseNote, SignOff
+from service.releases.models import App, Release, ReleaseItem, ReleaseNote, SignOff
 
-routes = Routes()
+routes = Routes(tag="Releases")
 
 
 class ReleaseIn(BaseModel):
@@ -167,7 +167,6 @@ def _get(release_id: int) -> tuple[Release, App]:
     "/releases",
     "POST",
     summary="Register a release candidate (idempotent per app and version)",
-    tag="Releases",
     scope="releases:write",
     body=ReleaseIn,
     response=ReleaseDetail,
@@ -196,7 +195,6 @@ def register(body: ReleaseIn) -> tuple[ReleaseDetail, int]:
 @routes.operation(
     "/releases",
     summary="List releases, newest first",
-    tag="Releases",
     query=ReleaseQuery,
     response=list[ReleaseOut],
 )
@@ -219,9 +217,7 @@ def list_releases(query: ReleaseQuery) -> list[ReleaseOut]:
 @routes.operation(
     "/releases/<int:release_id>",
     summary="One release with its checklist and notes",
-    tag="Releases",
     response=ReleaseDetail,
-    errors=(404,),
 )
 def get_release(release_id: int) -> ReleaseDetail:
     return _detail(*_get(release_id))
@@ -231,11 +227,10 @@ def get_release(release_id: int) -> ReleaseDetail:
     "/releases/<int:release_id>/transitions",
     "POST",
     summary="Move a release through its lifecycle",
-    tag="Releases",
     scope=None,
     body=TransitionIn,
     response=ReleaseDetail,
-    errors=(401, 403, 404, 409),
+    errors=(401, 403, 409),
 )
 def post_transition(release_id: int, body: TransitionIn) -> ReleaseDetail:
     """Illegal transitions get 409 with the reason. A token with ``releases:write`` (CI) may
@@ -312,7 +307,6 @@ def _item(release: Release, item_id: int) -> ReleaseItem:
     summary="The sign-off history of one checklist item, oldest first",
     tag="Checklist",
     response=list[SignOffOut],
-    errors=(404,),
 )
 def list_sign_offs(release_id: int, item_id: int) -> list[SignOffOut]:
     release, _ = _get(release_id)
@@ -332,7 +326,7 @@ def list_sign_offs(release_id: int, item_id: int) -> list[SignOffOut]:
     body=SignOffIn,
     response=SignOffOut,
     status=201,
-    errors=(401, 403, 404, 409),
+    errors=(401, 403, 409),
 )
 def post_sign_off(release_id: int, item_id: int, body: SignOffIn) -> SignOffOut:
     """Only a person holding the item's owner role may sign; a stale ``lock_version`` is 409.
@@ -361,7 +355,7 @@ def post_sign_off(release_id: int, item_id: int, body: SignOffIn) -> SignOffOut:
     body=OverrideIn,
     response=SignOffOut,
     status=201,
-    errors=(401, 403, 404, 409),
+    errors=(401, 403, 409),
 )
 def post_override(release_id: int, item_id: int, body: OverrideIn) -> SignOffOut:
     person = require_person("releases:write")
@@ -378,15 +372,10 @@ def post_override(release_id: int, item_id: int, body: OverrideIn) -> SignOffOut
     summary="The meeting records of a release, newest first",
     tag="Meeting",
     response=list[MeetingOut],
-    errors=(404,),
 )
 def list_meetings(release_id: int) -> list[MeetingOut]:
     release, _ = _get(release_id)
-    rows = db.session().exec(
-        select(MeetingRecord)
-        .where(MeetingRecord.release_id == release.id)
-        .order_by(col(MeetingRecord.at).desc())
-    )
+    rows = services.meeting_records(db.session(), release)
     return [MeetingOut.model_validate(row, from_attributes=True) for row in rows]
 
 
@@ -399,7 +388,7 @@ def list_meetings(release_id: int) -> list[MeetingOut]:
     body=MeetingIn,
     response=MeetingOut,
     status=201,
-    errors=(401, 403, 404),
+    errors=(401, 403),
 )
 def post_meeting(release_id: int, body: MeetingIn) -> MeetingOut:
     person = require_person("releases:write")
@@ -420,10 +409,8 @@ def post_meeting(release_id: int, body: MeetingIn) -> MeetingOut:
     "/releases/<int:release_id>/notes/regenerate",
     "POST",
     summary="Regenerate the notes from git (an edit is kept; its base shows any conflict)",
-    tag="Releases",
     scope="releases:write",
     response=ReleaseDetail,
-    errors=(404,),
 )
 def post_regenerate(release_id: int) -> ReleaseDetail:
     release, app = _get(release_id)
@@ -468,9 +455,7 @@ def _note(release: Release) -> ReleaseNote:
 @routes.operation(
     "/releases/<int:release_id>/notes",
     summary="The release notes: Markdown, sanitized HTML and the hash to edit against",
-    tag="Releases",
     response=NotesOut,
-    errors=(404,),
 )
 def get_notes(release_id: int) -> NotesOut:
     release, _ = _get(release_id)
@@ -481,11 +466,10 @@ def get_notes(release_id: int) -> NotesOut:
     "/releases/<int:release_id>/notes",
     "PUT",
     summary="Save an edit of the notes (409 when they changed since loaded_hash)",
-    tag="Releases",
     scope=None,
     body=NotesIn,
     response=NotesOut,
-    errors=(401, 403, 404, 409),
+    errors=(401, 403, 409),
 )
 def put_notes(release_id: int, body: NotesIn) -> NotesOut:
     """A token with ``releases:write`` or an editor's session (``X-CSRFToken``) may edit.

@@ -23,7 +23,7 @@ from service.releases.apps import (
 from service.releases.models import App
 from service.releases.trains import skip_week, skips_for, train_slots, unskip_week
 
-routes = Routes()
+routes = Routes(tag="Apps")
 
 
 class AppOut(BaseModel):
@@ -111,15 +111,13 @@ def _app(slug: str) -> App:
     return app
 
 
-@routes.operation("/apps", summary="Every app", tag="Apps", response=list[AppOut])
+@routes.operation("/apps", summary="Every app", response=list[AppOut])
 def list_apps() -> list[AppOut]:
     rows = db.session().exec(select(App).order_by(App.name))
     return [AppOut.model_validate(a, from_attributes=True) for a in rows]
 
 
-@routes.operation(
-    "/apps/<slug>", summary="One app's settings", tag="Apps", response=AppOut, errors=(404,)
-)
+@routes.operation("/apps/<slug>", summary="One app's settings", response=AppOut)
 def get_app(slug: str) -> AppOut:
     return AppOut.model_validate(_app(slug), from_attributes=True)
 
@@ -128,7 +126,6 @@ def get_app(slug: str) -> AppOut:
     "/apps",
     "POST",
     summary="Register an app with default weekly and hotfix checklists (admins)",
-    tag="Apps",
     scope=None,
     body=AppCreate,
     response=AppOut,
@@ -148,11 +145,10 @@ def post_app(body: AppCreate) -> AppOut:
     "/apps/<slug>",
     "PATCH",
     summary="Change an app's settings (admins)",
-    tag="Apps",
     scope=None,
     body=AppPatch,
     response=AppOut,
-    errors=(401, 403, 404),
+    errors=(401, 403),
 )
 def patch_app(slug: str, body: AppPatch) -> AppOut:
     """Acts for a person: a logged-in admin session with ``X-CSRFToken``."""
@@ -165,10 +161,8 @@ def patch_app(slug: str, body: AppPatch) -> AppOut:
 @routes.operation(
     "/apps/<slug>/trains",
     summary="The coming departures of the app's weekly train",
-    tag="Apps",
     query=TrainQuery,
     response=list[TrainSlotOut],
-    errors=(404,),
 )
 def get_trains(slug: str, query: TrainQuery) -> list[TrainSlotOut]:
     app = _app(slug)
@@ -189,11 +183,10 @@ def get_trains(slug: str, query: TrainQuery) -> list[TrainSlotOut]:
     "/apps/<slug>/trains/skips",
     "POST",
     summary="Skip a week's train with a reason (admins)",
-    tag="Apps",
     scope=None,
     body=SkipIn,
     status=201,
-    errors=(401, 403, 404),
+    errors=(401, 403),
 )
 def post_skip(slug: str, body: SkipIn) -> dict[str, str]:
     admin = _admin()
@@ -208,9 +201,8 @@ def post_skip(slug: str, body: SkipIn) -> dict[str, str]:
     "/apps/<slug>/trains/skips/<week_of>",
     "DELETE",
     summary="Run a skipped week's train after all (admins)",
-    tag="Apps",
     scope=None,
-    errors=(400, 401, 403, 404, 422),
+    errors=(400, 401, 403, 422),
 )
 def delete_skip(slug: str, week_of: str) -> tuple[dict[str, str], int]:
     admin = _admin()
@@ -226,9 +218,7 @@ def delete_skip(slug: str, week_of: str) -> tuple[dict[str, str], int]:
 @routes.operation(
     "/apps/<slug>/checklists/<kind>",
     summary="The current checklist template of an app for a release kind",
-    tag="Apps",
     response=TemplateOut,
-    errors=(404,),
 )
 def get_template(slug: str, kind: str) -> TemplateOut:
     return _template_out(_app(slug), kind)
@@ -253,11 +243,10 @@ def _template_out(app: App, kind: str) -> TemplateOut:
     "/apps/<slug>/checklists/<kind>",
     "PUT",
     summary="Save a new version of the checklist (admins; releases keep their own version)",
-    tag="Apps",
     scope=None,
     body=TemplateIn,
     response=TemplateOut,
-    errors=(401, 403, 404),
+    errors=(401, 403),
 )
 def put_template(slug: str, kind: str, body: TemplateIn) -> TemplateOut:
     admin = _admin()

@@ -230,17 +230,7 @@ def sign_off(
     comment = comment.strip()
     if decision in ("reject", "block") and not comment:
         raise ReleaseError("say why: a reject or block needs a comment", field="comment")
-    signoff = SignOff(
-        item_id=item.id or 0,
-        release_id=release.id or 0,
-        user_id=user.id or 0,
-        user_email=user.email,
-        role=user.role,
-        decision=decision,
-        comment=comment[:2000],
-    )
-    session.add(signoff)
-    session.flush()
+    signoff = _append(session, item, user, decision=decision, comment=comment)
     audit.record(
         session,
         actor=user.actor,
@@ -250,6 +240,31 @@ def sign_off(
         after={"item": item.title, "decision": decision, "comment": comment, "role": user.role},
         summary=f"{decision} “{item.title}”" + (f": {comment}" if comment else ""),
     )
+    return signoff
+
+
+def _append(
+    session: Session,
+    item: ReleaseItem,
+    user: User,
+    *,
+    decision: str,
+    comment: str,
+    override: bool = False,
+) -> SignOff:
+    """Add a sign-off to the item's history, as ``user`` in the role they hold now."""
+    signoff = SignOff(
+        item_id=item.id or 0,
+        release_id=item.release_id,
+        user_id=user.id or 0,
+        user_email=user.email,
+        role=user.role,
+        decision=decision,
+        comment=comment[:2000],
+        override=override,
+    )
+    session.add(signoff)
+    session.flush()
     return signoff
 
 
@@ -269,18 +284,7 @@ def override_item(
     reason = reason.strip()
     if not reason:
         raise ReleaseError("an override needs a reason", field="reason")
-    signoff = SignOff(
-        item_id=item.id or 0,
-        release_id=release.id or 0,
-        user_id=user.id or 0,
-        user_email=user.email,
-        role=user.role,
-        decision="approve",
-        comment=reason[:2000],
-        override=True,
-    )
-    session.add(signoff)
-    session.flush()
+    signoff = _append(session, item, user, decision="approve", comment=reason, override=True)
     audit.record(
         session,
         actor=user.actor,

@@ -19,7 +19,7 @@ from service.releases import checklist, services
 from service.releases.apps import create_app_record
 from service.releases.demo_repo import DemoTag, build_demo_repo
 from service.releases.lifecycle import Actor, transition
-from service.releases.models import App, Release, SignOff
+from service.releases.models import STATES, App, Release, SignOff
 from service.releases.notes import note_for
 from service.releases.trains import monday_of, skip_week
 
@@ -160,21 +160,7 @@ def seed(session: Session, *, repos: Path | None = None, now: datetime | None = 
     )
     lines.append(f"  pos train skipped in the week of {freeze} (freeze)")
     session.flush()
-    missing = [
-        s
-        for s in (
-            "draft",
-            "in_review",
-            "approved",
-            "beta",
-            "rolling_out",
-            "released",
-            "rejected",
-            "halted",
-            "cancelled",
-        )
-        if s not in counts
-    ]
+    missing = [s for s in STATES if s not in counts]
     assert not missing, f"demo plan misses states {missing}"
     return lines
 

@@ -161,11 +161,9 @@ class ChecklistTemplate(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class ChecklistTemplateItem(SQLModel, table=True):
-    __tablename__ = "checklist_template_item"
+class ChecklistItemFields(SQLModel):
+    """What a checklist item says, in a template and in the release it was copied to."""
 
-    id: int | None = Field(default=None, primary_key=True)
-    template_id: int = Field(foreign_key="checklist_template.id", index=True)
     position: int
     title: str = Field(max_length=300)
     help: str = Field(default="", max_length=2000)
@@ -175,20 +173,20 @@ class ChecklistTemplateItem(SQLModel, table=True):
     rule: str | None = Field(default=None, max_length=32)
 
 
-class ReleaseItem(SQLModel, table=True):
+class ChecklistTemplateItem(ChecklistItemFields, table=True):
+    __tablename__ = "checklist_template_item"
+
+    id: int | None = Field(default=None, primary_key=True)
+    template_id: int = Field(foreign_key="checklist_template.id", index=True)
+
+
+class ReleaseItem(ChecklistItemFields, table=True):
     """A checklist item of one release, copied from the template it was created with."""
 
     __tablename__ = "release_item"
 
     id: int | None = Field(default=None, primary_key=True)
     release_id: int = Field(foreign_key="release.id", index=True)
-    position: int
-    title: str = Field(max_length=300)
-    help: str = Field(default="", max_length=2000)
-    owner_role: str = Field(max_length=32)
-    required: bool = True
-    mode: str = Field(default="manual", max_length=16)
-    rule: str | None = Field(default=None, max_length=32)
 
 
 class SignOff(SQLModel, table=True):

@@ -186,20 +186,7 @@ def save_note_edit(
         note.edit_base_markdown = note.generated_markdown
         summary = "edited the notes"
         event = "notes.edit"
-    note.edited_by = actor.name
-    note.edited_at = utcnow()
-    session.add(note)
-    audit.record(
-        session,
-        actor=actor.name,
-        action=event,
-        subject_type="release",
-        subject_id=release.id,
-        before={"hash": before_hash},
-        after={"hash": _short(note.markdown), "edited": note.edited_markdown is not None},
-        summary=f"{app.slug} {release.version}: {summary}",
-    )
-    _edited(session, release, actor)
+    _record_edit(session, release, app, note, actor, event, summary, before_hash)
     return event
 
 
@@ -216,13 +203,29 @@ def resolve_conflict(
         note.edited_markdown = None
         note.edit_base_markdown = None
         summary = "took the regenerated notes, dropping the edit"
+    action = f"notes.resolve_{'keep' if keep else 'take'}"
+    _record_edit(session, release, app, note, actor, action, summary, before_hash)
+    return summary
+
+
+def _record_edit(
+    session: Session,
+    release: Release,
+    app: App,
+    note: ReleaseNote,
+    actor: Actor,
+    action: str,
+    summary: str,
+    before_hash: str,
+) -> None:
+    """Stamp who changed the text, audit it, and tell who listens."""
     note.edited_by = actor.name
     note.edited_at = utcnow()
     session.add(note)
     audit.record(
         session,
         actor=actor.name,
-        action=f"notes.resolve_{'keep' if keep else 'take'}",
+        action=action,
         subject_type="release",
         subject_id=release.id,
         before={"hash": before_hash},
@@ -230,4 +233,3 @@ def resolve_conflict(
         summary=f"{app.slug} {release.version}: {summary}",
     )
     _edited(session, release, actor)
-    return summary

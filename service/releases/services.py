@@ -22,6 +22,7 @@ from service.releases.lifecycle import Actor
 from service.releases.models import (
     RELEASE_KINDS,
     App,
+    ChecklistItemFields,
     MeetingRecord,
     Release,
     ReleaseItem,
@@ -116,13 +117,7 @@ def register_release(
             session.add(
                 ReleaseItem(
                     release_id=release.id or 0,
-                    position=item.position,
-                    title=item.title,
-                    help=item.help,
-                    owner_role=item.owner_role,
-                    required=item.required,
-                    mode=item.mode,
-                    rule=item.rule,
+                    **item.model_dump(include=set(ChecklistItemFields.model_fields)),
                 )
             )
     audit.record(
@@ -194,6 +189,17 @@ def record_meeting(
         summary=f"meeting {held_on}: {decision}",
     )
     return record
+
+
+def meeting_records(session: Session, release: Release) -> list[MeetingRecord]:
+    """The meeting records of ``release``, newest first."""
+    return list(
+        session.exec(
+            select(MeetingRecord)
+            .where(MeetingRecord.release_id == release.id)
+            .order_by(col(MeetingRecord.at).desc())
+        ).all()
+    )
 
 
 def meeting_agenda(session: Session, monday: date) -> list[dict[str, Any]]:

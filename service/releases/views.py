@@ -34,7 +34,7 @@ from service.releases.lifecycle import (
     allowed_actions,
     transition,
 )
-from service.releases.models import STATES, App, MeetingRecord, Release
+from service.releases.models import STATES, App, Release
 
 bp = Blueprint("releases", __name__)
 STATE_BADGES = {
@@ -156,11 +156,7 @@ def release_detail(release_id: int) -> str:
     release, app = _release_or_404(release_id)
     statuses = checklist.item_statuses(session, release)
     note = notes.note_for(session, release)
-    meetings = session.exec(
-        select(MeetingRecord)
-        .where(MeetingRecord.release_id == release.id)
-        .order_by(col(MeetingRecord.at).desc())
-    ).all()
+    meetings = services.meeting_records(session, release)
     history = session.exec(
         select(AuditEvent)
         .where(AuditEvent.subject_type == "release", AuditEvent.subject_id == str(release.id))
@@ -306,11 +302,7 @@ def meeting_print(release_id: int) -> str:
     session = db.session()
     release, app = _release_or_404(release_id)
     statuses = checklist.item_statuses(session, release)
-    meetings = session.exec(
-        select(MeetingRecord)
-        .where(MeetingRecord.release_id == release.id)
-        .order_by(col(MeetingRecord.at).desc())
-    ).all()
+    meetings = services.meeting_records(session, release)
     return render_template(
         "releases/meeting_print.html",
         release=release,
