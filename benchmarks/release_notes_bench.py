@@ -9,6 +9,7 @@ memory (max RSS) of
 (b) ``python -m release_notes generate`` as a whole process,
 (c) the same generation inside a warm Python process,
 (d) ``git-cliff`` (PyPI) with a conventional-commits config,
+(e) ``relgov notes generate``, the service's command, as a whole process,
 
 for the whole history and for a 1,000-commit range, prints a table and writes it to the
 ``## Release notes generation`` section of ``docs/benchmarks.md``.
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / ".work"
 DOC = ROOT / "docs" / "benchmarks.md"
 PYTHON = sys.executable
+RELGOV = str(Path(PYTHON).with_name("relgov"))
 GIT_CLIFF = shutil.which("git-cliff", path=str(Path(PYTHON).parent)) or shutil.which("git-cliff")
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 SECTION = "## Release notes generation"
@@ -402,6 +404,7 @@ def main() -> None:
         floor = ["git", "log", "-z", f"--format={LOG_FORMAT}", rev, "--"]
         cli = [PYTHON, "-m", "release_notes", "generate", "--repo", str(repo), "--to", to_ref]
         cli += ["--from-root"] if whole else ["--from", str(from_ref)]
+        relgov = [RELGOV, "notes", *cli[3:]]
         measured = in_rounds(
             reps,
             {
@@ -409,6 +412,7 @@ def main() -> None:
                 "(b) python -m release_notes generate": partial(run_measured, cli, ROOT),
                 # a warm-up generation, then one timed: a new warm process every round
                 "(c) generate_notes() in a warm process": partial(warm, repo, from_ref, to_ref, 1),
+                "(e) relgov notes generate": partial(run_measured, relgov, ROOT),
             },
         )
         rows += [(label, what, *figures) for what, figures in measured.items()]
@@ -420,7 +424,7 @@ def main() -> None:
             rows.append(
                 (label, "(d) git-cliff, conventional config", *best_of(1 if whole else reps, cliff))
             )
-        for row in rows[-4:]:
+        for row in rows[-5:]:
             if row[0] == label:
                 print(
                     f"{row[0]:>20} | {row[1]:<42} | {row[2] * 1000:10.1f} ms | {row[3]:7.1f} MiB"
@@ -486,6 +490,7 @@ def _table(
     peaks = {r[1][:3]: r[3] for r in rows if r[0] == wh}
     warm_range = next(r[2] for r in rows if r[0] == rg and r[1].startswith("(c)")) * 1000
     cli_vs_cliff = _ratio(rows, rg, "(b)", "(d)")
+    relgov_vs_cliff = _ratio(rows, rg, "(e)", "(d)")
     peak_cli, peak_warm = peaks.get("(b)", float("nan")), peaks.get("(c)", float("nan"))
     lines += [
         "",
@@ -499,7 +504,8 @@ def _table(
         f"({_mark(cliff_cli >= 20)}), warm {cliff_warm:.1f}× ({_mark(cliff_warm >= 20)})",
         f"- 1,000 commits ≤ 30 ms warm: {warm_range:.1f} ms ({_mark(warm_range <= 30)})",
         f"- 1,000 commits, whole process no slower than git-cliff: CLI / git-cliff = "
-        f"{cli_vs_cliff:.2f} ({_mark(cli_vs_cliff <= 1)})",
+        f"{cli_vs_cliff:.2f} ({_mark(cli_vs_cliff <= 1)}); relgov notes generate / git-cliff = "
+        f"{relgov_vs_cliff:.2f} ({_mark(relgov_vs_cliff <= 1)})",
         "",
         "The warm process (c) generates the same range again and again, so after its warm-up "
         "run the first-time-contributor check reuses the emails its first scan of the older "
