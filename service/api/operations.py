@@ -8,9 +8,10 @@ Each feature's ``api`` module makes one :class:`Routes` and declares its operati
                       body=ReleaseIn, response=ReleaseDetail, status=201)
     def register(body: ReleaseIn) -> ...: ...
 
-``service/wiring.py`` hands every feature's ``routes`` to :func:`service.api.init_app`, which
-adds them to the app's ``/api/v1`` blueprint; the OpenAPI document and the policy check read
-the operations the app was built with (:func:`operations_of`), never a module-level list.
+``service/wiring.py`` hands every feature's ``routes`` to
+:func:`service.api.blueprint.init_app`, which adds them to the app's ``/api/v1`` blueprint;
+the OpenAPI document and the policy check read the operations the app was built with
+(:func:`operations_of`), never a module-level list.
 
 A view receives its path parameters plus ``body=`` and ``query=`` (validated models) when
 declared, and returns a pydantic model, a dict/list, a Response, or a ``(value, status)``
