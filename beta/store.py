@@ -357,16 +357,7 @@ def enrol_store(
     actor = v.check_actor(actor)
     if store.in_beta and store.beta_pinned:
         raise Conflict(f"store {store.external_id!r} is already enrolled", field="store_id")
-    before = _cohort_state(store)
-    store.in_beta = True
-    store.beta_pinned = True
-    store.updated_at = utc.aware(now)
-    event = _record(
-        session, store, action="enrol", source="manual", reason=reason, actor=actor, now=now
-    )
-    session.add(store)
-    session.flush()
-    return CohortChange(event=event, store=store, before=before, after=_cohort_state(store))
+    return _decide(session, store, "enrol", in_beta=True, reason=reason, actor=actor, now=now)
 
 
 def remove_store(
@@ -381,16 +372,7 @@ def remove_store(
     actor = v.check_actor(actor)
     if not store.in_beta and store.beta_pinned:
         raise Conflict(f"store {store.external_id!r} is already removed", field="store_id")
-    before = _cohort_state(store)
-    store.in_beta = False
-    store.beta_pinned = True
-    store.updated_at = utc.aware(now)
-    event = _record(
-        session, store, action="remove", source="manual", reason=reason, actor=actor, now=now
-    )
-    session.add(store)
-    session.flush()
-    return CohortChange(event=event, store=store, before=before, after=_cohort_state(store))
+    return _decide(session, store, "remove", in_beta=False, reason=reason, actor=actor, now=now)
 
 
 def unpin_store(
@@ -404,11 +386,29 @@ def unpin_store(
     actor = v.check_actor(actor)
     if not store.beta_pinned:
         raise Conflict(f"store {store.external_id!r} has no manual decision", field="store_id")
+    return _decide(session, store, "unpin", in_beta=None, reason=reason, actor=actor, now=now)
+
+
+def _decide(
+    session: Session,
+    store: Store,
+    action: str,
+    *,
+    in_beta: bool | None,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> CohortChange:
+    """Record a manual decision (``reason`` and ``actor`` already checked): ``in_beta`` pins
+    the store in or out of the cohort; ``None`` unpins it and leaves its membership as it is.
+    """
     before = _cohort_state(store)
-    store.beta_pinned = False
+    if in_beta is not None:
+        store.in_beta = in_beta
+    store.beta_pinned = in_beta is not None
     store.updated_at = utc.aware(now)
     event = _record(
-        session, store, action="unpin", source="manual", reason=reason, actor=actor, now=now
+        session, store, action=action, source="manual", reason=reason, actor=actor, now=now
     )
     session.add(store)
     session.flush()

@@ -16,7 +16,9 @@ from beta.errors import InvalidInput
 from beta.models import DEVICE_KINDS
 
 EXTERNAL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_EXTERNAL_ID_RULE = "1–64 characters: letters, digits, '.', '_' or '-'"
 DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_DEVICE_ID_RULE = "1–128 characters: letters, digits, '.', '_', ':' or '-'"
 WINDOW_TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 # Tags are free text such as "franchise:sakura" or "hw:gen3", but never contain the CSV
 # separators or control characters, so they survive a round trip through the import.
@@ -36,34 +38,46 @@ def _known_timezones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-def check_external_id(value: str, *, field: str = "external_id") -> str:
+def _stripped(
+    value: str,
+    *,
+    field: str,
+    required: str | None = None,
+    what: str = "",
+    max_length: int | None = None,
+) -> str:
+    """``value`` without surrounding white space (``None`` counts as empty).
+
+    ``required`` is the message when it is empty (else empty is allowed); ``max_length``
+    the most characters it may have, the message naming it ``what``.
+    """
     text = (value or "").strip()
-    if not text:
-        raise InvalidInput("store id is required", field=field)
-    if not EXTERNAL_ID_RE.match(text):
+    if required is not None and not text:
+        raise InvalidInput(required, field=field)
+    if max_length is not None and len(text) > max_length:
+        raise InvalidInput(f"{what} is longer than {max_length} characters", field=field)
+    return text
+
+
+def _identifier(value: str, field: str, what: str, pattern: re.Pattern[str], rule: str) -> str:
+    text = _stripped(value, field=field, required=f"{what} is required")
+    if not pattern.match(text):
         raise InvalidInput(
-            f"store id {text!r} must be 1–64 characters: letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit",
-            field=field,
+            f"{what} {text!r} must be {rule}, starting with a letter or digit", field=field
         )
     return text
+
+
+def check_external_id(value: str, *, field: str = "external_id") -> str:
+    return _identifier(value, field, "store id", EXTERNAL_ID_RE, _EXTERNAL_ID_RULE)
 
 
 def check_device_id(value: str, *, field: str = "device_id") -> str:
-    text = (value or "").strip()
-    if not text:
-        raise InvalidInput("device id is required", field=field)
-    if not DEVICE_ID_RE.match(text):
-        raise InvalidInput(
-            f"device id {text!r} must be 1–128 characters: letters, digits, '.', '_', ':' "
-            "or '-', starting with a letter or digit",
-            field=field,
-        )
-    return text
+    return _identifier(value, field, "device id", DEVICE_ID_RE, _DEVICE_ID_RULE)
 
 
 def check_device_kind(value: str, *, field: str = "kind") -> str:
-    text = (value or "").strip().lower()
+    text = _stripped(value, field=field).lower()
     if text not in DEVICE_KINDS:
         raise InvalidInput(
             f"device kind {value!r} is not one of {', '.join(DEVICE_KINDS)}", field=field
@@ -72,33 +86,22 @@ def check_device_kind(value: str, *, field: str = "kind") -> str:
 
 
 def check_name(value: str, *, field: str = "name") -> str:
-    text = (value or "").strip()
-    if not text:
-        raise InvalidInput("name is required", field=field)
-    if len(text) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"name is longer than {MAX_NAME_LENGTH} characters", field=field)
-    return text
+    return _stripped(
+        value, field=field, required="name is required", what="name", max_length=MAX_NAME_LENGTH
+    )
 
 
 def check_label(value: str, *, field: str = "label") -> str:
-    text = (value or "").strip()
-    if len(text) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"label is longer than {MAX_NAME_LENGTH} characters", field=field)
-    return text
+    return _stripped(value, field=field, what="label", max_length=MAX_NAME_LENGTH)
 
 
 def check_region(value: str, *, field: str = "region") -> str:
-    text = (value or "").strip()
-    if len(text) > MAX_REGION_LENGTH:
-        raise InvalidInput(f"region is longer than {MAX_REGION_LENGTH} characters", field=field)
-    return text
+    return _stripped(value, field=field, what="region", max_length=MAX_REGION_LENGTH)
 
 
 def check_timezone(value: str, *, field: str = "timezone") -> str:
     """An IANA time zone name such as ``Asia/Tokyo`` (not an offset like ``+09:00``)."""
-    text = (value or "").strip()
-    if not text:
-        raise InvalidInput("time zone is required", field=field)
+    text = _stripped(value, field=field, required="time zone is required")
     if text not in _known_timezones():
         raise InvalidInput(
             f"{text!r} is not an IANA time zone (expected a name like Asia/Tokyo or "
@@ -110,7 +113,7 @@ def check_timezone(value: str, *, field: str = "timezone") -> str:
 
 
 def check_window_time(value: str, *, field: str) -> str:
-    text = (value or "").strip()
+    text = _stripped(value, field=field)
     if not WINDOW_TIME_RE.match(text):
         raise InvalidInput(f"{value!r} is not a time of day as HH:MM (00:00–23:59)", field=field)
     return text
@@ -159,16 +162,14 @@ def check_tags(values: Iterable[str], *, field: str = "tags") -> list[str]:
 
 
 def check_reason(value: str, *, field: str = "reason") -> str:
-    text = (value or "").strip()
-    if not text:
-        raise InvalidInput("a reason is required", field=field)
-    if len(text) > MAX_REASON_LENGTH:
-        raise InvalidInput(f"reason is longer than {MAX_REASON_LENGTH} characters", field=field)
-    return text
+    return _stripped(
+        value,
+        field=field,
+        required="a reason is required",
+        what="reason",
+        max_length=MAX_REASON_LENGTH,
+    )
 
 
 def check_actor(value: str, *, field: str = "actor") -> str:
-    text = (value or "").strip()
-    if not text:
-        raise InvalidInput("an actor is required", field=field)
-    return text[:200]
+    return _stripped(value, field=field, required="an actor is required")[:200]

@@ -126,12 +126,43 @@ def generate_command(
     date: str | None,
 ) -> None:
     """Print the release notes of the commits between --from and --to."""
-    from release_notes.generate import no_gc
+    from release_notes.config import NotesConfig, load_config
+    from release_notes.errors import NotesError
+    from release_notes.generate import generate_for_range, no_gc
 
     if from_ref is not None and from_root:
         _fail("--from and --from-root cannot be combined")
+    progress = _Progress() if sys.stderr.isatty() else None
     with no_gc():
-        _generate(repo, from_ref, to_ref, from_root, fmt, config_path, output, version, date)
+        try:
+            config = load_config(config_path) if config_path else NotesConfig()
+            if fmt == "markdown" and config.template is not None:
+                from release_notes.render import load_template
+
+                load_template(config.template)  # an unreadable template fails before git runs
+            notes = generate_for_range(
+                repo,
+                from_ref,
+                to_ref,
+                version=version,
+                date=date,
+                config=config,
+                from_root=from_root,
+                progress=progress,
+            )
+            if progress is not None:
+                progress.done()
+            if fmt == "json":
+                from release_notes.render import render_json
+
+                _write([render_json(notes)], output)
+            else:
+                from release_notes.render import iter_markdown
+
+                _write(iter_markdown(notes, config.template), output)
+            _written()
+        except NotesError as exc:
+            _fail(str(exc))
 
 
 def _written() -> None:
@@ -141,53 +172,6 @@ def _written() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-
-
-def _generate(
-    repo: str,
-    from_ref: str | None,
-    to_ref: str,
-    from_root: bool,
-    fmt: str,
-    config_path: str | None,
-    output: str | None,
-    version: str | None,
-    date: str | None,
-) -> None:
-    from release_notes.config import NotesConfig, load_config
-    from release_notes.errors import NotesError
-    from release_notes.generate import generate_for_range
-
-    progress = _Progress() if sys.stderr.isatty() else None
-    try:
-        config = load_config(config_path) if config_path else NotesConfig()
-        if fmt == "markdown" and config.template is not None:
-            from release_notes.render import load_template
-
-            load_template(config.template)  # an unreadable template fails before git runs
-        notes = generate_for_range(
-            repo,
-            from_ref,
-            to_ref,
-            version=version,
-            date=date,
-            config=config,
-            from_root=from_root,
-            progress=progress,
-        )
-        if progress is not None:
-            progress.done()
-        if fmt == "json":
-            from release_notes.render import render_json
-
-            _write([render_json(notes)], output)
-        else:
-            from release_notes.render import iter_markdown
-
-            _write(iter_markdown(notes, config.template), output)
-        _written()
-    except NotesError as exc:
-        _fail(str(exc))
 
 
 # The name ``relgov`` dispatches to (``release_notes.cli.generate``).

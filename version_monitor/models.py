@@ -51,6 +51,12 @@ def _version_key_type() -> TypeEngine[str]:
     )
 
 
+# The covering index of both day tables (``AdoptionDaily`` and ``AdoptionDayTotal``): their
+# rows are read and grouped per app over a range of days, in version and channel order,
+# taking the version and the devices.
+_DAY_READ_ORDER = ("app", "day", "version_key", "channel", "version", "devices")
+
+
 class DeviceState(SQLModel, table=True):
     """What a device last reported for one app."""
 
@@ -120,16 +126,7 @@ class AdoptionDaily(SQLModel, table=True):
         UniqueConstraint(
             "day", "app", "version", "channel", "device_kind", name="uq_adoption_daily"
         ),
-        # Covering, in the order the reports group by.
-        Index(
-            "ix_adoption_daily_app_day",
-            "app",
-            "day",
-            "version_key",
-            "channel",
-            "version",
-            "devices",
-        ),
+        Index("ix_adoption_daily_app_day", *_DAY_READ_ORDER),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -153,16 +150,7 @@ class AdoptionDayTotal(SQLModel, table=True):
     __tablename__ = "adoption_day_total"
     __table_args__ = (
         UniqueConstraint("app", "day", "version_key", "channel", name="uq_adoption_day_total"),
-        # Covering, in the order the reports read.
-        Index(
-            "ix_adoption_day_total_read",
-            "app",
-            "day",
-            "version_key",
-            "channel",
-            "version",
-            "devices",
-        ),
+        Index("ix_adoption_day_total_read", *_DAY_READ_ORDER),
     )
 
     id: int | None = Field(default=None, primary_key=True)
