@@ -23,7 +23,7 @@ from service.releases.models import App, Release
 from version_monitor import reports
 from version_monitor.adoption import ReleaseInfo
 from version_monitor.ingest import StoreRef, all_stores, lookup_stores
-from versioning import InvalidVersion, parse_version
+from versioning import is_valid_version
 from versioning.storage_key import key_of
 
 # Releases whose adoption the reports follow (drafts and rejected ones never shipped).
@@ -158,14 +158,6 @@ def find_app(session: Session, slug: str) -> App | None:
 # --- releases -------------------------------------------------------------------------
 
 
-def _parses(version: str) -> bool:
-    try:
-        parse_version(version)
-    except InvalidVersion:
-        return False
-    return True
-
-
 def release_info(release: Release) -> ReleaseInfo:
     """``release`` as the reports see it: beta from ``beta_at``; "every store" from the start
     of the rollout (or from ``released_at`` when it went straight to everyone)."""
@@ -186,14 +178,14 @@ def shipped_releases(
 
 
 def release_infos(session: Session, app: App) -> list[ReleaseInfo]:
-    return [release_info(r) for r in shipped_releases(session, app) if _parses(r.version)]
+    return [release_info(r) for r in shipped_releases(session, app) if is_valid_version(r.version)]
 
 
 def stall_candidates(session: Session, app: App, *, now: datetime) -> list[ReleaseInfo]:
     """Releases in beta or rolling out, and those released within the last two weeks."""
     infos = []
     for release in shipped_releases(session, app, states=STALL_STATES):
-        if not _parses(release.version):
+        if not is_valid_version(release.version):
             continue
         if release.state == "released":
             released = utc.naive_or_none(release.released_at)
@@ -238,7 +230,7 @@ def stragglers(
     offset: int = 0,
 ) -> reports.StragglerReport:
     minimum = app.min_supported_version if app.min_supported_version else None
-    if minimum and not _parses(minimum):
+    if minimum and not is_valid_version(minimum):
         minimum = None
     return reports.stragglers(
         session,
@@ -320,7 +312,7 @@ def release_adoption(
         "stalled": False,
         "adoption_url": None,
     }
-    if app is None or not _parses(release.version):
+    if app is None or not is_valid_version(release.version):
         return result
     result["adoption_url"] = f"/adoption/{app.slug}"
     beta = reports.beta_adoption(session, app=app.slug, version=release.version, now=moment)
@@ -349,7 +341,7 @@ def beta_adoption_for_checklist(
     app = session.get(App, release.app_id)
     if app is None:
         return None, "the release's app is unknown"
-    if not _parses(release.version):
+    if not is_valid_version(release.version):
         return None, f"version {release.version!r} cannot be compared"
     if release.beta_at is None:
         return None, "not available yet: the release has not entered beta"
