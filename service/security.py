@@ -267,27 +267,27 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
 
 def record_failure(session: Session, *, email: str, address: str | None) -> LoginRefusal | None:
     """Audit a failed login; when it reaches a limit, audit the lockout too and return it."""
-    audit.record(
-        session,
-        actor=address_actor(address),
-        action=LOGIN_FAILED,
-        subject_type="user",
-        subject_id=email[:128],
-        after={"address": address},
-        summary="failed login",
-    )
-    session.flush()
-    refusal = login_refusal(session, email=email[:128], address=address)
-    if refusal is not None:
+
+    def attempt(action: str, summary: str, **after: object) -> None:
         audit.record(
             session,
             actor=address_actor(address),
-            action=LOGIN_LOCKED,
+            action=action,
             subject_type="user",
             subject_id=email[:128],
-            after={"address": address, "by": refusal.reason, "seconds": refusal.retry_after},
-            summary=f"logins paused for {refusal.retry_after} s (too many failures by "
-            f"{'account' if refusal.reason == 'account' else 'address'})",
-            highlight=True,
+            after={"address": address, **after},
+            summary=summary,
+            highlight=action == LOGIN_LOCKED,
+        )
+
+    attempt(LOGIN_FAILED, "failed login")
+    session.flush()
+    refusal = login_refusal(session, email=email[:128], address=address)
+    if refusal is not None:
+        attempt(
+            LOGIN_LOCKED,
+            f"logins paused for {refusal.retry_after} s (too many failures by {refusal.reason})",
+            by=refusal.reason,
+            seconds=refusal.retry_after,
         )
     return refusal

@@ -10,10 +10,10 @@ from sqlmodel import Session, select
 
 import utc
 from beta.models import Store
-from service import audit
 from service.incidents import services
 from service.incidents.models import Incident
 from service.models import utcnow
+from service.releases.apps import update_app_record
 from service.releases.models import App, Release
 
 ACTOR = "system:demo"
@@ -114,23 +114,10 @@ def seed(session: Session) -> list[str]:
                 stores=beta_ids[:2],
                 started_at=_at(in_beta.beta_at, timedelta(hours=5), timedelta(hours=6)),
             )
-            before = {
-                "promotion_gates": pos.promotion_gates,
-                "incident_score_threshold": pos.incident_score_threshold,
-            }
             # A beta-only incident is scope 1 (a beta cohort is "a few stores"), so it
             # scores at most 5: the demo gates on 5 to show a blocked promotion.
-            pos.promotion_gates, pos.incident_score_threshold = True, 5
-            session.add(pos)
-            audit.record(
-                session,
-                actor=ACTOR,
-                action="app.gates",
-                subject_type="app",
-                subject_id=pos.id,
-                before=before,
-                after={"promotion_gates": True, "incident_score_threshold": 5},
-                summary="pos: promotion gates on, beta incident threshold 5",
+            update_app_record(
+                session, app=pos, actor=ACTOR, promotion_gates=True, incident_score_threshold=5
             )
     handy = apps.get("handy")
     if handy is not None:

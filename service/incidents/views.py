@@ -13,13 +13,14 @@ from werkzeug.wrappers import Response
 
 import utc
 from beta.models import Store
-from incidents import business_days, scoring
-from service import audit, db
+from incidents import scoring
+from service import db
 from service.auth import login_required, roles_required
 from service.errors import refusal_goes_back
 from service.incidents import services
 from service.incidents.models import GATE_TITLES, Incident
 from service.models import AuditEvent, User
+from service.releases.apps import update_app_record
 from service.releases.models import App, Release
 from service.releases.services import actor_for
 from versioning import sort_key
@@ -375,36 +376,26 @@ def trend(slug: str) -> str:
     )
 
 
+def _gate_settings(slug: str) -> str:
+    return url_for("incidents.trend", slug=slug) + "#gate-settings"
+
+
 @bp.post("/incidents/settings/<slug>")
 @roles_required("admin")
+@refusal_goes_back("Not saved", _gate_settings)
 def app_settings(slug: str) -> Response:
     session = db.session()
     app = session.exec(select(App).where(App.slug == slug)).first() or abort(404)
-    try:
-        calendar = business_days.check_calendar(request.form.get("holiday_calendar", ""))
-    except business_days.UnknownCalendar as exc:
-        flash(f"Not saved: holiday calendar: {exc}", "error")
-        return redirect(url_for("incidents.trend", slug=slug) + "#gate-settings")
-    gates = request.form.get("promotion_gates") == "on"
-    before = {"holiday_calendar": app.holiday_calendar, "promotion_gates": app.promotion_gates}
-    after = {"holiday_calendar": calendar, "promotion_gates": gates}
-    if before != after:
-        app.holiday_calendar, app.promotion_gates = calendar, gates
-        session.add(app)
-        audit.record(
-            session,
-            actor=_user().actor,
-            action="app.gates",
-            subject_type="app",
-            subject_id=app.id,
-            before=before,
-            after=after,
-            summary=f"{app.slug}: promotion gates {'on' if gates else 'off'}, "
-            f"holiday calendar {calendar}",
-        )
-        session.commit()
-        flash(f"Saved the gate settings of {app.name}.", "success")
-    return redirect(url_for("incidents.trend", slug=slug) + "#gate-settings")
+    update_app_record(
+        session,
+        app=app,
+        actor=_user().actor,
+        holiday_calendar=request.form.get("holiday_calendar", ""),
+        promotion_gates=request.form.get("promotion_gates") == "on",
+    )
+    session.commit()
+    flash(f"Saved the gate settings of {app.name}.", "success")
+    return redirect(_gate_settings(slug))
 
 
 # --- the release page panel ------------------------------------------------------------

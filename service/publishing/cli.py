@@ -51,14 +51,7 @@ def notion_group() -> None:
 @with_appcontext
 def notion_check() -> None:
     """Report access and whether the data source has the properties the service writes."""
-    if not notion_publish.settings_of().notion_configured:
-        fail(notion_publish.NOT_CONFIGURED)
-    try:
-        report = notion_publish.check_schema(_app())
-    except NotionError as exc:
-        fail(f"Notion could not be reached: {exc}")
-    for line in _describe(report):
-        click.echo(line)
+    report = _schema(init=False)
     if not report.ok:
         if report.accessible:
             click.echo("run `relgov notion init-schema` to add what is missing")
@@ -69,14 +62,19 @@ def notion_check() -> None:
 @with_appcontext
 def notion_init_schema() -> None:
     """Add the properties the service writes to the data source (never converts types)."""
+    _schema(init=True)
+
+
+def _schema(*, init: bool) -> SchemaReport:
     if not notion_publish.settings_of().notion_configured:
         fail(notion_publish.NOT_CONFIGURED)
     try:
-        report = notion_publish.check_schema(_app(), init=True)
+        report = notion_publish.check_schema(init=init)
     except NotionError as exc:
-        fail(str(exc))
+        fail(str(exc) if init else f"Notion could not be reached: {exc}")
     for line in _describe(report):
         click.echo(line)
+    return report
 
 
 @click.group("notes")

@@ -119,9 +119,10 @@ def make_publisher(app: Flask) -> NotionPublisher:
     return NotionPublisher(config, limiter=limiter)
 
 
-def check_schema(app: Flask, *, init: bool = False) -> SchemaReport:
-    """``relgov notion check`` / ``init-schema``; a transient error is raised."""
-    with make_publisher(app) as publisher:
+def check_schema(*, init: bool = False) -> SchemaReport:
+    """``relgov notion check`` / ``init-schema`` (the current app); a transient error is
+    raised."""
+    with make_publisher(current_app._get_current_object()) as publisher:  # type: ignore[attr-defined]
         return publisher.init_schema() if init else publisher.check_schema()
 
 
@@ -180,17 +181,39 @@ def request_publish(
     if before != "queued":
         note.publish_state = "queued"
         session.add(note)
+    _audit_state(
+        session,
+        release,
+        actor,
+        "notes.publish_queued",
+        before,
+        {"publish_state": "queued", "job": job.id, "reason": reason},
+        f"queued publishing {release.version} notes to Notion ({reason})",
+    )
+    return job
+
+
+def _audit_state(
+    session: Session,
+    release: Release,
+    actor: str,
+    action: str,
+    before: str,
+    after: dict[str, Any],
+    summary: str,
+) -> None:
+    """Audit a move of a release's publish state (a failure is highlighted)."""
     audit.record(
         session,
         actor=actor,
-        action="notes.publish_queued",
+        action=action,
         subject_type="release",
         subject_id=release.id,
         before={"publish_state": before},
-        after={"publish_state": "queued", "job": job.id, "reason": reason},
-        summary=f"queued publishing {release.version} notes to Notion ({reason})",
+        after=after,
+        summary=summary,
+        highlight=action == "notes.publish_failed",
     )
-    return job
 
 
 def _auto_enabled(session: Session, release: Release) -> bool:
@@ -369,16 +392,14 @@ def on_publish_error(session: Session, job: Job, message: str, final: bool) -> N
     note.last_publish_error = message[:2000]
     session.add(note)
     if final:
-        audit.record(
+        _audit_state(
             session,
-            actor=ACTOR,
-            action="notes.publish_failed",
-            subject_type="release",
-            subject_id=release.id,
-            before={"publish_state": before},
-            after={"publish_state": "failed", "error": message[:500], "job": job.id},
-            summary=f"publishing {release.version} notes to Notion failed: {message[:200]}",
-            highlight=True,
+            release,
+            ACTOR,
+            "notes.publish_failed",
+            before,
+            {"publish_state": "failed", "error": message[:500], "job": job.id},
+            f"publishing {release.version} notes to Notion failed: {message[:200]}",
         )
 
 

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import (
-    Blueprint,
-    abort,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlmodel import Session, select
 from werkzeug.wrappers import Response
 
@@ -72,7 +63,7 @@ def admin_notion() -> str:
     check_error: str | None = None
     if request.args.get("check") and settings.notion_configured:
         try:
-            report = notion_publish.check_schema(_app())
+            report = notion_publish.check_schema()
         except NotionError as exc:
             check_error = str(exc)
     recent = jobs.recent_jobs(session, limit=50)
@@ -109,7 +100,7 @@ def admin_init_schema() -> Response:
         flash(notion_publish.NOT_CONFIGURED, "error")
         return redirect(url_for("publishing.admin_notion"))
     try:
-        report = notion_publish.check_schema(_app(), init=True)
+        report = notion_publish.check_schema(init=True)
     except NotionError as exc:
         flash(f"Notion refused to add the properties: {exc}", "error")
         return redirect(url_for("publishing.admin_notion"))
@@ -161,7 +152,3 @@ def admin_retry(job_id: int) -> Response:
     session.commit()
     flash(f"Job {again.id} will run now.", "info")
     return redirect(url_for("publishing.admin_notion"))
-
-
-def _app() -> Any:
-    return current_app._get_current_object()  # type: ignore[attr-defined]

@@ -136,15 +136,14 @@ def skip_week(session: Session, *, app: App, week_of: date, reason: str, actor: 
     skip = TrainSkip(app_id=app.id or 0, week_of=week, reason=reason[:1000], actor=actor)
     session.add(skip)
     session.flush()
-    audit.record(
+    _audit_week(
         session,
-        actor=actor,
-        action="train.skip",
-        subject_type="app",
-        subject_id=app.slug,
+        app,
+        actor,
+        skipped=True,
         before={"week_of": week, "skipped": False},
         after={"week_of": week, "skipped": True, "reason": skip.reason},
-        summary=f"{app.slug}: no train in the week of {week} ({skip.reason})",
+        summary=f"no train in the week of {week} ({skip.reason})",
     )
     return skip
 
@@ -160,14 +159,35 @@ def unskip_week(session: Session, *, app: App, week_of: date, actor: str, reason
     before = {"week_of": week, "skipped": True, "reason": existing.reason}
     session.delete(existing)
     session.flush()
+    _audit_week(
+        session,
+        app,
+        actor,
+        skipped=False,
+        before=before,
+        after={"week_of": week, "skipped": False, **({"reason": reason} if reason else {})},
+        summary=f"the train runs again in the week of {week}"
+        + (f" ({reason.strip()})" if reason.strip() else ""),
+    )
+
+
+def _audit_week(
+    session: Session,
+    app: App,
+    actor: str,
+    *,
+    skipped: bool,
+    before: dict[str, object],
+    after: dict[str, object],
+    summary: str,
+) -> None:
     audit.record(
         session,
         actor=actor,
-        action="train.unskip",
+        action="train.skip" if skipped else "train.unskip",
         subject_type="app",
         subject_id=app.slug,
         before=before,
-        after={"week_of": week, "skipped": False, **({"reason": reason} if reason else {})},
-        summary=f"{app.slug}: the train runs again in the week of {week}"
-        + (f" ({reason.strip()})" if reason.strip() else ""),
+        after=after,
+        summary=f"{app.slug}: {summary}",
     )
