@@ -153,10 +153,9 @@ def release_new() -> str | Response:
 @login_required
 def release_detail(release_id: int) -> str:
     session = db.session()
-    release, app = _release_or_404(release_id)
-    statuses = checklist.item_statuses(session, release)
+    record = _decision_record(release_id)
+    release = record["release"]
     note = notes.note_for(session, release)
-    meetings = services.meeting_records(session, release)
     history = session.exec(
         select(AuditEvent)
         .where(AuditEvent.subject_type == "release", AuditEvent.subject_id == str(release.id))
@@ -173,13 +172,9 @@ def release_detail(release_id: int) -> str:
     user = _user()
     return render_template(
         "releases/detail.html",
-        release=release,
-        app=app,
-        statuses=statuses,
-        progress=checklist.progress(statuses),
+        **record,
         note=note,
         preview=preview,
-        meetings=meetings,
         history=history,
         panels=panels,
         actions=[a for a in allowed_actions(release) if _may(user, a)],
@@ -299,18 +294,22 @@ def meeting_record(release_id: int) -> Response:
 @bp.get("/releases/<int:release_id>/meeting/print")
 @login_required
 def meeting_print(release_id: int) -> str:
+    return render_template("releases/meeting_print.html", **_decision_record(release_id))
+
+
+def _decision_record(release_id: int) -> dict[str, Any]:
+    """What the release page and its printable record both show: the release, its checklist
+    and progress, and its meeting records."""
     session = db.session()
     release, app = _release_or_404(release_id)
     statuses = checklist.item_statuses(session, release)
-    meetings = services.meeting_records(session, release)
-    return render_template(
-        "releases/meeting_print.html",
-        release=release,
-        app=app,
-        statuses=statuses,
-        progress=checklist.progress(statuses),
-        meetings=meetings,
-    )
+    return {
+        "release": release,
+        "app": app,
+        "statuses": statuses,
+        "progress": checklist.progress(statuses),
+        "meetings": services.meeting_records(session, release),
+    }
 
 
 @bp.get("/meeting")
