@@ -1,9 +1,9 @@
 """``relgov``: the service's command line.
 
 Light by design: ``relgov --help``, ``relgov version`` and ``relgov notes generate`` build no
-app and need no configuration. Every command that needs the app builds it when it runs
-(``with_appcontext``, with :func:`load_app`); a configuration error is one line on stderr
-and exit status 2.
+app and need no configuration; ``version`` and ``notes generate`` do not even load Flask.
+Every command that needs the app builds it when it runs (``with_appcontext``, with
+:func:`load_app`); a configuration error is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from service import version
 from service.settings import SettingsError
 
 
@@ -25,6 +26,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         from release_notes.cli import main as notes_main
 
         notes_main(args[1:], prog_name="relgov notes", exit_when_written=True)
+        return
+    if args == ["version"]:  # answered without loading the commands (the same text)
+        click.echo(f"relgov {version()}")
         return
     # Imported here, not at the top: the notes path above must not pay for Flask.
     from service.commands import run

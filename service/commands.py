@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from flask.cli import ScriptInfo, routes_command, shell_command, with_appcontext
 from sqlmodel import select
 from werkzeug.serving import run_simple
 
-from service import db, migrate
+from service import db, migrate, version
 from service.adoption.cli import adoption_group
 from service.auth import (
     AuthError,
@@ -275,10 +274,7 @@ def demo_command(if_empty: bool) -> None:
 @click.command("version")
 def version_command() -> None:
     """Print the service's version."""
-    try:
-        click.echo(f"relgov {version('relgov')}")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        click.echo("relgov (not installed)")
+    click.echo(f"relgov {version()}")
 
 
 COMMANDS: tuple[click.Command, ...] = (
