@@ -18,10 +18,15 @@ _CSRF = re.compile(
 
 
 def make_user(
-    session: Session, *, email: str = "anna@example.com", role: str = "admin", name: str = ""
+    session: Session,
+    *,
+    email: str = "anna@example.com",
+    role: str = "admin",
+    name: str = "",
+    password: str = PASSWORD,
 ) -> User:
     user = create_user(
-        session=session, email=email, name=name, role=role, password=PASSWORD, actor="test"
+        session=session, email=email, name=name, role=role, password=password, actor="test"
     )
     session.commit()
     return user
