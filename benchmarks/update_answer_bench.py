@@ -20,7 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +42,7 @@ def run(stores: int, requests: int) -> dict[str, object]:
     from service.releases.models import App, Release
     from service.settings import Settings
     from tests.builders import make_token, make_user
+    from tests.fleet_builders import freeze
     from version_monitor.simulate import build_fleet
 
     folder = Path(tempfile.mkdtemp(prefix="relgov-bench-"))
@@ -83,15 +84,7 @@ def run(stores: int, requests: int) -> dict[str, object]:
         for n in range(1, 41):
             store = fleet.get_store(session=session, external_id=f"B{n * (stores // 40):05d}")
             assert store is not None
-            fleet.freeze_store(
-                session=session,
-                store=store,
-                starts_at=now - timedelta(hours=1),
-                ends_at=now + timedelta(days=2),
-                reason="benchmark freeze",
-                actor="bench",
-                now=now,
-            )
+            freeze(session, store, now, reason="benchmark freeze", days=2, actor="bench")
         user = make_user(session, email="bench@example.com", name="Bench")
         raw = make_token(session, creator=user, scopes=["heartbeats:write"], name="devices")
     seeded = time.perf_counter() - started

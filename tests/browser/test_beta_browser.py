@@ -4,8 +4,6 @@ version."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from sqlmodel import select
 
@@ -16,6 +14,7 @@ from service.models import utcnow
 from service.releases.models import App, Release
 from tests.browser.conftest import log_in, screenshot
 from tests.builders import PASSWORD, make_user
+from tests.fleet_builders import freeze
 
 pytestmark = pytest.mark.browser
 
@@ -46,15 +45,7 @@ def fleet_data(session):
         session=session, store=frozen, device_id="S0040-pos-1", kind="pos", actor="t", now=now
     )
     fleet.enrol_store(session=session, store=frozen, reason="pilot", actor="test", now=now)
-    fleet.freeze_store(
-        session=session,
-        store=frozen,
-        starts_at=now - timedelta(hours=1),
-        ends_at=now + timedelta(days=2),
-        reason="New Year's Eve rush",
-        actor="test",
-        now=now,
-    )
+    freeze(session, frozen, now, reason="New Year's Eve rush", days=2)
     session.commit()
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from sqlmodel import Session
 
@@ -11,6 +9,7 @@ from beta import store as fleet
 from service.models import utcnow
 from service.releases.models import App, Release
 from tests.builders import make_token
+from tests.fleet_builders import freeze
 
 
 def auth(token: str) -> dict[str, str]:
@@ -73,14 +72,6 @@ def stores(session: Session) -> dict[str, object]:
     fleet.enrol_store(
         session=session, store=result["S0001"], reason="owner asked", actor="test", now=now
     )
-    fleet.freeze_store(
-        session=session,
-        store=result["S0003"],
-        starts_at=now - timedelta(hours=1),
-        ends_at=now + timedelta(days=1),
-        reason="New Year's Eve rush",
-        actor="test",
-        now=now,
-    )
+    freeze(session, result["S0003"], now, reason="New Year's Eve rush")
     session.commit()
     return result
