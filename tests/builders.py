@@ -15,6 +15,7 @@ PASSWORD = "correct-horse-battery"
 _CSRF = re.compile(
     r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"'
 )
+_META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
 def make_user(
@@ -43,6 +44,15 @@ def csrf_token(client: FlaskClient, path: str = "/login") -> str:
     match = _CSRF.search(html)
     assert match, f"no csrf token on {path}"
     return match.group(1) or match.group(2)
+
+
+def csrf_header(client: FlaskClient, path: str = "/") -> dict[str, str]:
+    """The ``X-CSRFToken`` header the pages' scripts send with person-only API calls: the
+    token of the page's ``<meta name="csrf-token">``."""
+    html = client.get(path).get_data(as_text=True)
+    match = _META_CSRF.search(html)
+    assert match, f"no csrf-token meta tag on {path}"
+    return {"X-CSRFToken": match.group(1)}
 
 
 def login(client: FlaskClient, email: str, password: str = PASSWORD) -> Any:

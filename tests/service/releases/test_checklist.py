@@ -9,23 +9,12 @@ from service.models import AuditEvent
 from service.releases import checklist, services
 from service.releases.lifecycle import Actor, TransitionError, transition
 from service.releases.models import ReleaseItem, SignOff
+from tests.service.releases.release_fixtures import registered_release
 
 
 @pytest.fixture
 def release(app, session, pos, people):
-    with app.app_context():
-        release, created = services.register_release(
-            session,
-            app=pos,
-            version="1.1.0",
-            git_ref="v1.1.0",
-            actor=services.actor_for(people["engineer"]),
-        )
-        session.commit()
-    assert created
-    transition(session, release, "submit", actor=services.actor_for(people["engineer"]))
-    session.commit()
-    return release
+    return registered_release(app, session, pos, people["engineer"], submit=True)
 
 
 def _item(session, release, title):
