@@ -39,6 +39,18 @@ def make_token(session: Session, *, creator: User, scopes: list[str], name: str 
     return raw
 
 
+def bearer(token: str) -> dict[str, str]:
+    """The ``Authorization`` header of an API client with ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def api_headers(
+    session: Session, *, creator: User, scopes: list[str], name: str = "ci"
+) -> dict[str, str]:
+    """A new token with ``scopes``, as the header an API client sends it in."""
+    return bearer(make_token(session, creator=creator, scopes=scopes, name=name))
+
+
 def csrf_token(client: FlaskClient, path: str = "/login") -> str:
     html = client.get(path).get_data(as_text=True)
     match = _CSRF.search(html)

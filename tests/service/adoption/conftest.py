@@ -15,6 +15,7 @@ from beta.models import Device, Store
 from service.adoption import fastpath
 from service.releases.models import App, Release
 from tests import builders
+from tests.builders import bearer
 from version_monitor.adoption import ReleaseInfo
 from version_monitor.models import DeviceState, VersionChange
 from version_monitor.simulate import simulate_adoption
@@ -148,10 +149,6 @@ def heartbeat_token(session: Session, admin: builders.User) -> str:
 @pytest.fixture
 def read_token(session: Session, admin: builders.User) -> str:
     return builders.make_token(session, creator=admin, scopes=["read"], name="reader")
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 # --- the heartbeat fast path and queue (test_heartbeat_fastpath.py, test_heartbeat_queue.py)

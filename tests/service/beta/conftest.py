@@ -8,27 +8,18 @@ from sqlmodel import Session
 from beta import store as fleet
 from service.models import utcnow
 from service.releases.models import App, Release
-from tests.builders import make_token
+from tests.builders import api_headers
 from tests.fleet_builders import freeze
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
 def writer(session, admin) -> dict[str, str]:
-    return auth(make_token(session, creator=admin, scopes=["read", "fleet:write"], name="ops"))
-
-
-@pytest.fixture
-def reader(session, admin) -> dict[str, str]:
-    return auth(make_token(session, creator=admin, scopes=["read"], name="reader"))
+    return api_headers(session, creator=admin, scopes=["read", "fleet:write"], name="ops")
 
 
 @pytest.fixture
 def device(session, admin) -> dict[str, str]:
-    return auth(make_token(session, creator=admin, scopes=["heartbeats:write"], name="devices"))
+    return api_headers(session, creator=admin, scopes=["heartbeats:write"], name="devices")
 
 
 def add_release(session: Session, app: App, version: str, state: str, **extra) -> Release:

@@ -8,8 +8,7 @@ from sqlmodel import func, select
 
 from beta.models import Store
 from service.models import AuditEvent
-from tests.builders import make_token
-from tests.service.beta.conftest import auth
+from tests.builders import bearer, make_token
 from version_monitor.models import DeviceState, VersionChange
 
 
@@ -270,7 +269,7 @@ def test_a_device_that_has_reported_can_be_deleted_with_its_adoption_history(
             "device_kind": "pos",
             "sent_at": sent.isoformat(),
         }
-        response = client.post("/api/v1/heartbeats", json=beat, headers=auth(heartbeats))
+        response = client.post("/api/v1/heartbeats", json=beat, headers=bearer(heartbeats))
         assert response.status_code == 200 and response.json["accepted"] == 1, response.json
         sent += timedelta(seconds=10)
     assert client.delete("/api/v1/devices/S0001-pos-1", headers=writer).status_code == 204

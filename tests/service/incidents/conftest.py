@@ -13,22 +13,13 @@ from beta import store as fleet
 from beta.models import Store
 from service.models import utcnow
 from service.releases.models import App, Release
-from tests.builders import make_token
+from tests.builders import api_headers
 from version_monitor.ingest import ingest_heartbeats
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
 def writer(session, admin) -> dict[str, str]:
-    return auth(make_token(session, creator=admin, scopes=["read", "incidents:write"], name="inc"))
-
-
-@pytest.fixture
-def reader(session, admin) -> dict[str, str]:
-    return auth(make_token(session, creator=admin, scopes=["read"], name="reader"))
+    return api_headers(session, creator=admin, scopes=["read", "incidents:write"], name="inc")
 
 
 @dataclass
