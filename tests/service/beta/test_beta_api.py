@@ -20,6 +20,11 @@ def count(session, model):
     return session.exec(select(func.count()).select_from(model)).one()
 
 
+def refused_field(response):
+    """The first field a refusal names."""
+    return response.json["error"]["fields"][0]["field"]
+
+
 def test_store_crud_and_audit(client, writer, reader, session):
     body = {
         "external_id": "S0100",
@@ -55,10 +60,10 @@ def test_store_bad_input_changes_nothing(client, writer, session, stores):
         response = client.post("/api/v1/stores", json=body, headers=writer)
         assert response.status_code == status, (body, response.json)
         if field:
-            assert response.json["error"]["fields"][0]["field"] == field
+            assert refused_field(response) == field
     assert count(session, Store) == before
     response = client.patch("/api/v1/stores/S0001", json={"name": None}, headers=writer)
-    assert response.status_code == 422 and response.json["error"]["fields"][0]["field"] == "name"
+    assert response.status_code == 422 and refused_field(response) == "name"
     response = client.patch("/api/v1/stores/S9999", json={"name": "x"}, headers=writer)
     assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
     assert client.get("/api/v1/stores/S9999", headers=writer).status_code == 404
@@ -72,18 +77,14 @@ def test_writes_need_fleet_write(client, reader, stores):
 
 
 def test_devices(client, writer, session, stores):
-    response = client.post(
-        "/api/v1/stores/S0001/devices",
-        json={"device_id": "S0001-kds-1", "kind": "kds"},
-        headers=writer,
-    )
+    def add(device_id, kind):
+        body = {"device_id": device_id, "kind": kind}
+        return client.post("/api/v1/stores/S0001/devices", json=body, headers=writer)
+
+    response = add("S0001-kds-1", "kds")
     assert response.status_code == 201, response.json
-    response = client.post(
-        "/api/v1/stores/S0001/devices",
-        json={"device_id": "S0001-x", "kind": "toaster"},
-        headers=writer,
-    )
-    assert response.status_code == 422 and response.json["error"]["fields"][0]["field"] == "kind"
+    response = add("S0001-x", "toaster")
+    assert response.status_code == 422 and refused_field(response) == "kind"
     response = client.patch(
         "/api/v1/devices/S0001-kds-1",
         json={"label": "kitchen", "store_id": "S0002"},
@@ -103,21 +104,15 @@ def test_devices(client, writer, session, stores):
 
 
 def test_cohort_actions_and_history(client, writer, reader, session, stores):
-    response = client.post(
-        "/api/v1/stores/S0002/cohort", json={"action": "enrol", "reason": ""}, headers=writer
-    )
-    assert response.status_code == 422
-    assert response.json["error"]["fields"][0]["field"] == "reason"
-    response = client.post(
-        "/api/v1/stores/S0002/cohort",
-        json={"action": "enrol", "reason": "owner request"},
-        headers=writer,
-    )
+    def enrol(store, reason):
+        body = {"action": "enrol", "reason": reason}
+        return client.post(f"/api/v1/stores/{store}/cohort", json=body, headers=writer)
+
+    response = enrol("S0002", "")
+    assert response.status_code == 422 and refused_field(response) == "reason"
+    response = enrol("S0002", "owner request")
     assert response.status_code == 200 and response.json["store"]["in_beta"] is True
-    response = client.post(
-        "/api/v1/stores/S0002/cohort", json={"action": "enrol", "reason": "again"}, headers=writer
-    )
-    assert response.status_code == 409
+    assert enrol("S0002", "again").status_code == 409
     cohort = client.get("/api/v1/cohort", headers=reader).json
     assert {m["external_id"] for m in cohort["members"]} == {"S0001", "S0002"}
     assert cohort["history"][0]["reason"] == "owner request"
@@ -125,79 +120,47 @@ def test_cohort_actions_and_history(client, writer, reader, session, stores):
     detail = client.get("/api/v1/stores/S0002", headers=reader).json
     assert detail["cohort_history"][0]["action"] == "enrol"
     assert events(session, "cohort.enrol")[0].after["reason"] == "owner request"
-    assert (
-        client.post(
-            "/api/v1/stores/S9999/cohort", json={"action": "enrol", "reason": "x"}, headers=writer
-        ).status_code
-        == 404
-    )
+    assert enrol("S9999", "x").status_code == 404
 
 
 def test_fill_preview_then_apply(client, writer, session, stores):
+    def fill(**body):
+        return client.post("/api/v1/cohort/fill", json=body, headers=writer)
+
     for n in range(4, 41):
         client.post(
             "/api/v1/stores",
             json={"external_id": f"S{n:04d}", "name": f"Store {n}"},
             headers=writer,
         )
-    preview = client.post("/api/v1/cohort/fill", json={"target_percent": 5}, headers=writer).json
+    preview = fill(target_percent=5).json
     assert preview["applied"] is False and preview["target_size"] == 2
     assert preview["add"] and "S0001" not in preview["add"]  # S0001 is enrolled by hand
     in_beta = session.exec(select(func.count()).select_from(Store).where(Store.in_beta)).one()
     assert in_beta == 1  # the preview changed nothing
-    response = client.post(
-        "/api/v1/cohort/fill", json={"target_percent": 5, "preview": False}, headers=writer
-    )
-    assert response.status_code == 422 and response.json["error"]["fields"][0]["field"] == "reason"
-    response = client.post(
-        "/api/v1/cohort/fill",
-        json={"target_percent": 5, "preview": False, "reason": "5 % beta", "plan_digest": "stale"},
-        headers=writer,
-    )
-    assert response.status_code == 409
-    response = client.post(
-        "/api/v1/cohort/fill",
-        json={
-            "target_percent": 5,
-            "preview": False,
-            "reason": "5 % beta",
-            "plan_digest": preview["plan_digest"],
-        },
-        headers=writer,
-    )
+    response = fill(target_percent=5, preview=False)
+    assert response.status_code == 422 and refused_field(response) == "reason"
+    apply = {"target_percent": 5, "preview": False, "reason": "5 % beta"}
+    assert fill(**apply, plan_digest="stale").status_code == 409
+    response = fill(**apply, plan_digest=preview["plan_digest"])
     assert response.status_code == 200 and response.json["add"] == preview["add"]
     assert len(events(session, "cohort.fill")) == 1
-    response = client.post(
-        "/api/v1/cohort/fill", json={"target_count": 3, "exclude_ids": ["S9999"]}, headers=writer
-    )
-    assert response.status_code == 422
-    assert response.json["error"]["fields"][0]["field"] == "exclude_ids"
-    response = client.post(
-        "/api/v1/cohort/fill", json={"target_count": 3, "target_percent": 4}, headers=writer
-    )
-    assert response.status_code == 422
+    response = fill(target_count=3, exclude_ids=["S9999"])
+    assert response.status_code == 422 and refused_field(response) == "exclude_ids"
+    assert fill(target_count=3, target_percent=4).status_code == 422
 
 
 def test_freeze_and_lift(client, writer, session, stores):
-    response = client.post(
-        "/api/v1/stores/S0002/freezes",
-        json={"ends_at": "2099-01-01T00:00:00Z", "reason": "renovation"},
-        headers=writer,
-    )
+    def freeze(ends_at, reason):
+        body = {"ends_at": ends_at, "reason": reason}
+        return client.post("/api/v1/stores/S0002/freezes", json=body, headers=writer)
+
+    response = freeze("2099-01-01T00:00:00Z", "renovation")
     assert response.status_code == 201, response.json
     freeze_id = response.json["id"]
-    response = client.post(
-        "/api/v1/stores/S0002/freezes",
-        json={"ends_at": "2099-01-01T00:00:00", "reason": "naive"},
-        headers=writer,
-    )
-    assert response.status_code == 422 and response.json["error"]["fields"][0]["field"] == "ends_at"
-    response = client.post(
-        "/api/v1/stores/S0002/freezes",
-        json={"ends_at": "2000-01-01T00:00:00Z", "reason": "past"},
-        headers=writer,
-    )
-    assert response.status_code == 422
+    response = freeze("2099-01-01T00:00:00", "naive")
+    assert response.status_code == 422 and refused_field(response) == "ends_at"
+    assert freeze("2000-01-01T00:00:00Z", "past").status_code == 422
     lifted = client.post(f"/api/v1/freezes/{freeze_id}/lift", headers=writer)
     assert lifted.status_code == 200 and lifted.json["lifted_at"]
     assert client.post(f"/api/v1/freezes/{freeze_id}/lift", headers=writer).status_code == 409
