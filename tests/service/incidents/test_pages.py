@@ -153,37 +153,26 @@ def test_release_panel_override_and_settings(admin_client, world, session) -> No
     assert "Promotion gates" in page and "advisory" in page
     assert f"#{incident.id}" in page and "In beta stores" in page
     assert 'name="gate" value="incident_score"' in page
-    response = post_form(
-        admin_client,
-        f"{url}/gates/override",
-        {"gate": "incident_score", "reason": "hotfix config pushed"},
-        page=url,
-    )
-    assert response.status_code == 302
+
+    def override(gate, reason):
+        form = {"gate": gate, "reason": reason}
+        return post_form(admin_client, f"{url}/gates/override", form, page=url)
+
+    def save_settings(**form):
+        trend = "/incidents/trend/pos"
+        return post_form(admin_client, "/incidents/settings/pos", form, page=trend)
+
+    assert override("incident_score", "hotfix config pushed").status_code == 302
     assert session.exec(select(GateOverride)).one().reason == "hotfix config pushed"
     page = admin_client.get(url).get_data(as_text=True)
     assert "hotfix config pushed" in page and "overridden" in page
-    empty = post_form(
-        admin_client, f"{url}/gates/override", {"gate": "beta_soak", "reason": ""}, page=url
-    )
-    assert empty.status_code == 302
+    assert override("beta_soak", "").status_code == 302
     assert len(session.exec(select(GateOverride)).all()) == 1
 
-    response = post_form(
-        admin_client,
-        "/incidents/settings/pos",
-        {"holiday_calendar": "us", "promotion_gates": "on"},
-        page="/incidents/trend/pos",
-    )
-    assert response.status_code == 302
+    assert save_settings(holiday_calendar="us", promotion_gates="on").status_code == 302
     session.refresh(world.app)
     assert (world.app.holiday_calendar, world.app.promotion_gates) == ("US", True)
-    post_form(
-        admin_client,
-        "/incidents/settings/pos",
-        {"holiday_calendar": "Narnia"},
-        page="/incidents/trend/pos",
-    )
+    save_settings(holiday_calendar="Narnia")
     session.refresh(world.app)
     assert world.app.holiday_calendar == "US"
 
