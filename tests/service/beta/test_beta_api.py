@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlmodel import func, select
 
 from beta.models import Store
@@ -23,6 +24,16 @@ def count(session, model):
 def refused_field(response):
     """The first field a refusal names."""
     return response.json["error"]["fields"][0]["field"]
+
+
+@pytest.fixture
+def post(client, writer):
+    """``post(path, **body)``: POST ``body`` as JSON with the fleet writer's token."""
+
+    def send(path, **body):
+        return client.post(path, json=body, headers=writer)
+
+    return send
 
 
 def test_store_crud_and_audit(client, writer, reader, session):
@@ -76,14 +87,11 @@ def test_writes_need_fleet_write(client, reader, stores):
     assert response.status_code == 403
 
 
-def test_devices(client, writer, session, stores):
-    def add(device_id, kind):
-        body = {"device_id": device_id, "kind": kind}
-        return client.post("/api/v1/stores/S0001/devices", json=body, headers=writer)
-
-    response = add("S0001-kds-1", "kds")
+def test_devices(client, writer, post, session, stores):
+    devices = "/api/v1/stores/S0001/devices"
+    response = post(devices, device_id="S0001-kds-1", kind="kds")
     assert response.status_code == 201, response.json
-    response = add("S0001-x", "toaster")
+    response = post(devices, device_id="S0001-x", kind="toaster")
     assert response.status_code == 422 and refused_field(response) == "kind"
     response = client.patch(
         "/api/v1/devices/S0001-kds-1",
@@ -103,36 +111,29 @@ def test_devices(client, writer, session, stores):
     assert {"device.create", "device.update", "device.delete"} <= set(actions)
 
 
-def test_cohort_actions_and_history(client, writer, reader, session, stores):
-    def enrol(store, reason):
-        body = {"action": "enrol", "reason": reason}
-        return client.post(f"/api/v1/stores/{store}/cohort", json=body, headers=writer)
-
-    response = enrol("S0002", "")
+def test_cohort_actions_and_history(client, post, reader, session, stores):
+    cohort = "/api/v1/stores/S0002/cohort"
+    response = post(cohort, action="enrol", reason="")
     assert response.status_code == 422 and refused_field(response) == "reason"
-    response = enrol("S0002", "owner request")
+    response = post(cohort, action="enrol", reason="owner request")
     assert response.status_code == 200 and response.json["store"]["in_beta"] is True
-    assert enrol("S0002", "again").status_code == 409
-    cohort = client.get("/api/v1/cohort", headers=reader).json
-    assert {m["external_id"] for m in cohort["members"]} == {"S0001", "S0002"}
-    assert cohort["history"][0]["reason"] == "owner request"
-    assert cohort["history"][0]["actor"].startswith("token:") or cohort["history"][0]["actor"]
+    assert post(cohort, action="enrol", reason="again").status_code == 409
+    members = client.get("/api/v1/cohort", headers=reader).json
+    assert {m["external_id"] for m in members["members"]} == {"S0001", "S0002"}
+    assert members["history"][0]["reason"] == "owner request"
+    assert members["history"][0]["actor"].startswith("token:") or members["history"][0]["actor"]
     detail = client.get("/api/v1/stores/S0002", headers=reader).json
     assert detail["cohort_history"][0]["action"] == "enrol"
     assert events(session, "cohort.enrol")[0].after["reason"] == "owner request"
-    assert enrol("S9999", "x").status_code == 404
+    assert post("/api/v1/stores/S9999/cohort", action="enrol", reason="x").status_code == 404
 
 
-def test_fill_preview_then_apply(client, writer, session, stores):
+def test_fill_preview_then_apply(post, session, stores):
     def fill(**body):
-        return client.post("/api/v1/cohort/fill", json=body, headers=writer)
+        return post("/api/v1/cohort/fill", **body)
 
     for n in range(4, 41):
-        client.post(
-            "/api/v1/stores",
-            json={"external_id": f"S{n:04d}", "name": f"Store {n}"},
-            headers=writer,
-        )
+        post("/api/v1/stores", external_id=f"S{n:04d}", name=f"Store {n}")
     preview = fill(target_percent=5).json
     assert preview["applied"] is False and preview["target_size"] == 2
     assert preview["add"] and "S0001" not in preview["add"]  # S0001 is enrolled by hand
@@ -150,17 +151,14 @@ def test_fill_preview_then_apply(client, writer, session, stores):
     assert fill(target_count=3, target_percent=4).status_code == 422
 
 
-def test_freeze_and_lift(client, writer, session, stores):
-    def freeze(ends_at, reason):
-        body = {"ends_at": ends_at, "reason": reason}
-        return client.post("/api/v1/stores/S0002/freezes", json=body, headers=writer)
-
-    response = freeze("2099-01-01T00:00:00Z", "renovation")
+def test_freeze_and_lift(client, writer, post, session, stores):
+    freezes = "/api/v1/stores/S0002/freezes"
+    response = post(freezes, ends_at="2099-01-01T00:00:00Z", reason="renovation")
     assert response.status_code == 201, response.json
     freeze_id = response.json["id"]
-    response = freeze("2099-01-01T00:00:00", "naive")
+    response = post(freezes, ends_at="2099-01-01T00:00:00", reason="naive")
     assert response.status_code == 422 and refused_field(response) == "ends_at"
-    assert freeze("2000-01-01T00:00:00Z", "past").status_code == 422
+    assert post(freezes, ends_at="2000-01-01T00:00:00Z", reason="past").status_code == 422
     lifted = client.post(f"/api/v1/freezes/{freeze_id}/lift", headers=writer)
     assert lifted.status_code == 200 and lifted.json["lifted_at"]
     assert client.post(f"/api/v1/freezes/{freeze_id}/lift", headers=writer).status_code == 409
