@@ -39,9 +39,9 @@ def run(stores: int, requests: int) -> dict[str, object]:
     from service.app import create_app
     from service.beta.answers import answers, bump
     from service.models import utcnow
-    from service.releases.models import App, Release
+    from service.releases.models import App
     from service.settings import Settings
-    from tests.builders import make_token, make_user
+    from tests.builders import add_release, make_token, make_user
     from tests.fleet_builders import freeze
     from version_monitor.simulate import build_fleet
 
@@ -67,20 +67,9 @@ def run(stores: int, requests: int) -> dict[str, object]:
         session.add(pos)
         session.flush()
         assert pos.id is not None
-        for version, state, stage in (
-            ("3.11.0", "released", 100),
-            ("3.12.0", "rolling_out", 50),
-            ("3.13.0", "beta", 0),
-        ):
-            session.add(
-                Release(
-                    app_id=pos.id,
-                    version=version,
-                    state=state,
-                    stage_percent=stage,
-                    created_by="bench",
-                )
-            )
+        add_release(session, pos, "3.11.0", "released", stage_percent=100)
+        add_release(session, pos, "3.12.0", "rolling_out", stage_percent=50)
+        add_release(session, pos, "3.13.0", "beta", stage_percent=0)
         for n in range(1, 41):
             store = fleet.get_store(session=session, external_id=f"B{n * (stores // 40):05d}")
             assert store is not None

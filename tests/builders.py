@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from service.auth import create_user, issue_token
 from service.models import User
+from service.releases.models import App, Release
 
 PASSWORD = "correct-horse-battery"
 _CSRF = re.compile(
@@ -49,6 +50,15 @@ def api_headers(
 ) -> dict[str, str]:
     """A new token with ``scopes``, as the header an API client sends it in."""
     return bearer(make_token(session, creator=creator, scopes=scopes, name=name))
+
+
+def add_release(session: Session, app: App, version: str, state: str, **fields: Any) -> Release:
+    """A release of ``app`` put straight into ``state`` (no lifecycle), committed."""
+    assert app.id is not None
+    release = Release(app_id=app.id, version=version, state=state, created_by="test", **fields)
+    session.add(release)
+    session.commit()
+    return release
 
 
 def csrf_token(client: FlaskClient, path: str = "/login") -> str:

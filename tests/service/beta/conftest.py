@@ -7,8 +7,8 @@ from sqlmodel import Session
 
 from beta import store as fleet
 from service.models import utcnow
-from service.releases.models import App, Release
-from tests.builders import api_headers
+from service.releases.models import App
+from tests.builders import add_release, api_headers
 from tests.fleet_builders import freeze
 
 
@@ -20,13 +20,6 @@ def writer(session, admin) -> dict[str, str]:
 @pytest.fixture
 def device(session, admin) -> dict[str, str]:
     return api_headers(session, creator=admin, scopes=["heartbeats:write"], name="devices")
-
-
-def add_release(session: Session, app: App, version: str, state: str, **extra) -> Release:
-    release = Release(app_id=app.id, version=version, state=state, created_by="test", **extra)
-    session.add(release)
-    session.commit()
-    return release
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from service.beta.stages import advance_stage, rollout_summary
 from service.models import AuditEvent
 from service.releases.lifecycle import Actor, transition
 from service.releases.models import Release
-from tests.builders import login, make_user, post_form
-from tests.service.beta.conftest import add_release
+from tests.builders import add_release, login, make_user, post_form
 
 
 @pytest.fixture

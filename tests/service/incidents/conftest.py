@@ -18,7 +18,7 @@ from service.incidents import services
 from service.incidents.models import Incident
 from service.models import utcnow
 from service.releases.models import App, Release
-from tests.builders import api_headers
+from tests.builders import add_release, api_headers
 from version_monitor.ingest import ingest_heartbeats
 
 
@@ -58,17 +58,8 @@ def build_world(session: Session, *, stores: int = 6, **app_fields: Any) -> Worl
     app = App(slug="pos", name="POS register", **app_fields)
     session.add(app)
     session.commit()
-    old = Release(app_id=app.id, version="3.11.0", state="released", created_by="test")
-    beta = Release(
-        app_id=app.id,
-        version="3.12.0",
-        state="beta",
-        created_by="test",
-        beta_at=now - timedelta(days=30),
-    )
-    session.add(old)
-    session.add(beta)
-    session.commit()
+    old = add_release(session, app, "3.11.0", "released")
+    beta = add_release(session, app, "3.12.0", "beta", beta_at=now - timedelta(days=30))
     made = {}
     for n in range(1, stores + 1):
         ext = f"S{n:04d}"
