@@ -50,22 +50,20 @@ def make_release(
     rollout_started_at: datetime | None = None,
     released_at: datetime | None = None,
 ) -> Release:
+    """``builders.add_release`` with the moments given as naive UTC (as the simulator's)."""
+
     def aware(moment: datetime | None) -> datetime | None:
         return moment.replace(tzinfo=UTC) if moment else None
 
-    assert app.id is not None
-    release = Release(
-        app_id=app.id,
-        version=version,
-        state=state,
-        created_by="test",
+    return builders.add_release(
+        session,
+        app,
+        version,
+        state,
         beta_at=aware(beta_at),
         rollout_started_at=aware(rollout_started_at),
         released_at=aware(released_at),
     )
-    session.add(release)
-    session.commit()
-    return release
 
 
 def make_fleet(
