@@ -44,7 +44,6 @@ import http.client
 import json
 import multiprocessing
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -58,7 +57,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DOC = ROOT / "docs" / "benchmarks.md"
+from benchmarks._common import (  # noqa: E402
+    DOC,
+    create_database,
+    free_port,
+    gunicorn_command,
+    stop,
+)
+
 SECTION = "## Version adoption"
 PART = "### Heartbeats"
 END = "<!-- end of heartbeat_bench.py output -->"
@@ -78,20 +84,13 @@ def heartbeats():
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def prepare_database(url: str) -> str:
     """Migrate, make the fleet and the app, and return a heartbeats:write token."""
     from sqlmodel import Session
 
     from service import db, migrate
-    from service.auth import create_user, issue_token
     from service.releases.models import App
+    from tests.builders import make_token, make_user
     from version_monitor.simulate import build_fleet
 
     engine = db.make_engine(url)
@@ -100,52 +99,17 @@ def prepare_database(url: str) -> str:
         now = datetime.now(UTC).replace(tzinfo=None)
         build_fleet(session, stores=STORES, devices=DEVICES, now=now)
         session.add(App(slug="pos", name="POS"))
-        user = create_user(
-            session=session,
-            email="bench@example.com",
-            name="Bench",
-            role="admin",
-            password="benchmark-password",
-            actor="bench",
-        )
-        _, raw = issue_token(
-            session=session, name="bench", scopes=["heartbeats:write"], creator=user
-        )
-        session.commit()
+        user = make_user(session, email="bench@example.com", name="Bench")
+        raw = make_token(session, creator=user, scopes=["heartbeats:write"], name="bench")
     engine.dispose()
     return raw
-
-
-def pg_database(base: str) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
-
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text('DROP DATABASE IF EXISTS "relgov_bench" WITH (FORCE)'))
-        conn.execute(text('CREATE DATABASE "relgov_bench"'))
-    admin.dispose()
-    return make_url(base).set(database="relgov_bench").render_as_string(hide_password=False)
 
 
 def start_gunicorn(
     target: str, port: int, env: dict[str, str], cwd: Path
 ) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [
-            str(ROOT / ".venv" / "bin" / "gunicorn"),
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            target,
-        ],
-        cwd=cwd,
-        env=env,
-        start_new_session=True,
+        gunicorn_command(target, port), cwd=cwd, env=env, start_new_session=True
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -156,14 +120,6 @@ def start_gunicorn(
             time.sleep(0.2)
     stop(process)
     raise RuntimeError(f"gunicorn on port {port} did not start")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 def server_cpu(process: subprocess.Popen[bytes]) -> float:
@@ -500,13 +456,14 @@ def main() -> None:
         rows += bench_database("SQLite, queued, rate limit off", url, args, bare, limit="0")
     pg = os.environ.get("RELGOV_BENCH_PG_URL", "")
     if pg:
-        rows += bench_database("PostgreSQL 15, queued", pg_database(pg), args, bare)
+        fresh = "relgov_bench"  # made afresh for every run
+        rows += bench_database("PostgreSQL 15, queued", create_database(pg, fresh), args, bare)
         rows += bench_database(
-            "PostgreSQL, each request writes", pg_database(pg), args, bare, flush_ms="0"
+            "PostgreSQL, each request writes", create_database(pg, fresh), args, bare, flush_ms="0"
         )
         if args.limit_cost:
             rows += bench_database(
-                "PostgreSQL, queued, rate limit off", pg_database(pg), args, bare, "0"
+                "PostgreSQL, queued, rate limit off", create_database(pg, fresh), args, bare, "0"
             )
     else:
         print("PostgreSQL skipped (set RELGOV_BENCH_PG_URL)")

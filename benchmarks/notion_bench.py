@@ -24,12 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import DOC, write_section  # noqa: E402
 from release_notes.notion import NotionPublisher, PageContent, TokenBucket  # noqa: E402
 from release_notes.notion_blocks import count_blocks, markdown_to_blocks  # noqa: E402
 from tests.fakes.notion_fake import NotionFake  # noqa: E402
 from tests.fakes.notion_fixtures import FakeClock, fake_config  # noqa: E402
 
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Notion publishing"
 COMMAND = ".venv/bin/python benchmarks/notion_bench.py"
 
@@ -141,18 +141,6 @@ def section(rows: list[dict[str, object]]) -> str:
     )
 
 
-def write_section(text: str) -> None:
-    doc = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    start = doc.find(SECTION)
-    if start == -1:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        end = doc.find("\n## ", start + len(SECTION))
-        rest = "" if end == -1 else doc[end + 1 :]
-        doc = doc[:start] + text + ("\n" + rest if rest else "")
-    DOC.write_text(doc, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 5000])
@@ -162,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     text = section(rows)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
         print(f"written to {DOC.relative_to(ROOT)}")
     return 0
 

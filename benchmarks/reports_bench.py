@@ -29,9 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.heartbeat_bench import pg_database  # noqa: E402
+from benchmarks._common import DOC, create_database  # noqa: E402
 
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Version adoption"
 PART = "### Reports"
 COMMAND = (
@@ -198,7 +197,7 @@ def main() -> None:
     targets = [("SQLite", f"sqlite:///{Path(tempfile.mkdtemp()) / 'reports.db'}")]
     pg = os.environ.get("RELGOV_BENCH_PG_URL", "")
     if pg:
-        targets.append(("PostgreSQL 15", pg_database(pg)))
+        targets.append(("PostgreSQL 15", create_database(pg, "relgov_bench")))
     else:
         print("PostgreSQL skipped (set RELGOV_BENCH_PG_URL)")
     results: dict[str, dict[str, tuple[float, float]]] = {}

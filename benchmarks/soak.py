@@ -50,8 +50,7 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,17 +60,20 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-if str(ROOT / "benchmarks") not in sys.path:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
 
-# Shared with the heartbeat benchmark (not copied): a free loopback port and stopping a
-# server's process group.
-from heartbeat_bench import free_port, stop  # noqa: E402
+# Shared with the other benchmarks (not copied).
+from benchmarks._common import (  # noqa: E402
+    DOC,
+    add_database_argument,
+    free_port,
+    gunicorn_command,
+    percentile,
+    scratch_database,
+    stop,
+)
 
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Soak"
 COMMAND = "flock /tmp/relgov-bench.lock .venv/bin/python benchmarks/soak.py"
-DEFAULT_PG = "postgresql+psycopg://relgov:relgov-ci@127.0.0.1:5432/postgres"
 SECRET = "soak-benchmark-secret-key-0123456789-abcdefghij"
 EMAIL, PASSWORD = "soak@example.com", "soak-benchmark-password"
 APP = "pos"
@@ -114,29 +116,6 @@ class Seed:
     seconds: float
 
 
-def create_database(server_url: str, name: str) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
-
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(server_url: str, name: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
-
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def seed(url: str, *, devices: int, duration: float, warmup: float, rng_seed: int = 7) -> Seed:
     """Migrate ``url`` and fill it; plan what every simulated device does during the run."""
     from sqlalchemy import select
@@ -144,10 +123,10 @@ def seed(url: str, *, devices: int, duration: float, warmup: float, rng_seed: in
 
     from service import db, migrate
     from service.adoption.demo import timeline
-    from service.auth import create_user, issue_token
     from service.beta.answers import bump
     from service.models import utcnow
     from service.releases.models import App, Release, ReleaseNote
+    from tests.builders import make_token, make_user
     from version_monitor.models import device_state_table, device_table, store_table
     from version_monitor.simulate import build_fleet, simulate_adoption
 
@@ -200,24 +179,12 @@ def seed(url: str, *, devices: int, duration: float, warmup: float, rng_seed: in
             session, app=APP, releases=history, start=naive - timedelta(days=150), now=naive
         )
         bump(session)  # bulk inserts bypass the fleet counter's ORM listener
-        user = create_user(
-            session=session,
-            email=EMAIL,
-            name="Soak",
-            role="admin",
-            password=PASSWORD,
-            actor="soak",
-        )
+        user = make_user(session, email=EMAIL, name="Soak", password=PASSWORD)
         raws = [
-            issue_token(
-                session=session, name=f"gateway-{n}", scopes=["heartbeats:write"], creator=user
-            )[1]
+            make_token(session, creator=user, scopes=["heartbeats:write"], name=f"gateway-{n}")
             for n in range(TOKENS)
         ]
-        editor = issue_token(
-            session=session, name="editor", scopes=["read", "releases:write"], creator=user
-        )[1]
-        session.commit()
+        editor = make_token(session, creator=user, scopes=["read", "releases:write"], name="editor")
         rows = session.execute(
             select(
                 device_table.c.device_id,
@@ -336,16 +303,7 @@ def start_services(
     port = free_port()
     web_log = (folder / "gunicorn.log").open("wb")
     web = subprocess.Popen(
-        [
-            str(ROOT / ".venv" / "bin" / "gunicorn"),
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "wsgi:app",
-        ],
+        gunicorn_command("wsgi:app", port),
         cwd=ROOT,
         env=env,
         stdout=web_log,
@@ -1182,13 +1140,6 @@ def run(url: str, options: Options, *, folder: Path | None = None) -> Outcome:
 # --- the report ---------------------------------------------------------------------------
 
 
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))]
-
-
 @dataclass
 class MemoryRow:
     role: str
@@ -1355,23 +1306,9 @@ def write_section(text: str) -> None:
     DOC.write_text(doc.rstrip("\n") + "\n", encoding="utf-8")
 
 
-@contextmanager
-def soak_database(server_url: str) -> Iterator[str]:
-    name = f"relgov_soak_{os.getpid()}"
-    url = create_database(server_url, name)
-    try:
-        yield url
-    finally:
-        drop_database(server_url, name)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("RELGOV_BENCH_DATABASE_URL", DEFAULT_PG),
-        help="a PostgreSQL server (any database on it); the soak makes its own database",
-    )
+    add_database_argument(parser)
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of load")
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds not measured")
     parser.add_argument("--devices", type=int, default=5000)
@@ -1406,7 +1343,7 @@ def main(argv: list[str] | None = None) -> int:
         rate_limit=args.rate_limit,
         publish_every=args.publish_every,
     )
-    with soak_database(args.database_url) as url:
+    with scratch_database(args.database_url, f"relgov_soak_{os.getpid()}") as url:
         outcome = run(url, options)
     text = report(outcome)
     print(text)

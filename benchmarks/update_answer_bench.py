@@ -20,20 +20,15 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DOC = ROOT / "docs" / "benchmarks.md"
+from benchmarks._common import percentile, write_section  # noqa: E402
+
 SECTION = "## Update answer"
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def run(stores: int, requests: int) -> dict[str, object]:
@@ -42,11 +37,12 @@ def run(stores: int, requests: int) -> dict[str, object]:
     from beta import store as fleet
     from service import db, migrate
     from service.app import create_app
-    from service.auth import create_user, issue_token
     from service.beta.answers import answers, bump
     from service.models import utcnow
-    from service.releases.models import App, Release
+    from service.releases.models import App
     from service.settings import Settings
+    from tests.builders import add_release, make_token, make_user
+    from tests.fleet_builders import freeze
     from version_monitor.simulate import build_fleet
 
     folder = Path(tempfile.mkdtemp(prefix="relgov-bench-"))
@@ -71,44 +67,15 @@ def run(stores: int, requests: int) -> dict[str, object]:
         session.add(pos)
         session.flush()
         assert pos.id is not None
-        for version, state, stage in (
-            ("3.11.0", "released", 100),
-            ("3.12.0", "rolling_out", 50),
-            ("3.13.0", "beta", 0),
-        ):
-            session.add(
-                Release(
-                    app_id=pos.id,
-                    version=version,
-                    state=state,
-                    stage_percent=stage,
-                    created_by="bench",
-                )
-            )
+        add_release(session, pos, "3.11.0", "released", stage_percent=100)
+        add_release(session, pos, "3.12.0", "rolling_out", stage_percent=50)
+        add_release(session, pos, "3.13.0", "beta", stage_percent=0)
         for n in range(1, 41):
             store = fleet.get_store(session=session, external_id=f"B{n * (stores // 40):05d}")
             assert store is not None
-            fleet.freeze_store(
-                session=session,
-                store=store,
-                starts_at=now - timedelta(hours=1),
-                ends_at=now + timedelta(days=2),
-                reason="benchmark freeze",
-                actor="bench",
-                now=now,
-            )
-        user = create_user(
-            session=session,
-            email="bench@example.com",
-            name="Bench",
-            role="admin",
-            password="benchmark-password",
-            actor="bench",
-        )
-        _token, raw = issue_token(
-            session=session, name="devices", scopes=["heartbeats:write"], creator=user
-        )
-        session.commit()
+            freeze(session, store, now, reason="benchmark freeze", days=2, actor="bench")
+        user = make_user(session, email="bench@example.com", name="Bench")
+        raw = make_token(session, creator=user, scopes=["heartbeats:write"], name="devices")
     seeded = time.perf_counter() - started
 
     wsgi_times: list[float] = []
@@ -225,18 +192,6 @@ def section(result: dict[str, object]) -> str:
     )
 
 
-def write_section(text: str) -> None:
-    doc = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    start = doc.find(SECTION)
-    if start == -1:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        end = doc.find("\n## ", start + len(SECTION))
-        rest = "" if end == -1 else doc[end + 1 :]
-        doc = doc[:start] + text + ("\n" + rest if rest else "")
-    DOC.write_text(doc, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--stores", type=int, default=20_000)
@@ -246,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     text = section(run(args.stores, args.requests))
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 

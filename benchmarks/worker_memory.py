@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-DEFAULT_PG = "postgresql+psycopg://relgov:relgov-ci@127.0.0.1:5432/postgres"
+from benchmarks._common import add_database_argument, scratch_database  # noqa: E402
 
 FAKE_MAIN = """
 import json, sys
@@ -117,25 +117,6 @@ def notion_fake() -> Iterator[dict[str, str]]:
         assert proc.stdin is not None
         proc.stdin.close()
         proc.wait(timeout=30)
-
-
-@contextmanager
-def database(server_url: str) -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
-
-    name = f"relgov_wmem_{os.getpid()}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def apply_stubs(stubs: list[str]) -> None:
@@ -446,11 +427,7 @@ def run(args: argparse.Namespace, url: str, fake: dict[str, str]) -> list[dict[s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("RELGOV_BENCH_DATABASE_URL", DEFAULT_PG),
-        help="a PostgreSQL server (any database on it); the script makes its own database",
-    )
+    add_database_argument(parser)
     parser.add_argument("--publishes", type=int, default=300)
     parser.add_argument("--every", type=int, default=20)
     parser.add_argument(
@@ -474,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"load average: {Path('/proc/loadavg').read_text().split()[:3]}; stubs: {args.stub}")
     print("publishes  RSS MiB  trimmed  traced  thr  objects  seconds")
-    with database(args.database_url) as url, notion_fake() as fake:
+    database = scratch_database(args.database_url, f"relgov_wmem_{os.getpid()}")
+    with database as url, notion_fake() as fake:
         rows = (run_process if args.process else run)(args, url, fake)
     first = next((r for r in rows if r["publishes"] >= args.every), rows[0])
     last = rows[-1]

@@ -134,6 +134,12 @@ def admin(session: Session) -> builders.User:
 
 
 @pytest.fixture
+def reader(session: Session, admin: builders.User) -> dict[str, str]:
+    """The headers of an API client whose token may only read."""
+    return builders.api_headers(session, creator=admin, scopes=["read"], name="reader")
+
+
+@pytest.fixture
 def admin_client(client: FlaskClient, admin: builders.User) -> FlaskClient:
     response = builders.login(client, admin.email)
     assert response.status_code == 302, response.get_data(as_text=True)

@@ -8,14 +8,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event
-from sqlalchemy.pool import StaticPool
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, SQLModel
 
 import beta.models  # noqa: F401  (registers the tables)
 from beta.models import Store
 from beta.store import create_store
+from tests import domain_db
 
 NOW = datetime(2025, 6, 2, 3, 0, tzinfo=UTC)
+session = domain_db.session  # the fixture: a session on this conftest's engine
 
 
 def _foreign_keys_on(dbapi_connection: Any, _record: Any) -> None:
@@ -26,19 +27,11 @@ def _foreign_keys_on(dbapi_connection: Any, _record: Any) -> None:
 
 @pytest.fixture
 def engine() -> Iterator[Engine]:
-    engine = create_engine(
-        "sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool
-    )
+    engine = domain_db.memory_engine()
     event.listen(engine, "connect", _foreign_keys_on)
     SQLModel.metadata.create_all(engine)
     yield engine
     engine.dispose()
-
-
-@pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    with Session(engine) as session:
-        yield session
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -8,7 +8,8 @@ from sqlmodel import Session
 from beta.errors import Conflict, NotFound
 from beta.rollout import AppPolicy, AppReleases, ReleaseOffer
 from beta.snapshot import FleetSnapshot, SnapshotCache, build_snapshot
-from beta.store import create_device, enrol_store, freeze_store, lift_freeze
+from beta.store import create_device, enrol_store, lift_freeze
+from tests.fleet_builders import freeze
 
 POS = AppReleases(
     "pos",
@@ -28,24 +29,8 @@ def fleet(session: Session, make_store: Any, now: datetime) -> Session:
     enrol_store(session=session, store=tokyo, reason="pilot", actor="sup", now=now)
     create_device(session=session, store=tokyo, device_id="pos-1", kind="pos", actor="a", now=now)
     create_device(session=session, store=la, device_id="kds-1", kind="kds", actor="a", now=now)
-    freeze_store(
-        session=session,
-        store=frozen,
-        starts_at=now - timedelta(hours=1),
-        ends_at=now + timedelta(days=1),
-        reason="inventory",
-        actor="sup",
-        now=now,
-    )
-    old = freeze_store(
-        session=session,
-        store=la,
-        starts_at=now - timedelta(hours=1),
-        ends_at=now + timedelta(days=1),
-        reason="lifted",
-        actor="sup",
-        now=now,
-    )
+    freeze(session, frozen, now, reason="inventory", actor="sup")
+    old = freeze(session, la, now, reason="lifted", actor="sup")
     lift_freeze(session=session, freeze=old.freeze, actor="sup", now=now)
     session.commit()
     return session

@@ -4,8 +4,6 @@ version."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from sqlmodel import select
 
@@ -13,9 +11,10 @@ from beta import store as fleet
 from beta.models import Store
 from service.beta import demo
 from service.models import utcnow
-from service.releases.models import App, Release
+from service.releases.models import App
 from tests.browser.conftest import log_in, screenshot
-from tests.builders import PASSWORD, make_user
+from tests.builders import PASSWORD, add_release, make_user
+from tests.fleet_builders import freeze
 
 pytestmark = pytest.mark.browser
 
@@ -25,8 +24,8 @@ def fleet_data(session):
     app = App(slug="pos", name="POS register", min_supported_version="3.0.0")
     session.add(app)
     session.commit()
-    for version, state in (("3.11.0", "released"), ("3.12.0", "beta")):
-        session.add(Release(app_id=app.id, version=version, state=state, created_by="test"))
+    add_release(session, app, "3.11.0", "released")
+    add_release(session, app, "3.12.0", "beta")
     now = utcnow()
     for n in range(1, 81):
         region, timezone = ("Osaka", "Asia/Tokyo") if n % 3 else ("Tokyo", "Asia/Tokyo")
@@ -46,15 +45,7 @@ def fleet_data(session):
         session=session, store=frozen, device_id="S0040-pos-1", kind="pos", actor="t", now=now
     )
     fleet.enrol_store(session=session, store=frozen, reason="pilot", actor="test", now=now)
-    fleet.freeze_store(
-        session=session,
-        store=frozen,
-        starts_at=now - timedelta(hours=1),
-        ends_at=now + timedelta(days=2),
-        reason="New Year's Eve rush",
-        actor="test",
-        now=now,
-    )
+    freeze(session, frozen, now, reason="New Year's Eve rush", days=2)
     session.commit()
 
 

@@ -4,54 +4,25 @@ incident is resolved."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from sqlmodel import Session
 
-from beta import store as fleet
-from service.models import utcnow
-from service.releases.models import App, Release
+from service.releases.models import Release
 from tests.browser.conftest import log_in, screenshot
 from tests.builders import PASSWORD, make_user
-from tests.service.incidents.conftest import heartbeat
+from tests.service.incidents.conftest import build_world
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def beta_release(session: Session) -> Release:
-    """POS 3.12.0 in beta for 30 days with its gates on (threshold 5); S0001/S0002 in beta."""
-    now = utcnow()
-    app = App(slug="pos", name="POS register", promotion_gates=True, incident_score_threshold=5)
-    session.add(app)
-    session.commit()
-    session.add(Release(app_id=app.id, version="3.11.0", state="released", created_by="test"))
-    release = Release(
-        app_id=app.id,
-        version="3.12.0",
-        state="beta",
-        created_by="test",
-        beta_at=now - timedelta(days=30),
-    )
-    session.add(release)
-    session.commit()
-    for n in range(1, 9):
-        store = fleet.create_store(
-            session=session, external_id=f"S{n:04d}", name=f"Sakura Ramen {n}", actor="t", now=now
-        ).store
-        if n <= 2:
-            fleet.enrol_store(session=session, store=store, reason="pilot", actor="t", now=now)
-    session.commit()
-    for n in range(1, 9):
-        ext = f"S{n:04d}"
-        heartbeat(session, ext, "3.11.0", now - timedelta(days=40))
-        if n <= 2:
-            heartbeat(session, ext, "3.12.0", now - timedelta(days=29))
-        heartbeat(session, ext, "3.12.0" if n <= 2 else "3.11.0", now - timedelta(minutes=3))
+    """POS 3.12.0 in beta for 30 days with its gates on (threshold 5); S0001/S0002 of eight
+    stores in beta."""
+    world = build_world(session, stores=8, promotion_gates=True, incident_score_threshold=5)
     make_user(session, email="rm@example.com", role="release_manager", name="Ren Manager")
     make_user(session, email="root@example.com", role="admin", name="Aiko Admin")
-    return release
+    return world.beta
 
 
 def record_beta_incident(page) -> str:  # type: ignore[no-untyped-def]

@@ -2,11 +2,13 @@
 
 import pytest
 
-from service.releases import services
-from service.releases.lifecycle import transition
 from tests.browser.conftest import log_in, screenshot
 from tests.builders import PASSWORD
-from tests.service.releases.release_fixtures import build_repo, make_app_with_checklist
+from tests.service.releases.release_fixtures import (
+    build_repo,
+    make_app_with_checklist,
+    registered_release,
+)
 from tests.service.releases.release_fixtures import people as people
 
 pytestmark = pytest.mark.browser
@@ -15,17 +17,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def release(app, session, tmp_path, people):
     pos = make_app_with_checklist(session, build_repo(tmp_path / "repo").path)
-    with app.app_context():
-        release, _ = services.register_release(
-            session,
-            app=pos,
-            version="1.1.0",
-            git_ref="v1.1.0",
-            actor=services.actor_for(people["engineer"]),
-        )
-        transition(session, release, "submit", actor=services.actor_for(people["engineer"]))
-        session.commit()
-    return release
+    return registered_release(app, session, pos, people["engineer"], submit=True)
 
 
 def _switch(page, email):

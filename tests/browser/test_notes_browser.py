@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from service.releases import services
 from service.releases.apps import create_app_record
 from tests.browser.conftest import log_in, screenshot
 from tests.builders import PASSWORD, make_user
-from tests.service.releases.release_fixtures import build_repo
+from tests.service.releases.release_fixtures import build_repo, registered_release
 
 pytestmark = pytest.mark.browser
 
@@ -27,15 +26,8 @@ def release(app, session, tmp_path):
             area_map="order = Ordering\npayment = Payments\nmenu = Menu",
             pr_url_template="https://github.com/example/pos/pull/{number}",
         )
-        release, _ = services.register_release(
-            session,
-            app=pos,
-            version="1.1.0",
-            git_ref="v1.1.0",
-            actor=services.actor_for(engineer),
-        )
         session.commit()
-    return release
+    return registered_release(app, session, pos, engineer)
 
 
 def test_edit_notes_with_live_preview_and_diff(page, release):

@@ -1,63 +1,23 @@
 """Publishing to Notion in a real browser: the release partial, retry, and /admin/notion."""
 
-from dataclasses import replace
-
 import pytest
-from flask import render_template_string
 
 from service import db, jobs
-from service.auth import login_required
 from service.jobs import breaker
-from service.publishing.views import publish_panel
-from service.releases.models import Release
 from tests.browser.conftest import log_in, screenshot
 from tests.builders import PASSWORD
-from tests.fakes import notion_fixtures
 from tests.fakes.notion_fake import Fault
-from tests.fakes.notion_fixtures import fake_publisher, instant_limiter
+from tests.service.publishing import conftest as publishing
 from tests.service.publishing.conftest import approve, later, make_release
 
 pytestmark = pytest.mark.browser
-notion_fake = notion_fixtures.notion_fake
+# The service's publishing fixtures: Notion pointed at the fake, the release partial on a
+# page of its own (/test/publish-partial/<id>), the fake with its schema in place.
+notion_fake, settings, app = publishing.notion_fake, publishing.settings, publishing.app
+notion = publishing.notion
 LONG_NOTE = "# 3.12.0\n\n" + "\n".join(
     f"- Fix number {n} for the kitchen display" for n in range(8)
 )
-
-
-@pytest.fixture
-def settings(settings, notion_fake):
-    return replace(
-        settings,
-        notion_token=notion_fake.token,
-        notion_database_id=notion_fake.database_id,
-        notion_base_url=notion_fake.base_url,
-    )
-
-
-@pytest.fixture
-def app(app):
-    app.extensions["relgov.notion_limiter"] = instant_limiter()
-
-    @login_required
-    def partial(release_id: int) -> str:
-        release = db.session().get(Release, release_id)
-        return render_template_string(
-            '{% extends "base.html" %}{% block title %}Release {{ release.version }}{% endblock %}'
-            "{% block content %}<h1>Release {{ release.version }}</h1>"
-            '{% include "publishing/_release_publish.html" %}{% endblock %}',
-            release=release,
-            panel=publish_panel(db.session(), release),
-        )
-
-    app.add_url_rule("/test/publish-partial/<int:release_id>", "test_partial", partial)
-    return app
-
-
-@pytest.fixture
-def notion(notion_fake):
-    with fake_publisher(notion_fake) as publisher:
-        publisher.init_schema()
-    return notion_fake
 
 
 def test_failed_publish_shows_notions_message_and_retry_publishes(

@@ -31,11 +31,11 @@ import re
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 API_VERSION = "2025-09-03"
@@ -195,6 +195,17 @@ def _not_found(kind: str, object_id: str) -> NotionError:
         f"Could not find {kind} with ID: {object_id}. "
         "Make sure the relevant pages and databases are shared with your integration.",
     )
+
+
+_T = TypeVar("_T")
+
+
+def _found(objects: Mapping[str, _T], kind: str, object_id: str) -> _T:
+    """``objects[object_id]``, or Notion's 404 for a ``kind`` it does not know."""
+    found = objects.get(object_id)
+    if found is None:
+        raise _not_found(kind, object_id)
+    return found
 
 
 def _archived() -> NotionError:
@@ -671,9 +682,7 @@ class NotionFake:
     # databases and data sources ---------------------------------------------------------
 
     def _get_database(self, db_id: str, **_: Any) -> dict[str, Any]:
-        db = self.databases.get(db_id)
-        if db is None:
-            raise _not_found("database", db_id)
+        db = _found(self.databases, "database", db_id)
         stamp = _iso(db["created"])
         return {
             "object": "database",
@@ -696,10 +705,7 @@ class NotionFake:
         }
 
     def _data_source(self, ds_id: str) -> _DataSource:
-        ds = self.data_sources.get(ds_id)
-        if ds is None:
-            raise _not_found("data_source", ds_id)
-        return ds
+        return _found(self.data_sources, "data_source", ds_id)
 
     def _get_data_source(self, ds_id: str, **_: Any) -> dict[str, Any]:
         return self._data_source_json(self._data_source(ds_id))
@@ -931,10 +937,7 @@ class NotionFake:
         return page
 
     def _page(self, page_id: str) -> _Page:
-        page = self.pages.get(page_id)
-        if page is None:
-            raise _not_found("page", page_id)
-        return page
+        return _found(self.pages, "page", page_id)
 
     def _get_page(self, page_id: str, **_: Any) -> dict[str, Any]:
         return self._page_json(self._page(page_id))
@@ -1080,9 +1083,7 @@ class NotionFake:
             if self.pages[block_id].in_trash:
                 raise _archived()
             return True, None
-        block = self.blocks.get(block_id)
-        if block is None:
-            raise _not_found("block", block_id)
+        block = _found(self.blocks, "block", block_id)
         if block.in_trash or self._ancestor_trashed(block):
             raise _archived()
         return False, block.type
@@ -1198,10 +1199,7 @@ class NotionFake:
         return _paginate(results, params.get("start_cursor"), page_size, "block")
 
     def _block(self, block_id: str) -> _Block:
-        block = self.blocks.get(block_id)
-        if block is None:
-            raise _not_found("block", block_id)
-        return block
+        return _found(self.blocks, "block", block_id)
 
     def _get_block(self, block_id: str, **_: Any) -> dict[str, Any]:
         return self._block_json(self._block(block_id))

@@ -55,31 +55,34 @@ def test_one_429_is_absorbed_by_notion_client(
     assert_one_complete_page(notion_fake)
 
 
-def test_persistent_429_exposes_retry_after(
-    notion_publisher: NotionPublisher, notion_fake: NotionFake
+@pytest.mark.parametrize(
+    ("status", "retry_after", "times", "code"),
+    [
+        # a persistent 429 (more than notion-client absorbs) exposes its Retry-After
+        (429, 7, 3, "rate_limited"),
+        (500, None, 1, None),
+        (502, None, 1, None),
+        (503, None, 1, None),
+        (504, None, 1, None),
+        (529, 2, 1, "service_overload"),
+    ],
+)
+def test_failed_create_is_transient_and_leaves_nothing(
+    notion_publisher: NotionPublisher,
+    notion_fake: NotionFake,
+    status: int,
+    retry_after: int | None,
+    times: int,
+    code: str | None,
 ) -> None:
-    notion_fake.inject(Fault.rate_limited(retry_after=7, times=3, **CREATE))
-    with pytest.raises(TransientNotionError) as info:
-        notion_publisher.publish(note())
-    assert info.value.status == 429
-    assert info.value.retry_after == 7.0
-    assert info.value.code == "rate_limited"
-    assert notion_fake.live_pages() == []
-    assert notion_publisher.publish(note()).action == "created"
-    assert_one_complete_page(notion_fake)
-
-
-@pytest.mark.parametrize("status", [500, 502, 503, 504, 529])
-def test_server_error_on_create_is_transient(
-    notion_publisher: NotionPublisher, notion_fake: NotionFake, status: int
-) -> None:
-    notion_fake.inject(Fault.http(status, retry_after=2 if status == 529 else None, **CREATE))
+    notion_fake.inject(Fault.http(status, retry_after=retry_after, times=times, **CREATE))
     with pytest.raises(TransientNotionError) as info:
         notion_publisher.publish(note())
     assert info.value.status == status
-    if status == 529:
-        assert info.value.retry_after == 2.0
-        assert info.value.code == "service_overload"
+    if retry_after is not None:
+        assert info.value.retry_after == float(retry_after)
+    if code is not None:
+        assert info.value.code == code
     assert notion_fake.live_pages() == []
     assert notion_publisher.publish(note()).action == "created"
     assert_one_complete_page(notion_fake)

@@ -5,16 +5,12 @@ from flask import Blueprint, Flask
 from pydantic import BaseModel, Field
 
 from service.api.operations import Routes, add_to
-from tests.builders import make_token, make_user
+from tests.builders import api_headers, bearer, make_token, make_user
 
 
 @pytest.fixture
 def token(session, admin):
     return make_token(session, creator=admin, scopes=["read"])
-
-
-def auth(token):
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_missing_token_is_401_json(client):
@@ -33,7 +29,7 @@ def test_bad_token_is_401(client, header):
 
 def test_out_of_scope_is_403(client, session, admin):
     raw = make_token(session, creator=admin, scopes=["heartbeats:write"])
-    response = client.get("/api/v1/me", headers=auth(raw))
+    response = client.get("/api/v1/me", headers=bearer(raw))
     assert response.status_code == 403
     assert "lacks the scope 'read'" in response.json["error"]["message"]
 
@@ -48,22 +44,22 @@ def test_expired_token_is_401(client, session, admin):
     token.expires_at = utcnow() - timedelta(days=1)
     session.add(token)
     session.commit()
-    response = client.get("/api/v1/me", headers=auth(raw))
+    response = client.get("/api/v1/me", headers=bearer(raw))
     assert response.status_code == 401
     assert "expired" in response.json["error"]["message"]
 
 
 def test_unknown_route_and_method_get_json(client, token):
-    response = client.get("/api/v1/does-not-exist", headers=auth(token))
+    response = client.get("/api/v1/does-not-exist", headers=bearer(token))
     assert response.status_code == 404
     assert response.json["error"]["code"] == "not_found"
-    response = client.delete("/api/v1/me", headers=auth(token))
+    response = client.delete("/api/v1/me", headers=bearer(token))
     assert response.status_code == 405
     assert response.json["error"]["code"] == "method_not_allowed"
 
 
 def test_query_validation_is_422_naming_the_field(client, token):
-    response = client.get("/api/v1/audit-events?per_page=abc&page=0", headers=auth(token))
+    response = client.get("/api/v1/audit-events?per_page=abc&page=0", headers=bearer(token))
     assert response.status_code == 422
     error = response.json["error"]
     assert error["code"] == "validation_error"
@@ -72,7 +68,7 @@ def test_query_validation_is_422_naming_the_field(client, token):
 
 def test_audit_events_are_listed_and_filtered(client, session, admin, token):
     make_user(session, email="q@example.com", role="qa")
-    response = client.get("/api/v1/audit-events?action=user.create", headers=auth(token))
+    response = client.get("/api/v1/audit-events?action=user.create", headers=bearer(token))
     assert response.status_code == 200
     subjects = [item["subject_id"] for item in response.json["items"]]
     assert subjects == ["q@example.com", "admin@example.com"]
@@ -107,7 +103,7 @@ def echo_app(settings) -> Iterator[Flask]:
 def test_body_errors(echo_app, session):
     client = echo_app.test_client()
     admin = make_user(session, email="root@example.com", role="admin")
-    headers = auth(make_token(session, creator=admin, scopes=["read"]))
+    headers = api_headers(session, creator=admin, scopes=["read"])
     ok = client.post("/api/v1/test-echo", json={"name": "a", "count": 1}, headers=headers)
     assert ok.status_code == 200 and ok.json == {"name": "a", "count": 1}
 
@@ -157,6 +153,6 @@ def test_token_requests_get_no_session_cookie(admin_client, token):
     # A logged-in browser's permanent session is refreshed on every request ...
     assert "Set-Cookie" in admin_client.get("/api/v1/me").headers
     # ... but a request that carries a token is a machine: no session is read or written.
-    response = admin_client.get("/api/v1/me", headers=auth(token))
+    response = admin_client.get("/api/v1/me", headers=bearer(token))
     assert response.json["kind"] == "token"
     assert "Set-Cookie" not in response.headers

@@ -239,7 +239,6 @@ QUERIES: dict[str, dict[str, str]] = {
 FIRST = ("api.post_sign_off", "api.post_override", "releases.item_sign")
 # Checked last: they end the session or remove the objects other requests name.
 LAST = ("admin.revoke", "admin.edit_user", "auth.logout")
-_META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 _CSRF_REFUSAL = re.compile(rb"CSRF (session )?token")
 
 
@@ -247,12 +246,6 @@ def _order(pair: tuple[str, str]) -> tuple[int, str, str]:
     endpoint, method = pair
     rank = 0 if endpoint in FIRST else 2 if endpoint in LAST else 1
     return rank, endpoint, method
-
-
-def _csrf(client: FlaskClient, path: str) -> str:
-    match = _META_CSRF.search(client.get(path).get_data(as_text=True))
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
 
 
 def outcome(response: Any) -> str:
@@ -282,9 +275,9 @@ def run_matrix(app: Flask, world: World, principal: Principal) -> tuple[int, lis
     if principal.role is not None:
         response = builders.login(client, _email(principal.role))
         assert response.status_code == 302, response.get_data(as_text=True)
-        csrf = _csrf(client, "/")
+        csrf = builders.csrf_header(client, "/")["X-CSRFToken"]
     else:
-        csrf = _csrf(client, "/login")
+        csrf = builders.csrf_header(client, "/login")["X-CSRFToken"]
     if principal.scopes:
         headers["Authorization"] = f"Bearer {world.tokens[principal.name]}"
     rules = {r.endpoint: r for r in app.url_map.iter_rules()}
@@ -381,7 +374,7 @@ def test_every_lifecycle_move_answers_as_the_policy_says(
     headers = {}
     if principal.role is not None:
         assert builders.login(client, _email(principal.role)).status_code == 302
-        headers["X-CSRFToken"] = _csrf(client, "/")
+        headers |= builders.csrf_header(client, "/")
     if principal.scopes:
         headers["Authorization"] = f"Bearer {world.tokens[principal.name]}"
 

@@ -26,12 +26,15 @@ from service import db
 from service.api.openapi import build_document
 from service.app import create_app
 from service.models import SCOPES, utcnow
-from service.releases import services
 from service.releases.models import ReleaseItem
 from service.settings import Settings
 from tests.builders import csrf_token, login, make_token, make_user
 from tests.conftest import PG_TEMPLATE, PG_URL, pg_database
-from tests.service.releases.release_fixtures import build_repo, make_app_with_checklist
+from tests.service.releases.release_fixtures import (
+    build_repo,
+    make_app_with_checklist,
+    registered_release,
+)
 
 # The document describes the operations an app serves: build one to read it.
 _described = create_app(
@@ -94,20 +97,10 @@ def world(_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         engineer = make_user(session, email="eng@example.com", role="engineer")
         token = make_token(session, creator=admin, scopes=list(SCOPES), name="everything")
         repo = build_repo(tmp / "pos-repo")
-        with flask_app.app_context():
-            pos = make_app_with_checklist(session, repo.path)
-            release, _ = services.register_release(
-                session,
-                app=pos,
-                version="1.1.0",
-                git_ref="v1.1.0",
-                actor=services.actor_for(engineer),
-            )
-            session.commit()
-            item = session.exec(
-                select(ReleaseItem).where(ReleaseItem.release_id == release.id)
-            ).first()
-            item_id = item.id if item else 1
+        pos = make_app_with_checklist(session, repo.path)
+        release = registered_release(flask_app, session, pos, engineer)
+        item = session.exec(select(ReleaseItem).where(ReleaseItem.release_id == release.id)).first()
+        item_id = item.id if item else 1
     engine.dispose()
     headers = {"Authorization": f"Bearer {token}"}
     client = flask_app.test_client()

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from service.models import SCOPES, AuditEvent
 from service.security import CONTENT_SECURITY_POLICY
-from tests.builders import PASSWORD, csrf_token, login, make_token, make_user
+from tests.builders import PASSWORD, api_headers, csrf_token, login, make_user
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SKIP = {"/logout", "/metrics"}
@@ -183,8 +183,7 @@ def test_throttle_limits_come_from_settings(settings, database_url, session):
 
 @pytest.fixture
 def everything(session, admin) -> dict[str, str]:
-    raw = make_token(session, creator=admin, scopes=list(SCOPES), name="everything")
-    return {"Authorization": f"Bearer {raw}"}
+    return api_headers(session, creator=admin, scopes=list(SCOPES), name="everything")
 
 
 @pytest.mark.parametrize(

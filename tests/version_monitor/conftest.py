@@ -8,13 +8,14 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel
 
 import beta.models
 import version_monitor.models  # noqa: F401  (registers the tables)
+from tests import domain_db
 from tests.version_monitor.vm_fleet import Fleet
 
+session = domain_db.session  # the fixture: a session on this conftest's engine
 _BACKENDS = ["sqlite"]
 if os.environ.get("RELGOV_TEST_DATABASE_URL"):
     _BACKENDS.append("postgresql")
@@ -38,9 +39,7 @@ def _postgres_url() -> Iterator[str]:
 @pytest.fixture(params=_BACKENDS)
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     if request.param == "sqlite":
-        engine = create_engine(
-            "sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool
-        )
+        engine = domain_db.memory_engine()
     else:
         engine = create_engine(request.getfixturevalue("_postgres_url"))
         SQLModel.metadata.drop_all(engine)
@@ -49,12 +48,6 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     if request.param != "sqlite":
         SQLModel.metadata.drop_all(engine)
     engine.dispose()
-
-
-@pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    with Session(engine) as session:
-        yield session
 
 
 @pytest.fixture

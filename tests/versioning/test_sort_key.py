@@ -3,7 +3,7 @@ from itertools import pairwise
 
 import pytest
 
-from tests.versioning.test_versions import VERSIONS
+from tests.versioning.test_versions import SAME_VERSION, VERSIONS
 from versioning import sort_key
 
 # In sorting order: invalid strings first, by their text, then valid versions by meaning.
@@ -22,10 +22,7 @@ def test_sorted_matches_table(seed: int) -> None:
     assert sorted(shuffled, key=sort_key) == ORDERED
 
 
-@pytest.mark.parametrize(
-    ("left", "right"),
-    [("3.12", "3.12.0"), ("v3.12.0", "3.12.0"), ("2024.07.1", "2024.7.1"), (" 1.2.3 ", "1.2.3")],
-)
+@pytest.mark.parametrize(("left", "right"), SAME_VERSION)
 def test_equal_versions_get_equal_keys(left: str, right: str) -> None:
     assert sort_key(left) == sort_key(right)
 

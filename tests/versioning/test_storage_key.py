@@ -1,6 +1,6 @@
 import pytest
 
-from tests.versioning.test_versions import VERSIONS
+from tests.versioning.test_versions import SAME_VERSION, VERSIONS
 from versioning import parse_version
 from versioning.storage_key import VERSION_KEY_LENGTH, key_of, version_sort_key
 
@@ -11,10 +11,7 @@ def test_keys_sort_bytewise_in_version_order(index: int) -> None:
     assert smaller.encode() < larger.encode()
 
 
-@pytest.mark.parametrize(
-    ("left", "right"),
-    [("3.12", "3.12.0"), ("v3.12.0", "3.12.0"), ("2024.07.1", "2024.7.1"), (" 1.2.3 ", "1.2.3")],
-)
+@pytest.mark.parametrize(("left", "right"), SAME_VERSION)
 def test_equal_versions_get_equal_keys(left: str, right: str) -> None:
     assert key_of(left) == key_of(right)
 

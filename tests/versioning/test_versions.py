@@ -28,6 +28,14 @@ VERSIONS = [
     "2024.10.1",
 ]
 
+# two spellings of one version each: their keys (sort key, storage key) must be equal
+SAME_VERSION = [
+    ("3.12", "3.12.0"),
+    ("v3.12.0", "3.12.0"),
+    ("2024.07.1", "2024.7.1"),
+    (" 1.2.3 ", "1.2.3"),
+]
+
 
 @pytest.mark.parametrize("index", range(len(VERSIONS) - 1))
 def test_versions_sort_in_order(index: int) -> None:

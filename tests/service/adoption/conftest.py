@@ -15,6 +15,7 @@ from beta.models import Device, Store
 from service.adoption import fastpath
 from service.releases.models import App, Release
 from tests import builders
+from tests.builders import bearer
 from version_monitor.adoption import ReleaseInfo
 from version_monitor.models import DeviceState, VersionChange
 from version_monitor.simulate import simulate_adoption
@@ -49,22 +50,20 @@ def make_release(
     rollout_started_at: datetime | None = None,
     released_at: datetime | None = None,
 ) -> Release:
+    """``builders.add_release`` with the moments given as naive UTC (as the simulator's)."""
+
     def aware(moment: datetime | None) -> datetime | None:
         return moment.replace(tzinfo=UTC) if moment else None
 
-    assert app.id is not None
-    release = Release(
-        app_id=app.id,
-        version=version,
-        state=state,
-        created_by="test",
+    return builders.add_release(
+        session,
+        app,
+        version,
+        state,
         beta_at=aware(beta_at),
         rollout_started_at=aware(rollout_started_at),
         released_at=aware(released_at),
     )
-    session.add(release)
-    session.commit()
-    return release
 
 
 def make_fleet(
@@ -148,10 +147,6 @@ def heartbeat_token(session: Session, admin: builders.User) -> str:
 @pytest.fixture
 def read_token(session: Session, admin: builders.User) -> str:
     return builders.make_token(session, creator=admin, scopes=["read"], name="reader")
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 # --- the heartbeat fast path and queue (test_heartbeat_fastpath.py, test_heartbeat_queue.py)

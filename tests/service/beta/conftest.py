@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from sqlmodel import Session
 
 from beta import store as fleet
 from service.models import utcnow
-from service.releases.models import App, Release
-from tests.builders import make_token
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+from service.releases.models import App
+from tests.builders import add_release, api_headers
+from tests.fleet_builders import freeze
 
 
 @pytest.fixture
 def writer(session, admin) -> dict[str, str]:
-    return auth(make_token(session, creator=admin, scopes=["read", "fleet:write"], name="ops"))
-
-
-@pytest.fixture
-def reader(session, admin) -> dict[str, str]:
-    return auth(make_token(session, creator=admin, scopes=["read"], name="reader"))
+    return api_headers(session, creator=admin, scopes=["read", "fleet:write"], name="ops")
 
 
 @pytest.fixture
 def device(session, admin) -> dict[str, str]:
-    return auth(make_token(session, creator=admin, scopes=["heartbeats:write"], name="devices"))
-
-
-def add_release(session: Session, app: App, version: str, state: str, **extra) -> Release:
-    release = Release(app_id=app.id, version=version, state=state, created_by="test", **extra)
-    session.add(release)
-    session.commit()
-    return release
+    return api_headers(session, creator=admin, scopes=["heartbeats:write"], name="devices")
 
 
 @pytest.fixture
@@ -73,14 +56,6 @@ def stores(session: Session) -> dict[str, object]:
     fleet.enrol_store(
         session=session, store=result["S0001"], reason="owner asked", actor="test", now=now
     )
-    fleet.freeze_store(
-        session=session,
-        store=result["S0003"],
-        starts_at=now - timedelta(hours=1),
-        ends_at=now + timedelta(days=1),
-        reason="New Year's Eve rush",
-        actor="test",
-        now=now,
-    )
+    freeze(session, result["S0003"], now, reason="New Year's Eve rush")
     session.commit()
     return result

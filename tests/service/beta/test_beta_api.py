@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlmodel import func, select
 
 from beta.models import Store
 from service.models import AuditEvent
-from tests.builders import make_token
-from tests.service.beta.conftest import auth
+from tests.builders import bearer, make_token
 from version_monitor.models import DeviceState, VersionChange
 
 
@@ -19,6 +19,21 @@ def events(session, action):
 
 def count(session, model):
     return session.exec(select(func.count()).select_from(model)).one()
+
+
+def refused_field(response):
+    """The first field a refusal names."""
+    return response.json["error"]["fields"][0]["field"]
+
+
+@pytest.fixture
+def post(client, writer):
+    """``post(path, **body)``: POST ``body`` as JSON with the fleet writer's token."""
+
+    def send(path, **body):
+        return client.post(path, json=body, headers=writer)
+
+    return send
 
 
 def test_store_crud_and_audit(client, writer, reader, session):
@@ -56,10 +71,10 @@ def test_store_bad_input_changes_nothing(client, writer, session, stores):
         response = client.post("/api/v1/stores", json=body, headers=writer)
         assert response.status_code == status, (body, response.json)
         if field:
-            assert response.json["error"]["fields"][0]["field"] == field
+            assert refused_field(response) == field
     assert count(session, Store) == before
     response = client.patch("/api/v1/stores/S0001", json={"name": None}, headers=writer)
-    assert response.status_code == 422 and response.json["error"]["fields"][0]["field"] == "name"
+    assert response.status_code == 422 and refused_field(response) == "name"
     response = client.patch("/api/v1/stores/S9999", json={"name": "x"}, headers=writer)
     assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
     assert client.get("/api/v1/stores/S9999", headers=writer).status_code == 404
@@ -72,19 +87,12 @@ def test_writes_need_fleet_write(client, reader, stores):
     assert response.status_code == 403
 
 
-def test_devices(client, writer, session, stores):
-    response = client.post(
-        "/api/v1/stores/S0001/devices",
-        json={"device_id": "S0001-kds-1", "kind": "kds"},
-        headers=writer,
-    )
+def test_devices(client, writer, post, session, stores):
+    devices = "/api/v1/stores/S0001/devices"
+    response = post(devices, device_id="S0001-kds-1", kind="kds")
     assert response.status_code == 201, response.json
-    response = client.post(
-        "/api/v1/stores/S0001/devices",
-        json={"device_id": "S0001-x", "kind": "toaster"},
-        headers=writer,
-    )
-    assert response.status_code == 422 and response.json["error"]["fields"][0]["field"] == "kind"
+    response = post(devices, device_id="S0001-x", kind="toaster")
+    assert response.status_code == 422 and refused_field(response) == "kind"
     response = client.patch(
         "/api/v1/devices/S0001-kds-1",
         json={"label": "kitchen", "store_id": "S0002"},
@@ -103,102 +111,54 @@ def test_devices(client, writer, session, stores):
     assert {"device.create", "device.update", "device.delete"} <= set(actions)
 
 
-def test_cohort_actions_and_history(client, writer, reader, session, stores):
-    response = client.post(
-        "/api/v1/stores/S0002/cohort", json={"action": "enrol", "reason": ""}, headers=writer
-    )
-    assert response.status_code == 422
-    assert response.json["error"]["fields"][0]["field"] == "reason"
-    response = client.post(
-        "/api/v1/stores/S0002/cohort",
-        json={"action": "enrol", "reason": "owner request"},
-        headers=writer,
-    )
+def test_cohort_actions_and_history(client, post, reader, session, stores):
+    cohort = "/api/v1/stores/S0002/cohort"
+    response = post(cohort, action="enrol", reason="")
+    assert response.status_code == 422 and refused_field(response) == "reason"
+    response = post(cohort, action="enrol", reason="owner request")
     assert response.status_code == 200 and response.json["store"]["in_beta"] is True
-    response = client.post(
-        "/api/v1/stores/S0002/cohort", json={"action": "enrol", "reason": "again"}, headers=writer
-    )
-    assert response.status_code == 409
-    cohort = client.get("/api/v1/cohort", headers=reader).json
-    assert {m["external_id"] for m in cohort["members"]} == {"S0001", "S0002"}
-    assert cohort["history"][0]["reason"] == "owner request"
-    assert cohort["history"][0]["actor"].startswith("token:") or cohort["history"][0]["actor"]
+    assert post(cohort, action="enrol", reason="again").status_code == 409
+    members = client.get("/api/v1/cohort", headers=reader).json
+    assert {m["external_id"] for m in members["members"]} == {"S0001", "S0002"}
+    assert members["history"][0]["reason"] == "owner request"
+    assert members["history"][0]["actor"].startswith("token:") or members["history"][0]["actor"]
     detail = client.get("/api/v1/stores/S0002", headers=reader).json
     assert detail["cohort_history"][0]["action"] == "enrol"
     assert events(session, "cohort.enrol")[0].after["reason"] == "owner request"
-    assert (
-        client.post(
-            "/api/v1/stores/S9999/cohort", json={"action": "enrol", "reason": "x"}, headers=writer
-        ).status_code
-        == 404
-    )
+    assert post("/api/v1/stores/S9999/cohort", action="enrol", reason="x").status_code == 404
 
 
-def test_fill_preview_then_apply(client, writer, session, stores):
+def test_fill_preview_then_apply(post, session, stores):
+    def fill(**body):
+        return post("/api/v1/cohort/fill", **body)
+
     for n in range(4, 41):
-        client.post(
-            "/api/v1/stores",
-            json={"external_id": f"S{n:04d}", "name": f"Store {n}"},
-            headers=writer,
-        )
-    preview = client.post("/api/v1/cohort/fill", json={"target_percent": 5}, headers=writer).json
+        post("/api/v1/stores", external_id=f"S{n:04d}", name=f"Store {n}")
+    preview = fill(target_percent=5).json
     assert preview["applied"] is False and preview["target_size"] == 2
     assert preview["add"] and "S0001" not in preview["add"]  # S0001 is enrolled by hand
     in_beta = session.exec(select(func.count()).select_from(Store).where(Store.in_beta)).one()
     assert in_beta == 1  # the preview changed nothing
-    response = client.post(
-        "/api/v1/cohort/fill", json={"target_percent": 5, "preview": False}, headers=writer
-    )
-    assert response.status_code == 422 and response.json["error"]["fields"][0]["field"] == "reason"
-    response = client.post(
-        "/api/v1/cohort/fill",
-        json={"target_percent": 5, "preview": False, "reason": "5 % beta", "plan_digest": "stale"},
-        headers=writer,
-    )
-    assert response.status_code == 409
-    response = client.post(
-        "/api/v1/cohort/fill",
-        json={
-            "target_percent": 5,
-            "preview": False,
-            "reason": "5 % beta",
-            "plan_digest": preview["plan_digest"],
-        },
-        headers=writer,
-    )
+    response = fill(target_percent=5, preview=False)
+    assert response.status_code == 422 and refused_field(response) == "reason"
+    apply = {"target_percent": 5, "preview": False, "reason": "5 % beta"}
+    assert fill(**apply, plan_digest="stale").status_code == 409
+    response = fill(**apply, plan_digest=preview["plan_digest"])
     assert response.status_code == 200 and response.json["add"] == preview["add"]
     assert len(events(session, "cohort.fill")) == 1
-    response = client.post(
-        "/api/v1/cohort/fill", json={"target_count": 3, "exclude_ids": ["S9999"]}, headers=writer
-    )
-    assert response.status_code == 422
-    assert response.json["error"]["fields"][0]["field"] == "exclude_ids"
-    response = client.post(
-        "/api/v1/cohort/fill", json={"target_count": 3, "target_percent": 4}, headers=writer
-    )
-    assert response.status_code == 422
+    response = fill(target_count=3, exclude_ids=["S9999"])
+    assert response.status_code == 422 and refused_field(response) == "exclude_ids"
+    assert fill(target_count=3, target_percent=4).status_code == 422
 
 
-def test_freeze_and_lift(client, writer, session, stores):
-    response = client.post(
-        "/api/v1/stores/S0002/freezes",
-        json={"ends_at": "2099-01-01T00:00:00Z", "reason": "renovation"},
-        headers=writer,
-    )
+def test_freeze_and_lift(client, writer, post, session, stores):
+    freezes = "/api/v1/stores/S0002/freezes"
+    response = post(freezes, ends_at="2099-01-01T00:00:00Z", reason="renovation")
     assert response.status_code == 201, response.json
     freeze_id = response.json["id"]
-    response = client.post(
-        "/api/v1/stores/S0002/freezes",
-        json={"ends_at": "2099-01-01T00:00:00", "reason": "naive"},
-        headers=writer,
-    )
-    assert response.status_code == 422 and response.json["error"]["fields"][0]["field"] == "ends_at"
-    response = client.post(
-        "/api/v1/stores/S0002/freezes",
-        json={"ends_at": "2000-01-01T00:00:00Z", "reason": "past"},
-        headers=writer,
-    )
-    assert response.status_code == 422
+    response = post(freezes, ends_at="2099-01-01T00:00:00", reason="naive")
+    assert response.status_code == 422 and refused_field(response) == "ends_at"
+    assert post(freezes, ends_at="2000-01-01T00:00:00Z", reason="past").status_code == 422
     lifted = client.post(f"/api/v1/freezes/{freeze_id}/lift", headers=writer)
     assert lifted.status_code == 200 and lifted.json["lifted_at"]
     assert client.post(f"/api/v1/freezes/{freeze_id}/lift", headers=writer).status_code == 409
@@ -270,7 +230,7 @@ def test_a_device_that_has_reported_can_be_deleted_with_its_adoption_history(
             "device_kind": "pos",
             "sent_at": sent.isoformat(),
         }
-        response = client.post("/api/v1/heartbeats", json=beat, headers=auth(heartbeats))
+        response = client.post("/api/v1/heartbeats", json=beat, headers=bearer(heartbeats))
         assert response.status_code == 200 and response.json["accepted"] == 1, response.json
         sent += timedelta(seconds=10)
     assert client.delete("/api/v1/devices/S0001-pos-1", headers=writer).status_code == 204

@@ -12,8 +12,7 @@ from service.beta.stages import advance_stage, rollout_summary
 from service.models import AuditEvent
 from service.releases.lifecycle import Actor, transition
 from service.releases.models import Release
-from tests.builders import login, make_user, post_form
-from tests.service.beta.conftest import add_release
+from tests.builders import add_release, login, make_user, post_form
 
 
 @pytest.fixture
@@ -47,22 +46,17 @@ def test_store_page_offers_per_app(support_client, pos, stores):
 
 
 def test_enrol_needs_a_reason(support_client, session, stores):
-    response = post_form(
-        support_client,
-        "/beta/stores/S0002/cohort",
-        {"action": "enrol", "reason": " "},
-        page="/beta/stores/S0002",
-    )
+    store = "/beta/stores/S0002"
+
+    def enrol(reason):
+        form = {"action": "enrol", "reason": reason}
+        return post_form(support_client, f"{store}/cohort", form, page=store)
+
+    response = enrol(" ")
     assert response.status_code == 422
     assert "a reason is required" in response.get_data(as_text=True)
     assert session.exec(select(Store).where(Store.external_id == "S0002")).one().in_beta is False
-    response = post_form(
-        support_client,
-        "/beta/stores/S0002/cohort",
-        {"action": "enrol", "reason": "owner wants early features"},
-        page="/beta/stores/S0002",
-    )
-    assert response.status_code == 302
+    assert enrol("owner wants early features").status_code == 302
     page = support_client.get("/beta/stores/S0002").get_data(as_text=True)
     assert "owner wants early features" in page
     assert "owner wants early features" in support_client.get("/beta").get_data(as_text=True)
@@ -71,98 +65,44 @@ def test_enrol_needs_a_reason(support_client, session, stores):
 
 
 def test_fill_preview_and_apply(support_client, session, stores):
-    response = post_form(
-        support_client, "/beta/fill", {"mode": "count", "target": "2"}, page="/beta"
-    )
+    def fill(**fields):
+        return post_form(support_client, "/beta/fill", fields, page="/beta")
+
+    response = fill(mode="count", target="2")
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "Preview: fill to 2 stores" in html
     assert session.exec(select(CohortEvent).where(CohortEvent.source == "fill")).all() == []
     import re
 
     digest = re.search(r'name="digest" value="([0-9a-f]+)"', html).group(1)
-    response = post_form(
-        support_client,
-        "/beta/fill",
-        {"mode": "count", "target": "2", "action": "apply", "digest": digest, "reason": ""},
-        page="/beta",
-    )
-    assert response.status_code == 422
-    response = post_form(
-        support_client,
-        "/beta/fill",
-        {
-            "mode": "count",
-            "target": "2",
-            "action": "apply",
-            "digest": digest,
-            "reason": "two beta stores",
-        },
-        page="/beta",
-    )
-    assert response.status_code == 302
+    apply = {"mode": "count", "target": "2", "action": "apply", "digest": digest}
+    assert fill(**apply, reason="").status_code == 422
+    assert fill(**apply, reason="two beta stores").status_code == 302
     assert len(session.exec(select(CohortEvent).where(CohortEvent.source == "fill")).all()) == 1
-    response = post_form(
-        support_client, "/beta/fill", {"mode": "percent", "target": "abc"}, page="/beta"
-    )
+    response = fill(mode="percent", target="abc")
     assert response.status_code == 422
 
 
 def test_store_create_edit_devices_freeze(support_client, session, stores):
-    response = post_form(
-        support_client,
-        "/beta/stores/new",
-        {"external_id": "S0900", "name": "", "timezone": "Asia/Tokyo"},
-    )
-    assert response.status_code == 422 and "name is required" in response.get_data(as_text=True)
-    response = post_form(
-        support_client,
-        "/beta/stores/new",
-        {
-            "external_id": "S0900",
-            "name": "Kai Tempura",
-            "timezone": "Asia/Tokyo",
-            "tags": "hw:gen3, franchise:kai",
-        },
-    )
-    assert response.status_code == 302
-    store_page = "/beta/stores/S0900"
-    response = post_form(
-        support_client,
-        "/beta/stores/S0900/edit",
-        {"name": "Kai Tempura", "timezone": "Nowhere/City"},
-        page=store_page,
-    )
-    assert response.status_code == 422
-    response = post_form(
-        support_client,
-        "/beta/stores/S0900/devices",
-        {"device_id": "S0900-pos-1", "kind": "pos"},
-        page=store_page,
-    )
-    assert response.status_code == 302
-    response = post_form(
-        support_client,
-        "/beta/devices/S0900-pos-1/edit",
-        {"kind": "kiosk", "label": "entrance"},
-        page=store_page,
-    )
-    assert response.status_code == 302
-    response = post_form(
-        support_client,
-        "/beta/stores/S0900/freezes",
-        {"ends_at": "2099-12-31T23:00", "reason": ""},
-        page=store_page,
-    )
-    assert response.status_code == 422
-    response = post_form(
-        support_client,
-        "/beta/stores/S0900/freezes",
-        {"ends_at": "2099-12-31T23:00", "reason": "renovation"},
-        page=store_page,
-    )
-    assert response.status_code == 302
-    response = post_form(support_client, "/beta/devices/S0900-pos-1/delete", {}, page=store_page)
-    assert response.status_code == 302
+    new, store = "/beta/stores/new", "/beta/stores/S0900"
+    kai = {"external_id": "S0900", "name": "Kai Tempura", "timezone": "Asia/Tokyo"}
+    device = "/beta/devices/S0900-pos-1"
+    until = {"ends_at": "2099-12-31T23:00"}
+    # (the form's action, its fields, the page it sits on, the answer expected, text in it)
+    steps = [
+        (new, {**kai, "name": ""}, new, 422, "name is required"),
+        (new, {**kai, "tags": "hw:gen3, franchise:kai"}, new, 302, ""),
+        (f"{store}/edit", {"name": "Kai Tempura", "timezone": "Nowhere/City"}, store, 422, ""),
+        (f"{store}/devices", {"device_id": "S0900-pos-1", "kind": "pos"}, store, 302, ""),
+        (f"{device}/edit", {"kind": "kiosk", "label": "entrance"}, store, 302, ""),
+        (f"{store}/freezes", {**until, "reason": ""}, store, 422, ""),
+        (f"{store}/freezes", {**until, "reason": "renovation"}, store, 302, ""),
+        (f"{device}/delete", {}, store, 302, ""),
+    ]
+    for action, fields, page, status, text in steps:
+        response = post_form(support_client, action, fields, page=page)
+        assert response.status_code == status, (action, fields)
+        assert text in response.get_data(as_text=True)
     actions = {e.action for e in session.exec(select(AuditEvent)).all()}
     assert {
         "store.create",

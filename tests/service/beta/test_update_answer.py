@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.beta.models import FleetVersion
-from tests.service.beta.conftest import add_release
+from tests.builders import add_release
 
 URL = "/api/v1/apps/pos/update"
 

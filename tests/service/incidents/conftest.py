@@ -3,32 +3,28 @@ report versions, tokens."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlmodel import Session
 
 from beta import store as fleet
 from beta.models import Store
+from incidents.scoring import ScopeThresholds
+from service.incidents import services
+from service.incidents.models import Incident
 from service.models import utcnow
 from service.releases.models import App, Release
-from tests.builders import make_token
+from tests.builders import add_release, api_headers
 from version_monitor.ingest import ingest_heartbeats
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
 def writer(session, admin) -> dict[str, str]:
-    return auth(make_token(session, creator=admin, scopes=["read", "incidents:write"], name="inc"))
-
-
-@pytest.fixture
-def reader(session, admin) -> dict[str, str]:
-    return auth(make_token(session, creator=admin, scopes=["read"], name="reader"))
+    return api_headers(session, creator=admin, scopes=["read", "incidents:write"], name="inc")
 
 
 @dataclass
@@ -54,39 +50,64 @@ def heartbeat(session: Session, store: str, version: str, at: datetime, app: str
     session.commit()
 
 
-@pytest.fixture
-def world(session: Session) -> World:
-    """POS: 3.11.0 released, 3.12.0 in beta since 30 days; S0001, S0002 in beta, S0003–S0006
-    not. Beta devices moved to 3.12.0 29 days ago; the others run 3.11.0. All seen now."""
+def build_world(session: Session, *, stores: int = 6, **app_fields: Any) -> World:
+    """POS (with ``app_fields``): 3.11.0 released, 3.12.0 in beta since 30 days; S0001, S0002
+    in beta, S0003 up to ``stores`` not. Beta devices moved to 3.12.0 29 days ago; the others
+    run 3.11.0. All seen now."""
     now = utcnow()
-    app = App(slug="pos", name="POS register")
+    app = App(slug="pos", name="POS register", **app_fields)
     session.add(app)
     session.commit()
-    old = Release(app_id=app.id, version="3.11.0", state="released", created_by="test")
-    beta = Release(
-        app_id=app.id,
-        version="3.12.0",
-        state="beta",
-        created_by="test",
-        beta_at=now - timedelta(days=30),
-    )
-    session.add(old)
-    session.add(beta)
-    session.commit()
-    stores = {}
-    for n in range(1, 7):
+    old = add_release(session, app, "3.11.0", "released")
+    beta = add_release(session, app, "3.12.0", "beta", beta_at=now - timedelta(days=30))
+    made = {}
+    for n in range(1, stores + 1):
         ext = f"S{n:04d}"
-        stores[ext] = fleet.create_store(
+        made[ext] = fleet.create_store(
             session=session, external_id=ext, name=f"Store {n}", actor="test", now=now
         ).store
-    for ext in ("S0001", "S0002"):
-        fleet.enrol_store(session=session, store=stores[ext], reason="test", actor="test", now=now)
+    in_beta = ("S0001", "S0002")
+    for ext in in_beta:
+        fleet.enrol_store(session=session, store=made[ext], reason="test", actor="test", now=now)
     session.commit()
-    for ext in stores:
+    for ext in made:
         heartbeat(session, ext, "3.11.0", now - timedelta(days=40))
-    for ext in ("S0001", "S0002"):
-        heartbeat(session, ext, "3.12.0", now - timedelta(days=29))
-        heartbeat(session, ext, "3.12.0", now - timedelta(minutes=5))
-    for ext in ("S0003", "S0004", "S0005", "S0006"):
-        heartbeat(session, ext, "3.11.0", now - timedelta(minutes=5))
-    return World(app=app, old=old, beta=beta, stores=stores)
+        if ext in in_beta:
+            heartbeat(session, ext, "3.12.0", now - timedelta(days=29))
+        current = "3.12.0" if ext in in_beta else "3.11.0"
+        heartbeat(session, ext, current, now - timedelta(minutes=5))
+    return World(app=app, old=old, beta=beta, stores=made)
+
+
+@pytest.fixture
+def world(session: Session) -> World:
+    return build_world(session)
+
+
+def record(
+    session: Session,
+    world: World,
+    *,
+    title: str = "Tickets print twice",
+    impact: int = 5,
+    stores: Sequence[str] = ("S0001",),
+    ago: timedelta = timedelta(hours=1),
+    release: Release | None = None,
+    **extra: Any,
+) -> Incident:
+    """An incident at ``stores`` of ``world``'s app, started ``ago``, suspecting ``release``
+    (the beta unless told), recorded by the service and committed."""
+    incident = services.record_incident(
+        session,
+        thresholds=ScopeThresholds(),
+        app=world.app,
+        title=title,
+        impact=impact,
+        stores=list(stores),
+        started_at=utcnow() - ago,
+        actor="test",
+        release=release or world.beta,
+        **extra,
+    )
+    session.commit()
+    return incident

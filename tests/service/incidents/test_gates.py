@@ -7,12 +7,12 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from incidents.scoring import ScopeThresholds
 from service.incidents import services
 from service.models import AuditEvent, utcnow
 from service.releases import checklist
 from service.releases.lifecycle import Actor, TransitionError, transition
 from service.releases.models import ReleaseItem
+from tests.service.incidents.conftest import record
 
 ADMIN = Actor(name="user:admin@example.com", user_id=None, role="admin")
 RM = Actor(name="user:rm@example.com", user_id=None, role="release_manager")
@@ -28,20 +28,7 @@ def gated(session, world):
 
 
 def beta_incident(session, world, *, impact: int = 5, stores=("S0001",), **extra):
-    incident = services.record_incident(
-        session,
-        thresholds=ScopeThresholds(),
-        app=world.app,
-        title="Tickets print twice",
-        impact=impact,
-        stores=list(stores),
-        started_at=utcnow() - timedelta(hours=2),
-        actor="test",
-        release=world.beta,
-        **extra,
-    )
-    session.commit()
-    return incident
+    return record(session, world, impact=impact, stores=stores, ago=timedelta(hours=2), **extra)
 
 
 def test_all_gates_pass_and_promotion_goes_ahead(session, gated) -> None:

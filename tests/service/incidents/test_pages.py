@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from incidents.scoring import ScopeThresholds
 from service.incidents import services
 from service.incidents.models import GateOverride, Incident
 from service.models import AuditEvent, utcnow
 from tests.builders import login, make_user, post_form
+from tests.service.incidents.conftest import record
 
 
 def stamp(moment: datetime) -> str:
@@ -99,18 +99,7 @@ def test_viewer_cannot_record(client, session, world) -> None:
 
 
 def test_resolve_and_halt_from_the_incident(rm_client, world, session) -> None:
-    incident = services.record_incident(
-        session,
-        thresholds=ScopeThresholds(),
-        app=world.app,
-        title="Payments time out",
-        impact=3,
-        stores=["S0001"],
-        started_at=utcnow() - timedelta(hours=1),
-        actor="test",
-        release=world.beta,
-    )
-    session.commit()
+    incident = record(session, world, title="Payments time out", impact=3)
     url = f"/incidents/{incident.id}"
     response = post_form(rm_client, f"{url}/halt", {}, page=url)
     assert response.status_code == 302
@@ -136,18 +125,15 @@ def test_resolve_and_halt_from_the_incident(rm_client, world, session) -> None:
 
 def test_trend_page_and_list(rm_client, world, session) -> None:
     for days in (0, 8, 30):
-        services.record_incident(
+        record(
             session,
-            thresholds=ScopeThresholds(),
-            app=world.app,
+            world,
             title=f"Problem {days}",
             impact=1,
             stores=["S0003"],
-            started_at=utcnow() - timedelta(days=days, hours=1),
-            actor="test",
+            ago=timedelta(days=days, hours=1),
             release=world.old,
         )
-    session.commit()
     page = rm_client.get("/incidents/trend/pos").get_data(as_text=True)
     assert "trend-chart" in page and "chart-4.5.1.umd.min.js" in page
     assert page.count('class="week"') == 3
@@ -161,54 +147,32 @@ def test_trend_page_and_list(rm_client, world, session) -> None:
 def test_release_panel_override_and_settings(admin_client, world, session) -> None:
     world.app.incident_score_threshold = 5
     session.add(world.app)
-    incident = services.record_incident(
-        session,
-        thresholds=ScopeThresholds(),
-        app=world.app,
-        title="Tickets print twice",
-        impact=5,
-        stores=["S0001"],
-        started_at=utcnow() - timedelta(hours=1),
-        actor="test",
-        release=world.beta,
-    )
-    session.commit()
+    incident = record(session, world, title="Tickets print twice", impact=5)
     url = f"/releases/{world.beta.id}"
     page = admin_client.get(url).get_data(as_text=True)
     assert "Promotion gates" in page and "advisory" in page
     assert f"#{incident.id}" in page and "In beta stores" in page
     assert 'name="gate" value="incident_score"' in page
-    response = post_form(
-        admin_client,
-        f"{url}/gates/override",
-        {"gate": "incident_score", "reason": "hotfix config pushed"},
-        page=url,
-    )
-    assert response.status_code == 302
+
+    def override(gate, reason):
+        form = {"gate": gate, "reason": reason}
+        return post_form(admin_client, f"{url}/gates/override", form, page=url)
+
+    def save_settings(**form):
+        trend = "/incidents/trend/pos"
+        return post_form(admin_client, "/incidents/settings/pos", form, page=trend)
+
+    assert override("incident_score", "hotfix config pushed").status_code == 302
     assert session.exec(select(GateOverride)).one().reason == "hotfix config pushed"
     page = admin_client.get(url).get_data(as_text=True)
     assert "hotfix config pushed" in page and "overridden" in page
-    empty = post_form(
-        admin_client, f"{url}/gates/override", {"gate": "beta_soak", "reason": ""}, page=url
-    )
-    assert empty.status_code == 302
+    assert override("beta_soak", "").status_code == 302
     assert len(session.exec(select(GateOverride)).all()) == 1
 
-    response = post_form(
-        admin_client,
-        "/incidents/settings/pos",
-        {"holiday_calendar": "us", "promotion_gates": "on"},
-        page="/incidents/trend/pos",
-    )
-    assert response.status_code == 302
+    assert save_settings(holiday_calendar="us", promotion_gates="on").status_code == 302
     session.refresh(world.app)
     assert (world.app.holiday_calendar, world.app.promotion_gates) == ("US", True)
-    post_form(
-        admin_client,
-        "/incidents/settings/pos",
-        {"holiday_calendar": "Narnia"},
-        page="/incidents/trend/pos",
-    )
+    save_settings(holiday_calendar="Narnia")
     session.refresh(world.app)
     assert world.app.holiday_calendar == "US"
 

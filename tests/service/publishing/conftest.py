@@ -57,7 +57,8 @@ def app(app: Flask) -> Flask:
 
         release = db.session().get(Release, release_id)
         return render_template_string(
-            '{% extends "base.html" %}{% block content %}'
+            '{% extends "base.html" %}{% block title %}Release {{ release.version }}{% endblock %}'
+            "{% block content %}<h1>Release {{ release.version }}</h1>"
             '{% include "publishing/_release_publish.html" %}{% endblock %}',
             release=release,
             panel=publish_panel(db.session(), release),

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from sqlmodel import Session
 
 from service.models import User
-from service.releases.models import App, ChecklistTemplate, ChecklistTemplateItem
+from service.releases import services
+from service.releases.lifecycle import transition
+from service.releases.models import App, ChecklistTemplate, ChecklistTemplateItem, Release
 from tests.builders import make_user
 from tests.release_notes.git_repo_builder import GitRepo
 
@@ -53,6 +56,22 @@ def make_app_with_checklist(session: Session, repo_path: Path, slug: str = "pos"
             )
     session.commit()
     return app
+
+
+def registered_release(
+    app: Flask, session: Session, pos: App, by: User, *, submit: bool = False
+) -> Release:
+    """``pos`` 1.1.0 (git ref v1.1.0) registered by ``by`` (notes and checklist generated),
+    and submitted by them when ``submit``."""
+    with app.app_context():
+        release, created = services.register_release(
+            session, app=pos, version="1.1.0", git_ref="v1.1.0", actor=services.actor_for(by)
+        )
+        assert created
+        if submit:
+            transition(session, release, "submit", actor=services.actor_for(by))
+        session.commit()
+    return release
 
 
 @pytest.fixture

@@ -9,23 +9,12 @@ from service.models import AuditEvent
 from service.releases import checklist, services
 from service.releases.lifecycle import Actor, TransitionError, transition
 from service.releases.models import ReleaseItem, SignOff
+from tests.service.releases.release_fixtures import registered_release
 
 
 @pytest.fixture
 def release(app, session, pos, people):
-    with app.app_context():
-        release, created = services.register_release(
-            session,
-            app=pos,
-            version="1.1.0",
-            git_ref="v1.1.0",
-            actor=services.actor_for(people["engineer"]),
-        )
-        session.commit()
-    assert created
-    transition(session, release, "submit", actor=services.actor_for(people["engineer"]))
-    session.commit()
-    return release
+    return registered_release(app, session, pos, people["engineer"], submit=True)
 
 
 def _item(session, release, title):
@@ -38,21 +27,21 @@ def _status(session, release, title):
     return next(s for s in checklist.item_statuses(session, release) if s.item.title == title)
 
 
+def _sign(session, release, title, user, decision, **extra):
+    """``user`` signs the item called ``title`` (``extra``: comment, expected_lock)."""
+    item = _item(session, release, title)
+    return checklist.sign_off(
+        session, release=release, item=item, user=user, decision=decision, **extra
+    )
+
+
+def _approve(session, release, people):
+    transition(session, release, "approve", actor=services.actor_for(people["release_manager"]))
+
+
 def sign_all(session, release, people):
-    checklist.sign_off(
-        session,
-        release=release,
-        item=_item(session, release, "Regression tests pass"),
-        user=people["qa"],
-        decision="approve",
-    )
-    checklist.sign_off(
-        session,
-        release=release,
-        item=_item(session, release, "Rollback plan written"),
-        user=people["engineer"],
-        decision="approve",
-    )
+    _sign(session, release, "Regression tests pass", people["qa"], "approve")
+    _sign(session, release, "Rollback plan written", people["engineer"], "approve")
     session.commit()
 
 
@@ -65,33 +54,19 @@ def test_registration_generates_notes_and_checklist(session, release):
 
 
 def test_only_the_owner_role_signs(session, release, people):
-    item = _item(session, release, "Rollback plan written")
     with pytest.raises(checklist.ReleaseError) as info:
-        checklist.sign_off(
-            session, release=release, item=item, user=people["support"], decision="approve"
-        )
+        _sign(session, release, "Rollback plan written", people["support"], "approve")
     assert info.value.status == 403 and "only a engineer" in info.value.message
 
 
 def test_automatic_items_cannot_be_signed(session, release, people):
-    item = _item(session, release, "Notes generated")
     with pytest.raises(checklist.ReleaseError, match="automatically"):
-        checklist.sign_off(
-            session, release=release, item=item, user=people["engineer"], decision="approve"
-        )
+        _sign(session, release, "Notes generated", people["engineer"], "approve")
 
 
 def test_history_is_append_only_and_status_is_the_latest(session, release, people):
-    item = _item(session, release, "Regression tests pass")
     for decision, comment in [("approve", ""), ("block", "printer test flaky"), ("approve", "ok")]:
-        checklist.sign_off(
-            session,
-            release=release,
-            item=item,
-            user=people["qa"],
-            decision=decision,
-            comment=comment,
-        )
+        _sign(session, release, "Regression tests pass", people["qa"], decision, comment=comment)
     session.commit()
     status = _status(session, release, "Regression tests pass")
     assert [s.decision for s in status.history] == ["approve", "block", "approve"]
@@ -99,11 +74,8 @@ def test_history_is_append_only_and_status_is_the_latest(session, release, peopl
 
 
 def test_reject_needs_a_comment(session, release, people):
-    item = _item(session, release, "Regression tests pass")
     with pytest.raises(checklist.ReleaseError) as info:
-        checklist.sign_off(
-            session, release=release, item=item, user=people["qa"], decision="reject"
-        )
+        _sign(session, release, "Regression tests pass", people["qa"], "reject")
     assert info.value.field == "comment"
 
 
@@ -120,17 +92,17 @@ def test_approval_needs_every_required_item(session, release, people):
 
 def test_a_rejected_item_blocks_approval(session, release, people):
     sign_all(session, release, people)
-    checklist.sign_off(
+    _sign(
         session,
-        release=release,
-        item=_item(session, release, "Regression tests pass"),
-        user=people["qa"],
-        decision="reject",
+        release,
+        "Regression tests pass",
+        people["qa"],
+        "reject",
         comment="crash on receipt print",
     )
     session.commit()
     with pytest.raises(TransitionError, match="Regression tests pass \\(rejected\\)"):
-        transition(session, release, "approve", actor=services.actor_for(people["release_manager"]))
+        _approve(session, release, people)
 
 
 def test_only_a_release_manager_approves(session, release, people):
@@ -176,56 +148,41 @@ def test_separation_of_duties_can_be_switched_off(session, release, people, pos)
     session.add(release)
     session.commit()
     sign_all(session, release, people)
-    transition(session, release, "approve", actor=services.actor_for(people["release_manager"]))
+    _approve(session, release, people)
     assert release.state == "approved"
 
 
 def test_admin_override_is_highlighted(session, release, people, admin):
     sign_all(session, release, people)
-    checklist.sign_off(
-        session,
-        release=release,
-        item=_item(session, release, "Regression tests pass"),
-        user=people["qa"],
-        decision="block",
-        comment="waiting for device lab",
-    )
+    regression = "Regression tests pass"
+    _sign(session, release, regression, people["qa"], "block", comment="waiting for device lab")
+    item = _item(session, release, regression)
     with pytest.raises(checklist.ReleaseError, match="only an admin"):
         checklist.override_item(
-            session,
-            release=release,
-            item=_item(session, release, "Regression tests pass"),
-            user=people["release_manager"],
-            reason="x",
+            session, release=release, item=item, user=people["release_manager"], reason="x"
         )
     checklist.override_item(
         session,
         release=release,
-        item=_item(session, release, "Regression tests pass"),
+        item=item,
         user=admin,
         reason="lab down; tested manually on two stores",
     )
     session.commit()
-    status = _status(session, release, "Regression tests pass")
+    status = _status(session, release, regression)
     assert status.ok and status.overridden is not None
     event = session.exec(select(AuditEvent).where(AuditEvent.action == "signoff.override")).one()
     assert event.highlight
-    transition(session, release, "approve", actor=services.actor_for(people["release_manager"]))
+    _approve(session, release, people)
     assert release.state == "approved"
 
 
 def test_sign_offs_close_after_approval(session, release, people):
     sign_all(session, release, people)
-    transition(session, release, "approve", actor=services.actor_for(people["release_manager"]))
+    _approve(session, release, people)
     session.commit()
     with pytest.raises(checklist.ReleaseError) as info:
-        checklist.sign_off(
-            session,
-            release=release,
-            item=_item(session, release, "Support briefed"),
-            user=people["support"],
-            decision="approve",
-        )
+        _sign(session, release, "Support briefed", people["support"], "approve")
     assert info.value.status == 409
 
 
@@ -267,16 +224,11 @@ def test_two_people_signing_at_once_are_both_recorded(app, session, release, peo
 def test_stale_form_gets_a_conflict(session, release, people):
     stale = release.lock_version
     sign_all(session, release, people)
-    transition(session, release, "approve", actor=services.actor_for(people["release_manager"]))
+    _approve(session, release, people)
     session.commit()
     with pytest.raises(checklist.ReleaseError) as info:
-        checklist.sign_off(
-            session,
-            release=release,
-            item=_item(session, release, "Support briefed"),
-            user=people["support"],
-            decision="approve",
-            expected_lock=stale,
+        _sign(
+            session, release, "Support briefed", people["support"], "approve", expected_lock=stale
         )
     assert info.value.status == 409 and "changed since you loaded" in info.value.message
 

@@ -10,25 +10,20 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, select
 
 from service.models import AuditEvent, User
-from service.releases import services
 from service.releases.models import App, Release, ReleaseNote
 from tests.builders import csrf_token, login, post_form
 from tests.release_notes.git_repo_builder import GitRepo
-from tests.service.releases.release_fixtures import git_repo, people, pos  # noqa: F401
+from tests.service.releases.release_fixtures import (  # noqa: F401
+    git_repo,
+    people,
+    pos,
+    registered_release,
+)
 
 
 @pytest.fixture
 def release(app: Flask, session: Session, pos: App, people: dict[str, User]) -> Release:  # noqa: F811
-    with app.app_context():
-        release, _ = services.register_release(
-            session,
-            app=pos,
-            version="1.1.0",
-            git_ref="v1.1.0",
-            actor=services.actor_for(people["engineer"]),
-        )
-        session.commit()
-    return release
+    return registered_release(app, session, pos, people["engineer"])
 
 
 def _note(session: Session, release: Release) -> ReleaseNote:

@@ -1,35 +1,19 @@
 """API actions that a person takes: sign-offs, overrides, approval, meetings, apps."""
 
-import re
-
 import pytest
 
-from service.releases import services
-from service.releases.lifecycle import transition
-from tests.builders import login, make_token
-
-META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+from tests.builders import csrf_header, login, make_token
+from tests.service.releases.release_fixtures import registered_release
 
 
 def person(client, email):
     login(client, email)
-    token = META.search(client.get("/").get_data(as_text=True)).group(1)
-    return {"X-CSRFToken": token}
+    return csrf_header(client)
 
 
 @pytest.fixture
 def release(app, session, pos, people):
-    with app.app_context():
-        release, _ = services.register_release(
-            session,
-            app=pos,
-            version="1.1.0",
-            git_ref="v1.1.0",
-            actor=services.actor_for(people["engineer"]),
-        )
-        transition(session, release, "submit", actor=services.actor_for(people["engineer"]))
-        session.commit()
-    return release
+    return registered_release(app, session, pos, people["engineer"], submit=True)
 
 
 def items(client, release):

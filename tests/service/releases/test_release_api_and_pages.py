@@ -3,13 +3,12 @@
 import pytest
 
 from service.releases.models import Release
-from tests.builders import login, make_token, post_form
+from tests.builders import api_headers, login, post_form
 
 
 @pytest.fixture
 def ci_token(session, admin):
-    raw = make_token(session, creator=admin, scopes=["releases:write", "read"])
-    return {"Authorization": f"Bearer {raw}"}
+    return api_headers(session, creator=admin, scopes=["releases:write", "read"])
 
 
 def test_ci_registers_a_candidate_idempotently(client, ci_token, pos):
