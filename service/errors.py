@@ -25,7 +25,6 @@ from beta.errors import BetaError
 from service import db
 from service.api.errors import (
     ApiError,
-    api_error_response,
     error_response,
     http_error_as_json,
     refusal_response,
@@ -81,7 +80,7 @@ def _is_api() -> bool:
 
 def _api_error(exc: ApiError) -> Response:
     db.session().rollback()
-    return api_error_response(exc)
+    return error_response(exc)
 
 
 def _refused(exc: Refusal) -> tuple[str, int] | Response:
@@ -133,7 +132,7 @@ def _internal_error(exc: HTTPException) -> tuple[str, int] | Response:
     request_id = g.get("request_id") or "-"
     message = f"{MESSAGES[500]} If it happens again, quote request id {request_id}."
     if _is_api():
-        return error_response(500, "internal_error", message)
+        return error_response(ApiError(500, "internal_error", message))
     return render_template("error.html", status=500, title="Internal error", message=message), 500
 
 
@@ -150,7 +149,7 @@ def _database_error(exc: DBAPIError) -> Response:
     _discard_session()
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     if _is_api():
-        return error_response(503, "database_unavailable", UNAVAILABLE, headers=headers)
+        return error_response(ApiError(503, "database_unavailable", UNAVAILABLE, headers=headers))
     # A plain page: the site layout would need the database (the logged-in user) itself.
     request_id = escape(g.get("request_id") or "")
     body = (
@@ -174,7 +173,7 @@ def _discard_session() -> None:
 
 def _csrf_error(exc: CSRFError) -> tuple[str, int] | Response:
     if _is_api():
-        return error_response(400, "csrf", exc.description or "CSRF check failed")
+        return error_response(ApiError(400, "csrf", exc.description or "CSRF check failed"))
     db.session().rollback()
     if request.path == "/login":
         flash("Your login form had expired. Please try again.", "warning")

@@ -33,7 +33,7 @@ from werkzeug.wrappers import Response
 
 import utc
 from service import audit
-from service.api.errors import error_response
+from service.api.errors import ApiError, error_response, field_error
 from service.models import AuditEvent, utcnow
 
 MAX_ID = 2**31 - 1  # PostgreSQL INTEGER; a larger id in a URL is simply not found
@@ -136,14 +136,10 @@ def _refuse_nul() -> Response | None:
     message = "must not contain NUL characters"
     if request.path.startswith("/api/"):
         if where == "path":
-            return error_response(404, "not_found", f"no API endpoint at {request.path!r}")
-        field = where.split(".", 1)[1]
-        return error_response(
-            422,
-            "validation_error",
-            f"{field}: {message}",
-            [{"field": field, "message": message, "type": "value_error"}],
-        )
+            return error_response(
+                ApiError(404, "not_found", f"no API endpoint at {request.path!r}")
+            )
+        return error_response(field_error(where.split(".", 1)[1], message))
     return Response(f"Bad request: {where} {message}.", 400, mimetype="text/plain")
 
 

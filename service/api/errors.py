@@ -47,25 +47,16 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    fields: Sequence[dict[str, Any]] = (),
-    headers: dict[str, str] | None = None,
-) -> Response:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if fields:
-        body["fields"] = list(fields)
+def error_response(exc: ApiError) -> Response:
+    """The envelope of ``exc``, with its status and headers."""
+    body: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.fields:
+        body["fields"] = exc.fields
     response = jsonify({"error": body})
-    response.status_code = status
-    for name, value in (headers or {}).items():
+    response.status_code = exc.status
+    for name, value in exc.headers.items():
         response.headers[name] = value
     return response
-
-
-def api_error_response(exc: ApiError) -> Response:
-    return error_response(exc.status, exc.code, exc.message, exc.fields, exc.headers)
 
 
 def refusal_response(
@@ -74,7 +65,7 @@ def refusal_response(
     """A request a service refused (a domain error): its status, message, field and code."""
     code = code or CODES.get(status, "invalid_request")
     fields = [{"field": field, "message": message, "type": code}] if field else []
-    return error_response(status, code, message, fields)
+    return error_response(ApiError(status, code, message, fields))
 
 
 def validation_error(exc: ValidationError, *, prefix: str = "") -> ApiError:
@@ -117,4 +108,4 @@ def http_error_as_json(exc: HTTPException) -> Response:
         message = f"the request body is larger than the limit of {limit} bytes"
     elif status == 400 and "CSRF" in message:
         message = "send a token in the Authorization header"
-    return error_response(status, CODES.get(status, "error"), message, headers=headers)
+    return error_response(ApiError(status, CODES.get(status, "error"), message, headers=headers))

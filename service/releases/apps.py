@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlmodel import Session, col, select
 
@@ -25,6 +25,7 @@ from service.releases.models import (
     App,
     ChecklistTemplate,
     ChecklistTemplateItem,
+    ReleaseItem,
 )
 from service.releases.trains import WEEKDAYS, TrainError, parse_train_time, zone
 from versioning import InvalidVersion, parse_version
@@ -398,17 +399,7 @@ def create_app_record(session: Session, *, slug: str, name: str, actor: str, **f
     # A new app enforces its promotion gates unless told otherwise.
     values = clean_fields({"name": name, "promotion_gates": True, **fields})
     app = App(slug=slug, **values)
-    session.add(app)
-    session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action="app.create",
-        subject_type="app",
-        subject_id=slug,
-        after={"slug": slug, **app_snapshot(app)},
-        summary=f"created app {slug} ({app.name})",
-    )
+    _audit_app(session, app, actor, "app.create", None, {"slug": slug, **app_snapshot(app)})
     for kind in RELEASE_KINDS:
         save_template(
             session,
@@ -440,19 +431,42 @@ def update_app_record(session: Session, *, app: App, actor: str, **fields: Any) 
     changed = sorted(k for k in after if after[k] != before[k])
     if not changed:
         return app
+    _audit_app(
+        session,
+        app,
+        actor,
+        "app.update",
+        {k: before[k] for k in changed},
+        {k: after[k] for k in changed},
+    )
+    return app
+
+
+def _audit_app(
+    session: Session,
+    app: App,
+    actor: str,
+    action: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+) -> None:
+    """Store ``app`` and audit its creation or the fields an update changed."""
     session.add(app)
     session.flush()
+    if before is None:
+        summary = f"created app {app.slug} ({app.name})"
+    else:
+        summary = f"changed {app.slug}: {', '.join(k.replace('_', ' ') for k in after)}"
     audit.record(
         session,
         actor=actor,
-        action="app.update",
+        action=action,
         subject_type="app",
         subject_id=app.slug,
-        before={k: before[k] for k in changed},
-        after={k: after[k] for k in changed},
-        summary=f"changed {app.slug}: {', '.join(k.replace('_', ' ') for k in changed)}",
+        before=before,
+        after=after,
+        summary=summary,
     )
-    return app
 
 
 # --- checklist templates ---------------------------------------------------------------
@@ -478,13 +492,17 @@ def template_versions(session: Session, app: App, kind: str) -> list[ChecklistTe
 
 
 def template_items(session: Session, template: ChecklistTemplate) -> list[ChecklistTemplateItem]:
-    return list(
-        session.exec(
-            select(ChecklistTemplateItem)
-            .where(ChecklistTemplateItem.template_id == template.id)
-            .order_by(col(ChecklistTemplateItem.position), col(ChecklistTemplateItem.id))
-        ).all()
-    )
+    where = ChecklistTemplateItem.template_id == template.id
+    return items_in_order(session, ChecklistTemplateItem, where)
+
+
+ItemT = TypeVar("ItemT", ChecklistTemplateItem, ReleaseItem)
+
+
+def items_in_order(session: Session, model: type[ItemT], where: Any) -> list[ItemT]:
+    """Checklist items (a template's or a release's) in the order people see them."""
+    statement = select(model).where(where).order_by(col(model.position), col(model.id))
+    return list(session.exec(statement).all())
 
 
 def _clean_item(raw: Mapping[str, Any], number: int) -> dict[str, Any]:

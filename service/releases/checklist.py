@@ -15,6 +15,8 @@ from sqlmodel import Session, col, select
 from service import audit
 from service.errors import DomainError
 from service.models import User
+from service.releases.apps import items_in_order
+from service.releases.lifecycle import changed_since
 from service.releases.models import AUTOMATIC_RULES, DECISIONS, App, Release, ReleaseItem, SignOff
 from service.releases.notes import note_for
 
@@ -114,13 +116,7 @@ def _not_yet(what: str) -> Evaluator:
 
 
 def release_items(session: Session, release: Release) -> list[ReleaseItem]:
-    return list(
-        session.exec(
-            select(ReleaseItem)
-            .where(ReleaseItem.release_id == release.id)
-            .order_by(col(ReleaseItem.position), col(ReleaseItem.id))
-        ).all()
-    )
+    return items_in_order(session, ReleaseItem, ReleaseItem.release_id == release.id)
 
 
 def release_item(session: Session, release: Release, item_id: int) -> ReleaseItem | None:
@@ -202,12 +198,9 @@ def sign_off(
     """Append ``user``'s decision on ``item``; earlier decisions stay in the history."""
     if item.release_id != release.id:
         raise ReleaseError("that item belongs to another release", status=404, field="item")
-    if expected_lock is not None and expected_lock != release.lock_version:
-        raise ReleaseError(
-            f"the release changed since you loaded the page (it is now "
-            f"{release.state.replace('_', ' ')}); reload and sign again",
-            status=409,
-        )
+    stale = changed_since(release, expected_lock, then="sign again")
+    if stale:
+        raise ReleaseError(stale, status=409)
     if release.state not in ("draft", "in_review"):
         raise ReleaseError(
             f"sign-offs are closed: the release is {release.state.replace('_', ' ')}", status=409

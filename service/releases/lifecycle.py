@@ -95,6 +95,16 @@ def hooks() -> LifecycleHooks:
     return _installed
 
 
+def changed_since(release: Release, expected_lock: int | None, *, then: str) -> str | None:
+    """Why a form shown at ``expected_lock`` may no longer act on ``release`` (None: it may)."""
+    if expected_lock is None or expected_lock == release.lock_version:
+        return None
+    return (
+        f"this release changed since you loaded the page (it is now "
+        f"{release.state.replace('_', ' ')}); reload and {then}"
+    )
+
+
 def allowed_actions(release: Release) -> list[str]:
     return [action for action, (sources, _) in TRANSITIONS.items() if release.state in sources]
 
@@ -111,11 +121,9 @@ def transition(
     """Move ``release`` by ``action`` or raise :class:`TransitionError` saying why not."""
     if action not in TRANSITIONS:
         raise TransitionError(f"unknown action {action!r}", status=422, field="action")
-    if expected_lock is not None and expected_lock != release.lock_version:
-        raise TransitionError(
-            "this release changed since you loaded the page (it is now "
-            f"{release.state.replace('_', ' ')}); reload and try again"
-        )
+    stale = changed_since(release, expected_lock, then="try again")
+    if stale:
+        raise TransitionError(stale)
     sources, target = TRANSITIONS[action]
     if release.state not in sources:
         allowed = ", ".join(sorted(sources))
