@@ -213,14 +213,16 @@ def issue_token(
         created_by_id=creator.id or 0,
         expires_at=utcnow() + timedelta(days=expires_in_days) if expires_in_days else None,
     )
-    _audit_token(
+    session.add(token)
+    session.flush()
+    audit.record(
         session,
-        token,
-        creator,
-        "token.issue",
-        None,
-        {"name": token.name, "scopes": token.scopes, "prefix": token.prefix},
-        f"issued token {token.name} ({', '.join(token.scopes)})",
+        actor=creator.actor,
+        action="token.issue",
+        subject_type="api_token",
+        subject_id=token.id,
+        after={"name": token.name, "scopes": token.scopes, "prefix": token.prefix},
+        summary=f"issued token {token.name} ({', '.join(token.scopes)})",
     )
     return token, raw
 
@@ -230,40 +232,18 @@ def revoke_token(*, session: Session, token: ApiToken, actor: User) -> ApiToken:
         raise AuthError("this token is already revoked")
     token.revoked_at = utcnow()
     token.revoked_by_id = actor.id
-    _audit_token(
-        session,
-        token,
-        actor,
-        "token.revoke",
-        {"revoked": False},
-        {"revoked": True},
-        f"revoked token {token.name}",
-    )
-    return token
-
-
-def _audit_token(
-    session: Session,
-    token: ApiToken,
-    actor: User,
-    action: str,
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
-    summary: str,
-) -> None:
-    """Store ``token`` and audit what ``actor`` did to it."""
     session.add(token)
-    session.flush()
     audit.record(
         session,
         actor=actor.actor,
-        action=action,
+        action="token.revoke",
         subject_type="api_token",
         subject_id=token.id,
-        before=before,
-        after=after,
-        summary=summary,
+        before={"revoked": False},
+        after={"revoked": True},
+        summary=f"revoked token {token.name}",
     )
+    return token
 
 
 def find_token(session: Session, raw: str) -> ApiToken | None:

@@ -399,7 +399,17 @@ def create_app_record(session: Session, *, slug: str, name: str, actor: str, **f
     # A new app enforces its promotion gates unless told otherwise.
     values = clean_fields({"name": name, "promotion_gates": True, **fields})
     app = App(slug=slug, **values)
-    _audit_app(session, app, actor, "app.create", None, {"slug": slug, **app_snapshot(app)})
+    session.add(app)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="app.create",
+        subject_type="app",
+        subject_id=slug,
+        after={"slug": slug, **app_snapshot(app)},
+        summary=f"created app {slug} ({app.name})",
+    )
     for kind in RELEASE_KINDS:
         save_template(
             session,
@@ -431,42 +441,19 @@ def update_app_record(session: Session, *, app: App, actor: str, **fields: Any) 
     changed = sorted(k for k in after if after[k] != before[k])
     if not changed:
         return app
-    _audit_app(
-        session,
-        app,
-        actor,
-        "app.update",
-        {k: before[k] for k in changed},
-        {k: after[k] for k in changed},
-    )
-    return app
-
-
-def _audit_app(
-    session: Session,
-    app: App,
-    actor: str,
-    action: str,
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
-) -> None:
-    """Store ``app`` and audit its creation or the fields an update changed."""
     session.add(app)
     session.flush()
-    if before is None:
-        summary = f"created app {app.slug} ({app.name})"
-    else:
-        summary = f"changed {app.slug}: {', '.join(k.replace('_', ' ') for k in after)}"
     audit.record(
         session,
         actor=actor,
-        action=action,
+        action="app.update",
         subject_type="app",
         subject_id=app.slug,
-        before=before,
-        after=after,
-        summary=summary,
+        before={k: before[k] for k in changed},
+        after={k: after[k] for k in changed},
+        summary=f"changed {app.slug}: {', '.join(k.replace('_', ' ') for k in changed)}",
     )
+    return app
 
 
 # --- checklist templates ---------------------------------------------------------------
