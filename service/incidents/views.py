@@ -254,8 +254,6 @@ def _gates_of(release_id: int) -> str:
 @roles_required(*RECORDERS)
 @refusal_goes_back("Not saved", _incident_page)
 def update(incident_id: int) -> Response:
-    session = db.session()
-    incident, _ = _incident_or_404(incident_id)
     changes: dict[str, Any] = {}
     if "resolved_at" in request.form:
         changes["resolved_at"] = parse_local_utc(request.form["resolved_at"], "resolved_at")
@@ -264,25 +262,26 @@ def update(incident_id: int) -> Response:
             changes[name] = request.form[name]
     if "impact" in request.form:
         changes["impact"] = _int_field(request.form["impact"], "impact")
-    services.update_incident(session, incident, actor=_user().actor, changes=changes)
-    session.commit()
-    flash(f"Saved incident #{incident.id}.", "success")
-    return redirect(_incident_page(incident_id))
+    return _change(incident_id, changes, "Saved incident #{id}.")
 
 
 @bp.post("/incidents/<int:incident_id>/resolve")
 @roles_required(*RECORDERS)
 @refusal_goes_back("Not resolved", _incident_page)
 def resolve(incident_id: int) -> Response:
-    session = db.session()
-    incident, _ = _incident_or_404(incident_id)
     when = parse_local_utc(request.form.get("resolved_at", ""), "resolved_at")
     changes: dict[str, Any] = {"resolved_at": when or datetime.now(UTC)}
     if request.form.get("postmortem_url", "").strip():
         changes["postmortem_url"] = request.form["postmortem_url"]
+    return _change(incident_id, changes, "Incident #{id} is resolved.")
+
+
+def _change(incident_id: int, changes: dict[str, Any], done: str) -> Response:
+    session = db.session()
+    incident, _ = _incident_or_404(incident_id)
     services.update_incident(session, incident, actor=_user().actor, changes=changes)
     session.commit()
-    flash(f"Incident #{incident.id} is resolved.", "success")
+    flash(done.format(id=incident.id), "success")
     return redirect(_incident_page(incident_id))
 
 

@@ -223,17 +223,11 @@ def sign_off(
     comment = comment.strip()
     if decision in ("reject", "block") and not comment:
         raise ReleaseError("say why: a reject or block needs a comment", field="comment")
-    signoff = _append(session, item, user, decision=decision, comment=comment)
-    audit.record(
-        session,
-        actor=user.actor,
-        action=f"signoff.{decision}",
-        subject_type="release",
-        subject_id=release.id,
-        after={"item": item.title, "decision": decision, "comment": comment, "role": user.role},
-        summary=f"{decision} “{item.title}”" + (f": {comment}" if comment else ""),
+    summary = f"{decision} “{item.title}”" + (f": {comment}" if comment else "")
+    after = {"item": item.title, "decision": decision, "comment": comment, "role": user.role}
+    return _append(
+        session, item, user, decision=decision, comment=comment, after=after, summary=summary
     )
-    return signoff
 
 
 def _append(
@@ -243,9 +237,12 @@ def _append(
     *,
     decision: str,
     comment: str,
+    after: Mapping[str, object],
+    summary: str,
     override: bool = False,
 ) -> SignOff:
-    """Add a sign-off to the item's history, as ``user`` in the role they hold now."""
+    """Add a sign-off to the item's history, as ``user`` in the role they hold now, and
+    audit it (``signoff.<decision>``, or ``signoff.override``, highlighted)."""
     signoff = SignOff(
         item_id=item.id or 0,
         release_id=item.release_id,
@@ -258,6 +255,16 @@ def _append(
     )
     session.add(signoff)
     session.flush()
+    audit.record(
+        session,
+        actor=user.actor,
+        action="signoff.override" if override else f"signoff.{decision}",
+        subject_type="release",
+        subject_id=item.release_id,
+        after=after,
+        summary=summary,
+        highlight=override,
+    )
     return signoff
 
 
@@ -277,15 +284,13 @@ def override_item(
     reason = reason.strip()
     if not reason:
         raise ReleaseError("an override needs a reason", field="reason")
-    signoff = _append(session, item, user, decision="approve", comment=reason, override=True)
-    audit.record(
+    return _append(
         session,
-        actor=user.actor,
-        action="signoff.override",
-        subject_type="release",
-        subject_id=release.id,
+        item,
+        user,
+        decision="approve",
+        comment=reason,
         after={"item": item.title, "reason": reason},
         summary=f"OVERRIDE “{item.title}”: {reason}",
-        highlight=True,
+        override=True,
     )
-    return signoff

@@ -34,7 +34,7 @@ from service.releases.lifecycle import (
     allowed_actions,
     transition,
 )
-from service.releases.models import STATES, App, Release
+from service.releases.models import STATES, App, Release, ReleaseItem
 
 bp = Blueprint("releases", __name__)
 STATE_BADGES = {
@@ -69,6 +69,11 @@ def _release_or_404(release_id: int) -> tuple[Release, App]:
     release = session.get(Release, release_id) or abort(404)
     app = session.get(App, release.app_id) or abort(404)
     return release, app
+
+
+def _item_or_404(release_id: int, item_id: int) -> tuple[Release, ReleaseItem]:
+    release, _ = _release_or_404(release_id)
+    return release, checklist.release_item(db.session(), release, item_id) or abort(404)
 
 
 @bp.app_template_filter("state_label")
@@ -233,11 +238,9 @@ def release_transition(release_id: int) -> Response:
 @login_required
 @refusal_goes_back("Not recorded", _item_on_page)
 def item_sign(release_id: int, item_id: int) -> Response:
-    session = db.session()
-    release, _ = _release_or_404(release_id)
-    item = checklist.release_item(session, release, item_id) or abort(404)
+    release, item = _item_or_404(release_id, item_id)
     checklist.sign_off(
-        session,
+        db.session(),
         release=release,
         item=item,
         user=_user(),
@@ -245,7 +248,7 @@ def item_sign(release_id: int, item_id: int) -> Response:
         comment=request.form.get("comment", ""),
         expected_lock=_int(request.form.get("lock_version")),
     )
-    session.commit()
+    db.session().commit()
     flash(f"Recorded your decision on “{item.title}”.", "success")
     return redirect(_item_on_page(release_id, item_id))
 
@@ -254,13 +257,10 @@ def item_sign(release_id: int, item_id: int) -> Response:
 @roles_required("admin")
 @refusal_goes_back("Not overridden", _release_page)
 def item_override(release_id: int, item_id: int) -> Response:
-    session = db.session()
-    release, _ = _release_or_404(release_id)
-    item = checklist.release_item(session, release, item_id) or abort(404)
-    checklist.override_item(
-        session, release=release, item=item, user=_user(), reason=request.form.get("reason", "")
-    )
-    session.commit()
+    release, item = _item_or_404(release_id, item_id)
+    reason = request.form.get("reason", "")
+    checklist.override_item(db.session(), release=release, item=item, user=_user(), reason=reason)
+    db.session().commit()
     flash(f"Overrode “{item.title}”. The override is highlighted in the audit log.", "warning")
     return redirect(_release_page(release_id))
 
