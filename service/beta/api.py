@@ -183,6 +183,10 @@ class FillOut(BaseModel):
     shortfall: int
     add: list[str]
     remove: list[str]
+    removal_reasons: dict[str, str] = Field(
+        description="why each store in remove leaves: not_eligible (outside the fill's regions "
+        "or tags), excluded (by this fill), removed_by_hand, or target_shrinks"
+    )
     keep: list[str]
 
 
@@ -541,6 +545,7 @@ def fill_cohort(body: FillIn) -> FillOut:
         shortfall=plan.shortfall,
         add=list(plan.add),
         remove=list(plan.remove),
+        removal_reasons=dict(plan.removal_reasons),
         keep=list(plan.keep),
     )
 
