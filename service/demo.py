@@ -13,6 +13,7 @@ from service.beta import demo as beta_demo
 from service.incidents import demo as incidents_demo
 from service.models import User
 from service.releases import demo as releases_demo
+from service.search import demo as search_demo
 
 DEMO_PASSWORD = "demo-password"
 DEMO_ADMIN = ("admin@example.com", "demo-admin-password")  # printed by `relgov run`
@@ -39,8 +40,15 @@ def seed_people(session: Session) -> list[str]:
     return lines
 
 
-# Each feature seeds its own demo data, in this order: seed(session) -> report lines.
-SEEDERS = (releases_demo.seed, beta_demo.seed, adoption_demo.seed, incidents_demo.seed)
+# Each feature seeds its own demo data, in this order: seed(session) -> report lines. The
+# search index comes last: it indexes what the others made.
+SEEDERS = (
+    releases_demo.seed,
+    beta_demo.seed,
+    adoption_demo.seed,
+    incidents_demo.seed,
+    search_demo.seed,
+)
 
 
 def seed_demo(app: Flask) -> list[str]:

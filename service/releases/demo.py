@@ -92,6 +92,22 @@ REACHES = {
     "beta": {"beta", "rolling_out", "released", "halted"},
     "rolling_out": {"rolling_out", "released", "halted"},
 }
+# The minutes of each approved release's confirmation meeting, as the team writes them.
+MINUTES = {
+    "pos": (
+        "リリース確認会: {version} の変更点と店舗向けの告知を確認。割り勘と会計まわりの回帰テストは"
+        "問題なし、レシート印刷も TM-m30III で確認済み。Support updates the FAQ before the "
+        "beta stores get it. Go."
+    ),
+    "handy": (
+        "リリース確認会: {version} のハンディ端末のオーダー送信とオフライン時の再送を確認。"
+        "Menu sync after a Wi-Fi drop checked in the lab. Go."
+    ),
+    "kds": (
+        "リリース確認会: {version} のキッチンディスプレイの表示とバンプバーの操作を確認。"
+        "Allergy colours agreed with the restaurant owners. Go."
+    ),
+}
 COMMENTS = {
     "qa": "Regression suite green on TM-m30III, Sunmi T2 and iPad 10th gen.",
     "support": "Read the notes; the store-facing changes are in the FAQ draft.",
@@ -247,6 +263,15 @@ def _release(
     transition(session, release, "approve", actor=rm)
     release.approved_at = meeting
     release.scheduled_for = meeting
+    services.record_meeting(
+        session,
+        release=release,
+        user=team["rm"],
+        held_on=meeting.date(),
+        attendees="Ren (RM), Kenji (eng), Quinn (QA), Sato (support)",
+        decision="go",
+        minutes=MINUTES[app.slug].format(version=tag.version),
+    )
     if state in REACHES["beta"]:
         transition(session, release, "start_beta", actor=rm)
         release.beta_at = meeting + timedelta(hours=1)
