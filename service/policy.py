@@ -191,6 +191,9 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "incidents.halt": RM,
     "incidents.override_gate": ADMIN,
     "incidents.app_settings": ADMIN,
+    # --- search (pages) ------------------------------------------------------------------
+    "search.search_page": LOGIN,
+    "search.store_changes": LOGIN,
     # --- API: description, identity, audit -----------------------------------------------
     "api.openapi_json": PUBLIC,
     "api_docs.api_docs": PUBLIC,
@@ -259,6 +262,9 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.patch_incident": token("incidents:write"),
     "api.incident_trend": READ,
     "api.release_gates": READ,
+    # --- API: search ---------------------------------------------------------------------
+    "api.search": READ,
+    "api.store_changes": READ,
 }
 
 

@@ -34,7 +34,12 @@ from service.publishing import notion_publish
 from service.publishing import views as publishing_views
 from service.releases import api as releases_api
 from service.releases import apps_api, apps_views, checklist, guards, lifecycle, notes, notes_views
+from service.releases import services as releases
 from service.releases import views as releases_views
+from service.search import api as search_api
+from service.search import index as search_index
+from service.search import sources as search
+from service.search import views as search_views
 
 # Who may take each lifecycle action, checked in this order before the move.
 GUARDS: dict[str, tuple[lifecycle.Guard, ...]] = {
@@ -60,8 +65,24 @@ REACTIONS: tuple[lifecycle.Reaction, ...] = (
     notion_publish.on_release_transition,
 )
 
-# Who hears that a release's notes were edited: a published page is brought up to date.
-NOTES_EDITED: tuple[notes.EditReaction, ...] = (notion_publish.notes_edited,)
+# Who hears that a release's notes were edited: a published page is brought up to date,
+# the search index takes the new text (in the edit's transaction, as every search reaction).
+NOTES_EDITED: tuple[notes.EditReaction, ...] = (
+    notion_publish.notes_edited,
+    search.RELEASE_NOTES.notes_changed,
+)
+# ... and that they were generated from git.
+NOTES_GENERATED: tuple[notes.EditReaction, ...] = (search.RELEASE_NOTES.notes_changed,)
+# Who hears that an incident was recorded or changed, and that a meeting was recorded.
+INCIDENT_CHANGED: tuple[incidents.IncidentReaction, ...] = (search.INCIDENTS.changed,)
+MEETING_RECORDED: tuple[releases.MeetingReaction, ...] = (search.MEETING_RECORDS.recorded,)
+
+# What the search index holds, source by source (service/search/sources.py).
+SEARCH_SOURCES: tuple[search_index.Source, ...] = (
+    search.RELEASE_NOTES,
+    search.INCIDENTS,
+    search.MEETING_RECORDS,
+)
 
 # How each automatic checklist rule is evaluated.
 CHECKLIST_RULES: dict[str, checklist.Evaluator] = {
@@ -100,6 +121,7 @@ BLUEPRINTS = (
     adoption_views.bp,
     incidents_views.bp,
     publishing_views.bp,
+    search_views.bp,
 )
 
 API = (
@@ -111,6 +133,7 @@ API = (
     adoption_api.routes,
     incidents_api.routes,
     publishing_api.routes,
+    search_api.routes,
 )
 
 
@@ -135,7 +158,10 @@ def init_app(app: Flask) -> None:
 
     lifecycle.install(lifecycle.LifecycleHooks(guards=GUARDS, reactions=REACTIONS))
     checklist.install(CHECKLIST_RULES)
-    notes.install(NOTES_EDITED)
+    notes.install(NOTES_EDITED, on_generate=NOTES_GENERATED)
+    incidents.install(INCIDENT_CHANGED)
+    releases.install(MEETING_RECORDED)
+    search_index.init_app(app, SEARCH_SOURCES)
     releases_views.init_app(app, panels=RELEASE_PANELS)
     metrics.collect_on_scrape(app, GAUGES)
     jobs.init_app(app, job_kinds())

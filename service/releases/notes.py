@@ -29,12 +29,13 @@ EDITOR_ROLES = ("release_manager", "engineer", "support", "admin")
 EditReaction = Callable[[Session, Release, str], Any]
 # Installed by ``service/wiring.py`` (every app of a process is wired the same way).
 _on_edit: tuple[EditReaction, ...] = ()
+_on_generate: tuple[EditReaction, ...] = ()
 
 
-def install(on_edit: Sequence[EditReaction]) -> None:
-    """Who hears that a release's notes were edited."""
-    global _on_edit
-    _on_edit = tuple(on_edit)
+def install(on_edit: Sequence[EditReaction], on_generate: Sequence[EditReaction] = ()) -> None:
+    """Who hears that a release's notes were edited, and that they were generated."""
+    global _on_edit, _on_generate
+    _on_edit, _on_generate = tuple(on_edit), tuple(on_generate)
 
 
 def note_hash(text: str | None) -> str:
@@ -126,6 +127,8 @@ def generate_notes_for(session: Session, release: Release, *, actor: Actor) -> R
         after={"generated_hash": _short(markdown), "commits": note.commit_count},
         summary=f"generated notes: {note.commit_count} commits, {note.pr_count} PRs",
     )
+    for react in _on_generate:
+        react(session, release, actor.name)
     return note
 
 

@@ -7,6 +7,7 @@ commits once, so a refused action leaves nothing half-written.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,6 +34,16 @@ from versioning import InvalidVersion, parse_version
 
 ACTIVE_STATES = ("draft", "in_review", "approved", "beta", "rolling_out", "halted")
 MEETING_DECISIONS = ("go", "no_go", "postponed")
+# reaction(session, record) after a meeting was recorded, in its transaction.
+MeetingReaction = Callable[[Session, MeetingRecord], Any]
+# Installed by ``service/wiring.py`` (every app of a process is wired the same way).
+_on_meeting: tuple[MeetingReaction, ...] = ()
+
+
+def install(on_meeting: Sequence[MeetingReaction]) -> None:
+    """Who hears that a release's meeting was recorded."""
+    global _on_meeting
+    _on_meeting = tuple(on_meeting)
 
 
 # --- registration ----------------------------------------------------------------------
@@ -188,6 +199,8 @@ def record_meeting(
         after={"held_on": held_on, "decision": decision, "attendees": record.attendees},
         summary=f"meeting {held_on}: {decision}",
     )
+    for react in _on_meeting:
+        react(session, record)
     return record
 
 
