@@ -9,7 +9,9 @@
   PostgreSQL the candidate is selected ``FOR UPDATE SKIP LOCKED``; on every database the
   claim itself is an ``UPDATE ... WHERE id = ? AND <still claimable>`` whose row count says
   who won, so two workers never run one job. A job whose lease ran out (its worker died) is
-  claimable again. A job is not claimed while another job of the same key is running.
+  claimable again. A job is not claimed while another job of the same key is running, even
+  one whose worker died (that one is taken over first, and the other waits for it to end);
+  a unique partial index on the running jobs' keys holds that line in the database too.
 - :func:`run_once` runs a claimed job with the handler registered for its kind, outside any
   transaction (handlers open their own), then records the outcome: succeeded; retried with
   exponential backoff and jitter, honouring a ``Retry-After``; deferred (not counted as an
@@ -254,6 +256,23 @@ def _claimable(now: datetime) -> Any:
     )
 
 
+def _claimable_alone(now: datetime) -> Any:
+    """Claimable, and no other job of its key is running, whatever that job's lease says.
+
+    A running job whose worker died keeps its key until it is taken over and ends: the
+    job queued for the key meanwhile waits for it, so the two never run together. The
+    unique index ``uq_job_running_key`` holds the line in the database as well: a claim
+    that slipped past this check (a worker of an older release) fails instead of running.
+    """
+    other = aliased(Job)
+    key_busy = exists().where(
+        col(other.key) == col(Job.key),
+        col(other.state) == "running",
+        col(other.id) != col(Job.id),
+    )
+    return and_(_claimable(now), or_(col(Job.key).is_(None), ~key_busy))
+
+
 def claim(
     session: Session,
     worker_id: str,
@@ -263,14 +282,7 @@ def claim(
 ) -> Job | None:
     """Take the most overdue claimable job for ``worker_id``, or None. Commit right after."""
     now = now or utcnow()
-    other = aliased(Job)
-    key_busy = exists().where(
-        col(other.key) == col(Job.key),
-        col(other.state) == "running",
-        col(other.locked_until) >= now,
-        col(other.id) != col(Job.id),
-    )
-    condition = and_(_claimable(now), or_(col(Job.key).is_(None), ~key_busy))
+    condition = _claimable_alone(now)
     postgres = session.get_bind().dialect.name == "postgresql"
     stmt = select(Job.id).where(condition).order_by(col(Job.next_run_at), col(Job.id))
     # SKIP LOCKED: concurrent workers pass over a row another is claiming instead of
@@ -279,7 +291,7 @@ def claim(
     for job_id in session.exec(stmt).all():
         won = session.exec(
             update(Job)
-            .where(col(Job.id) == job_id, _claimable(now))
+            .where(col(Job.id) == job_id, condition)
             .values(
                 state="running",
                 attempts=col(Job.attempts) + 1,
