@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
@@ -21,6 +22,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
 from sqlalchemy import text
 
@@ -93,6 +95,14 @@ def observe(endpoint: str | None, method: str, status_code: int, started: float)
         )
     children[0].inc()
     children[1].observe(time.perf_counter() - started)
+
+
+def serve(registry: CollectorRegistry, address: str, port: int) -> WSGIServer:
+    """Serve ``registry`` as Prometheus text on ``address:port`` from a daemon thread, for a
+    process without a web app (``relgov worker``). ``port`` 0 takes any free port (the
+    server's ``server_port``). Stop it with ``shutdown()`` then ``server_close()``."""
+    server, _thread = start_http_server(port, addr=address, registry=registry)
+    return server
 
 
 @bp.get("/metrics")

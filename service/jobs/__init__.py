@@ -41,7 +41,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
 from sqlalchemy import Engine, and_, exists, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
@@ -329,17 +337,23 @@ def run_once(
     worker_id = worker_id or default_worker_id()
     lease = lease_of(app)
     with app.app_context():
+        claiming = time.perf_counter()
         with db.session_scope() as session:
             job = claim(session, worker_id, now=now, lease=lease)
+        CLAIM_LATENCY.observe(time.perf_counter() - claiming)
         if job is None:
             return None
+        waited = ((now or utcnow()) - utc.aware(job.next_run_at)).total_seconds()
+        WAIT.labels(job.kind).observe(max(0.0, waited))
         with logs.job_context(job.id, job.kind):
             _log.info("job %s (%s) started, attempt %s", job.id, job.kind, job.attempts)
             started = time.perf_counter()
             keeper = _LeaseKeeper(db.engine(), job, worker_id, lease)
+            RUNNING.inc()
             try:
                 ended = _execute(app, job, worker_id, now, keeper)
             finally:
+                RUNNING.dec()
                 keeper.stop()
             elapsed = time.perf_counter() - started
             RUNS.labels(job.kind, ended.state).inc()
@@ -402,9 +416,11 @@ def _execute(
 ) -> Job:
     spec = kinds_of(app).handlers.get(job.kind)
     if spec is None:
+        FAILURES.labels(job.kind, "failed").inc()
         return _fail(job, worker_id, f"no handler is registered for job kind {job.kind!r}", now)
     if job.attempts > job.max_attempts:
         message = f"gave up after {job.max_attempts} attempts (its worker stopped mid-run)"
+        FAILURES.labels(job.kind, "failed").inc()
         return _fail(job, worker_id, message, now, spec)
     ctx = JobContext(app=app, job=job, now=now or utcnow(), worker_id=worker_id)
     if keeper is not None:
@@ -418,13 +434,21 @@ def _execute(
     except DeferJob as exc:
         return _requeue(job, worker_id, exc.until, exc.message, now, count_attempt=False)
     except PermanentJobError as exc:
+        FAILURES.labels(job.kind, "failed").inc()
         return _fail(job, worker_id, exc.message, now, spec)
     except RetryJob as exc:
-        return _retry(job, worker_id, exc.message, exc.retry_after, now, spec)
+        return _failed_attempt(_retry(job, worker_id, exc.message, exc.retry_after, now, spec))
     except Exception as exc:  # a bug or an unexpected failure: retried, and logged in full
         _log.exception("job %s (%s) failed", job.id, job.kind)
-        return _retry(job, worker_id, f"{exc.__class__.__name__}: {exc}", None, now, spec)
+        message = f"{exc.__class__.__name__}: {exc}"
+        return _failed_attempt(_retry(job, worker_id, message, None, now, spec))
     return _finish(job, worker_id, "succeeded", now, result=result)
+
+
+def _failed_attempt(ended: Job) -> Job:
+    """Count an attempt that raised: retried later, or failed for good (out of attempts)."""
+    FAILURES.labels(ended.kind, "failed" if ended.state == "failed" else "retry").inc()
+    return ended
 
 
 def _owned(job: Job, worker_id: str) -> Any:
@@ -611,6 +635,54 @@ DURATION = Histogram(
     ["kind"],
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
+FAILURES = Counter(
+    "relgov_job_failures_total",
+    "Job attempts run by this process that ended in an error, by kind and outcome "
+    "(retry: it runs again later; failed: for good)",
+    ["kind", "outcome"],
+)
+CLAIM_LATENCY = Histogram(
+    "relgov_job_claim_seconds",
+    "Time this process's claims of the next due job took (a database round trip, including "
+    "waits on locks), whether or not a job was due",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+WAIT = Histogram(
+    "relgov_job_wait_seconds",
+    "How long a job had been due when this process claimed it, by kind",
+    ["kind"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+RUNNING = Gauge(
+    "relgov_worker_running_jobs",
+    "Jobs this process is running right now (0 or 1 per worker loop)",
+    multiprocess_mode="liveall",
+)
+LAST_LOOP = Gauge(
+    "relgov_worker_last_loop_timestamp_seconds",
+    "Unix time each worker loop of this process last reached the queue, by worker id (it "
+    "stands still while a job runs: see relgov_worker_running_jobs)",
+    ["worker"],
+    multiprocess_mode="liveall",
+)
+LOOP_FAILURES = Counter(
+    "relgov_worker_loop_failures_total",
+    "Passes of this process's worker loop that failed (e.g. the database was away)",
+)
+# What a job worker's own /metrics shows (RELGOV_WORKER_METRICS_PORT): its work, and the
+# process (CPU, memory, garbage collection). The queue gauges below are read from the
+# database by the web processes' /metrics and are the same whichever process answers.
+WORKER_METRICS = (RUNS, DURATION, FAILURES, CLAIM_LATENCY, WAIT, RUNNING, LAST_LOOP, LOOP_FAILURES)
+
+
+def worker_registry() -> CollectorRegistry:
+    """A registry of the worker's own metrics, for the endpoint ``relgov worker`` serves."""
+    registry = CollectorRegistry()
+    for collector in (*WORKER_METRICS, PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    return registry
+
+
 # Read from the database when /metrics is scraped: the same figures whichever process answers.
 QUEUE = Gauge(
     "relgov_jobs_by_kind",
@@ -735,15 +807,18 @@ def run_worker(
     stop = stop_event or threading.Event()
     worker_id = worker_id or default_worker_id()
     stats = WorkerStats()
+    alive = LAST_LOOP.labels(worker_id)
     while not stop.is_set():
         try:
             with app.app_context(), db.session_scope() as session:
                 schedule_periodic(session)
+            alive.set_to_current_time()
             # Bounded so a job that keeps coming due at once cannot spin forever.
             for _ in range(1000):
                 if stop.is_set():
                     break
                 job = run_once(app, worker_id=worker_id)
+                alive.set_to_current_time()
                 if job is None:
                     break
                 stats.runs += 1
@@ -751,6 +826,7 @@ def run_worker(
                 if on_job is not None:
                     on_job(job)
         except Exception:  # the database went away, say: keep the worker alive and retry
+            LOOP_FAILURES.inc()
             _log.exception("worker %s: loop failed; retry in %.0f s", worker_id, poll_seconds)
             if once:
                 raise
