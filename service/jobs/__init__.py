@@ -56,7 +56,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 import utc
-from service import db, logs
+from service import db, logs, metrics
 from service.jobs.models import BREAKER_STATES, CircuitBreaker, Job
 from service.models import utcnow
 
@@ -440,6 +440,8 @@ def _execute(
         return _failed_attempt(_retry(job, worker_id, exc.message, exc.retry_after, now, spec))
     except Exception as exc:  # a bug or an unexpected failure: retried, and logged in full
         _log.exception("job %s (%s) failed", job.id, job.kind)
+        if db.is_disk_full(exc):
+            metrics.note_disk_full()
         message = f"{exc.__class__.__name__}: {exc}"
         return _failed_attempt(_retry(job, worker_id, message, None, now, spec))
     return _finish(job, worker_id, "succeeded", now, result=result)
@@ -672,7 +674,17 @@ LOOP_FAILURES = Counter(
 # What a job worker's own /metrics shows (RELGOV_WORKER_METRICS_PORT): its work, and the
 # process (CPU, memory, garbage collection). The queue gauges below are read from the
 # database by the web processes' /metrics and are the same whichever process answers.
-WORKER_METRICS = (RUNS, DURATION, FAILURES, CLAIM_LATENCY, WAIT, RUNNING, LAST_LOOP, LOOP_FAILURES)
+WORKER_METRICS = (
+    RUNS,
+    DURATION,
+    FAILURES,
+    CLAIM_LATENCY,
+    WAIT,
+    RUNNING,
+    LAST_LOOP,
+    LOOP_FAILURES,
+    metrics.DISK_FULL_ERRORS,
+)
 
 
 def worker_registry() -> CollectorRegistry:
@@ -825,8 +837,10 @@ def run_worker(
                 stats.by_state[job.state] = stats.by_state.get(job.state, 0) + 1
                 if on_job is not None:
                     on_job(job)
-        except Exception:  # the database went away, say: keep the worker alive and retry
+        except Exception as exc:  # the database went away, say: keep the worker alive and retry
             LOOP_FAILURES.inc()
+            if db.is_disk_full(exc):
+                metrics.note_disk_full()
             _log.exception("worker %s: loop failed; retry in %.0f s", worker_id, poll_seconds)
             if once:
                 raise

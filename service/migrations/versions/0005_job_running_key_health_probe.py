@@ -1,4 +1,4 @@
-"""job: at most one running job per key (uq_job_running_key)
+"""job: at most one running job per key (uq_job_running_key); the health_probe table
 
 Until now a job queued for a key could be claimed while the key's previous job still
 counted as running under a lease that had run out (its worker dead): both could then run
@@ -8,6 +8,9 @@ A database that already holds several running jobs of one key keeps the oldest r
 the newest of the others goes back to the queue (unless a job of the key is queued
 already) and the rest are cancelled, so the index can be built. A worker of the previous
 release still running one of those finds its lease gone when it records the outcome.
+
+``health_probe`` stays empty: ``/healthz`` inserts a row and rolls it back to learn whether
+the database can still write.
 
 Revision ID: 0005
 Revises: 0002
@@ -80,6 +83,12 @@ def _one_running_job_per_key(connection: sa.Connection) -> None:
 
 
 def upgrade() -> None:
+    op.create_table(
+        'health_probe',
+        sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column('payload', sa.LargeBinary(), nullable=True),
+        sa.PrimaryKeyConstraint('id'),
+    )
     _one_running_job_per_key(op.get_bind())
     with op.batch_alter_table('job', schema=None) as batch_op:
         batch_op.create_index(
@@ -96,3 +105,4 @@ def downgrade() -> None:
         batch_op.drop_index(
             'uq_job_running_key', sqlite_where=_RUNNING, postgresql_where=_RUNNING
         )
+    op.drop_table('health_probe')
