@@ -1,11 +1,11 @@
-"""Tables the service itself owns: people, API tokens and the audit log."""
+"""Tables the service itself owns: people, API tokens, the audit log, the health probe."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, LargeBinary
 from sqlmodel import Field, SQLModel
 
 import utc
@@ -115,3 +115,13 @@ class AuditEvent(SQLModel, table=True):
     before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     highlight: bool = False
+
+
+class HealthProbe(SQLModel, table=True):
+    """Always empty: ``/healthz`` inserts a row here and rolls it back, to learn whether
+    the database can still write (``service/metrics.py``)."""
+
+    __tablename__ = "health_probe"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    payload: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))

@@ -61,6 +61,10 @@ class Settings:
     log_format: str = ""  # json | text; empty: json in production, text elsewhere
     log_level: str = "INFO"
     job_lease_seconds: float = 600.0
+    # ``relgov worker`` serves its own /metrics here (None: it serves none; 0: any free
+    # port, logged); see the README.
+    worker_metrics_port: int | None = None
+    worker_metrics_address: str = "127.0.0.1"
     # Incident scope bands (incidents/scoring.py): fewer stores than this is scope 1, more
     # than this share of the active stores scope 3.
     incident_few_stores: int = DEFAULT_FEW_BELOW
@@ -127,6 +131,9 @@ class Settings:
             log_level=_choice(env, "RELGOV_LOG_LEVEL", ("debug", "info", "warning", "error"))
             or "INFO",
             job_lease_seconds=float(_int(env, "RELGOV_JOB_LEASE_SECONDS", 600)),
+            worker_metrics_port=_port(env, "RELGOV_WORKER_METRICS_PORT"),
+            worker_metrics_address=env.get("RELGOV_WORKER_METRICS_ADDRESS", "").strip()
+            or "127.0.0.1",
             incident_few_stores=_int(env, "RELGOV_INCIDENT_FEW_STORES", DEFAULT_FEW_BELOW),
             incident_most_share=_float(env, "RELGOV_INCIDENT_MOST_SHARE", DEFAULT_MOST_SHARE),
             rollup_retention_days=_positive(env, "RELGOV_ROLLUP_RETENTION_DAYS", 400),
@@ -200,6 +207,16 @@ def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if value < 0:
         raise SettingsError(f"{name} must be 0 or more, not {value}")
+    return value
+
+
+def _port(env: Mapping[str, str], name: str) -> int | None:
+    """A TCP port, 0 (any free one) or, when unset, None."""
+    if not env.get(name, "").strip():
+        return None
+    value = _int(env, name, 0)
+    if not 0 <= value <= 65535:
+        raise SettingsError(f"{name} must be a port number (0 to 65535), not {value}")
     return value
 
 

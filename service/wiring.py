@@ -87,6 +87,7 @@ GAUGES: tuple[metrics.Collector, ...] = (
     jobs.collect_metrics,
     notion_publish.collect_metrics,
     periodic.collect_stall_gauge,
+    metrics.collect_database_writable,
 )
 
 BLUEPRINTS = (
