@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import current_app, has_app_context
+from flask import has_app_context
 from sqlmodel import Session, select
 
 from service.models import User, utcnow
@@ -20,7 +20,7 @@ from service.releases.apps import create_app_record
 from service.releases.demo_repo import DemoTag, build_demo_repo
 from service.releases.lifecycle import Actor, transition
 from service.releases.models import STATES, App, Release, SignOff
-from service.releases.notes import note_for
+from service.releases.notes import note_for, repo_policy
 from service.releases.trains import monday_of, skip_week
 
 ACTOR = "system:demo"
@@ -100,8 +100,10 @@ COMMENTS = {
 
 
 def repo_root() -> Path:
-    base = Path(current_app.instance_path) if has_app_context() else Path("instance")
-    return base / "demo-repos"
+    """Where the demo builds its repositories: under ``RELGOV_REPO_ROOT`` (local
+    repositories are allowed nowhere else)."""
+    base = repo_policy().root if has_app_context() else Path("instance")
+    return Path(base) / "demo-repos"
 
 
 def seed(session: Session, *, repos: Path | None = None, now: datetime | None = None) -> list[str]:

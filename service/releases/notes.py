@@ -22,7 +22,7 @@ from service.errors import DomainError
 from service.models import utcnow
 from service.releases.lifecycle import Actor
 from service.releases.models import App, Release, ReleaseNote
-from service.releases.repos import RepoError, resolve_repo
+from service.releases.repos import RepoError, RepoPolicy, resolve_repo
 
 EDITOR_ROLES = ("release_manager", "engineer", "support", "admin")
 # reaction(session, release, actor name) after the text of a release's notes changed.
@@ -57,9 +57,9 @@ def note_for(session: Session, release: Release) -> ReleaseNote | None:
     return session.exec(select(ReleaseNote).where(ReleaseNote.release_id == release.id)).first()
 
 
-def repo_cache_dir() -> Path:
-    settings = current_app.config["RELGOV_SETTINGS"]
-    return Path(settings.repo_cache)
+def repo_policy() -> RepoPolicy:
+    """Where repositories may come from, and the git timeout (the app's settings)."""
+    return RepoPolicy.from_settings(current_app.config["RELGOV_SETTINGS"])
 
 
 def generate_notes_for(session: Session, release: Release, *, actor: Actor) -> ReleaseNote:
@@ -78,7 +78,12 @@ def generate_notes_for(session: Session, release: Release, *, actor: Actor) -> R
         config = config_from_dict(config_data)
         with no_gc():  # one pause across parse, render and JSON (see no_gc)
             notes = generate_for_range(
-                repo, release.from_ref, release.git_ref, version=release.version, config=config
+                repo,
+                release.from_ref,
+                release.git_ref,
+                version=release.version,
+                config=config,
+                timeout=repo_policy().timeout,
             )
             markdown = render_notes(notes, "markdown", config)
             data = to_json_dict(notes)
@@ -132,7 +137,7 @@ def generate_notes_for(session: Session, release: Release, *, actor: Actor) -> R
 def _resolve_repo(app: App) -> Path:
     if not app.repo_url:
         raise RepoError(f"{app.slug} has no git repository configured")
-    return Path(resolve_repo(app, cache_dir=repo_cache_dir()))
+    return Path(resolve_repo(app, repo_policy()))
 
 
 def _edited(session: Session, release: Release, actor: Actor) -> None:

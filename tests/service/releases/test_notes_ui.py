@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -221,8 +222,9 @@ def test_regenerate_failure_is_reported(
     session: Session,
     release: Release,
     pos: App,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
-    pos.repo_url = "/nowhere/at/all"
+    pos.repo_url = str(tmp_path / "nowhere" / "at" / "all")
     session.add(pos)
     session.commit()
     page = f"/releases/{release.id}/notes"
