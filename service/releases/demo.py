@@ -20,7 +20,7 @@ from service.releases.apps import create_app_record
 from service.releases.demo_repo import DemoTag, build_demo_repo
 from service.releases.lifecycle import Actor, transition
 from service.releases.models import STATES, App, Release, SignOff
-from service.releases.notes import note_for, repo_policy
+from service.releases.notes import generate_now, note_for, repo_policy
 from service.releases.trains import monday_of, skip_week
 
 ACTOR = "system:demo"
@@ -201,8 +201,19 @@ def _release(
     rm = services.actor_for(team["rm"])
     engineer = services.actor_for(team["engineer"])
     release, _ = services.register_release(
-        session, app=app, version=tag.version, git_ref=tag.name, kind=tag.kind, actor=CI
+        session,
+        app=app,
+        version=tag.version,
+        git_ref=tag.name,
+        kind=tag.kind,
+        actor=CI,
+        queue_notes=False,
     )
+    # The notes now, as the job worker would make them (approval needs them): committed
+    # first, so that no transaction is open while git runs.
+    session.commit()
+    generate_now(release.id or 0, actor=CI.name)
+    session.refresh(release)
     cut = tag.at
     meeting = cut + timedelta(hours=20)  # the Wednesday train, the day after the cut
     release.created_at = cut + timedelta(minutes=12)
