@@ -118,6 +118,13 @@ API = (
 def job_kinds() -> jobs.JobKinds:
     """The jobs the worker runs."""
     kinds = jobs.JobKinds()
+    # Release notes from git, off the request (registration and "Regenerate" queue it).
+    kinds.handler(
+        notes.KIND,
+        notes.handle_generate,
+        on_error=notes.on_generate_error,
+        max_attempts=notes.MAX_ATTEMPTS,
+    )
     kinds.handler(
         notion_publish.KIND, notion_publish.handle_publish, on_error=notion_publish.on_publish_error
     )

@@ -68,6 +68,10 @@ class ReleaseOut(BaseModel):
 
 class ReleaseDetail(ReleaseOut):
     items: list[ItemOut]
+    notes_state: Literal["pending", "generated", "failed", "none"] = Field(
+        description="pending: the job worker is generating the notes from git (queued or "
+        "running); failed: see notes_error (regenerate to try again)"
+    )
     notes_markdown: str | None
     notes_error: str | None
     commit_count: int
@@ -145,6 +149,7 @@ def _detail(release: Release, app: App) -> ReleaseDetail:
                 )
                 for s in statuses
             ],
+            "notes_state": notes.notes_state(db.session(), release, note),
             "notes_markdown": note.markdown if note else None,
             "notes_error": note.generation_error if note else None,
             "commit_count": note.commit_count if note else 0,
@@ -174,9 +179,12 @@ def _get(release_id: int) -> tuple[Release, App]:
     errors=(404, 409),
 )
 def register(body: ReleaseIn) -> tuple[ReleaseDetail, int]:
-    """Resolves the range from the previous release of the app, generates the notes and
-    creates the checklist. Registering the same app and version again returns the existing
-    release with 200; a version below the last released one is refused with 409."""
+    """Resolves the range from the previous release of the app, creates the checklist and
+    queues generating the notes from git: the answer comes at once with ``notes_state``
+    ``pending``; read the release again (``GET /releases/{id}``) for the notes, or for
+    ``notes_error`` when git failed (``failed``). Registering the same app and version again
+    returns the existing release with 200; a version below the last released one is refused
+    with 409."""
     session = db.session()
     app = session.exec(select(App).where(App.slug == body.app)).first()
     if app is None:
@@ -408,13 +416,15 @@ def post_meeting(release_id: int, body: MeetingIn) -> MeetingOut:
 @routes.operation(
     "/releases/<int:release_id>/notes/regenerate",
     "POST",
-    summary="Regenerate the notes from git (an edit is kept; its base shows any conflict)",
+    summary="Queue regenerating the notes from git (an edit is kept; its base shows any conflict)",
     scope="releases:write",
     response=ReleaseDetail,
+    status=202,
 )
 def post_regenerate(release_id: int) -> ReleaseDetail:
+    """Answers 202 with ``notes_state`` ``pending``; the job worker reads git."""
     release, app = _get(release_id)
-    notes.generate_notes_for(db.session(), release, actor=Actor(name=current_actor()))
+    notes.queue_generation(db.session(), release, actor=current_actor())
     return _detail(release, app)
 
 
@@ -448,7 +458,13 @@ def _notes_out(note: ReleaseNote) -> NotesOut:
 def _note(release: Release) -> ReleaseNote:
     note = notes.note_for(db.session(), release)
     if note is None:
-        raise ApiError(404, "not_found", f"release {release.id} has no notes yet")
+        pending = notes.notes_state(db.session(), release) == "pending"
+        raise ApiError(
+            404,
+            "not_found",
+            f"release {release.id} has no notes yet"
+            + (" (notes pending: being generated from git)" if pending else ""),
+        )
     return note
 
 

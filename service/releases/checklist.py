@@ -18,7 +18,7 @@ from service.models import User
 from service.releases.apps import items_in_order
 from service.releases.lifecycle import changed_since
 from service.releases.models import AUTOMATIC_RULES, DECISIONS, App, Release, ReleaseItem, SignOff
-from service.releases.notes import note_for
+from service.releases.notes import note_for, notes_state
 
 # Automatic items measured in beta: they cannot pass before it and gate the promotion.
 PROMOTION_RULES = frozenset({"beta_adoption", "beta_soak", "incident_score"})
@@ -76,6 +76,8 @@ def install(rules: Mapping[str, Evaluator]) -> None:
 
 def notes_generated(session: Session, release: Release, app: App) -> tuple[str, str, list[str]]:
     note = note_for(session, release)
+    if notes_state(session, release, note) == "pending":
+        return "pending", "notes pending: being generated from git by the job worker", []
     if note is None or (note.generated_at is None and not note.generation_error):
         return "unavailable", "not available yet: notes have not been generated", []
     if note.generation_error:

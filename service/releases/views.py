@@ -142,7 +142,8 @@ def release_new() -> str | Response:
             else:
                 session.commit()
                 flash(
-                    f"Registered {app.name} {release.version}."
+                    f"Registered {app.name} {release.version}; its notes are being generated "
+                    "from git (notes pending)."
                     if created
                     else f"{app.name} {release.version} was already registered.",
                     "success" if created else "info",
@@ -179,6 +180,9 @@ def release_detail(release_id: int) -> str:
         "releases/detail.html",
         **record,
         note=note,
+        notes_state=notes.notes_state(session, release, note),
+        notes_job=notes.generation_job(session, release),
+        editor_roles=notes.EDITOR_ROLES,
         preview=preview,
         history=history,
         panels=panels,

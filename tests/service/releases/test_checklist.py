@@ -9,6 +9,7 @@ from service.models import AuditEvent
 from service.releases import checklist, services
 from service.releases.lifecycle import Actor, TransitionError, transition
 from service.releases.models import ReleaseItem, SignOff
+from tests.builders import run_jobs
 from tests.service.releases.release_fixtures import registered_release
 
 
@@ -118,6 +119,9 @@ def test_registrant_cannot_approve(session, pos, people, app):
         release, _ = services.register_release(
             session, app=pos, version="1.1.0", git_ref="v1.1.0", actor=services.actor_for(rm)
         )
+        session.commit()
+    run_jobs(app)  # the notes, from git
+    session.refresh(release)
     transition(session, release, "submit", actor=services.actor_for(rm))
     sign_all(session, release, people)
     with pytest.raises(TransitionError, match="registered the release"):

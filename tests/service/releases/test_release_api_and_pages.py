@@ -3,7 +3,7 @@
 import pytest
 
 from service.releases.models import Release
-from tests.builders import api_headers, login, post_form
+from tests.builders import api_headers, login, post_form, run_jobs
 
 
 @pytest.fixture
@@ -11,15 +11,24 @@ def ci_token(session, admin):
     return api_headers(session, creator=admin, scopes=["releases:write", "read"])
 
 
-def test_ci_registers_a_candidate_idempotently(client, ci_token, pos):
+def test_ci_registers_a_candidate_idempotently(app, client, ci_token, pos):
     body = {"app": "pos", "version": "1.1.0", "git_ref": "v1.1.0"}
     first = client.post("/api/v1/releases", json=body, headers=ci_token)
     assert first.status_code == 201, first.json
     assert first.json["state"] == "draft"
-    assert first.json["commit_count"] == 3
+    # The notes are read from git by the job worker, not while CI waits.
+    assert first.json["notes_state"] == "pending" and first.json["commit_count"] == 0
     assert first.json["items"][0]["title"] == "Notes generated"
+    assert first.json["items"][0]["status"] == "pending"
     again = client.post("/api/v1/releases", json=body, headers=ci_token)
     assert again.status_code == 200 and again.json["id"] == first.json["id"]
+    assert [job.state for job in run_jobs(app)] == ["succeeded"]  # one job for both
+    done = client.get(f"/api/v1/releases/{first.json['id']}", headers=ci_token).json
+    assert done["notes_state"] == "generated" and done["commit_count"] == 3
+    assert done["items"][0]["status"] == "passed"
+    third = client.post("/api/v1/releases", json=body, headers=ci_token)
+    assert third.status_code == 200 and third.json["notes_state"] == "generated"
+    assert run_jobs(app) == []
 
 
 @pytest.mark.parametrize(
@@ -81,12 +90,13 @@ def test_illegal_transition_is_409_and_token_cannot_approve(client, ci_token, po
     )
 
 
-def test_release_page_escapes_commit_messages(client, ci_token, pos, admin):
+def test_release_page_escapes_commit_messages(app, client, ci_token, pos, admin):
     created = client.post(
         "/api/v1/releases",
         json={"app": "pos", "version": "1.1.0", "git_ref": "v1.1.0"},
         headers=ci_token,
     ).json
+    run_jobs(app)
     login(client, admin.email)
     html = client.get(f"/releases/{created['id']}").get_data(as_text=True)
     # Both hostile subjects are shown as text, never as markup.
