@@ -29,7 +29,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.secure_cookies,
         SESSION_COOKIE_NAME="relgov_session",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
+        # The server ends a session RELGOV_SESSION_HOURS after the login (service/sessions.py);
+        # the cookie outlives it by a day so that the page can say the session expired.
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours + 24),
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         TESTING=settings.env == "test",
     )

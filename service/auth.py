@@ -10,7 +10,7 @@ import functools
 import hashlib
 import secrets
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from argon2 import PasswordHasher
@@ -18,7 +18,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import (
     Flask,
     abort,
-    current_app,
     flash,
     g,
     session,
@@ -27,7 +26,7 @@ from flask_login import LoginManager, current_user, logout_user
 from sqlmodel import Session, select
 from werkzeug.wrappers import Response
 
-from service import audit, db
+from service import audit, db, sessions
 from service.errors import DomainError
 from service.models import ROLES, SCOPES, ApiToken, User, utcnow
 
@@ -126,7 +125,11 @@ def update_user(
     active: bool | None = None,
     name: str | None = None,
     password: str | None = None,
+    keep_session: str | None = None,
 ) -> User:
+    """Change a person. A password change, a role change and disabling end the person's
+    sessions (a password change made by the person in a session, ``keep_session`` (the
+    cookie's secret), keeps that one)."""
     before = user_snapshot(user)
     if role is not None:
         if role not in ROLES:
@@ -145,6 +148,17 @@ def update_user(
         user.password_hash = hash_password(password)
     session.add(user)
     after = user_snapshot(user)
+    ended = 0
+    if password or after["role"] != before["role"] or (before["active"] and not user.active):
+        reason = (
+            "disabled"
+            if not user.active
+            else "role changed"
+            if not password
+            else "password changed"
+        )
+        keep = keep_session if user.active and after["role"] == before["role"] else None
+        ended = sessions.end_all(session, user.id or 0, reason=reason, keep=keep)
     if after != before or password:
         audit.record(
             session,
@@ -153,10 +167,30 @@ def update_user(
             subject_type="user",
             subject_id=user.email,
             before=before,
-            after={**after, **({"password": "changed"} if password else {})},
-            summary=f"updated {user.email}",
+            after={
+                **after,
+                **({"password": "changed"} if password else {}),
+                **({"sessions_ended": ended} if ended else {}),
+            },
+            summary=f"updated {user.email}"
+            + (f"; ended {ended} session{'s' if ended != 1 else ''}" if ended else ""),
         )
     return user
+
+
+def log_out_everywhere(*, session: Session, user: User, actor: str) -> int:
+    """End every session of ``user`` (an admin's "log out everywhere"); how many ended."""
+    ended = sessions.end_all(session, user.id or 0, reason=f"logged out everywhere by {actor}")
+    audit.record(
+        session,
+        actor=actor,
+        action="user.logout_everywhere",
+        subject_type="user",
+        subject_id=user.email,
+        after={"sessions_ended": ended},
+        summary=f"logged {user.email} out everywhere ({ended} session{'s' if ended != 1 else ''})",
+    )
+    return ended
 
 
 def record_session(session: Session, user: User, action: str, summary: str) -> None:
@@ -260,27 +294,34 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to see that page."
     login_manager.login_message_category = "info"
-    app.before_request(_expire_old_sessions)
+    app.before_request(_check_session)
+
+
+_ENDED = "relgov.session_ended"
 
 
 @login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
-    try:
-        user = db.session().get(User, int(user_id))
-    except ValueError:
-        return None
-    return user if user and user.active else None
+    """The person of the request's cookie, when it names a live session on the server
+    (``service.sessions``); a cookie without one (logged out, expired, revoked, or signed
+    before sessions were kept on the server) is no login."""
+    user, ended = sessions.resolve(db.session(), session.get(sessions.COOKIE_KEY), user_id)
+    if ended is not None:
+        g.setdefault(_ENDED, ended)
+    return user
 
 
-def _expire_old_sessions() -> None:
-    started = session.get("login_at")
-    if started is None or not current_user.is_authenticated:
+def _check_session() -> None:
+    """A cookie whose session has ended is cleared (once), saying so when it expired."""
+    if "_user_id" not in session or current_user.is_authenticated:
         return
-    lifetime = timedelta(hours=current_app.config["RELGOV_SETTINGS"].session_hours)
-    if datetime.fromisoformat(started) + lifetime < utcnow():
-        logout_user()
-        session.clear()
+    ended = g.pop(_ENDED, None)
+    logout_user()
+    session.clear()
+    if ended == "expired":
         flash("Your session has expired. Please log in again.", "warning")
+    elif ended == "revoked":
+        flash("Your session was ended. Please log in again.", "warning")
 
 
 def roles_required(*roles: str) -> Callable[[Callable[P, R]], Callable[P, R | Response]]:

@@ -16,7 +16,7 @@ from typing import Any
 import click
 from flask import current_app
 from flask.cli import ScriptInfo, routes_command, shell_command, with_appcontext
-from sqlmodel import select
+from sqlmodel import Session, select
 from werkzeug.serving import run_simple
 
 from service import db, migrate, version
@@ -25,6 +25,7 @@ from service.auth import (
     AuthError,
     create_user,
     issue_token,
+    log_out_everywhere,
     revoke_token,
     update_user,
     verify_password,
@@ -179,13 +180,28 @@ def users_disable(email: str) -> None:
     _change_user(email, active=False)
 
 
+@users_group.command("logout-everywhere")
+@click.option("--email", required=True)
+@with_appcontext
+def users_logout_everywhere(email: str) -> None:
+    """End every session of a person (they must log in again)."""
+    with db.session_scope() as session:
+        user = _user(session, email)
+        ended = log_out_everywhere(session=session, user=user, actor=cli_actor())
+        click.echo(f"{user.email}: {ended} session{'s' if ended != 1 else ''} ended")
+
+
+def _user(session: Session, email: str) -> User:
+    user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+    if user is None:
+        fail(f"no user with email {email}")
+    return user
+
+
 def _change_user(email: str, **changes: object) -> None:
     try:
         with db.session_scope() as session:
-            user = session.exec(select(User).where(User.email == email.strip().lower())).first()
-            if user is None:
-                fail(f"no user with email {email}")
-            assert user is not None
+            user = _user(session, email)
             update_user(session=session, user=user, actor=cli_actor(), **changes)  # type: ignore[arg-type]
             click.echo(f"{user.email}: role {user.role}, {'active' if user.active else 'disabled'}")
     except AuthError as exc:

@@ -1,4 +1,4 @@
-"""Tables the service itself owns: people, API tokens and the audit log."""
+"""Tables the service itself owns: people, their login sessions, API tokens and the audit log."""
 
 from __future__ import annotations
 
@@ -68,6 +68,28 @@ class User(SQLModel, table=True):
     @property
     def actor(self) -> str:
         return f"user:{self.email}"
+
+
+class UserSession(SQLModel, table=True):
+    """A person's login, on the server: the signed cookie holds a random secret whose SHA-256
+    is ``id``. A session is live until it expires or is revoked (logout, a password or role
+    change, disabling the person, an admin's "log out everywhere")."""
+
+    __tablename__ = "user_session"
+
+    id: str = Field(max_length=64, primary_key=True)  # SHA-256 hex of the cookie's secret
+    user_id: int = Field(foreign_key="user_account.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    revoked_reason: str | None = Field(default=None, max_length=200)
+    address: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=255)
+
+    @property
+    def live(self) -> bool:
+        return self.revoked_at is None and self.expires_at > utcnow()
 
 
 class ApiToken(SQLModel, table=True):

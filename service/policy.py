@@ -130,6 +130,7 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     # --- admin ---------------------------------------------------------------------------
     "admin.users": ADMIN,
     "admin.edit_user": ADMIN,
+    "admin.logout_everywhere": ADMIN,
     "admin.tokens": ADMIN,
     "admin.revoke": ADMIN,
     "publishing.admin_notion": ADMIN,

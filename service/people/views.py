@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlmodel import col, select
@@ -20,12 +20,13 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
-from service import db
+from service import db, sessions
 from service.auth import (
     MIN_PASSWORD_LENGTH,
     AuthError,
     create_user,
     issue_token,
+    log_out_everywhere,
     revoke_token,
     roles_required,
     update_user,
@@ -106,28 +107,50 @@ def users() -> str | Response:
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
 @admin_required
 def edit_user(user_id: int) -> str | Response:
-    session = db.session()
-    user = session.get(User, user_id) or abort(404)
+    db_session = db.session()
+    user = db_session.get(User, user_id) or abort(404)
     form = EditUserForm(obj=user)
     if form.validate_on_submit():
+        # An admin changing their own password stays logged in here (their other sessions end).
+        mine = session.get(sessions.COOKIE_KEY) if user.id == current_user.id else None
         try:
             update_user(
-                session=session,
+                session=db_session,
                 user=user,
                 actor=current_user.actor,
                 role=form.role.data,
                 active=form.active.data,
                 name=form.name.data,
                 password=form.password.data or None,
+                keep_session=mine,
             )
         except AuthError as exc:
-            session.rollback()
+            db_session.rollback()
             _field_error(form, exc)
         else:
-            session.commit()
+            db_session.commit()
             flash(f"Saved {user.email}.", "success")
             return redirect(url_for("admin.users"))
-    return render_template("admin/user_edit.html", form=form, user=user)
+    return render_template(
+        "admin/user_edit.html",
+        form=form,
+        user=user,
+        live_sessions=sessions.live(db_session, user.id or 0),
+    )
+
+
+@bp.post("/users/<int:user_id>/logout-everywhere")
+@admin_required
+def logout_everywhere(user_id: int) -> Response:
+    db_session = db.session()
+    user = db_session.get(User, user_id) or abort(404)
+    ended = log_out_everywhere(session=db_session, user=user, actor=current_user.actor)
+    db_session.commit()
+    flash(
+        f"Logged {user.email} out everywhere: {ended} session{'s' if ended != 1 else ''} ended.",
+        "success",
+    )
+    return redirect(url_for("admin.edit_user", user_id=user_id))
 
 
 @bp.route("/tokens", methods=["GET", "POST"])
