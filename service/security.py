@@ -6,7 +6,10 @@ would reach the database with values it cannot hold.
   ``X-Frame-Options: DENY``, ``Referrer-Policy: same-origin`` and, when
   ``RELGOV_HSTS_SECONDS`` is set, ``Strict-Transport-Security``. Page behaviour lives in
   ``static/app.js``; data for scripts travels in ``data-*`` attributes or
-  ``<script type="application/json">`` blocks, which are never executed.
+  ``<script type="application/json">`` blocks, which are never executed. Every answer to a
+  logged-in person or to a request authenticated by an API token (static files aside) carries
+  ``Cache-Control: no-store``: no browser or proxy keeps a copy of a page, an API answer or a
+  token shown once (the heartbeat fast path sends it too).
 * Login throttling: failed logins are audit events (``user.login_failed``), so the count is
   shared by every worker and machine. After ``RELGOV_LOGIN_MAX_FAILURES`` failures for one
   email, or ``RELGOV_LOGIN_MAX_FAILURES_PER_ADDRESS`` from one client address, within
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 from werkzeug.routing import IntegerConverter
@@ -100,6 +103,9 @@ def response_headers(app: Flask) -> dict[str, str]:
     return headers
 
 
+NO_STORE = ("Cache-Control", "no-store")
+
+
 def _set_headers(response: Response) -> Response:
     # (lower-case name, name, value) rows made once per app: one pass over the response's
     # headers instead of a setdefault (a scan) per header: 4 µs a response instead of 14.
@@ -112,7 +118,21 @@ def _set_headers(response: Response) -> Response:
     ]
     if missing:
         headers.extend(missing)
+    if _authenticated():
+        headers[NO_STORE[0]] = NO_STORE[1]
     return response
+
+
+def _authenticated() -> bool:
+    """Whether the answer is for a bearer token or a logged-in person (not a static file).
+
+    The person is the one Flask-Login loaded for this request (``g._login_user``: every
+    request with a login cookie loads it before the view, see ``service.auth``); reading it
+    here never queries the database, which may be the reason this answer is an error."""
+    if g.get("api_token") is not None:
+        return True
+    user = g.get("_login_user")
+    return user is not None and bool(user.is_authenticated) and request.endpoint != "static"
 
 
 def _refuse_nul() -> Response | None:

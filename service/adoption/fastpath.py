@@ -19,8 +19,8 @@ to the normal Flask view with the body restored, after the fast path's transacti
 rolled back: error answers, and their status, body and headers, come from one place. The
 answer itself is built by the view's own pipeline (:func:`service.adoption.heartbeats.
 accept` on the request's one transaction), and the request gets what the hooks give every
-request: a request id and ``X-Request-ID``, the access log line, the request metrics and
-the security headers.
+request: a request id and ``X-Request-ID``, the access log line, the request metrics, the
+security headers and ``Cache-Control: no-store`` (a token-authenticated answer).
 
 With a flush interval (``RELGOV_HEARTBEAT_FLUSH_MS``), a request of fewer than
 :data:`QUEUED_ITEMS` heartbeats whose stores are all in the cache is not written here: its
@@ -92,7 +92,8 @@ class HeartbeatFastPath:
     def __init__(self, app: Flask, inner: WsgiApp) -> None:
         self.app = app
         self.inner = inner
-        self._headers = list(security.response_headers(app).items())
+        # A token-authenticated answer: the security headers and Cache-Control: no-store.
+        self._headers = [*security.response_headers(app).items(), security.NO_STORE]
         self._held: dict[int, Connection] = {}  # per thread, on PostgreSQL (see _connection)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from service.models import SCOPES, AuditEvent
 from service.security import CONTENT_SECURITY_POLICY
-from tests.builders import PASSWORD, api_headers, csrf_token, login, make_user
+from tests.builders import PASSWORD, api_headers, csrf_token, login, make_user, post_form
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SKIP = {"/logout", "/metrics"}
@@ -63,6 +63,28 @@ def test_every_html_page_carries_the_headers_and_no_inline_script(app, admin_cli
 def test_error_pages_login_and_api_carry_the_headers(client, admin, session):
     for path in ("/login", "/no-such-page", "/api/v1/releases", "/api/v1/no-such", "/healthz"):
         assert_secure_headers(client.get(path), path)
+
+
+def test_answers_to_a_person_or_a_token_are_never_stored(app, admin, admin_client, session):
+    pages = ["/", "/admin/users", "/admin/tokens", "/releases", "/audit", "/api/v1/me"]
+    for path in pages:
+        response = admin_client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["Cache-Control"] == "no-store", path
+    created = post_form(admin_client, "/admin/tokens", {"name": "CI", "scopes": ["read"]})
+    assert 'id="new-token"' in created.get_data(as_text=True)  # the token, shown once
+    assert created.headers["Cache-Control"] == "no-store"
+    missing = admin_client.get("/releases/999999")
+    assert missing.status_code == 404 and missing.headers["Cache-Control"] == "no-store"
+    # Static files stay cacheable, and nobody's login page is private.
+    assert "no-store" not in admin_client.get("/static/app.css").headers.get("Cache-Control", "")
+    anonymous = app.test_client()
+    assert "Cache-Control" not in anonymous.get("/login").headers
+    headers = api_headers(session, creator=admin, scopes=["read"])
+    for path in ("/api/v1/me", "/api/v1/releases"):
+        response = anonymous.get(path, headers=headers)
+        assert response.status_code == 200, path
+        assert response.headers["Cache-Control"] == "no-store", path
 
 
 def test_hsts_only_when_configured(settings, database_url):

@@ -36,6 +36,7 @@ def test_the_common_heartbeat_is_answered_like_the_view_answers_it(
         assert response.headers[name] == warm.headers[name], name
     assert re.fullmatch(r"[0-9a-f]{16}", response.headers["X-Request-ID"])
     assert response.headers["Content-Length"] == str(len(response.get_data()))
+    assert response.headers["Cache-Control"] == warm.headers["Cache-Control"] == "no-store"
     state = session.exec(select(DeviceState).where(DeviceState.channel == "beta")).scalars().one()
     assert state.version == "3.2.0"  # S001 is the beta store
 
