@@ -19,7 +19,7 @@ from flask.cli import ScriptInfo, routes_command, shell_command, with_appcontext
 from sqlmodel import Session, select
 from werkzeug.serving import run_simple
 
-from service import db, migrate, version
+from service import db, migrate, security, version
 from service.adoption.cli import adoption_group
 from service.auth import (
     AuthError,
@@ -189,6 +189,18 @@ def users_logout_everywhere(email: str) -> None:
         user = _user(session, email)
         ended = log_out_everywhere(session=session, user=user, actor=cli_actor())
         click.echo(f"{user.email}: {ended} session{'s' if ended != 1 else ''} ended")
+
+
+@users_group.command("lift-pause")
+@click.option("--email", required=True)
+@with_appcontext
+def users_lift_pause(email: str) -> None:
+    """Lift the pause on a person's login after failed attempts (from every address)."""
+    with db.session_scope() as session:
+        user = _user(session, email)
+        lifted = security.lift_login_pauses(session, email=user.email, actor=cli_actor())
+        where = ", ".join(pause.address for pause in lifted) or "none was paused"
+        click.echo(f"{user.email}: login pause lifted ({where})")
 
 
 def _user(session: Session, email: str) -> User:

@@ -131,6 +131,7 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "admin.users": ADMIN,
     "admin.edit_user": ADMIN,
     "admin.logout_everywhere": ADMIN,
+    "admin.lift_login_pause": ADMIN,
     "admin.tokens": ADMIN,
     "admin.revoke": ADMIN,
     "publishing.admin_notion": ADMIN,

@@ -20,7 +20,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
-from service import db, sessions
+from service import db, security, sessions
 from service.auth import (
     MIN_PASSWORD_LENGTH,
     AuthError,
@@ -101,7 +101,9 @@ def users() -> str | Response:
             flash(f"Created {user.email} as {user.role_label}.", "success")
             return redirect(url_for("admin.users"))
     people = session.exec(select(User).order_by(User.email)).all()
-    return render_template("admin/users.html", form=form, people=people)
+    return render_template(
+        "admin/users.html", form=form, people=people, paused=security.paused_accounts(session)
+    )
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
@@ -136,6 +138,7 @@ def edit_user(user_id: int) -> str | Response:
         form=form,
         user=user,
         live_sessions=sessions.live(db_session, user.id or 0),
+        pauses=security.login_pauses(db_session, user.email),
     )
 
 
@@ -190,6 +193,22 @@ def revoke(token_id: int) -> Response:
         session.commit()
         flash(f"Revoked {token.name}. Clients using it now get 401.", "success")
     return redirect(url_for("admin.tokens"))
+
+
+@bp.post("/users/<int:user_id>/lift-login-pause")
+@admin_required
+def lift_login_pause(user_id: int) -> Response:
+    db_session = db.session()
+    user = db_session.get(User, user_id) or abort(404)
+    lifted = security.lift_login_pauses(db_session, email=user.email, actor=current_user.actor)
+    db_session.commit()
+    where = ", ".join(pause.address for pause in lifted)
+    flash(
+        f"Lifted the login pause on {user.email}"
+        + (f" (from {where})." if lifted else "; none was on."),
+        "success",
+    )
+    return redirect(url_for("admin.edit_user", user_id=user_id))
 
 
 def _field_error(form: FlaskForm, exc: AuthError) -> None:
