@@ -23,7 +23,7 @@ from flask import (
     session,
 )
 from flask_login import LoginManager, current_user, logout_user
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from werkzeug.wrappers import Response
 
 from service import audit, db, sessions
@@ -148,18 +148,18 @@ def update_user(
         user.password_hash = hash_password(password)
     session.add(user)
     after = user_snapshot(user)
-    ended = 0
-    if password or after["role"] != before["role"] or (before["active"] and not user.active):
-        reason = (
-            "disabled"
-            if not user.active
-            else "role changed"
-            if not password
-            else "password changed"
-        )
+    disabled = before["active"] and not user.active
+    ended = suspended = 0
+    if password or after["role"] != before["role"] or disabled:
+        reason = "password changed" if password else "role changed"
+        if not user.active:
+            reason = "disabled"
         keep = keep_session if user.active and after["role"] == before["role"] else None
         ended = sessions.end_all(session, user.id or 0, reason=reason, keep=keep)
+    if disabled:
+        suspended = _suspend_tokens_of(session, user, actor)
     if after != before or password:
+        noted = {"sessions_ended": ended, "tokens_suspended": suspended}
         audit.record(
             session,
             actor=actor,
@@ -170,12 +170,17 @@ def update_user(
             after={
                 **after,
                 **({"password": "changed"} if password else {}),
-                **({"sessions_ended": ended} if ended else {}),
+                **{key: value for key, value in noted.items() if value},
             },
             summary=f"updated {user.email}"
-            + (f"; ended {ended} session{'s' if ended != 1 else ''}" if ended else ""),
+            + (f"; ended {_count(ended, 'session')}" if ended else "")
+            + (f"; suspended {_count(suspended, 'token')}" if suspended else ""),
         )
     return user
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' if n != 1 else ''}"
 
 
 def log_out_everywhere(*, session: Session, user: User, actor: str) -> int:
@@ -188,7 +193,7 @@ def log_out_everywhere(*, session: Session, user: User, actor: str) -> int:
         subject_type="user",
         subject_id=user.email,
         after={"sessions_ended": ended},
-        summary=f"logged {user.email} out everywhere ({ended} session{'s' if ended != 1 else ''})",
+        summary=f"logged {user.email} out everywhere ({_count(ended, 'session')})",
     )
     return ended
 
@@ -245,6 +250,7 @@ def issue_token(
         token_hash=_token_hash(raw),
         scopes=scope_list,
         created_by_id=creator.id or 0,
+        owner_id=creator.id or 0,
         expires_at=utcnow() + timedelta(days=expires_in_days) if expires_in_days else None,
     )
     session.add(token)
@@ -276,6 +282,63 @@ def revoke_token(*, session: Session, token: ApiToken, actor: User) -> ApiToken:
         before={"revoked": False},
         after={"revoked": True},
         summary=f"revoked token {token.name}",
+    )
+    return token
+
+
+def _suspend_tokens_of(session: Session, owner: User, actor: str) -> int:
+    """Suspend the usable tokens ``owner`` answers for (they are being disabled); each is
+    audited. How many were suspended."""
+    tokens = session.exec(
+        select(ApiToken).where(
+            ApiToken.owner_id == owner.id,
+            col(ApiToken.revoked_at).is_(None),
+            col(ApiToken.suspended_at).is_(None),
+        )
+    ).all()
+    now = utcnow()
+    for token in tokens:
+        token.suspended_at = now
+        token.suspended_reason = f"its owner {owner.email} was disabled"
+        session.add(token)
+        audit.record(
+            session,
+            actor=actor,
+            action="token.suspend",
+            subject_type="api_token",
+            subject_id=token.id,
+            before={"suspended": False, "owner": owner.email},
+            after={"suspended": True, "reason": token.suspended_reason},
+            summary=f"suspended token {token.name}: {token.suspended_reason}",
+            highlight=True,
+        )
+    return len(tokens)
+
+
+def hand_over_token(*, session: Session, token: ApiToken, owner: User, actor: str) -> ApiToken:
+    """Make the active admin ``owner`` answer for ``token``; a suspended token resumes."""
+    if token.revoked_at is not None:
+        raise AuthError("this token is revoked; issue a new one instead", field="owner")
+    if not owner.active or owner.role != "admin":
+        raise AuthError(f"{owner.email} is not an active admin", field="owner")
+    previous = session.get(User, token.owner_id)
+    was_suspended = token.suspended_at is not None
+    if token.owner_id == owner.id and not was_suspended:
+        raise AuthError(f"{owner.email} already owns this token", field="owner")
+    token.owner_id = owner.id or 0
+    token.suspended_at = None
+    token.suspended_reason = None
+    session.add(token)
+    audit.record(
+        session,
+        actor=actor,
+        action="token.hand_over",
+        subject_type="api_token",
+        subject_id=token.id,
+        before={"owner": previous.email if previous else None, "suspended": was_suspended},
+        after={"owner": owner.email, "suspended": False},
+        summary=f"handed token {token.name} to {owner.email}"
+        + (" (it resumes)" if was_suspended else ""),
     )
     return token
 

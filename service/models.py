@@ -93,6 +93,10 @@ class UserSession(SQLModel, table=True):
 
 
 class ApiToken(SQLModel, table=True):
+    """A machine's credential. Its owner (at first the admin who issued it) answers for it:
+    disabling the owner suspends the token (``suspended_at``, refused with 401) until an
+    admin hands it to another owner; re-enabling the owner does not resume it."""
+
     __tablename__ = "api_token"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -101,17 +105,24 @@ class ApiToken(SQLModel, table=True):
     token_hash: str = Field(max_length=128, unique=True)
     scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_by_id: int = Field(foreign_key="user_account.id")
+    owner_id: int = Field(foreign_key="user_account.id", index=True)
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
     revoked_by_id: int | None = Field(default=None, foreign_key="user_account.id")
+    suspended_at: datetime | None = None
+    suspended_reason: str | None = Field(default=None, max_length=300)
     last_used_at: datetime | None = None
 
     @property
     def active(self) -> bool:
-        if self.revoked_at is not None:
+        if self.revoked_at is not None or self.suspended_at is not None:
             return False
         return self.expires_at is None or self.expires_at > utcnow()
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= utcnow()
 
     @property
     def actor(self) -> str:

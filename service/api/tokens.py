@@ -3,7 +3,8 @@
 :func:`authenticate` serves every API operation (and the update answer, which accepts either
 of two scopes); :func:`usable_cached` serves the heartbeat fast path, which must not query
 the database. Both read the per-process token cache and apply the same checks
-(:func:`refusal`): unknown, revoked, expired, lacking the scope.
+(:func:`refusal`): unknown, revoked, suspended (its owner was disabled), expired, lacking the
+scope.
 """
 
 from __future__ import annotations
@@ -99,6 +100,14 @@ def refusal(token: ApiToken | None, scopes: Collection[str]) -> ApiError | None:
     if token.revoked_at is not None:
         return ApiError(
             401, "unauthorized", "this token was revoked", headers=_challenge("invalid_token")
+        )
+    if token.suspended_at is not None:
+        return ApiError(
+            401,
+            "unauthorized",
+            f"this token is suspended: {token.suspended_reason or 'by an admin'}; "
+            "an admin can hand it to another owner",
+            headers=_challenge("invalid_token"),
         )
     if not token.active:
         return ApiError(

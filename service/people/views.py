@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlmodel import col, select
@@ -25,12 +25,14 @@ from service.auth import (
     MIN_PASSWORD_LENGTH,
     AuthError,
     create_user,
+    hand_over_token,
     issue_token,
     log_out_everywhere,
     revoke_token,
     roles_required,
     update_user,
 )
+from service.errors import refusal_goes_back
 from service.models import ROLE_LABELS, ROLES, SCOPE_LABELS, SCOPES, ApiToken, User
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -176,8 +178,15 @@ def tokens() -> str | Response:
             session.commit()
             return render_template("admin/token_created.html", token=token, raw=raw)
     rows = session.exec(select(ApiToken).order_by(col(ApiToken.created_at).desc())).all()
-    creators = {u.id: u.email for u in session.exec(select(User)).all()}
-    return render_template("admin/tokens.html", form=form, tokens=rows, creators=creators)
+    people = {u.id: u for u in session.exec(select(User).order_by(User.email)).all()}
+    return render_template(
+        "admin/tokens.html",
+        form=form,
+        tokens=rows,
+        suspended=[t for t in rows if t.suspended_at is not None and t.revoked_at is None],
+        people=people,
+        admins=[u for u in people.values() if u.active and u.role == "admin"],
+    )
 
 
 @bp.post("/tokens/<int:token_id>/revoke")
@@ -209,6 +218,26 @@ def lift_login_pause(user_id: int) -> Response:
         "success",
     )
     return redirect(url_for("admin.edit_user", user_id=user_id))
+
+
+@bp.post("/tokens/<int:token_id>/owner")
+@admin_required
+@refusal_goes_back("Not handed over", lambda **_: url_for("admin.tokens"))
+def hand_over(token_id: int) -> Response:
+    db_session = db.session()
+    token = db_session.get(ApiToken, token_id) or abort(404)
+    owner_id = request.form.get("owner_id", type=int)
+    owner = db_session.get(User, owner_id) if owner_id else None
+    if owner is None:
+        raise AuthError("choose the admin who will answer for it", field="owner")
+    resumed = token.suspended_at is not None
+    hand_over_token(session=db_session, token=token, owner=owner, actor=current_user.actor)
+    db_session.commit()
+    flash(
+        f"{token.name} now belongs to {owner.email}" + ("; it works again." if resumed else "."),
+        "success",
+    )
+    return redirect(url_for("admin.tokens"))
 
 
 def _field_error(form: FlaskForm, exc: AuthError) -> None:

@@ -1,6 +1,7 @@
-"""user_session: people's sessions kept on the server (logout and admins can end them)
+"""user_session: people's sessions kept on the server; api_token: its owner, suspension
 
 Existing signed cookies name no session: everyone logs in again once after the upgrade.
+Each existing token's owner is the admin who issued it.
 
 Revision ID: 0003
 Revises: 0002
@@ -37,8 +38,25 @@ def upgrade() -> None:
     with op.batch_alter_table('user_session', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_user_session_user_id'), ['user_id'], unique=False)
 
+    with op.batch_alter_table('api_token', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('owner_id', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('suspended_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('suspended_reason', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True))
+    op.execute('UPDATE api_token SET owner_id = created_by_id')
+    with op.batch_alter_table('api_token', schema=None) as batch_op:
+        batch_op.alter_column('owner_id', existing_type=sa.Integer(), nullable=False)
+        batch_op.create_index(batch_op.f('ix_api_token_owner_id'), ['owner_id'], unique=False)
+        batch_op.create_foreign_key('api_token_owner_id_fkey', 'user_account', ['owner_id'], ['id'])
+
 
 def downgrade() -> None:
+    with op.batch_alter_table('api_token', schema=None) as batch_op:
+        batch_op.drop_constraint('api_token_owner_id_fkey', type_='foreignkey')
+        batch_op.drop_index(batch_op.f('ix_api_token_owner_id'))
+        batch_op.drop_column('suspended_reason')
+        batch_op.drop_column('suspended_at')
+        batch_op.drop_column('owner_id')
+
     with op.batch_alter_table('user_session', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_user_session_user_id'))
 
