@@ -44,9 +44,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     if settings.env == "test":
         auth.use_fast_hashing_for_tests()
     audit.install()
-    install_token_cache()
     sessions.init_app(app)
     db.init_app(app)
+    install_token_cache(app)  # the engine's; token changes move the token generation
     logs.init_app(app)
     metrics.init_app(app)
     csrf.init_app(app)

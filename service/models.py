@@ -129,6 +129,21 @@ class ApiToken(SQLModel, table=True):
         return f"token:{self.name}"
 
 
+TOKEN_GENERATION_ROW = 1
+
+
+class TokenGeneration(SQLModel, table=True):
+    """One row whose ``generation`` moves in the same transaction as every change to a token
+    that can refuse it (revoked, suspended, resumed, expiry, scopes, owner, deleted): each
+    process's token cache reads it at most every 0.5 s and forgets what it cached when it
+    moved (``service/api/tokens.py``)."""
+
+    __tablename__ = "token_generation"
+
+    id: int = Field(default=TOKEN_GENERATION_ROW, primary_key=True)
+    generation: int = Field(default=0)
+
+
 class AuditEvent(SQLModel, table=True):
     """Append-only: the application inserts these and never updates or deletes them."""
 

@@ -8,8 +8,9 @@ itself when, and only when, it is the well-formed common case:
 
 * JSON body of known length within ``MAX_CONTENT_LENGTH``, no query string, no NUL escape;
 * a bearer token found in the per-process token cache (:func:`service.api.tokens.
-  usable_cached`), not revoked, not expired, holding ``heartbeats:write``, whose last use
-  needs no recording yet;
+  usable_cached`; current: the token generation, read at most every 0.5 s, has not moved
+  since it was cached), not revoked, suspended or expired, holding ``heartbeats:write``,
+  whose last use needs no recording yet;
 * one heartbeat object or a list of them whose apps are in the per-process cache, and
   every item valid (stores from the same cache as the view's, under the fleet counter);
 * the rate limit not reached.
@@ -167,7 +168,7 @@ class HeartbeatFastPath:
 
     def _token(self, environ: dict[str, Any]) -> ApiToken | None:
         """The caller's token when it is cached, usable for heartbeats and needs no touch."""
-        return usable_cached(environ.get("HTTP_AUTHORIZATION", ""), SCOPE)
+        return usable_cached(self.app, environ.get("HTTP_AUTHORIZATION", ""), SCOPE)
 
     def _body(self, environ: dict[str, Any]) -> bytes | None:
         """The JSON body, read, when nothing about the request is unusual; else None (and

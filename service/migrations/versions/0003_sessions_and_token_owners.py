@@ -1,4 +1,5 @@
-"""user_session: people's sessions kept on the server; api_token: its owner, suspension
+"""user_session: people's sessions kept on the server; api_token: its owner, suspension;
+token_generation: the counter that makes token changes reach every process's cache
 
 Existing signed cookies name no session: everyone logs in again once after the upgrade.
 Each existing token's owner is the admin who issued it.
@@ -22,6 +23,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    generation = op.create_table('token_generation',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('generation', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.bulk_insert(generation, [{'id': 1, 'generation': 0}])
     op.create_table('user_session',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -61,3 +68,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_user_session_user_id'))
 
     op.drop_table('user_session')
+    op.drop_table('token_generation')
