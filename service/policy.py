@@ -130,8 +130,11 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     # --- admin ---------------------------------------------------------------------------
     "admin.users": ADMIN,
     "admin.edit_user": ADMIN,
+    "admin.logout_everywhere": ADMIN,
+    "admin.lift_login_pause": ADMIN,
     "admin.tokens": ADMIN,
     "admin.revoke": ADMIN,
+    "admin.hand_over": ADMIN,
     "publishing.admin_notion": ADMIN,
     "publishing.admin_init_schema": ADMIN,
     "publishing.admin_retry": ADMIN,

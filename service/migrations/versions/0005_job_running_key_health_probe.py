@@ -13,7 +13,7 @@ release still running one of those finds its lease gone when it records the outc
 the database can still write.
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-02 10:00:00
 """
 
@@ -26,7 +26,7 @@ from alembic import op
 
 
 revision: str = '0005'
-down_revision: str | None = '0002'
+down_revision: str | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -183,7 +183,7 @@ def test_upgrading_to_0005_leaves_one_running_job_per_key(fresh_database_url):
     from alembic import command
 
     engine = db.make_engine(fresh_database_url)
-    migrate.upgrade(engine, "0002")
+    migrate.upgrade(engine, "0003")
     lease = utcnow() + timedelta(minutes=10)
     with Session(engine) as s:
         for worker, key in [("a", "k"), ("b", "k"), ("c", "k"), ("d", "other"), ("e", None)]:
@@ -195,7 +195,7 @@ def test_upgrading_to_0005_leaves_one_running_job_per_key(fresh_database_url):
         states = {j.locked_by or j.id: j.state for j in s.exec(select(Job)).all()}
     assert states == {"a": "running", 3: "queued", 2: "cancelled", "d": "running", "e": "running"}
     with engine.begin() as connection:
-        command.downgrade(migrate.alembic_config(connection=connection), "0002")
+        command.downgrade(migrate.alembic_config(connection=connection), "0003")
     with engine.connect() as connection:
         names = {i["name"] for i in sa.inspect(connection).get_indexes("job")}
     assert "uq_job_running_key" not in names
