@@ -13,10 +13,11 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from beta.validation import DEVICE_ID_RE, device_id_field
 from utc import naive
 from versioning import InvalidVersion, parse_version
 from versioning.storage_key import version_sort_key
@@ -50,7 +51,12 @@ class HeartbeatIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    device_id: str = Field(min_length=1, max_length=128, examples=["pos-0042-01"])
+    # The device API's rule and message (beta.validation), checked after the length.
+    device_id: Annotated[str, AfterValidator(device_id_field)] = Field(
+        max_length=128,
+        examples=["pos-0042-01"],
+        json_schema_extra={"pattern": DEVICE_ID_RE.pattern},
+    )
     store_id: str = Field(
         min_length=1, max_length=64, description="The store's external id", examples=["S0042"]
     )
