@@ -27,6 +27,7 @@ def test_ci_registers_a_candidate_idempotently(client, ci_token, pos):
     [
         ({"app": "pos", "version": "latest", "git_ref": "v1"}, 422, "version"),
         ({"app": "pos", "version": "1..2", "git_ref": "v1"}, 422, "version"),
+        ({"app": "pos", "version": "99999999999999999999.0.0", "git_ref": "v1"}, 422, "version"),
         ({"app": "nope", "version": "1.0.0", "git_ref": "v1"}, 404, "app"),
         ({"app": "pos", "version": "1.0.0"}, 422, "git_ref"),
         ({"app": "pos", "version": "1.0.0", "git_ref": "v1", "kind": "monthly"}, 422, "kind"),
