@@ -19,7 +19,6 @@ would reach the database with values it cannot hold.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +32,7 @@ from werkzeug.wrappers import Response
 
 import utc
 from service import audit
+from service.api import json_body
 from service.api.errors import ApiError, error_response, field_error
 from service.models import AuditEvent, utcnow
 
@@ -148,9 +148,9 @@ def _json_nul() -> str | None:
     if b"\\u0000" not in raw:
         return None  # a raw NUL byte is not JSON: the view answers 400
     try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
+        data = json_body.parse(raw)
+    except json_body.InvalidJson:
+        return None  # the view answers 400
     found = contains_nul(data)
     return f"body.{found}" if found else None
 

@@ -32,6 +32,7 @@ from flask_login import current_user
 from pydantic import BaseModel, ValidationError
 
 from service import db, policy
+from service.api import json_body
 from service.api.errors import ApiError, validation_error
 from service.api.tokens import CHALLENGE, authenticate
 
@@ -174,10 +175,9 @@ def read_json_body() -> Any:
         raise ApiError(
             415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
         )
-    raw = request.get_data(cache=True)
     try:
-        return json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        return json_body.parse(request.get_data(cache=True))
+    except json_body.InvalidJson as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
 
 
