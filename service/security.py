@@ -13,8 +13,9 @@ would reach the database with values it cannot hold.
   ``RELGOV_LOGIN_WINDOW_MINUTES``, further attempts are refused with 429 and ``Retry-After``
   (even with the right password) until the window has passed. A successful login clears the
   account's count (failures before the last ``user.login`` do not count).
-* Ids in URLs are bounded to what an INTEGER column holds, and NUL characters (which
-  PostgreSQL text cannot store) are refused before any query runs.
+* Ids in URLs are bounded to what an INTEGER column holds (a larger one is unknown, named as
+  given), and NUL characters (which PostgreSQL text cannot store) are refused before any
+  query runs.
 """
 
 from __future__ import annotations
@@ -67,14 +68,35 @@ LOGIN_LOCKED = "user.login_locked"
 LOGIN_OK = "user.login"
 
 
+class UnknownId(int):
+    """An id from a URL beyond what an INTEGER column holds: 0 to the database (no row has
+    it), the digits as given in every message (``no release 99999999999999999999999``)."""
+
+    text: str
+
+    def __new__(cls, text: str) -> UnknownId:
+        self = super().__new__(cls, 0)
+        self.text = text
+        return self
+
+    def __str__(self) -> str:
+        return self.text
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return self.text if not spec else format(self.text, spec)
+
+
 class BoundedIntegerConverter(IntegerConverter):
-    """``<int:...>`` whose ids beyond what an INTEGER column holds become 0, which no row
-    has: the view answers 404 as for any unknown id. (Refusing the match instead would make
-    Werkzeug answer 405 where another method shares the path.)"""
+    """``<int:...>`` whose ids beyond what an INTEGER column holds become an
+    :class:`UnknownId`: an API operation answers 404 naming the id as given without a query
+    (``service/api/operations.py``), a page finds no row. (Refusing the match instead would
+    make Werkzeug answer 405 where another method shares the path.)"""
 
     def to_python(self, value: str) -> Any:
         number = super().to_python(value)
-        return number if isinstance(number, int) and abs(number) <= MAX_ID else 0
+        return number if isinstance(number, int) and abs(number) <= MAX_ID else UnknownId(value)
 
 
 def init_app(app: Flask) -> None:

@@ -32,9 +32,10 @@ from pydantic import BaseModel, ValidationError
 
 from service import db, policy
 from service.api import json_body
-from service.api.errors import ApiError, validation_error
+from service.api.errors import ApiError, not_found, validation_error
 from service.api.person_session import require_person
 from service.api.tokens import authenticate
+from service.security import UnknownId
 
 View = Callable[..., Any]
 _OPERATIONS_KEY = "relgov.api_operations"
@@ -142,6 +143,7 @@ def _wrap(
             authenticate(scope, method)
         else:
             _authorize(method, kwargs, item_owner)
+        _refuse_unknown_ids(kwargs)
         if body is not None:
             kwargs["body"] = _parse_body(body)
         if query is not None:
@@ -216,9 +218,17 @@ def _authorize(
         authenticate(tuple(sorted(rule.scopes)), method)
         return
     person = require_person()
+    _refuse_unknown_ids(path_args)
     owner = item_owner(**path_args) if item_owner is not None else None
     if not rule.allows(role=person.role, item_owner=owner):
         raise ApiError(403, "forbidden", _who_may(rule.roles_for(owner), person.role))
+
+
+def _refuse_unknown_ids(path_args: dict[str, Any]) -> None:
+    """404 for an id in the path beyond what the database holds, naming it as given."""
+    for name, value in path_args.items():
+        if isinstance(value, UnknownId):
+            raise not_found(f"no {name.removesuffix('_id').replace('_', ' ')} {value}")
 
 
 def _who_may(roles: list[str], role: str) -> str:
