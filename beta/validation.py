@@ -1,9 +1,10 @@
 """Field rules shared by the store functions and the CSV import.
 
 Pure module: no Session, no I/O. Each ``check_*`` function returns the normalised value or
-raises :class:`~beta.errors.InvalidInput` naming the field. :func:`device_id_field` is
-:func:`check_device_id` for a pydantic model (the heartbeats of ``version_monitor``, the update
-answer): one device-id rule, one message, wherever a device id comes in.
+raises :class:`~beta.errors.InvalidInput` naming the field. :data:`DEVICE_ID_RE` with
+:func:`device_id_refusal` (the heartbeats of ``version_monitor``) and :func:`device_id_field`
+(the update answer) are :func:`check_device_id` for a pydantic model: one device-id rule, one
+message, wherever a device id comes in.
 """
 
 from __future__ import annotations
@@ -87,6 +88,16 @@ def device_id_field(value: str) -> str:
         return check_device_id(value)
     except InvalidInput as error:
         raise PydanticCustomError("device_id", error.message) from None
+
+
+def device_id_refusal(value: str) -> str:
+    """What :func:`check_device_id` says of ``value``, which :data:`DEVICE_ID_RE` refused (for
+    a model that checks the pattern itself, as the heartbeats do, many at a time)."""
+    try:
+        check_device_id(value)
+    except InvalidInput as error:
+        return error.message
+    return f"device id {value!r} is not valid"  # only when the caller's check differs
 
 
 def check_device_kind(value: str, *, field: str = "kind") -> str:
