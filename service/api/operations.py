@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
+from flask_login import current_user
 from pydantic import BaseModel, ValidationError
 
 from service import db, policy
 from service.api import json_body
 from service.api.errors import ApiError, not_found, validation_error
 from service.api.person_session import require_person
-from service.api.tokens import authenticate
+from service.api.tokens import CHALLENGE, authenticate
 from service.security import UnknownId
 
 View = Callable[..., Any]
@@ -214,9 +215,17 @@ def _authorize(
     rule = policy.rule_for(request.endpoint or "", method)
     if rule.public:
         return
-    if rule.scopes and request.headers.get("Authorization"):
-        authenticate(tuple(sorted(rule.scopes)), method)
-        return
+    if rule.scopes:
+        if request.headers.get("Authorization"):
+            authenticate(tuple(sorted(rule.scopes)), method)
+            return
+        if not current_user.is_authenticated:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "missing credentials: log in, or send Authorization: Bearer <token>",
+                headers=CHALLENGE,
+            )
     person = require_person()
     _refuse_unknown_ids(path_args)
     owner = item_owner(**path_args) if item_owner is not None else None

@@ -167,6 +167,8 @@ def test_meeting_agenda_api(client, session, admin, release):
 def test_who_may_call_is_checked_before_the_body(client, session, admin, release, people):
     """The tester's cases: {} to POST /apps as a viewer or a token without the scope is 403
     (not 422 listing the fields), and QA submitting a release is 403 (not 409)."""
+    anonymous = client.post(f"/api/v1/releases/{release.id}/transitions", json={})
+    assert anonymous.status_code == 401 and "Bearer" in anonymous.headers["WWW-Authenticate"]
     read_only = make_token(session, creator=admin, scopes=["read"])
     as_token = client.post(
         "/api/v1/apps", json={}, headers={"Authorization": f"Bearer {read_only}"}
