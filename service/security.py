@@ -20,13 +20,13 @@ would reach the database with values it cannot hold.
   pauses that person's login only from the address they fail from, not from the person's
   own. A successful login, or an admin lifting the pause (``user.login_unlocked``), clears
   the account's counts from every address (earlier failures no longer count).
-* Ids in URLs are bounded to what an INTEGER column holds, and NUL characters (which
-  PostgreSQL text cannot store) are refused before any query runs.
+* Ids in URLs are bounded to what an INTEGER column holds (a larger one is unknown, named as
+  given), and NUL characters (which PostgreSQL text cannot store) are refused before any
+  query runs.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,6 +40,7 @@ from werkzeug.wrappers import Response
 
 import utc
 from service import audit
+from service.api import json_body
 from service.api.errors import ApiError, error_response, field_error
 from service.models import AuditEvent, utcnow
 
@@ -76,14 +77,35 @@ LOGIN_UNLOCKED = "user.login_unlocked"  # an admin lifted the account's pauses
 _ADDRESS_ACTOR = "anonymous@"
 
 
+class UnknownId(int):
+    """An id from a URL beyond what an INTEGER column holds: 0 to the database (no row has
+    it), the digits as given in every message (``no release 99999999999999999999999``)."""
+
+    text: str
+
+    def __new__(cls, text: str) -> UnknownId:
+        self = super().__new__(cls, 0)
+        self.text = text
+        return self
+
+    def __str__(self) -> str:
+        return self.text
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return self.text if not spec else format(self.text, spec)
+
+
 class BoundedIntegerConverter(IntegerConverter):
-    """``<int:...>`` whose ids beyond what an INTEGER column holds become 0, which no row
-    has: the view answers 404 as for any unknown id. (Refusing the match instead would make
-    Werkzeug answer 405 where another method shares the path.)"""
+    """``<int:...>`` whose ids beyond what an INTEGER column holds become an
+    :class:`UnknownId`: an API operation answers 404 naming the id as given without a query
+    (``service/api/operations.py``), a page finds no row. (Refusing the match instead would
+    make Werkzeug answer 405 where another method shares the path.)"""
 
     def to_python(self, value: str) -> Any:
         number = super().to_python(value)
-        return number if isinstance(number, int) and abs(number) <= MAX_ID else 0
+        return number if isinstance(number, int) and abs(number) <= MAX_ID else UnknownId(value)
 
 
 def init_app(app: Flask) -> None:
@@ -174,9 +196,9 @@ def _json_nul() -> str | None:
     if b"\\u0000" not in raw:
         return None  # a raw NUL byte is not JSON: the view answers 400
     try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
+        data = json_body.parse(raw)
+    except json_body.InvalidJson:
+        return None  # the view answers 400
     found = contains_nul(data)
     return f"body.{found}" if found else None
 

@@ -15,7 +15,6 @@ from service import db
 from service.api.errors import ApiError, not_found
 from service.api.operations import Routes
 from service.api.person_session import require_person
-from service.api.tokens import authenticate
 from service.auth import current_actor
 from service.models import utcnow
 from service.releases import checklist, notes, services
@@ -243,12 +242,12 @@ def get_release(release_id: int) -> ReleaseDetail:
 def post_transition(release_id: int, body: TransitionIn) -> ReleaseDetail:
     """Illegal transitions get 409 with the reason. A token with ``releases:write`` (CI) may
     submit, cancel or halt; approving needs a release manager: a person's logged-in session
-    with the page's CSRF token in ``X-CSRFToken`` (a token is refused with 403)."""
+    with the page's CSRF token in ``X-CSRFToken`` (a token is refused with 403). Who may take
+    the move is checked before whether the release may take it (403 before 409)."""
     if request.headers.get("Authorization"):
-        authenticate("releases:write", "POST")
         actor = Actor(name=current_actor())
     else:
-        actor = services.actor_for(require_person("releases:write"))
+        actor = services.actor_for(require_person())
     release, app = _get(release_id)
     session = db.session()
     transition(
@@ -310,6 +309,12 @@ def _item(release: Release, item_id: int) -> ReleaseItem:
     return item
 
 
+def _item_owner(release_id: int, item_id: int) -> str:
+    """Who may sign the item the path names (the policy's ``ITEM_OWNER``), or 404."""
+    release, _ = _get(release_id)
+    return _item(release, item_id).owner_role
+
+
 @routes.operation(
     "/releases/<int:release_id>/items/<int:item_id>/sign-offs",
     summary="The sign-off history of one checklist item, oldest first",
@@ -335,14 +340,18 @@ def list_sign_offs(release_id: int, item_id: int) -> list[SignOffOut]:
     response=SignOffOut,
     status=201,
     errors=(401, 403, 409),
+    item_owner=_item_owner,
 )
-def post_sign_off(release_id: int, item_id: int, body: SignOffIn) -> SignOffOut:
+def post_sign_off(release_id: int, item_id: int, body: SignOffIn) -> tuple[SignOffOut, int]:
     """Only a person holding the item's owner role may sign; a stale ``lock_version`` is 409.
-    Acts for a person: a logged-in session with the page's CSRF token in ``X-CSRFToken``."""
-    person = require_person("releases:write")
+    Sending again the decision of yours that still stands, with the same comment, records
+    nothing and returns that sign-off with 200 (the same decision with another comment is
+    409). Acts for a person: a logged-in session with the page's CSRF token in
+    ``X-CSRFToken``."""
+    person = require_person()
     release, _ = _get(release_id)
     item = _item(release, item_id)
-    signoff = checklist.sign_off(
+    signoff, created = checklist.sign_off(
         db.session(),
         release=release,
         item=item,
@@ -351,7 +360,7 @@ def post_sign_off(release_id: int, item_id: int, body: SignOffIn) -> SignOffOut:
         comment=body.comment,
         expected_lock=body.lock_version,
     )
-    return SignOffOut.model_validate(signoff, from_attributes=True)
+    return SignOffOut.model_validate(signoff, from_attributes=True), 201 if created else 200
 
 
 @routes.operation(
@@ -366,7 +375,7 @@ def post_sign_off(release_id: int, item_id: int, body: SignOffIn) -> SignOffOut:
     errors=(401, 403, 409),
 )
 def post_override(release_id: int, item_id: int, body: OverrideIn) -> SignOffOut:
-    person = require_person("releases:write")
+    person = require_person()
     release, _ = _get(release_id)
     item = _item(release, item_id)
     signoff = checklist.override_item(
@@ -399,7 +408,7 @@ def list_meetings(release_id: int) -> list[MeetingOut]:
     errors=(401, 403),
 )
 def post_meeting(release_id: int, body: MeetingIn) -> MeetingOut:
-    person = require_person("releases:write")
+    person = require_person()
     release, _ = _get(release_id)
     record = services.record_meeting(
         db.session(),
@@ -491,13 +500,9 @@ def put_notes(release_id: int, body: NotesIn) -> NotesOut:
     """A token with ``releases:write`` or an editor's session (``X-CSRFToken``) may edit.
     Sending the generated text drops the edit."""
     if request.headers.get("Authorization"):
-        authenticate("releases:write", "PUT")
         actor = Actor(name=current_actor())
     else:
-        person = require_person("releases:write")
-        if person.role not in notes.EDITOR_ROLES:
-            raise ApiError(403, "forbidden", "your role may read the notes but not edit them")
-        actor = services.actor_for(person)
+        actor = services.actor_for(require_person())
     release, app = _get(release_id)
     note = _note(release)
     if body.loaded_hash != notes.note_hash(note.markdown):

@@ -177,7 +177,7 @@ def _sign_all(
         user = next((u for u in team.values() if u.role == item.owner_role), None)
         if user is None:
             continue
-        signoff = checklist.sign_off(
+        signoff, _ = checklist.sign_off(
             session,
             release=release,
             item=item,

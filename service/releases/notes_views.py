@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 
 from release_notes.markdown_doc import render_html
 from service import db
+from service.api import json_body
 from service.auth import login_required, roles_required
 from service.releases.lifecycle import Actor
 from service.releases.models import App, Release, ReleaseNote
@@ -215,7 +216,14 @@ def notes_preview(release_id: int) -> Response:
     """The sanitized HTML of posted Markdown and its diff against the generated text."""
     session = db.session()
     release, _app = _release_or_404(session, release_id)
-    payload: Any = request.get_json(silent=True)
+    try:
+        payload: Any = json_body.parse(request.get_data(cache=True)) if request.is_json else None
+    except json_body.InvalidJson as exc:
+        response = jsonify(
+            {"error": {"code": "invalid_json", "message": f"the body is not valid JSON: {exc}"}}
+        )
+        response.status_code = 400
+        return response
     if not isinstance(payload, dict) or not isinstance(payload.get("markdown"), str):
         response = jsonify(
             {

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from sqlalchemy import event
 from sqlmodel import select
 
 from service.models import SCOPES, AuditEvent, User
@@ -293,6 +294,32 @@ def everything(session, admin) -> dict[str, str]:
 def test_ids_beyond_integer_are_unknown_not_500(admin_client, everything, path):
     response = admin_client.get(path, headers=everything if "/api/" in path else {})
     assert response.status_code == 404
+
+
+def test_an_id_beyond_integer_is_named_as_given_and_not_queried(app, client, everything):
+    huge = "99999999999999999999999"
+    client.get("/api/v1/releases", headers=everything)  # the token is known and cached now
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    engine = app.extensions["relgov.engine"]
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for path, what in [
+            (f"/api/v1/releases/{huge}", f"no release {huge}"),
+            (f"/api/v1/releases/{huge}/items/1/sign-offs", f"no release {huge}"),
+            (f"/api/v1/incidents/{huge}", f"no incident {huge}"),
+            (f"/api/v1/freezes/{huge}/lift", f"no freeze {huge}"),
+        ]:
+            method = "POST" if path.endswith("/lift") else "GET"
+            response = client.open(path, method=method, headers=everything)
+            assert response.status_code == 404, path
+            assert response.get_json()["error"]["message"] == what
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert not [s for s in statements if "release" in s or "incident" in s or "freeze" in s]
 
 
 def test_nul_characters_are_refused_naming_the_field(client, everything):

@@ -36,6 +36,7 @@ def test_ci_registers_a_candidate_idempotently(app, client, ci_token, pos):
     [
         ({"app": "pos", "version": "latest", "git_ref": "v1"}, 422, "version"),
         ({"app": "pos", "version": "1..2", "git_ref": "v1"}, 422, "version"),
+        ({"app": "pos", "version": "99999999999999999999.0.0", "git_ref": "v1"}, 422, "version"),
         ({"app": "nope", "version": "1.0.0", "git_ref": "v1"}, 404, "app"),
         ({"app": "pos", "version": "1.0.0"}, 422, "git_ref"),
         ({"app": "pos", "version": "1.0.0", "git_ref": "v1", "kind": "monthly"}, 422, "kind"),
@@ -74,16 +75,21 @@ def test_illegal_transition_is_409_and_token_cannot_approve(client, ci_token, po
         headers=ci_token,
     ).json
     url = f"/api/v1/releases/{created['id']}/transitions"
-    illegal = client.post(url, json={"action": "promote"}, headers=ci_token)
+    illegal = client.post(url, json={"action": "halt", "reason": "x"}, headers=ci_token)
     assert illegal.status_code == 409
-    assert "cannot promote" in illegal.json["error"]["message"]
+    assert "cannot halt" in illegal.json["error"]["message"]
+    # A move the token may not take at all is 403 whatever the state (not 409).
+    not_its_own = client.post(url, json={"action": "promote"}, headers=ci_token)
+    assert not_its_own.status_code == 403
     assert (
         client.post(url, json={"action": "submit"}, headers=ci_token).json["state"] == "in_review"
     )
     approve = client.post(url, json={"action": "approve"}, headers=ci_token)
     assert approve.status_code == 403
     reject = client.post(url, json={"action": "reject"}, headers=ci_token)
-    assert reject.status_code == 422 and reject.json["error"]["fields"][0]["field"] == "reason"
+    assert reject.status_code == 403
+    cancel = client.post(url, json={"action": "cancel"}, headers=ci_token)
+    assert cancel.status_code == 422 and cancel.json["error"]["fields"][0]["field"] == "reason"
     assert (
         client.get(f"/api/v1/releases/{created['id']}", headers=ci_token).json["state"]
         == "in_review"
