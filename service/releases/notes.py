@@ -288,7 +288,7 @@ def store_generated(
         summary=f"generated notes: {note.commit_count} commits, {note.pr_count} PRs",
     )
     for react in _on_generate:
-        react(session, release, actor.name)
+        react(session, release, actor)
     return note
 
 

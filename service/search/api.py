@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from flask import url_for
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
@@ -175,7 +176,7 @@ def store_changes(slug: str, query: StoreChangesIn) -> StoreChangesOut:
                 release_id=item.release.id or 0,
                 state=item.release.state,
                 date=item.release.created_at.date(),
-                url=f"/releases/{item.release.id}/notes",
+                url=url_for("notes.notes_page", release_id=item.release.id),
                 notes=[StoreNoteOut(section=n.section, text=n.title) for n in item.notes],
             )
             for item in found

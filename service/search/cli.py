@@ -15,8 +15,8 @@ from flask import current_app, request
 from flask.cli import with_appcontext
 from sqlmodel import select
 
-from service import db
-from service.console import fail
+from service import audit, db
+from service.console import cli_actor, fail
 from service.releases.models import App
 from service.search import index
 from service.search import query as search_query
@@ -131,6 +131,15 @@ def reindex_command() -> None:
     started = time.monotonic()
     with db.session_scope() as session:
         rebuilt = index.rebuild(session, index.sources_of().values())
+        audit.record(
+            session,
+            actor=cli_actor(),
+            action="search.reindex",
+            subject_type="search_index",
+            subject_id=None,
+            after={"documents": rebuilt.documents, "owners": rebuilt.owners},
+            summary=f"rebuilt the search index: {sum(rebuilt.documents.values()):,} documents",
+        )
     seconds = time.monotonic() - started
     for name, documents in rebuilt.documents.items():
         click.echo(f"  {name:10} {rebuilt.owners[name]:>8,} owners {documents:>10,} documents")

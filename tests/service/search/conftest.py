@@ -18,7 +18,7 @@ from service.releases import services
 from service.releases.models import App, Release
 from service.search import index
 from service.search import query as search_query
-from tests.builders import make_user
+from tests.builders import make_user, run_jobs
 from tests.release_notes.git_repo_builder import GitRepo
 from tests.service.releases.release_fixtures import make_app_with_checklist
 
@@ -78,13 +78,19 @@ def team(session: Session) -> dict[str, User]:
 def register(
     app: Flask, session: Session, pos: App, by: User, version: str, **fields: Any
 ) -> Release:
-    """Register ``pos`` ``version`` (git tag v<version>) as CI would: notes are generated,
-    and so indexed; ``fields`` are then set on the release (a state, a date)."""
+    """Register ``pos`` ``version`` (git tag v<version>) as CI would; the job worker then
+    generates its notes, which indexes them; ``fields`` are then set on the release (a
+    state, a date)."""
     with app.app_context():
         release, created = services.register_release(
             session, app=pos, version=version, git_ref=f"v{version}", actor=services.actor_for(by)
         )
         assert created
+        session.commit()
+    done = run_jobs(app)
+    assert [(j.kind, j.state) for j in done] == [("release_notes", "succeeded")], done
+    session.refresh(release)
+    with app.app_context():
         for name, value in fields.items():
             setattr(release, name, value)
         session.add(release)

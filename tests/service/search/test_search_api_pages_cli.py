@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from service.incidents import services as incidents
-from service.models import User
+from service.models import AuditEvent, User
 from service.releases.models import App, Release
 from tests.builders import PASSWORD, login
 from tests.service.search.conftest import register
@@ -93,12 +93,23 @@ def test_api_store_changes(
         "会計画面で 8% と 10% の内訳が見られます。"
     ]
     assert body["releases"][1]["notes"][0]["section"] == "For stores · Payments"
+    assert body["releases"][1]["url"] == f"/releases/{body['releases'][1]['release_id']}/notes"
     missing = client.get("/api/v1/apps/nope/store-changes", headers=reader)
     assert missing.status_code == 404
     bad = client.get(
         "/api/v1/apps/pos/store-changes", query_string={"from_version": "next"}, headers=reader
     )
     assert bad.status_code == 422 and _field(bad) == ["from_version"]
+
+
+def test_permission_is_checked_before_the_query(client: FlaskClient) -> None:
+    """A caller without credentials learns nothing about the parameters: 401, not 422."""
+    for path, query in (
+        ("/api/v1/search", {"q": "", "kind": "nope", "limit": "0"}),
+        ("/api/v1/apps/pos/store-changes", {"from_version": "next"}),
+    ):
+        response = client.get(path, query_string=query)
+        assert response.status_code == 401, (path, response.get_data(as_text=True))
 
 
 def test_openapi_documents_search(client: FlaskClient) -> None:
@@ -189,7 +200,7 @@ def test_store_changes_page(
 
 
 def test_cli_search_reindex_and_stores(
-    runner: FlaskCliRunner, releases: dict[str, Release]
+    runner: FlaskCliRunner, session: Session, releases: dict[str, Release]
 ) -> None:
     found = runner.invoke(args=["search", "割り勘", "--kind", "store"])
     assert found.exit_code == 0, found.output
@@ -204,6 +215,8 @@ def test_cli_search_reindex_and_stores(
     rebuilt = runner.invoke(args=["search", "reindex"])
     assert rebuilt.exit_code == 0 and "search index rebuilt" in rebuilt.output
     assert "release" in rebuilt.output
+    event = session.exec(select(AuditEvent).where(AuditEvent.action == "search.reindex")).one()
+    assert event.actor.startswith("cli") and event.after["owners"]["release"] == 2
     stores = runner.invoke(args=["search", "stores", "--app", "pos", "--from", "1.2"])
     assert stores.exit_code == 0, stores.output
     assert stores.output.startswith("1.2.0  (released, 2026-03-11)")
