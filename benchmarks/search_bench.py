@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import (  # noqa: E402
+    DOC,
     add_database_argument,
     percentile,
     scratch_database,
@@ -43,6 +44,7 @@ from benchmarks._common import (  # noqa: E402
 )
 
 SECTION = "## Search"
+END = "<!-- end of search_bench.py output -->"  # notes below it stay when the section is rewritten
 PG_DATABASE = "relgov_search_bench"
 P95_TARGET_MS = 50.0
 BUILD_TARGET_S = 60.0
@@ -323,7 +325,18 @@ def report(results: list[Measured], weeks: int, commits: int, repeat: int) -> st
         ]
         total = results[0].totals[words + str(filters)]
         lines.append(f"| {category} | `{shown}` | " + " | ".join(cells) + f" | {total:,} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", END]) + "\n"
+
+
+def _notes_below(doc_path: Path = DOC) -> str:
+    """What the section holds below :data:`END` (people's notes on a run), to keep."""
+    doc = doc_path.read_text(encoding="utf-8") if doc_path.exists() else ""
+    start = doc.find(SECTION)
+    if start == -1:
+        return ""
+    end = doc.find("\n## ", start + len(SECTION))
+    section = doc[start:] if end == -1 else doc[start : end + 1]
+    return section.split(END, 1)[1].lstrip("\n") if END in section else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -348,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     text = report(results, args.weeks, args.commits, args.repeat)
     print(text)
     if not args.no_write and len(results) == 2:
-        write_section(SECTION, text)
+        notes = _notes_below()
+        write_section(SECTION, text + ("\n" + notes if notes else ""))
     return 0
 
 

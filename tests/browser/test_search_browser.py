@@ -70,6 +70,7 @@ def test_search_from_the_dashboard_to_the_notes(page, world) -> None:  # type: i
     assert "/notes" in page.url and ":~:text=" in page.url
     preview = page.locator("#preview").inner_text()
     assert "割り勘の端数が正しく配分されるようになりました。" in preview
+    screenshot(page, "search-opened-result")
 
 
 @pytest.mark.parametrize("width", [1366, 1024])
