@@ -18,7 +18,7 @@ from service.releases.models import App, Release
 from service.releases.notes import note_for, save_note_edit
 from service.search import index, sources
 from service.search import query as search_query
-from service.search.models import SearchDoc
+from service.search.models import PG_INDEX_DDL, SearchDoc
 from tests.service.search.conftest import Search, register
 
 
@@ -256,3 +256,24 @@ def test_a_release_without_notes_any_more_loses_its_documents(
 )
 def test_note_blocks(markdown: str, expected: list[tuple[tuple[str, ...], str]]) -> None:
     assert [(b.headings, b.text) for b in sources.note_blocks(markdown)] == expected
+
+
+def test_a_rebuild_makes_the_postgresql_indexes_of_the_migration(
+    app: Flask, session: Session
+) -> None:
+    """A rebuild drops the GIN indexes and makes them again from ``PG_INDEX_DDL``: the same
+    definitions as migration 0006 made."""
+    if session.connection().dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's indexes (RELGOV_TEST_DATABASE_URL)")
+
+    def definitions() -> dict[str, str]:
+        rows = session.connection().execute(
+            text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'search_doc'")
+        )
+        return dict(rows.all())
+
+    migrated = definitions()
+    assert set(PG_INDEX_DDL) <= set(migrated)
+    with app.app_context():
+        index.rebuild(session, index.sources_of(app).values())
+    assert definitions() == migrated
