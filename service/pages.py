@@ -22,7 +22,7 @@ bp = Blueprint("pages", __name__)
 NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
     ("pages.dashboard", "Dashboard", ()),
     ("releases.release_list", "Releases", ()),
-    ("releases.meeting", "Meeting", ()),
+    ("meetings.current", "Meeting", ()),
     ("notes.notes_list", "Notes", ()),
     ("beta.cohort", "Beta", ()),
     ("adoption.index", "Adoption", ()),

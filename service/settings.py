@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from incidents.scoring import (
     DEFAULT_FEW_BELOW,
@@ -66,6 +67,9 @@ class Settings:
     incident_few_stores: int = DEFAULT_FEW_BELOW
     incident_most_share: float = DEFAULT_MOST_SHARE
     rollup_retention_days: int = 400
+    # The weekly meeting's time zone (its weeks, and times on pages about no one app);
+    # empty: the first app's train time zone.
+    meeting_timezone: str = ""
     # Who a ``relgov`` command acts as in the audit log (empty: the OS user).
     actor: str = ""
     # Prometheus multiprocess mode: the folder every gunicorn worker writes its samples to.
@@ -130,6 +134,7 @@ class Settings:
             incident_few_stores=_int(env, "RELGOV_INCIDENT_FEW_STORES", DEFAULT_FEW_BELOW),
             incident_most_share=_float(env, "RELGOV_INCIDENT_MOST_SHARE", DEFAULT_MOST_SHARE),
             rollup_retention_days=_positive(env, "RELGOV_ROLLUP_RETENTION_DAYS", 400),
+            meeting_timezone=_zone(env, "RELGOV_MEETING_TIMEZONE"),
             actor=env.get("RELGOV_ACTOR", "").strip(),
             metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", "").strip(),
             bind=env.get("RELGOV_BIND", "").strip() or "0.0.0.0:8000",
@@ -212,6 +217,18 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in {"0", "false", "no", "off"}:
         return False
     raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
+def _zone(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    if raw:
+        try:
+            ZoneInfo(raw)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                f"{name} must be an IANA time zone such as Asia/Tokyo, not {raw!r}"
+            ) from None
+    return raw
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:

@@ -36,7 +36,7 @@ from service.auth import issue_token
 from service.demo import seed_demo
 from service.incidents.models import Incident
 from service.jobs.models import Job
-from service.models import ROLES, SCOPES
+from service.models import ROLES, SCOPES, utcnow
 from service.releases.lifecycle import TRANSITIONS
 from service.releases.models import App, Release, ReleaseItem, TrainSkip
 from service.settings import Settings
@@ -123,6 +123,8 @@ def _seed(app: Flask, session: Session) -> World:
         "user_id": target_user.id,
         "job_id": job.id,
         "week_of": skip.week_of.isoformat(),
+        "week": utcnow().date().isoformat(),  # this week's meeting (a date names its week)
+        "action_item_id": 1,
         "filename": "app.css",
     }
     return World(
@@ -414,7 +416,13 @@ def test_callers_without_credentials_are_refused_before_their_body_is_read(
     app: Flask, client: FlaskClient
 ) -> None:
     rules = {r.endpoint: r for r in app.url_map.iter_rules()}
-    params: dict[str, Any] = {"release_id": 1, "item_id": 1, "freeze_id": 1, "incident_id": 1}
+    params: dict[str, Any] = {
+        "release_id": 1,
+        "item_id": 1,
+        "freeze_id": 1,
+        "incident_id": 1,
+        "action_item_id": 1,
+    }
     early = []
     for endpoint, methods in sorted(policy.endpoint_methods(app).items()):
         for method in sorted(methods - {"GET"}):
