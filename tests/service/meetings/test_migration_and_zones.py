@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask, render_template_string
+from flask.testing import FlaskClient
 from sqlmodel import Session, col, select
 
 from service import db, migrate
@@ -93,3 +95,45 @@ def test_times_show_in_a_zone_with_utc_on_hover(app: Flask, session: Session) ->
     )
     # Pages about no one app use the meeting's zone: here the first app's train zone.
     assert ">2026-10-14 14:00 JST<" in display_zone and ">Wed 2026-10-14 14:00 JST<" in train
+
+
+def test_the_release_page_shows_the_train_in_the_apps_zone(
+    app: Flask, session: Session, client: FlaskClient
+) -> None:
+    from tests.builders import add_release, login, make_user
+
+    pos = App(slug="pos", name="POS", train_timezone="Asia/Tokyo")
+    session.add(pos)
+    session.commit()
+    release = add_release(
+        session, pos, "3.2.0", "in_review", scheduled_for=datetime(2026, 10, 14, 5, tzinfo=UTC)
+    )
+    make_user(session, email="viewer@example.com", role="viewer")
+    assert login(client, "viewer@example.com").status_code == 302
+    page = client.get(f"/releases/{release.id}").get_data(as_text=True)
+    assert 'title="2026-10-14 05:00:00 UTC">Wed 2026-10-14 14:00 JST</time>' in page
+    assert "05:00 UTC" not in page.replace("05:00:00 UTC", "")
+    audit = client.get("/audit").get_data(as_text=True)
+    assert 'type="date"' not in audit and 'pattern="\\d{4}-\\d{2}-\\d{2}"' in audit
+
+
+def test_the_meeting_weeks_follow_the_apps_zone_not_tokyo(
+    app: Flask, session: Session, client: FlaskClient
+) -> None:
+    """Sunday 20:00 in Los Angeles is Monday 13:00 in Tokyo: with an app on Pacific time
+    (and no RELGOV_MEETING_TIMEZONE), the release is on the earlier week's agenda."""
+    from tests.builders import add_release, login, make_user
+
+    kiosk = App(slug="kiosk", name="Kiosk", train_timezone="America/Los_Angeles")
+    session.add(kiosk)
+    session.commit()
+    sunday_evening = datetime(2026, 10, 18, 20, tzinfo=ZoneInfo("America/Los_Angeles"))
+    add_release(session, kiosk, "1.0.0", "in_review", scheduled_for=sunday_evening,
+                created_at=sunday_evening - timedelta(days=3))  # fmt: skip
+    make_user(session, email="viewer@example.com", role="viewer")
+    assert login(client, "viewer@example.com").status_code == 302
+    week42 = client.get("/api/v1/meetings/2026-W42").json
+    assert week42["timezone"] == "America/Los_Angeles"
+    assert [i["version"] for i in week42["items"]] == ["1.0.0"]
+    week43 = client.get("/api/v1/meetings/2026-W43").json
+    assert [i["reason"] for i in week43["items"]] == ["carried"]
