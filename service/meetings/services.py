@@ -484,6 +484,7 @@ def decide(
     if previous is not None and previous.decision == "defer" and decision != "defer":
         effect.update(_undo_defer(session, release, previous))
     effect.update(_apply(session, meeting, release, app, user, decision, reason))
+    effect["lock_version"] = release.lock_version  # after its own move
     row = MeetingDecision(
         meeting_id=meeting.id or 0,
         release_id=release.id or 0,
@@ -1021,7 +1022,11 @@ def week_view(session: Session, week: Week, *, now: datetime | None = None) -> W
                     decision=current,
                     history=history,
                     needs_decision=_needed(seen, earlier.get(release.id or 0)),
-                    changed=snapshots.changed_since(seen, release)
+                    changed=snapshots.changed_since(
+                        seen,
+                        release,
+                        lock_version=current.effect.get("lock_version") if current else None,
+                    )
                     if meeting.state == "open"
                     else None,
                     state_now=release.state,

@@ -262,9 +262,13 @@ def assess(snapshot: Mapping[str, Any]) -> Assessment:
     return Assessment(lines[0][0], lines)
 
 
-def changed_since(snapshot: Mapping[str, Any], release: Release) -> str | None:
-    """How the live release differs from its snapshot (its state or any transition)."""
-    if not snapshot or snapshot.get("lock_version") == release.lock_version:
+def changed_since(
+    snapshot: Mapping[str, Any], release: Release, *, lock_version: int | None = None
+) -> str | None:
+    """How the live release differs from its snapshot (its state or any transition);
+    ``lock_version``: the release's after the decision took it (its own move is no change)."""
+    expected = lock_version if lock_version is not None else snapshot.get("lock_version")
+    if not snapshot or expected == release.lock_version:
         return None
     was = str(snapshot.get("state", "")).replace("_", " ")
     now = release.state.replace("_", " ")

@@ -131,6 +131,12 @@ def test_opening_freezes_a_snapshot_and_a_past_week_reads_back_as_decided(
     assert [i["snapshot"]["state"] for i in opened["items"]] == ["in_review"]
     assert [a["name"] for a in opened["attendees"]] == ["Rm Person"]
     assert decide(client, rm, week, candidate.id, decision="go").status_code == 201
+    assert items(client, week)["3.2.0"]["changed_since_snapshot"] is None  # its own move
+    session.refresh(candidate)
+    candidate.lock_version += 1  # someone moves it elsewhere while the meeting is open
+    session.add(candidate)
+    session.commit()
+    assert items(client, week)["3.2.0"]["changed_since_snapshot"] == "now approved (was in review)"
     assert client.post(f"/api/v1/meetings/{week}/close", headers=rm).status_code == 200
     # The release moves on; the week still shows what the meeting saw and decided.
     session.refresh(candidate)
