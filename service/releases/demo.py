@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import current_app, has_app_context
+from flask import has_app_context
 from sqlmodel import Session, select
 
 from service import timezones
@@ -29,7 +29,7 @@ from service.releases.apps import create_app_record
 from service.releases.demo_repo import DemoTag, build_demo_repo
 from service.releases.lifecycle import Actor, transition
 from service.releases.models import STATES, App, Release, SignOff
-from service.releases.notes import note_for
+from service.releases.notes import generate_now, note_for, repo_policy
 from service.releases.trains import monday_of, next_train_slot, skip_week
 
 ACTOR = "system:demo"
@@ -145,8 +145,10 @@ COMMENTS = {
 
 
 def repo_root() -> Path:
-    base = Path(current_app.instance_path) if has_app_context() else Path("instance")
-    return base / "demo-repos"
+    """Where the demo builds its repositories: under ``RELGOV_REPO_ROOT`` (local
+    repositories are allowed nowhere else)."""
+    base = repo_policy().root if has_app_context() else Path("instance")
+    return Path(base) / "demo-repos"
 
 
 def seed(session: Session, *, repos: Path | None = None, now: datetime | None = None) -> list[str]:
@@ -234,7 +236,7 @@ def _sign_all(
         user = next((u for u in team.values() if u.role == item.owner_role), None)
         if user is None:
             continue
-        signoff = checklist.sign_off(
+        signoff, _ = checklist.sign_off(
             session,
             release=release,
             item=item,
@@ -261,8 +263,19 @@ def _prepare(
     """Register the candidate and walk its checklist, as far as its target state needs."""
     engineer = services.actor_for(team["engineer"])
     release, _ = services.register_release(
-        session, app=app, version=tag.version, git_ref=tag.name, kind=tag.kind, actor=CI
+        session,
+        app=app,
+        version=tag.version,
+        git_ref=tag.name,
+        kind=tag.kind,
+        actor=CI,
+        queue_notes=False,
     )
+    # The notes now, as the job worker would make them (approval needs them): committed
+    # first, so that no transaction is open while git runs.
+    session.commit()
+    generate_now(release.id or 0, actor=CI.name)
+    session.refresh(release)
     cut = tag.at
     release.created_at = cut + timedelta(minutes=12)
     if tag.kind == "weekly":
@@ -393,7 +406,7 @@ def _block_and_override(
         for i in checklist.release_items(session, release)
         if i.owner_role == "qa" and i.mode == "manual"
     )
-    blocked = checklist.sign_off(
+    blocked, _ = checklist.sign_off(
         session,
         release=release,
         item=item,

@@ -8,7 +8,7 @@ minutes. Imported items have no snapshot (none was taken then). ``meeting_record
 (expand, then contract): a later release drops it once no process reads it.
 
 Revision ID: 0007
-Revises: 0002
+Revises: 0005
 Create Date: 2026-12-06 08:19:20.964537
 """
 
@@ -22,7 +22,7 @@ from alembic import op
 
 
 revision: str = '0007'
-down_revision: str | None = '0002'
+down_revision: str | None = '0005'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -32,7 +32,7 @@ def empty_database_url(tmp_path: Path) -> Iterator[str]:
 
 def test_0007_copies_the_per_release_records_into_weekly_meetings(empty_database_url: str) -> None:
     engine = db.make_engine(empty_database_url)
-    migrate.upgrade(engine, "0002")
+    migrate.upgrade(engine, "0005")
     at = datetime(2026, 10, 14, 4, 30, tzinfo=UTC)
     with Session(engine) as session:
         app = App(slug="pos", name="POS", train_timezone="Asia/Tokyo")
