@@ -260,6 +260,7 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.post_meeting": person("release_manager"),  # a decision, from the release's side
     "api.list_action_items": READ,
     "api.close_action_item": person("release_manager", "engineer", "qa", "support"),
+    "api.get_my_inbox": person(),  # "Waiting for you": any logged-in person, their own
     # --- API: stores, devices, beta cohort, update answer --------------------------------
     "api.list_stores": READ,
     "api.get_store": READ,

@@ -94,6 +94,11 @@ RELEASE_PANELS: tuple[releases_views.Panel, ...] = (
     ("meetings/_release_meetings.html", meetings_views.release_panel),
 )
 
+# The sections other features put at the top of the dashboard, for the logged-in person.
+DASHBOARD_PANELS: tuple[pages.DashboardPanel, ...] = (
+    ("meetings/_inbox.html", meetings_views.inbox_panel),  # "Waiting for you"
+)
+
 # Who hears about what happens in a weekly meeting (opened, a release added, decided,
 # amended, closed, an action item created or closed), in its transaction, in this order.
 # The seam for notifications: a reaction that queues a job (e.g. a Slack message, sent by
@@ -154,7 +159,7 @@ def job_kinds() -> jobs.JobKinds:
 
 def init_app(app: Flask) -> None:
     """Give ``app`` every feature: pages, API, CLI, and the wiring above."""
-    pages.init_app(app)  # the dashboard and the navigation
+    pages.init_app(app, panels=DASHBOARD_PANELS)  # the dashboard and the navigation
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     api_blueprint.init_app(app, *API)

@@ -12,13 +12,16 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal, TypeVar
 
+from flask import url_for
 from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import col, select
 
+import utc
 from service import db
 from service.api.errors import ApiError, validation_error
 from service.api.operations import Routes, read_json_body
 from service.api.person_session import require_person
+from service.meetings import inbox as inbox_service
 from service.meetings import services
 from service.meetings.models import DECISION_LABELS, ActionItem, Meeting, MeetingDecision
 from service.meetings.weeks import WEEK_HELP, Week, parse_week
@@ -733,6 +736,93 @@ def close_action_item(action_item_id: int) -> ActionItemOut:
         raise ApiError(404, "not_found", f"no action item {action_item_id}")
     services.close_action_item(session, item=item, user=person, note=body.note)
     return _action_out(item, _weeks_of([item]), None)
+
+
+# --- "Waiting for you" -------------------------------------------------------------------------
+
+
+class InboxEntryOut(BaseModel):
+    kind: Literal["decision", "override", "sign_off", "action_item"]
+    title: str
+    detail: str
+    week: str = Field(description="the week of the meeting that needs it")
+    meeting_at: datetime = Field(description="when that meeting is held (UTC)")
+    app: str | None
+    release_id: int | None
+    version: str | None
+    release_state: str | None
+    item_id: int | None = Field(description="the checklist item (sign_off, override)")
+    action_item_id: int | None
+    due_on: date | None
+    overdue: bool
+    since: datetime | None = Field(description="when it started waiting")
+    url: str = Field(description="the page where it is done")
+
+
+class NextMeetingOut(BaseModel):
+    week: str
+    at: datetime
+    timezone: str
+    state: Literal["not opened", "open", "closed"]
+    url: str
+
+
+class InboxOut(BaseModel):
+    person: str
+    role: str
+    next_meeting: NextMeetingOut
+    counts: dict[str, int]
+    entries: list[InboxEntryOut]
+
+
+@routes.operation(
+    "/me/inbox",
+    summary="Waiting for you: your pending sign-offs, decisions, overrides and action items, "
+    "by the time of the meeting that needs them",
+    scope=None,
+    response=InboxOut,
+)
+def get_my_inbox() -> InboxOut:
+    """The logged-in person's inbox (the dashboard's "Waiting for you"): sign-offs their
+    role owes on releases in draft or review, blocks waiting for an admin's override,
+    releases waiting for the release manager's decision at the next meeting, and the open
+    action items they own; each names the meeting that needs it (the week of the release's
+    train, else the next meeting), ordered by that meeting's time."""
+    person = require_person()
+    found = inbox_service.inbox(db.session(), person)
+    upcoming = found.next_meeting
+    return InboxOut(
+        person=person.email,
+        role=person.role,
+        next_meeting=NextMeetingOut(
+            week=upcoming.week.label,
+            at=upcoming.at,
+            timezone=upcoming.zone,
+            state=upcoming.state,
+            url=url_for("meetings.week", week=upcoming.week.label),
+        ),
+        counts={kind: found.count(kind) for kind in inbox_service.KINDS},
+        entries=[
+            InboxEntryOut(
+                kind=e.kind,
+                title=e.title,
+                detail=e.detail,
+                week=e.week.label,
+                meeting_at=e.meeting_at,
+                app=e.app_slug,
+                release_id=e.release_id,
+                version=e.version,
+                release_state=e.release_state,
+                item_id=e.item_id,
+                action_item_id=e.action_item_id,
+                due_on=e.due_on,
+                overdue=e.overdue,
+                since=utc.aware(e.since) if e.since else None,
+                url=inbox_service.url(e),
+            )
+            for e in found.entries
+        ],
+    )
 
 
 # --- the per-release meeting record and the agenda, as before weekly meetings ------------------

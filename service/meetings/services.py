@@ -244,6 +244,33 @@ def agenda(
     return entries
 
 
+def waiting_for_decision(
+    session: Session,
+    week: Week,
+    zone: ZoneInfo,
+    meeting: Meeting | None,
+    *,
+    now: datetime | None = None,
+) -> list[AgendaEntry]:
+    """The releases on ``week``'s agenda that still wait for a decision: none from an earlier
+    meeting said go, and ``meeting`` (that week's, when open) has not decided them yet."""
+    entries = agenda(session, week, zone, now=now)
+    earlier = _earlier_decisions(session, (e.release.id or 0 for e in entries), week.monday)
+    decided: set[int] = set()
+    if meeting is not None:
+        decided = set(
+            session.exec(
+                select(MeetingDecision.release_id).where(MeetingDecision.meeting_id == meeting.id)
+            ).all()
+        )
+    return [
+        e
+        for e in entries
+        if needs_decision(e.release, earlier.get(e.release.id or 0))
+        and (e.release.id or 0) not in decided
+    ]
+
+
 def needs_decision(release: Release, earlier: tuple[MeetingDecision, str] | None) -> bool:
     """A release waits for a decision unless an earlier meeting said go or it is finished."""
     if release.state in FINISHED:

@@ -6,7 +6,7 @@ Every form here has an API operation doing the same (``service/meetings/api.py``
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 from service import db
 from service.auth import login_required, roles_required
 from service.errors import refusal_goes_back
-from service.meetings import services
+from service.meetings import inbox, services
 from service.meetings.models import DECISION_LABELS, DECISIONS, ActionItem
 from service.meetings.weeks import WEEK_HELP, Week, WeekError, parse_week
 from service.models import ROLE_LABELS, User
@@ -362,4 +362,20 @@ def release_panel(session: Session, release: Release) -> dict[str, Any]:
         "decisions": services.decisions_for_release(session, release),
         "labels": DECISION_LABELS,
         "this_week": services.current_week(session).label,
+    }
+
+
+def inbox_panel(session: Session, user: User) -> dict[str, Any]:
+    """The dashboard's "Waiting for you": what the person has to do, by meeting."""
+    found = inbox.inbox(session, user)
+    groups: list[tuple[Week, datetime, list[inbox.InboxEntry]]] = []
+    for entry in found.entries:
+        if not groups or groups[-1][0] != entry.week:
+            groups.append((entry.week, entry.meeting_at, []))
+        groups[-1][2].append(entry)
+    return {
+        "inbox": found,
+        "groups": groups,
+        "url": inbox.url,
+        "labels": inbox.KIND_LABELS,
     }
