@@ -247,6 +247,8 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     # --- API: the weekly meeting ---------------------------------------------------------
     "api.list_meeting_weeks": READ,
     "api.get_meeting_week": READ,
+    "api.get_meeting_record": READ,
+    "api.list_meeting_messages": READ,
     "api.get_meeting": READ,  # a week's agenda per train (the older, shorter form)
     "api.list_meetings": READ,  # a release's meeting decisions
     "api.open_meeting": person("release_manager"),

@@ -27,6 +27,7 @@ from service.incidents import api as incidents_api
 from service.incidents import services as incidents
 from service.incidents import views as incidents_views
 from service.meetings import api as meetings_api
+from service.meetings import notifications as meeting_notifications
 from service.meetings import services as meetings
 from service.meetings import views as meetings_views
 from service.people import api as people_api
@@ -101,9 +102,9 @@ DASHBOARD_PANELS: tuple[pages.DashboardPanel, ...] = (
 
 # Who hears about what happens in a weekly meeting (opened, a release added, decided,
 # amended, closed, an action item created or closed), in its transaction, in this order.
-# The seam for notifications: a reaction that queues a job (e.g. a Slack message, sent by
-# the worker so that Slack being down never blocks a decision) goes here.
-MEETING_REACTIONS: tuple[meetings.Reaction, ...] = ()
+# The chat message each event would post is recorded (``meeting_notification``) for a
+# sender to post later, so chat being down never blocks a decision.
+MEETING_REACTIONS: tuple[meetings.Reaction, ...] = (meeting_notifications.record,)
 
 # Gauges read from the database at each /metrics scrape.
 GAUGES: tuple[metrics.Collector, ...] = (

@@ -22,7 +22,7 @@ from service.api.errors import ApiError, validation_error
 from service.api.operations import Routes, read_json_body
 from service.api.person_session import require_person
 from service.meetings import inbox as inbox_service
-from service.meetings import services
+from service.meetings import notifications, services
 from service.meetings.models import DECISION_LABELS, ActionItem, Meeting, MeetingDecision
 from service.meetings.weeks import WEEK_HELP, Week, parse_week
 from service.models import User
@@ -499,6 +499,117 @@ def get_meeting_week(week: str) -> MeetingWeekOut:
     return _view(_week(week))
 
 
+class RecordAttendeeOut(BaseModel):
+    name: str
+    role: str
+    guest: bool
+
+
+class RecordDecisionOut(BaseModel):
+    app: str
+    app_name: str
+    release_id: int
+    version: str
+    kind: str
+    agenda_reason: str
+    decision: str
+    label: str
+    reason: str
+    conditions: str
+    decided_by: str
+    at: datetime
+    amendment: bool
+    state_then: str | None
+    effect: dict[str, Any]
+    troubles: list[str] = Field(default_factory=list)
+
+
+class RecordUndecidedOut(BaseModel):
+    app: str
+    release_id: int
+    version: str
+
+
+class RecordActionItemOut(BaseModel):
+    id: int
+    title: str
+    owner: str
+    owner_name: str
+    due_on: date
+    state: Literal["open", "closed"]
+    overdue: bool
+    created_in: str
+    release_id: int | None
+    closed_by: str | None
+    closed_at: datetime | None
+    close_note: str
+
+
+class MeetingRecordOut(BaseModel):
+    week: str
+    monday: date
+    sunday: date
+    timezone: str
+    state: Literal["open", "closed"]
+    final: bool = Field(description="closed: the record no longer changes (amendments aside)")
+    opened_by: str
+    opened_at: datetime
+    closed_by: str | None
+    closed_at: datetime | None
+    attendees: list[RecordAttendeeOut]
+    decisions: list[RecordDecisionOut] = Field(description="each release's decision")
+    amendments: list[RecordDecisionOut] = Field(description="decisions changed after closing")
+    undecided: list[RecordUndecidedOut]
+    minutes: str
+    minutes_revision: int
+    action_items: list[RecordActionItemOut]
+    digest: str = Field(description="SHA-256 of the record: changes when anything in it does")
+
+
+class MessageOut(BaseModel):
+    id: int
+    event: str
+    channel: str = Field(description="an app's slug, or `meetings` for the meeting itself")
+    text: str = Field(description="Slack mrkdwn")
+    mentions: list[str] = Field(description="emails of the people to mention")
+    payload: dict[str, Any]
+    at: datetime
+    state: Literal["pending", "not_sent"]
+    sent_at: datetime | None
+    release_id: int | None
+
+
+@routes.operation(
+    "/meetings/<week>/record",
+    summary="A held meeting's record as data: attendees, decisions, minutes, action items",
+    response=MeetingRecordOut,
+    errors=(422,),
+)
+def get_meeting_record(week: str) -> MeetingRecordOut:
+    """What a published record of the meeting (minutes to Notion, an archive) is made from;
+    ``final`` once the meeting is closed, ``digest`` tells a changed record from one already
+    published. 404 for a week whose meeting was never opened."""
+    session = db.session()
+    return MeetingRecordOut.model_validate(services.meeting_record(session, _meeting(_week(week))))
+
+
+@routes.operation(
+    "/meetings/<week>/messages",
+    summary="The chat (Slack) messages the week's meeting recorded, in the order of events",
+    response=list[MessageOut],
+    errors=(422,),
+)
+def list_meeting_messages(week: str) -> list[MessageOut]:
+    """One per meeting event (opened, decided, amended, action item created or closed,
+    closed), recorded in the event's transaction for a sender to post: ``pending`` until
+    sent; ``not_sent`` for history no one will send (the demo's)."""
+    session = db.session()
+    return [
+        MessageOut.model_validate(m, from_attributes=True)
+        for m in notifications.for_meeting(session, _meeting(_week(week)))
+    ]
+
+
 # --- running the meeting (a release manager's session) ----------------------------------------
 
 _RUNNERS = services.RUNNERS
@@ -781,6 +892,7 @@ class InboxOut(BaseModel):
     "by the time of the meeting that needs them",
     scope=None,
     response=InboxOut,
+    errors=(401, 403),
 )
 def get_my_inbox() -> InboxOut:
     """The logged-in person's inbox (the dashboard's "Waiting for you"): sign-offs their

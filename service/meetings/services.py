@@ -19,6 +19,8 @@ reactions ``service/wiring.py`` installs (:func:`install`), in the same transact
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -1252,3 +1254,102 @@ def record_for_release(
         )
     )
     return row
+
+
+# --- the meeting's record, as data (minutes to Notion, chat, archives) --------------------
+
+
+def meeting_record(session: Session, meeting: Meeting) -> dict[str, Any]:
+    """A held meeting as plain JSON-able data: who attended, each release's decision (with
+    its reason, conditions, who and when, and the release's state and troubles as the
+    meeting saw it), amendments, the releases left undecided, the minutes and the action
+    items as they stood when it closed. ``final`` once closed; ``digest`` (SHA-256 of the
+    rest) changes whenever anything in it does, so a publisher can tell a record it already
+    published from a changed one."""
+    view = week_view(session, parse_week(meeting.week))
+    zone = timezones.zone(view.zone)
+    owners = {
+        u.id: u.email
+        for u in session.exec(
+            select(User).where(col(User.id).in_({a.owner_id for a in view.action_items}))
+        ).all()
+    }
+    created_in = {
+        m.id: m.week
+        for m in session.exec(
+            select(Meeting).where(col(Meeting.id).in_({a.meeting_id for a in view.action_items}))
+        ).all()
+    }
+
+    def iso(moment: datetime | None) -> str | None:
+        return utc.aware(moment).isoformat() if moment else None
+
+    def decision(item: ItemView, d: MeetingDecision) -> dict[str, Any]:
+        return {
+            "app": item.app_slug,
+            "app_name": item.app_name,
+            "release_id": item.release_id,
+            "version": item.version,
+            "kind": item.kind,
+            "agenda_reason": item.reason,
+            "decision": d.decision,
+            "label": DECISION_LABELS[d.decision],
+            "reason": d.reason,
+            "conditions": d.conditions,
+            "decided_by": d.decided_by,
+            "at": iso(d.at),
+            "amendment": d.amendment,
+            "state_then": (d.snapshot or item.snapshot).get("state"),
+            "effect": d.effect,
+        }
+
+    record: dict[str, Any] = {
+        "week": meeting.week,
+        "monday": view.week.monday.isoformat(),
+        "sunday": view.week.sunday.isoformat(),
+        "timezone": view.zone,
+        "state": meeting.state,
+        "final": meeting.state == "closed",
+        "opened_by": meeting.opened_by,
+        "opened_at": iso(meeting.opened_at),
+        "closed_by": meeting.closed_by,
+        "closed_at": iso(meeting.closed_at),
+        "attendees": [
+            {"name": a.name, "role": a.role, "guest": a.user_id is None} for a in view.attendees
+        ],
+        "decisions": [
+            {
+                **decision(i, i.decision),
+                "troubles": [text for level, text in i.assessment.lines if level != "good"],
+            }
+            for i in view.items
+            if i.decision is not None
+        ],
+        "amendments": [decision(i, d) for i in view.items for d in i.history if d.amendment],
+        "undecided": [
+            {"app": i.app_slug, "release_id": i.release_id, "version": i.version}
+            for i in view.undecided
+        ],
+        "minutes": meeting.minutes,
+        "minutes_revision": meeting.minutes_revision,
+        "action_items": [
+            {
+                "id": a.id,
+                "title": a.title,
+                "owner": owners.get(a.owner_id, ""),
+                "owner_name": a.owner_name,
+                "due_on": a.due_on.isoformat(),
+                "state": "closed" if view.closed(a) else "open",
+                "overdue": is_overdue(a, view.action_items_at, zone),
+                "created_in": created_in.get(a.meeting_id, ""),
+                "release_id": a.release_id,
+                "closed_by": a.closed_by if view.closed(a) else None,
+                "closed_at": iso(a.closed_at) if view.closed(a) else None,
+                "close_note": a.close_note if view.closed(a) else "",
+            }
+            for a in view.action_items
+        ],
+    }
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+    record["digest"] = hashlib.sha256(canonical.encode()).hexdigest()
+    return record

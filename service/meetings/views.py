@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 from service import db
 from service.auth import login_required, roles_required
 from service.errors import refusal_goes_back
-from service.meetings import inbox, services
+from service.meetings import inbox, notifications, services
 from service.meetings.models import DECISION_LABELS, DECISIONS, ActionItem
 from service.meetings.weeks import WEEK_HELP, Week, WeekError, parse_week
 from service.models import ROLE_LABELS, User
@@ -147,6 +147,7 @@ def week(week: str) -> Response | str | tuple[str, int]:
         next_week=parsed.shifted(1).label,
         today=services.today(session).isoformat(),
         week_help=WEEK_HELP,
+        messages=notifications.for_meeting(session, view.meeting) if view.meeting else [],
     )
 
 
