@@ -227,6 +227,7 @@ class MeetingWeekOut(BaseModel):
     monday: date
     sunday: date
     timezone: str
+    meeting_at: datetime = Field(description="when the meeting is held (RELGOV_MEETING_TIME)")
     state: Literal["not_opened", "open", "closed"]
     live: bool = Field(description="no meeting: the agenda and snapshots are today's data")
     opened_by: str | None
@@ -432,6 +433,7 @@ def week_out(view: services.WeekView) -> MeetingWeekOut:
         monday=view.week.monday,
         sunday=view.week.sunday,
         timezone=view.zone,
+        meeting_at=inbox_service.meeting_at(view.week, view.zone),
         state=meeting.state if meeting else "not_opened",
         live=view.live,
         opened_by=meeting.opened_by if meeting else None,

@@ -148,6 +148,7 @@ def week(week: str) -> Response | str | tuple[str, int]:
         today=services.today(session).isoformat(),
         week_help=WEEK_HELP,
         messages=notifications.for_meeting(session, view.meeting) if view.meeting else [],
+        meeting_at=inbox.meeting_at(parsed, view.zone),
     )
 
 

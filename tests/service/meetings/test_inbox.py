@@ -4,6 +4,7 @@ on the dashboard and in ``GET /api/v1/me/inbox``, ordered by the meeting that ne
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -230,7 +231,9 @@ def test_the_inbox_is_a_persons_and_refuses_tokens(
     assert refused.status_code == 403
 
 
-def test_the_meeting_time_is_a_setting(app: Flask, session: Session, pos: App) -> None:
+def test_the_meeting_time_is_a_setting(
+    app: Flask, session: Session, pos: App, people: dict[str, User]
+) -> None:
     assert Settings.from_env({}).meeting_time == "Wed 12:00"
     assert Settings.from_env({"RELGOV_MEETING_TIME": "thu  09:30"}).meeting_time == "Thu 09:30"
     for bad in ("Wed 25:00", "Someday 10:00", "12:00", "Wed"):
@@ -241,3 +244,8 @@ def test_the_meeting_time_is_a_setting(app: Flask, session: Session, pos: App) -
     with app.app_context():
         at = meeting_at(Week(2026, 42), "Asia/Tokyo")
     assert at == datetime(2026, 10, 15, 0, 30, tzinfo=UTC)  # Thursday 09:30 JST
+    viewer = as_person(app, people["viewer"])
+    week = viewer.get("/api/v1/meetings/2026-W42").json
+    assert week["meeting_at"] == "2026-10-15T00:30:00Z"
+    page = viewer.get("/meetings/2026-W42").get_data(as_text=True)
+    assert re.search(r"meeting <time [^>]*>Thu 2026-10-15 09:30 JST</time>", page)
