@@ -11,7 +11,8 @@ meetings ahead:
 
 Each entry names the meeting that needs it: the week of the release's train, or the next
 meeting when the train has left or there is none (an action item: the next meeting, where
-it is read out until closed). The next meeting is this week's unless it is closed already.
+it is read out until closed). The next meeting is this week's unless it is closed, or was
+never opened and its day is over.
 Entries are ordered by that meeting's time (``RELGOV_MEETING_TIME`` in the meeting's zone),
 then decisions, overrides, sign-offs, action items, then the oldest first.
 """
@@ -101,12 +102,15 @@ def meeting_at(week: Week, zone_name: str) -> datetime:
 
 
 def next_meeting(session: Session, *, now: datetime | None = None) -> NextMeeting:
-    """This week's meeting unless it is closed; then next week's."""
+    """This week's meeting, unless it is closed, or it was never opened and its day is over
+    (what it did not decide is carried to next week's); then next week's."""
     moment = utc.aware(now or utcnow())
     zone_name = services.meeting_zone_name(session)
-    week = week_at(moment, timezones.zone(zone_name))
+    zone = timezones.zone(zone_name)
+    week = week_at(moment, zone)
     meeting = services.get_meeting(session, week)
-    if meeting is not None and meeting.state == "closed":
+    day_over = meeting_at(week, zone_name).astimezone(zone).date() < moment.astimezone(zone).date()
+    if (meeting is not None and meeting.state == "closed") or (meeting is None and day_over):
         week = week.shifted(1)
         meeting = services.get_meeting(session, week)
     zone_name = meeting.timezone if meeting else zone_name

@@ -20,6 +20,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 import utc
+from service import timezones
 from service.meetings.models import (
     DECISION_LABELS,
     Meeting,
@@ -32,7 +33,13 @@ from service.models import User, utcnow
 from service.releases.models import App, Release
 
 MEETINGS_CHANNEL = "meetings"
-DECISION_ICONS = {"go": "✅", "go_with_conditions": "☑️", "no_go": "⛔", "defer": "⏭️"}
+# Slack's emoji codes (Slack shows the emoji; anywhere else the text still reads).
+DECISION_ICONS = {
+    "go": ":white_check_mark:",
+    "go_with_conditions": ":ballot_box_with_check:",
+    "no_go": ":no_entry:",
+    "defer": ":next_track_button:",
+}
 
 
 def week_path(meeting: Meeting, release_id: int | None = None) -> str:
@@ -84,8 +91,11 @@ def _message(session: Session, event: MeetingEvent) -> Message | None:
             + (f"\nConditions: {d.conditions}" if d.conditions else "")
             + (f"\nThe release is now {moved[1].replace('_', ' ')}." if moved else "")
             + (
-                f"\nNext train: {effect['scheduled_for'][1]}"
-                if d.decision == "defer" and effect.get("scheduled_for")
+                "\nNext train: "
+                + timezones.text(
+                    datetime.fromisoformat(effect["scheduled_for"][1]), app.train_timezone, "day"
+                )
+                if d.decision == "defer" and (effect.get("scheduled_for") or [None, None])[1]
                 else ""
             )
         )
@@ -122,13 +132,14 @@ def _message(session: Session, event: MeetingEvent) -> Message | None:
         if event.kind == "action_item_created":
             at = utc.aware(item.created_at)
             text = (
-                f"📝 New action item for @{email}{about}: *{item.title}*, due "
+                f":memo: New action item for @{email}{about}: *{item.title}*, due "
                 f"{item.due_on.isoformat()} (release meeting {meeting.week})."
             )
         else:
             at = utc.aware(item.closed_at or utcnow())
             text = (
-                f"✔️ Action item closed by {_who(item.closed_by or event.actor)}{about}: "
+                ":heavy_check_mark: Action item closed by "
+                f"{_who(item.closed_by or event.actor)}{about}: "
                 f"*{item.title}*" + (f" — {item.close_note}" if item.close_note else "")
             )
         payload = {
@@ -155,7 +166,7 @@ def _message(session: Session, event: MeetingEvent) -> Message | None:
             session.exec(select(MeetingItem.id).where(MeetingItem.meeting_id == meeting.id)).all()
         )
         text = (
-            f"📋 The release meeting of {meeting.week} is open "
+            f":clipboard: The release meeting of {meeting.week} is open "
             f"({_who(meeting.opened_by)}): {count} release{'s' if count != 1 else ''} on "
             "the agenda."
         )
@@ -195,7 +206,8 @@ def _closed(session: Session, meeting: Meeting, base: dict[str, Any]) -> Message
         f"{counts[k]} {DECISION_LABELS[k].lower()}" for k in DECISION_LABELS if counts[k]
     )
     text = (
-        f"🏁 The release meeting of {meeting.week} is closed ({_who(meeting.closed_by or '')}): "
+        f":checkered_flag: The release meeting of {meeting.week} is closed "
+        f"({_who(meeting.closed_by or '')}): "
         + (summary or "no decision")
         + "."
         + ("\n" + "\n".join(lines) if lines else "")

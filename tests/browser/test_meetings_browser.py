@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session
 
+from service.meetings.inbox import next_meeting
 from service.meetings.weeks import Week, week_at
 from service.models import User, utcnow
 from service.releases import checklist
@@ -66,10 +67,20 @@ def agenda(app, session: Session, tmp_path, people: dict[str, User], week: Week)
     return ready, later
 
 
-def test_run_a_weekly_meeting(page, agenda, week: Week, session: Session) -> None:  # type: ignore[no-untyped-def]
+def test_run_a_weekly_meeting(page, app, agenda, week: Week, session: Session) -> None:  # type: ignore[no-untyped-def]
     ready, _ = agenda
+    with app.app_context():
+        upcoming = next_meeting(session).week  # this week's, or next once Wednesday is over
     page.on("dialog", lambda dialog: dialog.accept())
     log_in(page, "release_manager@example.com", PASSWORD)
+    # "Waiting for you": both releases wait for this week's decision.
+    page.goto("/")
+    inbox = page.locator("#inbox")
+    assert f"For the meeting of {upcoming}" in inbox.inner_text()
+    assert inbox.locator("tr[data-kind=decision]").count() == 2
+    both_widths(page, "dashboard-inbox-rm")
+    inbox.locator("tr[data-kind=decision] a").first.click()
+    page.wait_for_url(f"**/meetings/{upcoming}#release-*")
     page.click("nav >> text=Meeting")
     page.wait_for_url(f"**/meetings/{week}")
     assert "not opened" in page.inner_text("h1")
@@ -112,6 +123,12 @@ def test_run_a_weekly_meeting(page, agenda, week: Week, session: Session) -> Non
     page.wait_for_selector("text=It now reads back as decided")
     assert "closed" in page.inner_text("h1")
     assert page.locator("button", has_text="Record the decision").count() == 0
+    # The chat messages the meeting recorded for Slack, at the foot of the page.
+    page.click("#messages summary")
+    messages = page.locator("#messages tr[data-message]")
+    assert messages.count() == 5  # opened, two decisions, the action item, closed
+    assert "Go with conditions" in page.inner_text("#messages")
+    both_widths(page, "meeting-closed-messages")
 
     # The release moves on; the past week still shows what the meeting saw and decided.
     session.refresh(ready)
@@ -135,6 +152,15 @@ def test_run_a_weekly_meeting(page, agenda, week: Week, session: Session) -> Non
     both_widths(page, "meetings-index")
     page.goto(f"/releases/{ready.id}")
     assert "Go with conditions" in page.inner_text("#meeting + article")
+
+    # QA's dashboard: the action item, for next week's meeting (this week's is closed).
+    page.click("button:has-text('Log out')")
+    log_in(page, "qa@example.com", PASSWORD)
+    page.goto("/")
+    inbox = page.locator("#inbox")
+    assert f"For the meeting of {week.shifted(1)}" in inbox.inner_text()
+    assert "Run the regression suite on 1.2.0" in inbox.inner_text()
+    both_widths(page, "dashboard-inbox-qa")
 
 
 def test_a_bad_week_is_refused_with_a_message(page, agenda) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session
 
-from service.meetings.inbox import meeting_at
+from service.meetings.inbox import meeting_at, next_meeting
 from service.meetings.models import ActionItem, Meeting
 from service.meetings.weeks import Week, week_at
 from service.models import User, utcnow
@@ -56,9 +56,19 @@ def train(week: Week) -> datetime:
     return datetime.combine(week.monday + timedelta(days=2), time(14), tzinfo=TOKYO)
 
 
+@pytest.fixture
+def meets_today(app: Flask) -> None:
+    """The meeting is held today at 23:30 (Tokyo), so this week's meeting is the next one
+    whatever day the test runs."""
+    today = datetime.now(TOKYO).strftime("%a")
+    settings = app.config["RELGOV_SETTINGS"]
+    app.config["RELGOV_SETTINGS"] = dataclasses.replace(settings, meeting_time=f"{today} 23:30")
+
+
 def meeting_time(week: Week) -> str:
-    """The default meeting time, Wednesday 12:00 in Tokyo, as the API writes it (UTC)."""
-    moment = datetime.combine(week.monday + timedelta(days=2), time(12), tzinfo=TOKYO)
+    """That meeting time in ``week``, as the API writes it (UTC)."""
+    day = week.monday + timedelta(days=datetime.now(TOKYO).weekday())
+    moment = datetime.combine(day, time(23, 30), tzinfo=TOKYO)
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -101,7 +111,7 @@ def entries(body: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def test_each_person_sees_what_waits_for_them_by_the_meeting_that_needs_it(
-    app: Flask, session: Session, pos: App, people: dict[str, User]
+    app: Flask, session: Session, pos: App, people: dict[str, User], meets_today: None
 ) -> None:
     week = week_at(utcnow(), TOKYO)
     nxt = week.shifted(1)
@@ -205,7 +215,12 @@ def test_each_person_sees_what_waits_for_them_by_the_meeting_that_needs_it(
 
 
 def test_the_dashboard_shows_waiting_for_you(
-    app: Flask, client: FlaskClient, session: Session, pos: App, people: dict[str, User]
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    pos: App,
+    people: dict[str, User],
+    meets_today: None,
 ) -> None:
     week = week_at(utcnow(), TOKYO)
     release = add_release(
@@ -249,3 +264,26 @@ def test_the_meeting_time_is_a_setting(
     assert week["meeting_at"] == "2026-10-15T00:30:00Z"
     page = viewer.get("/meetings/2026-W42").get_data(as_text=True)
     assert re.search(r"meeting <time [^>]*>Thu 2026-10-15 09:30 JST</time>", page)
+
+
+def test_the_next_meeting_is_this_weeks_until_it_is_closed_or_its_day_is_over(
+    app: Flask, session: Session, pos: App
+) -> None:
+    wednesday = datetime(2026, 10, 14, 15, 0, tzinfo=TOKYO)  # W42, after the 12:00 meeting
+    sunday = datetime(2026, 10, 18, 10, 0, tzinfo=TOKYO)
+    with app.app_context():
+        assert next_meeting(session, now=wednesday).week == Week(2026, 42)  # it may open late
+        assert next_meeting(session, now=sunday).week == Week(2026, 43)  # never opened: over
+        held = Meeting(
+            week="2026-W42", week_start=date(2026, 10, 12), timezone="Asia/Tokyo",
+            opened_by="user:rm@example.com",
+        )  # fmt: skip
+        session.add(held)
+        session.commit()
+        assert next_meeting(session, now=sunday).week == Week(2026, 42)  # open: still on
+        held.state = "closed"
+        session.add(held)
+        session.commit()
+        upcoming = next_meeting(session, now=wednesday)
+    assert upcoming.week == Week(2026, 43)
+    assert upcoming.at == datetime(2026, 10, 21, 3, 0, tzinfo=UTC)  # Wed 12:00 JST
