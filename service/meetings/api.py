@@ -10,16 +10,16 @@ checked before the body is read.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from flask import url_for
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 import utc
 from service import db
-from service.api.errors import ApiError, validation_error
-from service.api.operations import Routes, read_json_body
+from service.api.errors import ApiError
+from service.api.operations import Routes
 from service.api.person_session import require_person
 from service.meetings import inbox as inbox_service
 from service.meetings import notifications, services
@@ -29,7 +29,6 @@ from service.models import User
 from service.releases.models import Release
 
 routes = Routes(tag="Meeting")
-Body = TypeVar("Body", bound=BaseModel)
 
 
 # --- bodies --------------------------------------------------------------------------------
@@ -264,22 +263,6 @@ class MeetingSummaryOut(BaseModel):
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def _person(*roles: str) -> User:
-    """The logged-in person (401/403/CSRF), refused with 403 unless they hold one of
-    ``roles``: before the body is read."""
-    person = require_person()
-    if person.role not in roles:
-        raise ApiError(403, "forbidden", "your role may read the meeting but not do this")
-    return person
-
-
-def _body(model: type[Body]) -> Body:
-    try:
-        return model.model_validate(read_json_body())
-    except ValidationError as exc:
-        raise validation_error(exc) from None
 
 
 def _week(text: str) -> Week:
@@ -631,7 +614,7 @@ def open_meeting(week: str) -> tuple[MeetingWeekOut, int]:
     """Release managers, in their session (``X-CSRFToken``). The agenda: releases whose train
     leaves that week, hotfixes, and releases carried over from earlier weeks. 409 when it is
     already open or closed, or the week is more than one week ahead."""
-    person = _person(*_RUNNERS)
+    person = require_person()
     parsed = _week(week)
     services.open_meeting(db.session(), week=parsed, user=person)
     return _view(parsed), 201
@@ -642,15 +625,14 @@ def open_meeting(week: str) -> tuple[MeetingWeekOut, int]:
     "POST",
     summary="Put a release on an open meeting's agenda (e.g. a hotfix registered since)",
     scope=None,
-    documented_body=ReleaseRefIn,
+    body=ReleaseRefIn,
     response=MeetingWeekOut,
     status=201,
     errors=_WRITE_ERRORS,
 )
-def add_meeting_release(week: str) -> tuple[MeetingWeekOut, int]:
-    person = _person(*_RUNNERS)
+def add_meeting_release(week: str, body: ReleaseRefIn) -> tuple[MeetingWeekOut, int]:
+    person = require_person()
     parsed = _week(week)
-    body = _body(ReleaseRefIn)
     meeting = _meeting(parsed)
     services.add_release(
         db.session(), meeting=meeting, release=_release(body.release_id), user=person
@@ -663,20 +645,19 @@ def add_meeting_release(week: str) -> tuple[MeetingWeekOut, int]:
     "POST",
     summary="Decide a release of an open meeting: go, go with conditions, no-go, defer",
     scope=None,
-    documented_body=DecisionIn,
+    body=DecisionIn,
     response=DecisionOut,
     status=201,
     errors=_WRITE_ERRORS,
 )
-def post_decision(week: str) -> tuple[DecisionOut, int]:
+def post_decision(week: str, body: DecisionIn) -> tuple[DecisionOut, int]:
     """Release managers, in their session (``X-CSRFToken``). go approves a release in
     review (409 with the reason when its checklist or separation of duties refuses); no-go
     rejects a release in review or approved; defer moves it to its app's next train (next
     week's agenda). A release past approval keeps its state. Deciding again replaces the
     decision (both are kept)."""
-    person = _person(*_RUNNERS)
+    person = require_person()
     parsed = _week(week)
-    body = _body(DecisionIn)
     meeting = _meeting(parsed)
     row = services.decide(
         db.session(),
@@ -695,15 +676,14 @@ def post_decision(week: str) -> tuple[DecisionOut, int]:
     "POST",
     summary="Amend a decision of a closed meeting (highlighted in the audit log)",
     scope=None,
-    documented_body=DecisionIn,
+    body=DecisionIn,
     response=DecisionOut,
     status=201,
     errors=_WRITE_ERRORS,
 )
-def post_amendment(week: str) -> tuple[DecisionOut, int]:
-    person = _person(*_RUNNERS)
+def post_amendment(week: str, body: DecisionIn) -> tuple[DecisionOut, int]:
+    person = require_person()
     parsed = _week(week)
-    body = _body(DecisionIn)
     meeting = _meeting(parsed)
     row = services.decide(
         db.session(),
@@ -723,14 +703,13 @@ def post_amendment(week: str) -> tuple[DecisionOut, int]:
     "PUT",
     summary="Who attended an open meeting: people (emails) and guests (names)",
     scope=None,
-    documented_body=AttendeesIn,
+    body=AttendeesIn,
     response=list[AttendeeOut],
     errors=_WRITE_ERRORS,
 )
-def put_attendees(week: str) -> list[AttendeeOut]:
-    person = _person(*_RUNNERS)
+def put_attendees(week: str, body: AttendeesIn) -> list[AttendeeOut]:
+    person = require_person()
     parsed = _week(week)
-    body = _body(AttendeesIn)
     rows = services.set_attendees(
         db.session(),
         meeting=_meeting(parsed),
@@ -746,14 +725,13 @@ def put_attendees(week: str) -> list[AttendeeOut]:
     "PUT",
     summary="Save an open meeting's minutes (409 when they changed since the revision sent)",
     scope=None,
-    documented_body=MinutesIn,
+    body=MinutesIn,
     response=MinutesOut,
     errors=_WRITE_ERRORS,
 )
-def put_minutes(week: str) -> MinutesOut:
-    person = _person(*_RUNNERS)
+def put_minutes(week: str, body: MinutesIn) -> MinutesOut:
+    person = require_person()
     parsed = _week(week)
-    body = _body(MinutesIn)
     meeting = services.save_minutes(
         db.session(),
         meeting=_meeting(parsed),
@@ -769,15 +747,14 @@ def put_minutes(week: str) -> MinutesOut:
     "POST",
     summary="Create an action item in an open meeting: a person, a due date",
     scope=None,
-    documented_body=ActionItemIn,
+    body=ActionItemIn,
     response=ActionItemOut,
     status=201,
     errors=_WRITE_ERRORS,
 )
-def post_action_item(week: str) -> tuple[ActionItemOut, int]:
-    person = _person(*_RUNNERS)
+def post_action_item(week: str, body: ActionItemIn) -> tuple[ActionItemOut, int]:
+    person = require_person()
     parsed = _week(week)
-    body = _body(ActionItemIn)
     meeting = _meeting(parsed)
     item = services.add_action_item(
         db.session(),
@@ -800,7 +777,7 @@ def post_action_item(week: str) -> tuple[ActionItemOut, int]:
     errors=_WRITE_ERRORS,
 )
 def close_meeting(week: str) -> MeetingWeekOut:
-    person = _person(*_RUNNERS)
+    person = require_person()
     parsed = _week(week)
     services.close_meeting(db.session(), meeting=_meeting(parsed), user=person)
     return _view(parsed)
@@ -836,13 +813,12 @@ def list_action_items(query: ActionItemQuery) -> list[ActionItemOut]:
     "POST",
     summary="Close an action item (its owner or anyone working on releases; audited)",
     scope=None,
-    documented_body=CloseActionItemIn,
+    body=CloseActionItemIn,
     response=ActionItemOut,
     errors=_WRITE_ERRORS,
 )
-def close_action_item(action_item_id: int) -> ActionItemOut:
-    person = _person(*services.CLOSERS)
-    body = _body(CloseActionItemIn)
+def close_action_item(action_item_id: int, body: CloseActionItemIn) -> ActionItemOut:
+    person = require_person()
     session = db.session()
     item = session.get(ActionItem, action_item_id)
     if item is None:
@@ -1006,18 +982,17 @@ def list_meetings(release_id: int) -> list[MeetingOut]:
     "POST",
     summary="Record a release's meeting decision in the week of held_on (release managers)",
     scope=None,
-    documented_body=MeetingIn,
+    body=MeetingIn,
     response=MeetingOut,
     status=201,
     errors=_WRITE_ERRORS,
 )
-def post_meeting(release_id: int) -> tuple[MeetingOut, int]:
+def post_meeting(release_id: int, body: MeetingIn) -> tuple[MeetingOut, int]:
     """Kept for older callers; prefer ``POST /meetings/{week}/decisions``. The decision goes
     to the weekly meeting of ``held_on`` (opened if need be, the release put on its agenda):
     ``postponed`` is a defer, and the decision does what a meeting decision does (go
     approves a release in review). 409 when that week's meeting is closed."""
-    person = _person(*_RUNNERS)
-    body = _body(MeetingIn)
+    person = require_person()
     release = _release_or_404(release_id)
     session = db.session()
     row = services.record_for_release(

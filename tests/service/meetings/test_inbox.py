@@ -20,40 +20,13 @@ from service.meetings.weeks import Week, week_at
 from service.models import User, utcnow
 from service.releases.models import App, Release, ReleaseItem, SignOff
 from service.settings import Settings, SettingsError
-from tests.builders import add_release, csrf_header, login, make_token, make_user
+from tests.builders import add_release, csrf_header, login, make_token
+from tests.service.meetings.test_meetings import people, pos, train  # the same fixtures
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
 
-@pytest.fixture
-def people(session: Session) -> dict[str, User]:
-    roles = {
-        "rm": "release_manager",
-        "eng": "engineer",
-        "qa": "qa",
-        "support": "support",
-        "viewer": "viewer",
-        "admin": "admin",
-    }
-    return {
-        key: make_user(session, email=f"{key}@example.com", role=role, name=f"{key.title()} Person")
-        for key, role in roles.items()
-    }
-
-
-@pytest.fixture
-def pos(session: Session) -> App:
-    app = App(
-        slug="pos", name="POS register", train_weekday=2, train_time="14:00",
-        train_timezone="Asia/Tokyo",
-    )  # fmt: skip
-    session.add(app)
-    session.commit()
-    return app
-
-
-def train(week: Week) -> datetime:
-    return datetime.combine(week.monday + timedelta(days=2), time(14), tzinfo=TOKYO)
+__all__ = ["people", "pos"]  # fixtures
 
 
 @pytest.fixture
