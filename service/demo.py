@@ -11,6 +11,7 @@ from service.adoption import demo as adoption_demo
 from service.auth import create_user
 from service.beta import demo as beta_demo
 from service.incidents import demo as incidents_demo
+from service.meetings import demo as meetings_demo
 from service.models import User
 from service.releases import demo as releases_demo
 from service.search import demo as search_demo
@@ -41,12 +42,14 @@ def seed_people(session: Session) -> list[str]:
 
 
 # Each feature seeds its own demo data, in this order: seed(session) -> report lines. The
-# search index comes last: it indexes what the others made.
+# meetings come after incidents: they read the adoption and incidents of the weeks they were
+# held in; the search index comes last: it indexes what the others made.
 SEEDERS = (
     releases_demo.seed,
     beta_demo.seed,
     adoption_demo.seed,
     incidents_demo.seed,
+    meetings_demo.seed,
     search_demo.seed,
 )
 

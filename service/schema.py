@@ -14,6 +14,7 @@ import service.adoption.models
 import service.beta.models
 import service.incidents.models
 import service.jobs.models
+import service.meetings.models
 import service.models
 import service.releases.models
 import service.search.models
@@ -25,6 +26,7 @@ TABLE_MODULES = (
     service.jobs.models,
     service.beta.models,
     service.incidents.models,
+    service.meetings.models,
     service.adoption.models,
     service.search.models,
     beta.models,

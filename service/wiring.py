@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Flask
 
 from release_notes.notion import TokenBucket
-from service import jobs, metrics, pages
+from service import db, jobs, metrics, pages, timezones
 from service.adoption import api as adoption_api
 from service.adoption import fastpath, periodic
 from service.adoption import views as adoption_views
@@ -26,6 +26,10 @@ from service.commands import COMMANDS
 from service.incidents import api as incidents_api
 from service.incidents import services as incidents
 from service.incidents import views as incidents_views
+from service.meetings import api as meetings_api
+from service.meetings import notifications as meeting_notifications
+from service.meetings import services as meetings
+from service.meetings import views as meetings_views
 from service.people import api as people_api
 from service.people import login_views
 from service.people import views as people_views
@@ -43,7 +47,6 @@ from service.releases import (
     notes,
     notes_views,
 )
-from service.releases import services as releases
 from service.releases import views as releases_views
 from service.search import api as search_api
 from service.search import index as search_index
@@ -90,15 +93,14 @@ NOTES_EDITED: tuple[notes.EditReaction, ...] = (
 )
 # ... and that they were generated from git.
 NOTES_GENERATED: tuple[notes.EditReaction, ...] = (search.RELEASE_NOTES.notes_changed,)
-# Who hears that an incident was recorded or changed, and that a meeting was recorded.
+# Who hears that an incident was recorded or changed.
 INCIDENT_CHANGED: tuple[incidents.IncidentReaction, ...] = (search.INCIDENTS.changed,)
-MEETING_RECORDED: tuple[releases.MeetingReaction, ...] = (search.MEETING_RECORDS.recorded,)
 
 # What the search index holds, source by source (service/search/sources.py).
 SEARCH_SOURCES: tuple[search_index.Source, ...] = (
     search.RELEASE_NOTES,
     search.INCIDENTS,
-    search.MEETING_RECORDS,
+    search.MEETING_MINUTES,
 )
 
 # How each automatic checklist rule is evaluated.
@@ -118,6 +120,21 @@ RELEASE_PANELS: tuple[releases_views.Panel, ...] = (
     ("publishing/_release_publish.html", publishing_views.publish_panel),
     ("adoption/_release_adoption.html", adoption_views.adoption_panel),
     ("incidents/_release_incidents.html", incidents_views.release_panel),
+    ("meetings/_release_meetings.html", meetings_views.release_panel),
+)
+
+# The sections other features put at the top of the dashboard, for the logged-in person.
+DASHBOARD_PANELS: tuple[pages.DashboardPanel, ...] = (
+    ("meetings/_inbox.html", meetings_views.inbox_panel),  # "Waiting for you"
+)
+
+# Who hears about what happens in a weekly meeting (opened, a release added, decided,
+# amended, closed, an action item created or closed), in its transaction, in this order.
+# The chat message each event would post is recorded (``meeting_notification``) for a
+# sender to post later, so chat being down never blocks a decision.
+MEETING_REACTIONS: tuple[meetings.Reaction, ...] = (
+    meeting_notifications.record,
+    search.MEETING_MINUTES.meeting_event,
 )
 
 # Gauges read from the database at each /metrics scrape.
@@ -139,6 +156,7 @@ BLUEPRINTS = (
     beta_views.bp,
     adoption_views.bp,
     incidents_views.bp,
+    meetings_views.bp,
     publishing_views.bp,
     search_views.bp,
 )
@@ -151,6 +169,7 @@ API = (
     beta_api.routes,
     adoption_api.routes,
     incidents_api.routes,
+    meetings_api.routes,
     publishing_api.routes,
     search_api.routes,
 )
@@ -175,7 +194,7 @@ def job_kinds() -> jobs.JobKinds:
 
 def init_app(app: Flask) -> None:
     """Give ``app`` every feature: pages, API, CLI, and the wiring above."""
-    pages.init_app(app)  # the dashboard and the navigation
+    pages.init_app(app, panels=DASHBOARD_PANELS)  # the dashboard and the navigation
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     api_blueprint.init_app(app, *API)
@@ -186,9 +205,11 @@ def init_app(app: Flask) -> None:
     checklist.install(CHECKLIST_RULES)
     notes.install(NOTES_EDITED, on_generate=NOTES_GENERATED)
     incidents.install(INCIDENT_CHANGED)
-    releases.install(MEETING_RECORDED)
     search_index.init_app(app, SEARCH_SOURCES)
     releases_views.init_app(app, panels=RELEASE_PANELS)
+    meetings.install(MEETING_REACTIONS)
+    # Times on pages about no one app show in the meeting's time zone.
+    timezones.init_app(app, default_zone=lambda: meetings.meeting_zone_name(db.session()))
     metrics.collect_on_scrape(app, GAUGES)
     jobs.init_app(app, job_kinds())
 

@@ -23,7 +23,8 @@ from release_notes.config import config_from_dict
 from release_notes.notes import build_release_notes
 from release_notes.render import render_markdown, to_json_dict
 from service.incidents.models import Incident
-from service.releases.models import App, MeetingRecord, Release, ReleaseNote
+from service.meetings.models import Meeting
+from service.releases.models import App, Release, ReleaseNote
 
 APPS = [("pos", "POS register"), ("handy", "Handheld order terminal"), ("kds", "Kitchen display")]
 AREAS = {
@@ -313,6 +314,8 @@ def build(
     ]
     pr = 1000
     for week in range(weeks):
+        monday = start + timedelta(weeks=week)
+        minutes = []
         for app_id in range(1, len(APPS) + 1):
             ids["release"] += 1
             release_id = ids["release"]
@@ -348,19 +351,8 @@ def build(
             )
             chunk.commits += commits_per_release
             a, b = _things(rng)
-            ids["meeting"] += 1
-            chunk.meetings.append(
-                {
-                    "id": ids["meeting"],
-                    "release_id": release_id,
-                    "held_on": day + timedelta(days=1),
-                    "attendees": "RM, engineer, QA, support",
-                    "decision": "go",
-                    "minutes": rng.choice(MINUTES).format(a=a[1], b=b[0]),
-                    "recorded_by": "user:rm@example.com",
-                    "at": at + timedelta(days=1),
-                }
-            )
+            said = rng.choice(MINUTES).format(a=a[1], b=b[0])
+            minutes.append(f"{APPS[app_id - 1][0]} {version}: {said}")
             if rng.random() < incident_share:
                 ids["incident"] += 1
                 a, b = _things(rng)
@@ -385,6 +377,25 @@ def build(
                         "updated_at": at + timedelta(days=3),
                     }
                 )
+        ids["meeting"] += 1
+        iso = monday.isocalendar()
+        held = datetime.combine(monday, datetime.min.time(), tzinfo=UTC)
+        held += timedelta(days=2, hours=5)
+        chunk.meetings.append(
+            {
+                "id": ids["meeting"],
+                "week": f"{iso.year}-W{iso.week:02d}",
+                "week_start": monday,
+                "timezone": "Asia/Tokyo",
+                "state": "closed",
+                "opened_by": "user:rm@example.com",
+                "opened_at": held,
+                "closed_by": "user:rm@example.com",
+                "closed_at": held + timedelta(hours=1),
+                "minutes": "\n\n".join(minutes),
+                "minutes_revision": 1,
+            }
+        )
         if (week + 1) % 10 == 0:
             yield chunk
             chunk = History()
@@ -399,7 +410,7 @@ def insert_history(connection: Connection, history: History) -> None:
         (Release, history.releases),
         (ReleaseNote, history.notes),
         (Incident, history.incidents),
-        (MeetingRecord, history.meetings),
+        (Meeting, history.meetings),
     ):
         if rows:
             full = [model(**row).model_dump() for row in rows]
@@ -408,7 +419,7 @@ def insert_history(connection: Connection, history: History) -> None:
                     row.pop("id", None)
             connection.execute(insert(SQLModel.metadata.tables[model.__tablename__]), full)
     if connection.dialect.name == "postgresql":  # the ids were given: move the sequences on
-        for model in (App, Release, ReleaseNote, Incident, MeetingRecord):
+        for model in (App, Release, ReleaseNote, Incident, Meeting):
             name = model.__tablename__
             connection.execute(
                 text(

@@ -127,7 +127,7 @@ def _as_json(results: search_query.Results) -> dict[str, Any]:
 @search_group.command("reindex")
 @with_appcontext
 def reindex_command() -> None:
-    """Rebuild the whole search index from the notes, incidents and meeting records."""
+    """Rebuild the whole search index from the notes, incidents and meeting minutes."""
     started = time.monotonic()
     with db.session_scope() as session:
         rebuilt = index.rebuild(session, index.sources_of().values())

@@ -2,13 +2,13 @@
 everything.
 
 A *source* (:class:`Source`) turns one kind of owner (a release's notes, an incident, a
-meeting record) into documents; ``service/wiring.py`` lists the sources
-(:data:`SOURCES_KEY`). A future record (the weekly meeting) is one more source plus a
+week's meeting minutes) into documents; ``service/wiring.py`` lists the sources
+(:data:`SOURCES_KEY`). Another kind of text is one more source plus a
 reaction where it changes, nothing else.
 
 The index is updated **in the transaction of the change**: the reactions in
 :mod:`service.search.sources` run inside the service call that changed the text (generating
-or editing notes, recording or changing an incident, recording a meeting) and call
+or editing notes, recording or changing an incident, saving a meeting's minutes) and call
 :func:`refresh`. So a committed change is searchable at once, and a change that fails leaves
 no index row behind (nor an index row without its change). It is cheap: one release's notes
 are a few hundred rows, written in milliseconds, next to generating them from git which
@@ -47,7 +47,7 @@ class Entry:
     """One document as a source gives it."""
 
     kind: str  # one of service.search.models.KINDS
-    section: str  # where it is, for people: "Features · Payments", "Meeting 2026-03-04 · Go"
+    section: str  # where it is, for people: "Features · Payments", "Meeting 2026-W10"
     title: str
     body: str = ""
     target: str = ""  # where in the owner's page (see the source's ``link``)
@@ -55,7 +55,7 @@ class Entry:
 
 @dataclass
 class Owner:
-    """What one source object (release, incident, meeting record) gives the index."""
+    """What one source object (release, incident, weekly meeting) gives the index."""
 
     key: int
     on_date: date

@@ -14,7 +14,7 @@ not by the models, because neither SQLModel nor Alembic describes them:
   ``tsvector`` of the grams (``array_to_tsvector(string_to_array(grams, ' '))``).
 
 The rows are derived data: ``relgov search reindex`` rebuilds them all from the notes,
-incidents and meeting records.
+incidents and meetings' minutes.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ def _version_key_type() -> TypeEngine[str]:
 
 
 class SearchDoc(SQLModel, table=True):
-    """One searchable piece of text of one owner (a release's notes, an incident, a meeting
-    record): an owner's documents are replaced together when it changes."""
+    """One searchable piece of text of one owner (a release's notes, an incident, a week's
+    meeting): an owner's documents are replaced together when it changes."""
 
     __tablename__ = "search_doc"
     __table_args__ = (
@@ -74,7 +74,7 @@ class SearchDoc(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     source: str = Field(max_length=32)  # the source that made it (service.search.sources)
-    owner_key: int  # the id of its owner in that source (release, incident, meeting record)
+    owner_key: int  # the id of its owner in that source (release, incident, meeting)
     position: int = 0  # its place among the owner's documents
     kind: str = Field(max_length=16)  # one of KINDS
     app_id: int | None = None
@@ -83,7 +83,7 @@ class SearchDoc(SQLModel, table=True):
     version_key: str | None = Field(
         default=None, sa_column=Column("version_key", _version_key_type(), nullable=True)
     )
-    on_date: date  # the release's registration day, the incident's start, the meeting's day
+    on_date: date  # the release's registration day, the incident's start, the meeting's Monday
     section: str = Field(default="", max_length=300)
     title: str = Field(default="", sa_column=Column(Text, nullable=False))
     body: str = Field(default="", sa_column=Column(Text, nullable=False))

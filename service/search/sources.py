@@ -9,7 +9,9 @@
   items are indexed when the generated text does not have them (a commit line kept as
   generated is already there as its commit).
 - :data:`INCIDENTS` (``incident``): an incident's title.
-- :data:`MEETING_RECORDS` (``meeting``): the minutes of a release's meeting record.
+- :data:`MEETING_MINUTES` (``minutes``): the minutes of each week's release meeting
+  (``service.meetings``), paragraph by paragraph. A meeting is every app's, so its minutes
+  belong to no app (an app filter leaves them out).
 
 Each reaction below is named in ``service/wiring.py`` and runs in the transaction of the
 change (see :mod:`service.search.index`).
@@ -29,7 +31,9 @@ from sqlmodel import Session, col, select
 
 from release_notes.commits import KIND_TITLES
 from service.incidents.models import Incident
-from service.releases.models import MeetingRecord, Release, ReleaseNote
+from service.meetings.models import Meeting
+from service.meetings.services import MeetingEvent
+from service.releases.models import Release, ReleaseNote
 from service.search.index import Entry, Owner, refresh
 from service.search.models import SearchDoc
 from service.search.text import clean, normalize
@@ -45,7 +49,6 @@ _FIX_HEADING = re.compile(r"^(fix|bug|修正|不具合)", re.IGNORECASE)
 # The links after a generated line: "(#12, abc1234)" or "(abc1234)".
 _REF = r"(?:#\d+|[0-9a-f]{7,40})"
 _TRAILING_REF = re.compile(rf"\s*\({_REF}(?:,\s*{_REF})*\)\s*$")
-MEETING_DECISIONS = {"go": "Go", "no_go": "No-go", "postponed": "Postponed"}
 
 
 # --- the notes as blocks -----------------------------------------------------------------
@@ -320,37 +323,30 @@ class IncidentsSource:
         refresh(session, self, incident.id or 0)
 
 
-class MeetingRecordsSource:
-    name = "meeting"
+class MeetingMinutesSource:
+    name = "minutes"
 
     def owners(self, session: Session, keys: Sequence[int] | None) -> Iterator[Owner]:
-        stmt = select(MeetingRecord, Release).join(
-            Release, col(Release.id) == col(MeetingRecord.release_id)
-        )
+        stmt = select(Meeting)
         if keys is not None:
-            stmt = stmt.where(col(MeetingRecord.id).in_(keys))
-        for record, release in session.exec(stmt.order_by(col(MeetingRecord.id))).all():
-            decision = MEETING_DECISIONS.get(record.decision, record.decision)
-            yield Owner(
-                key=record.id or 0,
-                on_date=record.held_on,
-                app_id=release.app_id,
-                release_id=release.id,
-                version=release.version,
-                entries=[
-                    Entry("minutes", f"Meeting {record.held_on} · {decision}", "", record.minutes)
-                ],
-            )
+            stmt = stmt.where(col(Meeting.id).in_(keys))
+        for meeting in session.exec(stmt.order_by(col(Meeting.id))).all():
+            entries = []
+            for block in note_blocks(meeting.minutes or ""):
+                where = " · ".join((f"Meeting {meeting.week}", *block.headings))
+                entries.append(Entry("minutes", where, "", block.text, target=block.text))
+            yield Owner(key=meeting.id or 0, on_date=meeting.week_start, entries=entries)
 
     def link(self, doc: SearchDoc) -> str:
-        url = url_for("releases.release_detail", release_id=doc.release_id)
-        return f"{url}#meeting-{doc.owner_key}"
+        week = doc.section.removeprefix("Meeting ").split(" · ", 1)[0]
+        return url_for("meetings.week", week=week) + text_fragment(doc.target)
 
-    def recorded(self, session: Session, record: MeetingRecord) -> None:
-        """Reaction: a release's meeting was recorded."""
-        refresh(session, self, record.id or 0)
+    def meeting_event(self, session: Session, event: MeetingEvent) -> None:
+        """Reaction (every meeting event): the minutes were saved."""
+        if event.kind == "minutes_saved":
+            refresh(session, self, event.meeting.id or 0)
 
 
 RELEASE_NOTES = ReleaseNotesSource()
 INCIDENTS = IncidentsSource()
-MEETING_RECORDS = MeetingRecordsSource()
+MEETING_MINUTES = MeetingMinutesSource()

@@ -232,8 +232,6 @@ def test_demo_indexes_what_it_seeds(
     found = search("split bill")  # type: ignore[operator]
     kinds = {h.doc.kind for h in found.hits}
     assert {"store", "feature", "incident"} <= kinds
-    assert search("会計").total > 0  # type: ignore[operator]
-    minutes = search("リリース確認会", kind="minutes")  # type: ignore[operator]
-    assert minutes.total > 0 and minutes.hits[0].url.endswith(
-        f"#meeting-{minutes.hits[0].doc.owner_key}"
-    )
+    assert search("receipt").total > 0  # type: ignore[operator]
+    minutes = search("FAQ draft", kind="minutes")  # type: ignore[operator]
+    assert minutes.total > 0 and minutes.hits[0].url.startswith("/meetings/")

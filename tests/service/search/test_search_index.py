@@ -11,8 +11,10 @@ from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from service.incidents import services as incidents
+from service.meetings import services as meetings
+from service.meetings.models import Meeting
+from service.meetings.weeks import week_of
 from service.models import User
-from service.releases import services
 from service.releases.lifecycle import Actor
 from service.releases.models import App, Release
 from service.releases.notes import note_for, save_note_edit
@@ -162,32 +164,49 @@ def test_incidents_are_indexed_when_recorded_and_when_changed(
     assert "resolved" in hit.doc.section
 
 
-def test_meeting_minutes_are_indexed_when_recorded(
+def _minutes(app: Flask, session: Session, user: User, day: date, text: str) -> Meeting:
+    """Open the meeting of ``day``'s week and save its minutes, as the meeting page does."""
+    with app.app_context():
+        meeting = meetings.open_meeting(session, week=week_of(day), user=user)
+        meetings.save_minutes(
+            session, meeting=meeting, user=user, minutes=text, revision=meeting.minutes_revision
+        )
+        session.commit()
+    return meeting
+
+
+def test_weekly_meeting_minutes_are_indexed_when_saved(
     app: Flask,
     session: Session,
     releases: dict[str, Release],
     team: dict[str, User],
     search: Search,
 ) -> None:
-    release = releases["1.2.0"]
+    rm = team["release_manager"]
+    meeting = _minutes(
+        app, session, rm, date(2026, 3, 12), "pos 1.2.0: 会計まわりの回帰テストは問題なし。"
+    )
+    hit = search("回帰テスト").hits[0]
+    assert (hit.doc.kind, hit.doc.section, hit.doc.on_date, hit.doc.app_id) == (
+        "minutes",
+        f"Meeting {meeting.week}",
+        meeting.week_start,
+        None,
+    )
+    assert hit.url.startswith(f"/meetings/{meeting.week}#:~:text=")
+    # Saved again: the old text is gone from the index, the new one is there.
     with app.app_context():
-        record = services.record_meeting(
+        meetings.save_minutes(
             session,
-            release=release,
-            user=team["release_manager"],
-            held_on=date(2026, 3, 12),
-            attendees="Ren, Kenji",
-            decision="go",
-            minutes="リリース確認会: 会計まわりの回帰テストは問題なし。\nPrinter fix verified.",
+            meeting=meeting,
+            user=rm,
+            minutes="## Decisions\n\nPrinter fix verified on TM-m30III.",
+            revision=meeting.minutes_revision,
         )
         session.commit()
-    hit = search("回帰テスト").hits[0]
-    assert (hit.doc.kind, hit.doc.section, hit.doc.on_date) == (
-        "minutes",
-        "Meeting 2026-03-12 · Go",
-        date(2026, 3, 12),
-    )
-    assert hit.url == f"/releases/{release.id}#meeting-{record.id}"
+    assert search("回帰テスト").total == 0
+    hit = search("printer fix", kind="minutes").hits[0]
+    assert hit.doc.section == f"Meeting {meeting.week} · Decisions"
 
 
 def test_refreshing_and_rebuilding_give_the_same_rows(
@@ -204,21 +223,14 @@ def test_refreshing_and_rebuilding_give_the_same_rows(
             actor="test",
             thresholds=incidents.scope_thresholds(),
         )
-        services.record_meeting(
-            session,
-            release=releases["1.1.0"],
-            user=team["release_manager"],
-            held_on=date(2026, 3, 5),
-            attendees="Ren",
-            decision="go",
-            minutes="Go.",
-        )
         session.commit()
+    _minutes(app, session, team["release_manager"], date(2026, 3, 5), "Go.\n\nPrinter checked.")
+    with app.app_context():
         refreshed = _docs(session)
         rebuilt = index.rebuild(session, index.sources_of(app).values())
         session.commit()
     assert _docs(session) == refreshed
-    assert rebuilt.owners == {"release": 2, "incident": 1, "meeting": 1}
+    assert rebuilt.owners == {"release": 2, "incident": 1, "minutes": 1}
     _fts_ok(session)
 
 
