@@ -275,7 +275,7 @@ def report(results: list[Measured], weeks: int, commits: int, repeat: int) -> st
         f"{commits} commits each ({results[0].commits:,} commits, about half in Japanese: "
         "restaurant POS vocabulary, conventional subjects, bodies, `Release-Note:` trailers, "
         "notes written by the real notes engine, 15 % of them edited), an incident for "
-        "about one release in three and a meeting record per release "
+        "about one release in three and each week's meeting minutes (a paragraph per app) "
         "(`tests/search_corpus.py`). Each query runs once to warm up, then "
         f"{repeat} times; *service time* is `query.search` in the process (matching, ranking, "
         "the page of 20 results, highlighting, links), *API* is `GET /api/v1/search` through "
