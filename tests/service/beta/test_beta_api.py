@@ -267,6 +267,31 @@ def test_import_wrong_columns_is_a_file_error(client, writer, session):
     assert response.status_code == 415
 
 
+NUL_CSV = "external_id,name,region\nS0600,Good,Osaka\nS0601,Bad\x00Name,Osaka\n"
+
+
+def test_import_refuses_a_nul_character_and_writes_nothing(
+    client, writer, session, runner, tmp_path
+):
+    before = (count(session, Store), count(session, AuditEvent))
+    for query in ("", "?accept_valid=true"):
+        response = client.post(
+            "/api/v1/stores/import" + query,
+            data=NUL_CSV.encode(),
+            headers={**writer, "Content-Type": "text/csv"},
+        )
+        assert response.status_code == 422, response.json
+        assert response.json["report"]["file_errors"] == [
+            "line 3 holds a NUL character, which no store field may contain (is it CSV text?)"
+        ]
+    path = tmp_path / "stores.csv"
+    path.write_text(NUL_CSV, encoding="utf-8")
+    result = runner.invoke(args=["stores", "import", str(path), "--accept-valid"])
+    assert result.exit_code == 2 and "NUL character" in result.output
+    session.expire_all()
+    assert (count(session, Store), count(session, AuditEvent)) == before
+
+
 def test_a_device_that_has_reported_can_be_deleted_with_its_adoption_history(
     client, writer, session, admin, pos, stores
 ):
