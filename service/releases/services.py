@@ -27,7 +27,7 @@ from service.releases.models import (
     Release,
     ReleaseItem,
 )
-from service.releases.notes import queue_generation
+from service.releases.notes import previous_release, queue_generation
 from service.releases.trains import next_train_slot, skips_for, train_slots
 from versioning import InvalidVersion, parse_version
 
@@ -43,19 +43,6 @@ def released_versions(session: Session, app: App) -> list[Release]:
         select(Release).where(Release.app_id == app.id, Release.state == "released")
     ).all()
     return sorted(rows, key=lambda r: parse_version(r.version))
-
-
-def previous_release(session: Session, app: App, version: str) -> Release | None:
-    """The highest release of ``app`` below ``version`` that reached the stores."""
-    target = parse_version(version)
-    candidates = session.exec(
-        select(Release).where(
-            Release.app_id == app.id,
-            col(Release.state).in_(["released", "rolling_out", "beta", "halted"]),
-        )
-    ).all()
-    below = [r for r in candidates if parse_version(r.version) < target]
-    return max(below, key=lambda r: parse_version(r.version), default=None)
 
 
 def register_release(
