@@ -97,7 +97,7 @@ class DependencyUpdate:
     """One row of the dependency table: what changed, from which version to which."""
 
     name: str  # ``mislav/bump-homebrew-formula-action``, ``typescript in /website``
-    old: str | None  # ``3.6``; None when the subject does not say
+    old: str | None  # ``3.6``; None when neither the subject nor the excerpt says
     new: str | None  # ``4.1``
 
 
@@ -122,16 +122,42 @@ def is_dependency_update(commit: ParsedCommit, bot: bool) -> bool:
     return _HUMAN_BUMP_RE.match(subject) is not None
 
 
-def dependency_update(subject: str) -> DependencyUpdate:
-    """The table row of a dependency update's subject (``bump x from 1.0 to 1.1 in /web``)."""
+# What a bot's excerpt says when its subject does not: dependabot's ``Bumps [x](url) from
+# A to B.`` (A and B may be commit shas, GitHub Actions pinned by sha: shortened), or, for a
+# group (``bump the patch group with 2 updates``), ``Bumps the patch group with 2 updates:
+# [a](url) and [b](url).``, whose names are added to the row's.
+_EXCERPT_FROM_TO_RE = re.compile(r"Bumps .*?\sfrom\s+`?([^\s`]+?)`?\s+to\s+`?([^\s`]+?)`?\.?")
+_EXCERPT_GROUP_RE = re.compile(r"Bumps the .*?(?:updates?|directory): (.+?)\.?")
+_MD_LINK_RE = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_FULL_SHA_RE = re.compile(r"[0-9a-f]{40}")
+
+
+def _version(text: str) -> str:
+    return f"`{text[:7]}`" if _FULL_SHA_RE.fullmatch(text) else text
+
+
+def dependency_update(subject: str, excerpt: str | None = None) -> DependencyUpdate:
+    """The table row of a dependency update: its subject (``bump x from 1.0 to 1.1 in
+    /web``), completed from its excerpt (dependabot's ``Bumps ...`` line) when the subject
+    names no versions."""
     parts = _DEP_PARTS_RE.fullmatch(subject.strip())
-    if parts is None:
-        verb = _DEP_VERB_RE.match(subject)
-        return DependencyUpdate(subject[verb.end() :] if verb else subject, None, None)
-    name = parts.group("name")
-    if parts.group("where"):
-        name += parts.group("where")
-    return DependencyUpdate(name, parts.group("old"), parts.group("new"))
+    if parts is not None:
+        name = parts.group("name")
+        if parts.group("where"):
+            name += parts.group("where")
+        return DependencyUpdate(name, parts.group("old"), parts.group("new"))
+    verb = _DEP_VERB_RE.match(subject)
+    name = subject[verb.end() :] if verb else subject
+    if excerpt is None or not excerpt.startswith("Bumps "):
+        return DependencyUpdate(name, None, None)
+    found = _EXCERPT_FROM_TO_RE.fullmatch(excerpt)
+    if found is not None:
+        return DependencyUpdate(name, _version(found.group(1)), _version(found.group(2)))
+    group = _EXCERPT_GROUP_RE.fullmatch(excerpt)
+    if group is not None and name.startswith("the "):  # a group its subject does not name
+        names = _MD_LINK_RE.sub(r"\1", group.group(1)).replace(" and ", ", ")
+        return DependencyUpdate(f"{name}: {names}", None, None)
+    return DependencyUpdate(name, None, None)
 
 
 @dataclass(slots=True)
@@ -439,7 +465,7 @@ def build_release_notes(
             pr_url.format(number=pr_number) if pr_url and pr_number is not None else None,
             commit_url.format(sha=c.sha) if commit_url else None,
             bot,
-            dependency_update(c.subject) if kind == "deps" else None,
+            dependency_update(c.subject, c.body) if kind == "deps" else None,
             people,
         )
         if reason is not None:  # already shipped: listed apart, not as new

@@ -11,7 +11,7 @@ import pytest
 
 from release_notes.generate import generate_for_range, render_notes
 from release_notes.markdown_doc import render_html
-from release_notes.notes import ReleaseNotes
+from release_notes.notes import DependencyUpdate, ReleaseNotes, dependency_update
 from release_notes.notion_blocks import markdown_to_blocks, plain_text_of_blocks
 from release_notes.render import to_json_dict
 from tests.release_notes.git_repo_builder import GitRepo
@@ -82,7 +82,7 @@ def test_dependency_updates_are_one_table_without_bodies(bumps: GitRepo) -> None
                 [
                     ("eslint", "→ v9", ""),
                     ("lodash in /website", "4.17.20 → 4.17.21", ""),
-                    ("the minor group with 2 updates", "", "#1461, "),
+                    ("the minor group with 2 updates: a, b", "", "#1461, "),
                     ("codecov/codecov-action", "5.5.2 → 6.0.0", "#1466, "),
                     ("mislav/bump-homebrew-formula-action", "3.6 → 4.1", "#1470, "),
                 ],
@@ -107,6 +107,61 @@ def test_dependency_updates_are_one_table_without_bodies(bumps: GitRepo) -> None
         "from": "3.6",
         "to": "4.1",
     }
+
+
+@pytest.mark.parametrize(
+    ("subject", "excerpt", "row"),
+    [
+        # git-cliff #1469: an action pinned by sha, versions only in the body.
+        (
+            "bump crate-ci/typos",
+            f"Bumps [crate-ci/typos](https://github.com/crate-ci/typos) from {'3504f46' + '0' * 33}"
+            f" to {'02ea592' + '1' * 33}.",
+            DependencyUpdate("crate-ci/typos", "`3504f46`", "`02ea592`"),
+        ),
+        # git-cliff #1467: a docker image tag.
+        (
+            "bump lukemathwalker/cargo-chef",
+            "Bumps lukemathwalker/cargo-chef from 0.1.77-rust-1.94.0-slim"
+            " to 0.1.77-rust-1.94.1-slim.",
+            DependencyUpdate(
+                "lukemathwalker/cargo-chef", "0.1.77-rust-1.94.0-slim", "0.1.77-rust-1.94.1-slim"
+            ),
+        ),
+        # git-cliff #1462: a group its subject does not name.
+        (
+            "bump the patch group with 2 updates",
+            "Bumps the patch group with 2 updates: [svenstaro/upload-release-action](https://x)"
+            " and [actions/cache](https://github.com/actions/cache).",
+            DependencyUpdate(
+                "the patch group with 2 updates: svenstaro/upload-release-action, actions/cache",
+                None,
+                None,
+            ),
+        ),
+        # The subject names the dependency: the group's excerpt adds nothing.
+        (
+            "bump @playwright/test in /website in the minor group",
+            "Bumps the minor group in /website with 1 update: [@playwright/test](https://x).",
+            DependencyUpdate("@playwright/test in /website in the minor group", None, None),
+        ),
+        # The subject's versions win; an excerpt that is not dependabot's is not read.
+        (
+            "bump serde from 1.0 to 1.1",
+            "Bumps serde from 0.9 to 2.0.",
+            DependencyUpdate("serde", "1.0", "1.1"),
+        ),
+        (
+            "update eslint",
+            "We update eslint from 8 to 9 here.",
+            DependencyUpdate("eslint", None, None),
+        ),
+    ],
+)
+def test_a_rows_versions_come_from_the_excerpt_when_the_subject_has_none(
+    subject: str, excerpt: str, row: DependencyUpdate
+) -> None:
+    assert dependency_update(subject, excerpt) == row
 
 
 def test_a_bots_other_commits_are_grouped_by_their_type(bumps: GitRepo) -> None:
