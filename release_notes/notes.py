@@ -335,7 +335,10 @@ def build_release_notes(
         reasons[c.sha] = ("reverted", f"reverts {target[:7]}, which is in the range")
         reasons[target] = ("reverted", f"reverted by {c.sha[:7]} in the range")
 
+    shipped = shipped or {}
     # Merges: the commits a merge brings in are walked along first parents, off the mainline.
+    # A merge picked into ``shipped_in`` (``cherry-pick -x -m 1``) shipped what it brings.
+    shipped_by_merge: dict[str, tuple[str, str]] = {}
     if any(c.is_merge for c in commit_list):
         mainline: set[str] = set()
         tip = _tip(commit_list)
@@ -349,11 +352,14 @@ def build_release_notes(
                 continue
             brought = 0
             merged = c.parents[1:]
+            picked = shipped.get(c.sha)
             for parent in merged:
                 node = by_sha.get(parent)
                 while node is not None and node.sha not in mainline and node.sha not in claimed:
                     claimed.add(node.sha)
                     brought += 1
+                    if picked is not None:
+                        shipped_by_merge[node.sha] = picked
                     if c.pr_number is not None and node.pr_number is None:
                         pr_of[node.sha] = c.pr_number
                     node = by_sha.get(node.parents[0]) if node.parents else None
@@ -368,7 +374,8 @@ def build_release_notes(
                 reasons[c.sha] = ("merge", "merge commit that brings no commits into the range")
             # else: a PR merge whose commits lie outside the range: shown under its PR title.
 
-    shipped = shipped or {}
+    if shipped_by_merge:
+        shipped = {**shipped_by_merge, **shipped}
     label = shipped_in or "the previous release"
     for sha, (same_as, how) in shipped.items():
         if sha in by_sha and sha not in reasons:

@@ -11,6 +11,9 @@ cherry-pick sits in ``A..B`` under another sha. Such a commit is "already in A",
 2. patch ids (what ``git patch-id --stable`` prints, whitespace-insensitive): a commit of
    the range with the same patch as a commit only ``A`` has (a pick without ``-x``).
 
+A merge commit found so (a PR merge picked with ``-x -m 1``) shipped the commits it brings
+too: :func:`release_notes.notes.build_release_notes` lists them as already in ``A``.
+
 "Only ``A`` has" is ``B..A``, usually a handful of commits. The work is done only when it
 can find something, so a range on a straight line pays nothing:
 

@@ -78,8 +78,10 @@ class GitRepo:
         self.git("merge", "-q", "--no-ff", "-m", message, branch)
         return self.head()
 
-    def cherry_pick(self, sha: str, *, record: bool = True) -> str:
-        """``git cherry-pick`` onto the current branch; ``record`` adds ``-x``'s line."""
+    def cherry_pick(self, sha: str, *, record: bool = True, mainline: int | None = None) -> str:
+        """``git cherry-pick`` onto the current branch; ``record`` adds ``-x``'s line;
+        ``mainline`` picks a merge (``-m``: what it brings relative to that parent)."""
         self._tick += 60
-        self.git("cherry-pick", *(["-x"] if record else []), sha)
+        extra = ["-m", str(mainline)] if mainline is not None else []
+        self.git("cherry-pick", *(["-x"] if record else []), *extra, sha)
         return self.head()

@@ -211,3 +211,33 @@ def test_a_pick_of_a_commit_the_previous_release_holds(tmp_path: Path) -> None:
     assert shipped_subjects(notes) == [("timeout", "cherry-pick")]
     assert subjects(notes) == ["new"]
     accounted(notes, r, "v1.0.1..v1.1.0")
+
+
+def test_a_picked_merge_shipped_the_commits_it_brings(tmp_path: Path) -> None:
+    """pytest's backports of whole PRs (9.0.3..9.1.0): the release branch picks the PR's
+    merge commit (``cherry-pick -x -m 1``); the PR's own commits on main are already in
+    the release, though none of them is named by a -x line nor has the picked patch."""
+    r = GitRepo(tmp_path / "picked-merge")
+    r.commit("Initial commit", files={"version": "1.0.0\n"})
+    r.tag("v1.0.0", annotated=True)
+    r.branch("pr/14184")
+    r.commit("docs: add seealso link", files={"docs.md": "see also\n"})
+    r.commit("docs: fix the link", files={"docs.md": "see also, fixed\n"})
+    r.checkout("main")
+    r.commit("feat(menu): photos", files={"menu.py": "photos\n"})
+    merge = r.merge("pr/14184", "Merge pull request #14184 from him2him2/doc-link")
+    r.branch("release/1.0.x", "v1.0.0")
+    r.cherry_pick(merge, mainline=1)
+    r.commit("chore(release): 1.0.1", files={"version": "1.0.1\n"})
+    r.tag("v1.0.1", annotated=True)
+    r.checkout("main")
+    r.commit("chore(release): 1.1.0", files={"version": "1.1.0\n"})
+    r.tag("v1.1.0", annotated=True)
+    notes = generate_for_range(r.path, None, "v1.1.0")
+    assert notes.from_ref == "v1.0.1"
+    assert subjects(notes) == ["1.1.0", "photos"]
+    assert shipped_subjects(notes) == [
+        ("add seealso link", "cherry-pick"),
+        ("fix the link", "cherry-pick"),
+    ]
+    accounted(notes, r, "v1.0.1..v1.1.0")
