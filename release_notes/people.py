@@ -9,8 +9,11 @@ check-mailmap``). Two appearances are the same person when they share one of the
 - the email, case-insensitive;
 - the GitHub login of a noreply address (``12345+login@users.noreply.github.com`` and
   ``login@users.noreply.github.com`` are the same account);
-- the name, case-insensitive with whitespace collapsed, unless it is a generic account
-  name (``root``, ``Your Name``...) or an email.
+- the name, case-insensitive with whitespace collapsed, when it is a full name of two or
+  more words (``Niklas Marder``), not a generic account name (``Your Name``...) nor an
+  email. A one-word name (``andrew``, ``Leo``, a login) is shared by too many unrelated
+  people: it joins nothing by itself (vite's ``Leo <...@outlook.com>`` is not the earlier
+  ``Leo <...+yuyinws@users.noreply.github.com>``).
 
 :class:`People` joins appearances that share a key (transitively: a name links an email to
 a noreply login, which links another email) and names each person once. The keys are
@@ -94,7 +97,7 @@ def identity_keys(person: Person) -> tuple[str, ...]:
         if login:
             keys.append(LOGIN_KEY + login)
     name = ascii_lower(" ".join(person.name.split()))
-    if name not in GENERIC_NAMES and "@" not in name:
+    if " " in name and name not in GENERIC_NAMES and "@" not in name:
         keys.append(NAME_KEY + name)
     return tuple(keys)
 

@@ -198,6 +198,7 @@ def people(tmp_path: Path) -> GitRepo:
     r.commit("fix: b", author="Frank <frank@old.example>")
     r.commit("fix: c\n\nCo-authored-by: Gus <gus@example.com>", author=ORHUN)
     r.commit("fix: d", author="root <root@host-a>")
+    r.commit("fix: e", author="Leo <38490578+yuyinws@users.noreply.github.com>")  # vite's
     r.tag("v1.0.0")
     # In the range: each of them under another email or name, and newcomers.
     r.commit("feat: dana", author="Dana Smith <dana@new.example>")
@@ -205,6 +206,7 @@ def people(tmp_path: Path) -> GitRepo:
     r.commit("feat: frank", author="F. Ritter <frank@new.example>")
     r.commit("feat: gus", author="Gus <gus@example.com>")
     r.commit("feat: root", author="root <root@host-b>")  # a generic name joins nobody
+    r.commit("feat: leo", author="Leo <cheerleaderleo@outlook.com>")  # nor does a first name
     r.commit("fix: samuel one", author="Samuel Åkesson <samak519@student.liu.se>")
     r.commit("perf: samuel two", author="Samuel Åkesson <sermuns@lysator.liu.se>")
     r.commit(
@@ -243,6 +245,7 @@ def test_each_person_once_per_item_and_in_the_contributors(people: GitRepo) -> N
         "F. Ritter": (2, False),  # .mailmap: Frank's old commits are F. Ritter's
         "Gus": (1, False),  # seen before as a co-author
         "root": (1, True),  # root@host-a is not root@host-b
+        "Leo": (1, True),  # one word: not the Leo of the noreply address
         "Samuel Åkesson": (2, True),  # two emails, one name
         "Niklas Marder": (1, True),  # a noreply login joins three co-author lines
         "Orhun Parmaksız": (1, False),
