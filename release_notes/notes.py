@@ -141,6 +141,8 @@ def dependency_update(subject: str, excerpt: str | None = None) -> DependencyUpd
     /web``), completed from its excerpt (dependabot's ``Bumps ...`` line) when the subject
     names no versions."""
     parts = _DEP_PARTS_RE.fullmatch(subject.strip())
+    if parts is not None and " to " in parts.group("name"):
+        parts = None  # several updates in one (``vitepress to 1.0 and theme to 5.0``)
     if parts is not None:
         name = parts.group("name")
         if parts.group("where"):

@@ -145,6 +145,12 @@ def test_dependency_updates_are_one_table_without_bodies(bumps: GitRepo) -> None
             "Bumps the minor group in /website with 1 update: [@playwright/test](https://x).",
             DependencyUpdate("@playwright/test in /website in the minor group", None, None),
         ),
+        # vite #23280: two updates in one subject: the name says it all.
+        (
+            "update vitepress to 1.0.0-alpha.19 and theme to 5.0.6",
+            None,
+            DependencyUpdate("vitepress to 1.0.0-alpha.19 and theme to 5.0.6", None, None),
+        ),
         # The subject's versions win; an excerpt that is not dependabot's is not read.
         (
             "bump serde from 1.0 to 1.1",
@@ -159,7 +165,7 @@ def test_dependency_updates_are_one_table_without_bodies(bumps: GitRepo) -> None
     ],
 )
 def test_a_rows_versions_come_from_the_excerpt_when_the_subject_has_none(
-    subject: str, excerpt: str, row: DependencyUpdate
+    subject: str, excerpt: str | None, row: DependencyUpdate
 ) -> None:
     assert dependency_update(subject, excerpt) == row
 
