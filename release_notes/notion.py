@@ -1567,7 +1567,9 @@ class NotionPublisher:
         record.pending = {"op": "update", "id": entry["id"]}
         ledger.save(record)
         self._page_call(record.page_id, self.client.blocks.update, entry["id"], **{kind: body})
-        entry["fp"] = block_fingerprint(block)
+        for stored in record.entries:
+            if stored["id"] == entry["id"]:
+                stored["fp"] = block_fingerprint(block)
         record.pending = None
         ledger.save(record)
 

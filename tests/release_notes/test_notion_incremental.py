@@ -89,6 +89,13 @@ def test_one_line_change_to_a_1000_block_page_takes_at_most_5_requests(fake: Not
     assert [b["id"] for b in fake.block_tree(first.page_id)] == block_ids
     assert page_text(fake) == plain_text_of_markdown(changed)
 
+    # The ledger took the update in: the next change writes only its own block.
+    fake.reset_requests()
+    with publisher(fake) as p:
+        p.publish(content(big_note(changed=500, state="in beta stores")), ledger=ledger)
+    assert fake.count("PATCH", r"/v1/blocks/[^/]+$") == 1
+    assert fake.count() <= 5
+
 
 def test_a_stage_change_updates_only_the_release_state_line(fake: NotionFake) -> None:
     ledger = MemoryLedger()
