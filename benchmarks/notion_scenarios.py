@@ -151,7 +151,7 @@ def section(after: dict[str, Any], before: dict[str, Any] | None, before_dir: st
             "",
             f"Measured with `{COMMAND}` on {date.today().isoformat()} (before: main at the "
             f"time, exported to `{before_dir}` with `git archive main`; after: this branch). "
-            f"A page of 1,000 top-level blocks (the \"Release state\" line and {ENTRIES} "
+            f'A page of 1,000 top-level blocks (the "Release state" line and {ENTRIES} '
             "entries) published through the real notion-client to the local fake by a fresh "
             "publisher per attempt, configured as the service configures it (notion-client's "
             "retries off; discovery and schema check included, as in a worker that has not "
