@@ -295,6 +295,10 @@ class NotionConfig:
     # After a create whose outcome is unknown, how long Notion's search may lag behind it:
     # no second create before this many seconds have passed.
     create_settle_s: float = 60.0
+    # After a second create, how long later publishes keep looking for the first page (it
+    # may show in the search later still), at most ``duplicate_check_every_s`` apart.
+    duplicate_watch_s: float = 600.0
+    duplicate_check_every_s: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.token:
@@ -326,7 +330,7 @@ class PublishResult:
     requests: int
     trashed_duplicates: tuple[str, ...] = ()
     # Seconds after which a publish should look again for a duplicate page (a second
-    # create happened while the first one's outcome was unknown).
+    # create happened while the first one's outcome was unknown; see duplicate_watch_s).
     recheck_after: float | None = None
 
 
@@ -1192,6 +1196,8 @@ class NotionPublisher:
                 return replace(result, requests=self.requests_sent - before)
             raise TransientNotionError("the Notion page disappeared twice", code="page_gone")
         except PermanentNotionError:
+            if self.schema_cache is not None:  # the schema may be what changed: check again
+                self.schema_cache.forget(self._schema_target)
             page_id = page_id or record.page_id
             if page_id is not None:
                 self._mark_failed(page_id)
@@ -1273,7 +1279,8 @@ class NotionPublisher:
         assert record.page_id is not None
         recheck = None
         if record.recheck_until is not None:
-            recheck = max(0.0, record.recheck_until - self._clock())
+            left = record.recheck_until - self._clock()
+            recheck = max(1.0, min(self.config.duplicate_check_every_s, left))
         return PublishResult(
             page_id=record.page_id,
             url=record.url,
@@ -1312,7 +1319,7 @@ class NotionPublisher:
                 )
             # A second create: if the first one shows up after all, the later publishes
             # look for it and trash it.
-            record.recheck_until = self._clock() + settle
+            record.recheck_until = self._clock() + self.config.duplicate_watch_s
         return None
 
     def _create(self, page: PageContent, record: PageRecord, ledger: Ledger, ds_id: str) -> None:

@@ -430,6 +430,7 @@ def _record_published(
             delay=result.recheck_after + 1,
             run_now=False,
             actor=ACTOR,
+            now=ctx.now,
         )
     pending = session.exec(
         select(Job.id).where(Job.key == job_key(release.id), Job.state == "queued")

@@ -292,12 +292,18 @@ def test_a_page_found_after_a_second_create_is_trashed() -> None:
         clock.advance(31)
         with lag_publisher(fake, clock) as p:
             second = p.publish(content(big_note(10)), ledger=ledger)
-        assert second.action == "created" and second.recheck_after == pytest.approx(30)
-        clock.advance(100)  # both pages now show in the search
+        assert second.action == "created" and second.recheck_after == pytest.approx(60)
+        clock.advance(30)  # the search does not show the first page yet
         with lag_publisher(fake, clock) as p:
             third = p.publish(content(big_note(10)), ledger=ledger)
-        assert third.action == "skipped" and len(third.trashed_duplicates) == 1
-        assert third.recheck_after is None
+        assert third.trashed_duplicates == () and third.recheck_after == pytest.approx(60)
+        clock.advance(60)  # both pages now show in the search
+        with lag_publisher(fake, clock) as p:
+            fourth = p.publish(content(big_note(10)), ledger=ledger)
+        assert fourth.action == "skipped" and len(fourth.trashed_duplicates) == 1
+        clock.advance(600)  # the watch is over
+        with lag_publisher(fake, clock) as p:
+            assert p.publish(content(big_note(10)), ledger=ledger).recheck_after is None
         (page,) = fake.live_pages()
         assert page["id"] == second.page_id
         assert page_text(fake) == plain_text_of_markdown(big_note(10))
