@@ -1540,6 +1540,10 @@ class NotionPublisher:
                 if not maybe_applied(exc):  # nothing was appended: no need to look
                     record.pending = None
                     ledger.save(record)
+                if isinstance(exc, PermanentNotionError):
+                    # The page itself is there (_page_call looked): only the sibling can
+                    # have gone.
+                    self._unless_block_gone(record, ledger, exc, target_is_block=False)
                 raise
             ids = [str(r["id"]) for r in result.get("results", [])]
             if len(ids) != len(request.children):
@@ -1573,12 +1577,39 @@ class NotionPublisher:
         body = {k: v for k, v in block[kind].items() if k != "children"}
         record.pending = {"op": "update", "id": entry["id"]}
         ledger.save(record)
-        self._page_call(record.page_id, self.client.blocks.update, entry["id"], **{kind: body})
+        try:
+            self._page_call(record.page_id, self.client.blocks.update, entry["id"], **{kind: body})
+        except PermanentNotionError as exc:
+            self._unless_block_gone(record, ledger, exc)
         for stored in record.entries:
             if stored["id"] == entry["id"]:
                 stored["fp"] = block_fingerprint(block)
         record.pending = None
         ledger.save(record)
+
+    def _unless_block_gone(
+        self,
+        record: PageRecord,
+        ledger: Ledger,
+        error: PermanentNotionError,
+        *,
+        target_is_block: bool = True,
+    ) -> None:
+        """A block this ledger knows was deleted in Notion (by a person): the next attempt
+        reads the page again instead of failing for good. Any other refusal is raised."""
+        text = error.message.lower()
+        if (error.status == 404 and target_is_block) or (
+            error.status == 400 and ("archived" in text or "not a child" in text)
+        ):
+            record.pending = {"op": "reread"}
+            ledger.save(record)
+            raise TransientNotionError(
+                f"a block of the page changed in Notion meanwhile ({error.message}); the "
+                "next attempt reads the page again",
+                status=error.status,
+                code="page_changed",
+            ) from error
+        raise error
 
     def _delete_block(self, record: PageRecord, ledger: Ledger, entry: dict[str, Any]) -> None:
         assert record.page_id is not None

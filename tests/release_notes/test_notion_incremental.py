@@ -200,6 +200,23 @@ def test_a_page_published_before_the_ledger_is_adopted_not_rewritten(fake: Notio
     assert page_text(fake) == plain_text_of_markdown(big_note(200, changed=7))
 
 
+def test_a_block_deleted_by_hand_in_notion_is_put_back_on_the_next_attempt(
+    fake: NotionFake,
+) -> None:
+    ledger = MemoryLedger()
+    with publisher(fake) as p:
+        first = p.publish(content(big_note(30)), ledger=ledger)
+    removed = fake.block_tree(first.page_id)[11]  # entry 10, deleted by a person
+    fake.blocks[removed["id"]].in_trash = True
+    changed = big_note(30, changed=10)
+    with publisher(fake) as p, pytest.raises(TransientNotionError) as info:
+        p.publish(content(changed), ledger=ledger)
+    assert info.value.code == "page_changed"
+    with publisher(fake) as p:
+        assert p.publish(content(changed), ledger=ledger).action == "updated"
+    assert page_text(fake) == plain_text_of_markdown(changed)
+
+
 # --- Retry-After within the attempt ------------------------------------------------------
 
 
