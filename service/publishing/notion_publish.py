@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -133,11 +134,16 @@ def notion_config(settings: Settings, *, timeout_s: float = 30.0) -> NotionConfi
     )
 
 
-def make_publisher(app: Flask, *, clock: Callable[[], float] | None = None) -> NotionPublisher:
-    """A publisher sharing the app's rate limiter (every worker's) and schema cache."""
+def make_publisher(
+    app: Flask, *, clock: Callable[[], float] | None = None, wait_out_429: bool = True
+) -> NotionPublisher:
+    """A publisher sharing the app's rate limiter (every worker's) and schema cache.
+    ``wait_out_429=False`` (a web request) raises a 429 at once instead of waiting."""
     config = notion_config(
         settings_of(app), timeout_s=float(app.config.get("RELGOV_NOTION_TIMEOUT", 30.0))
     )
+    if not wait_out_429:
+        config = replace(config, retry_after_max_s=0.0)
     limiter: RateLimiter = app.extensions[LIMITER]
     schema_cache: SchemaCache | None = app.extensions.get(SCHEMA_CACHE)
     return NotionPublisher(
@@ -179,7 +185,9 @@ class DbLedger:
 def check_schema(*, init: bool = False) -> SchemaReport:
     """``relgov notion check`` / ``init-schema`` (the current app); a transient error is
     raised."""
-    with make_publisher(current_app._get_current_object()) as publisher:  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    # Also run from a page: a 429 is reported at once rather than holding the request.
+    with make_publisher(app, wait_out_429=False) as publisher:
         return publisher.init_schema() if init else publisher.check_schema()
 
 
