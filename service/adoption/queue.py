@@ -151,6 +151,8 @@ class HeartbeatQueue:
         self._counted: dict[tuple[int, int], int] = {}
         self._queued: dict[tuple[int, int], int] = defaultdict(int)
         self._thread: threading.Thread | None = None
+        self._failures = 0  # failed writes in a row
+        self._retry_at = 0.0  # time.monotonic() before which no one writes (after a failure)
         self._closed = False
         self._pid = os.getpid()
 
@@ -233,7 +235,9 @@ class HeartbeatQueue:
     # Python alongside the write then: a write thread running while requests are parsed
     # would wait for the interpreter lock at every database call. The process's own thread
     # only writes what has waited twice the interval (when requests stop coming), and at
-    # the end.
+    # the end. After a failed write (the database away) no one tries again before a pause
+    # (doubling from twice the interval up to MAX_BACKOFF): requests would each wait for a
+    # connection attempt and log it.
 
     def after_response(self) -> None:
         """Write what is due, on the calling (request) thread; never raises."""
@@ -242,18 +246,32 @@ class HeartbeatQueue:
                 self._waiting >= TRANSACTION_ITEMS
                 or time.monotonic() - self._chunks[0].queued_at >= self.interval
             )
-        if not due or not self._writing.acquire(blocking=False):
+        if not due or time.monotonic() < self._retry_at:
+            return
+        if not self._writing.acquire(blocking=False):
             return
         try:
             self._flush()
+            self._failures = 0
         except Exception:
-            FAILURES.inc()
-            _log.warning("writing queued heartbeats failed; retrying later", exc_info=True)
+            self._failed()
         finally:
             self._writing.release()
 
+    def _failed(self) -> None:
+        """A write failed: count it, log it, pause the writers."""
+        self._failures += 1
+        FAILURES.inc()
+        pause = min(MAX_BACKOFF, self.interval * 2**self._failures)
+        self._retry_at = time.monotonic() + pause
+        _log.warning(
+            "writing queued heartbeats failed (attempt %d); retrying in %.1f s",
+            self._failures,
+            pause,
+            exc_info=True,
+        )
+
     def _run(self) -> None:
-        failures = 0
         replay_at = 0.0
         while True:
             if time.monotonic() >= replay_at:
@@ -270,18 +288,15 @@ class HeartbeatQueue:
                 if left > 0:
                     self._arrived.wait(min(left, until_replay))
                     continue  # look again: a request may have written them meanwhile
+            pause = self._retry_at - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+                continue
             try:
                 self.flush()
-                failures = 0
+                self._failures = 0
             except Exception:
-                failures += 1
-                FAILURES.inc()
-                _log.warning(
-                    "writing queued heartbeats failed (attempt %d); retrying",
-                    failures,
-                    exc_info=True,
-                )
-                time.sleep(min(MAX_BACKOFF, self.interval * 2**failures))
+                self._failed()
 
     def flush(self) -> int:
         """Write everything queued now, a transaction per :data:`TRANSACTION_ITEMS`; the
