@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -170,7 +170,8 @@ class HeartbeatLoad:
         self.batch, self.prefix = batch, prefix
         self.answered: dict[str, str] = {}
         self.statuses: Counter[int] = Counter()
-        self.bodies: dict[int, bytes] = {}  # the last body per status other than 200/202
+        # The first answers of other statuses: (status, Retry-After, body).
+        self.refusals: list[tuple[int, str | None, bytes]] = []
         self.unanswered = 0  # requests that got no answer (a worker killed, a reset)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -220,6 +221,7 @@ class HeartbeatLoad:
                 response = conn.getresponse()
                 content = response.read()
                 status = response.status
+                retry_after = response.getheader("Retry-After")
             except (OSError, http.client.HTTPException):
                 with self._lock:
                     self.unanswered += 1
@@ -232,8 +234,47 @@ class HeartbeatLoad:
                 if status in ANSWERED:
                     for item in body:
                         self.answered[str(item["device_id"])] = str(item["sent_at"])
-                else:
-                    self.bodies[status] = content
+                elif len(self.refusals) < 100:
+                    self.refusals.append((status, retry_after, content))
+
+
+class Probe:
+    """A thread sending ``GET path`` every ``every`` seconds until stopped: ``seen`` holds
+    (time.monotonic(), status), status 0 for no answer."""
+
+    def __init__(self, server: Gunicorn, path: str, every: float = 0.05) -> None:
+        self.server, self.path, self.every = server, path, every
+        self.seen: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Probe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.seen.append((time.monotonic(), self.server.get(self.path)[0]))
+            time.sleep(self.every)
+
+    def statuses(self, since: float = 0.0) -> Counter[int]:
+        return Counter(status for moment, status in list(self.seen) if moment >= since)
+
+
+def relgov_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A ``relgov worker`` process (polling every 0.1 s), its output in ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [str(BIN / "relgov"), "worker", "--poll", "0.1"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def not_stored(database_url: str, answered: dict[str, str]) -> list[str]:
@@ -272,13 +313,3 @@ def all_stored(database_url: str, answered: dict[str, str], timeout: float) -> l
         if not missing or time.monotonic() > deadline:
             return missing
         time.sleep(0.25)
-
-
-@contextlib.contextmanager
-def running(server: Gunicorn) -> Iterator[Gunicorn]:
-    """``server`` started, and stopped whatever happens."""
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()

@@ -45,7 +45,7 @@ def test_heartbeats_answered_by_a_killed_worker_are_written(
         )
         answered_at_kill = load.count
         wait_for(lambda: load.count >= answered_at_kill + 200, 30, "200 more answered heartbeats")
-    assert set(load.statuses) <= {200, 202}, (load.statuses, load.bodies)
+    assert set(load.statuses) <= {200, 202}, (load.statuses, load.refusals)
     assert load.statuses[202] > 0  # queued: answered before they were written
     missing = all_stored(database_url, load.answered, timeout=30)
     assert missing == [], f"{len(missing)} of {load.count} answered heartbeats were lost"
