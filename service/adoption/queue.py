@@ -43,6 +43,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import os
 import threading
@@ -64,7 +65,15 @@ from service.beta.answers import read_version
 from version_monitor.ingest import ValidHeartbeat, ingest
 from version_monitor.models import store_table
 
-__all__ = ["CAPACITY", "TRANSACTION_ITEMS", "HeartbeatQueue", "queue_of", "replay_orphans", "start"]
+__all__ = [
+    "CAPACITY",
+    "TRANSACTION_ITEMS",
+    "HeartbeatQueue",
+    "queue_of",
+    "replay_orphans",
+    "spool_folder",
+    "start",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -550,7 +559,7 @@ def start(app: Flask) -> None:
     if queue is not None:
         queue.start()
         return
-    folder: Path = app.config["RELGOV_SETTINGS"].heartbeat_spool
+    folder = spool_folder(app)
     if not spool.has_files(folder):
         return
     engine: Engine = app.extensions["relgov.engine"]
@@ -567,6 +576,16 @@ def _replay_once(engine: Engine, folder: Path) -> None:
         _log.warning("replaying the heartbeat spool failed", exc_info=True)
 
 
+def spool_folder(app: Flask) -> Path:
+    """The app's spool: a folder per database in ``RELGOV_HEARTBEAT_SPOOL_DIR`` (its name a
+    hash of the database URL without the password), so that what was answered for one
+    database is never replayed into another."""
+    engine: Engine = app.extensions["relgov.engine"]
+    url = engine.url.render_as_string(hide_password=True)
+    spool_dir: Path = app.config["RELGOV_SETTINGS"].heartbeat_spool
+    return spool_dir / hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
 def queue_of(app: Flask) -> HeartbeatQueue | None:
     """The app's queue, made on first use; None when heartbeats are written synchronously
     (``RELGOV_HEARTBEAT_FLUSH_MS=0``)."""
@@ -575,9 +594,8 @@ def queue_of(app: Flask) -> HeartbeatQueue | None:
         flush_ms: int = app.config["RELGOV_SETTINGS"].heartbeat_flush_ms
         if flush_ms <= 0:
             return None
-        settings = app.config["RELGOV_SETTINGS"]
         queue = HeartbeatQueue(
-            app, app.extensions["relgov.engine"], flush_ms / 1000, settings.heartbeat_spool
+            app, app.extensions["relgov.engine"], flush_ms / 1000, spool_folder(app)
         )
         app.extensions["relgov.heartbeat_queue"] = queue
     return queue

@@ -19,7 +19,8 @@ Files. Each live process holds an exclusive ``flock`` on each of its files, so a
 whose lock can be taken belongs to a dead process (the kernel releases the lock when the
 process dies). A file is made under a ``.tmp`` name, locked, then renamed, so no one sees
 it unlocked; the folder must be on a local disk of the machine (``flock`` over a network
-file system is not reliable) and is shared by the machine's web processes. A process
+file system is not reliable) and is shared by the machine's web processes (one folder per
+database: :func:`service.adoption.queue.spool_folder`). A process
 appends to one segment; when every line of it has been written the segment is emptied
 (``ftruncate``), and when it grows past :data:`SEGMENT_BYTES` with lines still waiting, a
 new segment starts and the old one is removed once written.

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from beta.models import Device, Store
 from service.adoption import queue as queue_module
 from service.adoption import spool as spool_module
-from service.adoption.queue import HeartbeatQueue, queue_of, replay_orphans
+from service.adoption.queue import HeartbeatQueue, queue_of, replay_orphans, spool_folder
 from service.adoption.spool import Spool, decode, encode
 from service.settings import Settings
 from tests.live_server import ROOT, wait_for
@@ -42,7 +42,7 @@ def the_queue(app: Flask) -> HeartbeatQueue:
 
 
 def spool_files(app: Flask) -> list[Path]:
-    folder: Path = app.config["RELGOV_SETTINGS"].heartbeat_spool
+    folder = spool_folder(app)
     return sorted(folder.glob("*.spool")) if folder.exists() else []
 
 
@@ -143,7 +143,7 @@ def test_what_a_killed_process_answered_is_written_by_the_next_one_at_its_first_
 def test_replaying_writes_the_file_of_a_dead_process_once_and_leaves_live_ones_alone(
     app, session, fleet
 ):
-    folder: Path = app.config["RELGOV_SETTINGS"].heartbeat_spool
+    folder = spool_folder(app)
     engine = app.extensions["relgov.engine"]
     first, second = store_ids(session)[:2]
     live = Spool(folder)
@@ -165,7 +165,7 @@ def test_replaying_writes_the_file_of_a_dead_process_once_and_leaves_live_ones_a
 
 
 def test_a_line_cut_short_is_skipped_and_the_others_are_written(app, session, fleet, caplog):
-    folder: Path = app.config["RELGOV_SETTINGS"].heartbeat_spool
+    folder = spool_folder(app)
     folder.mkdir(parents=True)
     store = store_ids(session)[0]
     whole = encode([valid(1, store)], token_id=1, window=1)
@@ -177,7 +177,7 @@ def test_a_line_cut_short_is_skipped_and_the_others_are_written(app, session, fl
 
 
 def test_a_file_left_half_made_is_removed(app, fleet):
-    folder: Path = app.config["RELGOV_SETTINGS"].heartbeat_spool
+    folder = spool_folder(app)
     folder.mkdir(parents=True)
     (folder / "other-1-0.spool.tmp").write_bytes(b"")
     assert replay_orphans(app.extensions["relgov.engine"], folder) == 0
@@ -255,7 +255,7 @@ def test_a_forked_child_does_not_hold_the_parents_spool(client, app, heartbeat_t
         os._exit(0 if (still_open, waiting) == (0, 0) and path.exists() else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    folder: Path = app.config["RELGOV_SETTINGS"].heartbeat_spool
+    folder = spool_folder(app)
     # Still the parent's: held, so not replayed.
     assert replay_orphans(app.extensions["relgov.engine"], folder) == 0
     assert path.exists()
@@ -273,10 +273,23 @@ def test_the_queue_thread_replays_files_left_while_it_runs(app, session, fleet, 
     monkeypatch.setattr(queue_module, "REPLAY_EVERY", 0.05)
     queue = the_queue(app)
     queue.start()
-    dead = Spool(app.config["RELGOV_SETTINGS"].heartbeat_spool)
+    dead = Spool(spool_folder(app))
     dead.append(encode([valid(1, store_ids(session)[0], device="late-1")], token_id=1, window=1))
     dead.forget()
     deadline = time.monotonic() + 20
     while stored(session)[0] == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert stored(session)[0] == 1
+
+
+def test_each_database_has_its_own_spool_folder(app, session, fleet, database_url):
+    folder = spool_folder(app)
+    assert folder.parent == app.config["RELGOV_SETTINGS"].heartbeat_spool
+    other = folder.with_name("another-database")
+    dead = Spool(other)
+    dead.append(encode([valid(1, store_ids(session)[0])], token_id=1, window=1))
+    dead.forget()
+    # What was answered for another database (its store ids mean other stores) stays.
+    assert replay_orphans(app.extensions["relgov.engine"], folder) == 0
+    assert len(list(other.glob("*.spool"))) == 1
+    assert stored(session)[0] == 0
