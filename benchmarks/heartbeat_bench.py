@@ -28,13 +28,20 @@ benchmark's one token sends far more than the default 600,000 a minute allows a 
 and a refused request would measure the limit, not the ingest. ``--limit-cost`` also runs
 each database with the limit off (0), to show what the limiter costs.
 
+``--wrk`` also measures single heartbeats from outside with ``wrk`` (Debian's ``wrk``; its
+connections are separate from the Python drivers, and gunicorn's sync workers close each
+one): the bare endpoint and the service with queued heartbeats on each database, the worst
+case (every heartbeat a new version) and known devices; requests/s, p50, p99, and the
+answers that were not 2xx. ``--wrk-only`` runs just that (nothing written to the docs): the
+quick comparison to run against another checkout of the code.
+
 Targets: single heartbeats ≥ 50 % of the bare endpoint's rate; batches ≥ 20,000/s. Writes
 the table to the ``### Heartbeats`` part of the ``## Version adoption`` section of
 ``docs/benchmarks.md`` (up to the ``END`` marker: notes below it stay). Everything stops
 itself (servers are killed at the end).
 
     .venv/bin/python benchmarks/heartbeat_bench.py [--seconds 10] [--clients 4] [--limit-cost]
-        [--no-write]
+        [--no-write] [--wrk | --wrk-only] [--wrk-connections 8]
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -108,9 +116,19 @@ def prepare_database(url: str) -> str:
 def start_gunicorn(
     target: str, port: int, env: dict[str, str], cwd: Path
 ) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        gunicorn_command(target, port), cwd=cwd, env=env, start_new_session=True
-    )
+    """gunicorn serving ``target``; its output (the access log) goes to a file in a
+    temporary folder, named on stdout."""
+    log = Path(tempfile.mkdtemp(prefix="relgov-hb-log-")) / "gunicorn.log"
+    print(f"{target} on port {port}: log in {log}", flush=True)
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            gunicorn_command(target, port),
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -382,6 +400,185 @@ def bench_database(
     ]
 
 
+# wrk's script: each thread its own devices ("wrk-<thread>-<n>"), every request a new
+# ``sent_at``; "worst": every heartbeat a new version, 20,000 devices a thread over 2,000
+# stores; "real": 200 known devices a thread, one heartbeat in 100 a new version. done()
+# prints one line the benchmark reads.
+WRK_SCRIPT = r"""
+local counter = 0
+function setup(thread)
+  thread:set("tid", counter)
+  counter = counter + 1
+end
+
+local n = 0
+local base = os.time() - 3600
+function init(args)
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  if args[1] ~= nil and args[1] ~= "" then
+    wrk.headers["Authorization"] = "Bearer " .. args[1]
+  end
+  mode = args[2] or "worst"
+end
+
+function request()
+  n = n + 1
+  local device, version
+  if mode == "real" then
+    device = n % 200
+    version = math.floor((math.floor(n / 200) + device) / 100) % 7
+  else
+    device = n % 20000
+    version = n % 7
+  end
+  local sent = os.date("!%Y-%m-%dT%H:%M:%S", base + math.floor(n / 1000))
+    .. string.format(".%03d+00:00", n % 1000)
+  local body = string.format(
+    '{"device_id":"wrk-%s-%s-%06d","store_id":"S%05d","app":"pos","version":"3.%d.0",'
+      .. '"device_kind":"pos","sent_at":"%s"}',
+    mode, tid, device, device % 2000 + 1, version, sent)
+  return wrk.format(nil, "/api/v1/heartbeats", nil, body)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK %d %d %d %d %.1f %.1f\n", summary.requests, summary.duration,
+    e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def wrk_run(
+    port: int,
+    token: str,
+    args: argparse.Namespace,
+    *,
+    mode: str = "worst",
+    seconds: float | None = None,
+    server: subprocess.Popen[bytes] | None = None,
+) -> dict[str, float]:
+    """One wrk run of single heartbeats; its figures (latencies in ms)."""
+    script = Path(tempfile.mkdtemp(prefix="relgov-wrk-")) / "heartbeats.lua"
+    script.write_text(WRK_SCRIPT)
+    cpu_before = server_cpu(server) if server else 0.0
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{args.wrk_threads}",
+            f"-c{args.wrk_connections}",
+            f"-d{seconds or args.seconds:g}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/api/v1/heartbeats",
+            "--",
+            token,
+            mode,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    cpu = server_cpu(server) - cpu_before if server else float("nan")
+    line = next(x for x in out.splitlines() if x.startswith("WRK "))
+    requests, duration_us, not_2xx, socket_errors, p50_us, p99_us = line.split()[1:]
+    return {
+        "requests_per_s": int(requests) / (int(duration_us) / 1e6),
+        "p50_ms": float(p50_us) / 1000,
+        "p99_ms": float(p99_us) / 1000,
+        "not_2xx": int(not_2xx),
+        "socket_errors": int(socket_errors),
+        "cpu_ms": cpu * 1000 / int(requests) if server and int(requests) else float("nan"),
+    }
+
+
+def wrk_compare(args: argparse.Namespace, pg: str) -> list[str]:
+    """Single heartbeats from outside with wrk: the bare endpoint, then the service with
+    queued heartbeats on SQLite (and PostgreSQL); table rows."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("--wrk needs wrk (apt-get install wrk)")
+    tmp = Path(tempfile.mkdtemp(prefix="relgov-bare-"))
+    (tmp / "bare_app.py").write_text(BARE_APP)
+    port = free_port()
+    server = start_gunicorn("bare_app:app", port, os.environ | {"PYTHONPATH": str(tmp)}, tmp)
+    try:
+        run_load(port, "", batch=1, seconds=2, clients=args.clients)  # workers up and warm
+        wrk_run(port, "", args, seconds=2)
+        bare = wrk_run(port, "", args, server=server)
+    finally:
+        stop(server)
+
+    def row(label: str, figures: dict[str, float], share: str) -> str:
+        return (
+            f"| {label} | {figures['requests_per_s']:,.0f} | {share} | {figures['p50_ms']:.1f} "
+            f"| {figures['p99_ms']:.1f} | {figures['cpu_ms']:.2f} "
+            f"| {figures['not_2xx'] + figures['socket_errors']:,} |"
+        )
+
+    print(
+        f"wrk, bare Flask endpoint: {bare['requests_per_s']:.0f} req/s, p50 "
+        f"{bare['p50_ms']:.1f} ms, p99 {bare['p99_ms']:.1f} ms"
+    )
+    rows = [row("bare Flask endpoint (ceiling)", bare, "100 %")]
+    databases = [
+        ("SQLite (WAL file)", f"sqlite:///{tempfile.mkdtemp(prefix='relgov-wrk-db-')}/b.db")
+    ]
+    if pg:
+        databases.append(("PostgreSQL", create_database(pg, "relgov_bench")))
+    for label, url in databases:
+        token = prepare_database(url)
+        folder = Path(tempfile.mkdtemp(prefix="relgov-hb-"))
+        (folder / "prom").mkdir()
+        env = os.environ | {
+            "RELGOV_ENV": "production",
+            "RELGOV_SECRET_KEY": SECRET,
+            "RELGOV_DATABASE_URL": url,
+            "RELGOV_INSTANCE_PATH": str(folder),
+            "PROMETHEUS_MULTIPROC_DIR": str(folder / "prom"),
+            "PYTHONPATH": str(ROOT),
+            "RELGOV_HEARTBEAT_RATE_LIMIT": LIMIT,
+        }
+        port = free_port()
+        server = start_gunicorn("wsgi:app", port, env, ROOT)
+        try:
+            run_load(port, token, batch=1, seconds=2, clients=args.clients)  # workers up, warm
+            for mode, what in (("worst", "every beat a version change"), ("real", "known devices")):
+                wrk_run(port, token, args, mode=mode, seconds=2)  # warm-up, first sightings
+                figures = wrk_run(port, token, args, mode=mode, server=server)
+                share = figures["requests_per_s"] / bare["requests_per_s"]
+                mark = "✓" if share >= 0.8 else "✗ (target 80 %)"
+                print(
+                    f"wrk, {label}, queued, {what}: {figures['requests_per_s']:.0f} req/s "
+                    f"({share:.0%} of bare), p50 {figures['p50_ms']:.1f} ms, p99 "
+                    f"{figures['p99_ms']:.1f} ms, {figures['cpu_ms']:.2f} ms worker CPU each, "
+                    f"not 2xx {figures['not_2xx']}, socket errors {figures['socket_errors']}"
+                )
+                rows.append(row(f"{label}, queued, {what}", figures, f"{share:.0%} {mark}"))
+        finally:
+            stop(server)
+    return rows
+
+
+def wrk_table(args: argparse.Namespace, rows: list[str]) -> str:
+    return "\n".join(
+        [
+            f"From outside with `wrk` (`--wrk`; {args.wrk_threads} threads, "
+            f"{args.wrk_connections} connections, {args.seconds:g} s a run after a 2 s "
+            "warm-up; gunicorn 2 sync workers, which close every connection; the rate limit "
+            "on as above; target: 80 % of bare):",
+            "",
+            "| server, traffic | single heartbeats req/s | share of bare | p50 ms | p99 ms "
+            "| worker CPU ms per request | answers not 2xx, socket errors |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+        ]
+    )
+
+
 def write_part(text: str) -> None:
     """Replace ``PART`` inside ``SECTION`` of docs/benchmarks.md (re-read just before)."""
     doc = DOC.read_text()
@@ -424,7 +621,15 @@ def main() -> None:
         "--limit-cost", action="store_true", help="also run with the rate limit off"
     )
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--wrk", action="store_true", help="also measure singles with wrk")
+    parser.add_argument("--wrk-only", action="store_true", help="only the wrk runs (no write)")
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--wrk-connections", type=int, default=8)
     args = parser.parse_args()
+    pg = os.environ.get("RELGOV_BENCH_PG_URL", "")
+    if args.wrk_only:
+        print(wrk_table(args, wrk_compare(args, pg)))
+        return
 
     tmp = Path(tempfile.mkdtemp(prefix="relgov-bare-"))
     (tmp / "bare_app.py").write_text(BARE_APP)
@@ -454,7 +659,6 @@ def main() -> None:
     if args.limit_cost:
         url = f"sqlite:///{db_dir / 'bench-nolimit.db'}"
         rows += bench_database("SQLite, queued, rate limit off", url, args, bare, limit="0")
-    pg = os.environ.get("RELGOV_BENCH_PG_URL", "")
     if pg:
         fresh = "relgov_bench"  # made afresh for every run
         rows += bench_database("PostgreSQL 15, queued", create_database(pg, fresh), args, bare)
@@ -491,6 +695,8 @@ def main() -> None:
             "",
         ]
     )
+    if args.wrk:
+        text += "\n" + wrk_table(args, wrk_compare(args, pg))
     print(text)
     if not args.no_write:
         write_part(text)
