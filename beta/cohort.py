@@ -18,6 +18,12 @@ resuming a stage offers the release to exactly the same stores again.
 
 **Order.** Stores are ranked by ``(bucket, external_id)``; the id breaks the (rare) ties so
 the ranking is total and deterministic.
+
+**Sticky fills.** A fill keeps the cohort's eligible members: new stores join only to reach a
+larger target, and a store leaves the cohort for one of three reasons only — it is no longer
+eligible (outside the fill's regions or tags, or excluded by it), the target shrinks (the
+highest-ranked members leave first), or a person removes it with a reason (outside fills).
+So importing stores never swaps members, and refilling to the same size changes nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
 import mmh3
 
@@ -33,6 +40,7 @@ from beta.errors import InvalidInput
 __all__ = [
     "BUCKETS",
     "COHORT_SALT",
+    "REMOVAL_REASONS",
     "ROLLOUT_SALT",
     "FillFilters",
     "FillPlan",
@@ -45,6 +53,13 @@ __all__ = [
 ]
 
 BUCKETS = 10_000
+# Why a fill removes a member (``FillPlan.removal_reasons``), in words for the preview.
+REMOVAL_REASONS = {
+    "not_eligible": "no longer eligible (outside this fill's regions or tags)",
+    "excluded": "no longer eligible (excluded by this fill)",
+    "removed_by_hand": "removed by a person",
+    "target_shrinks": "the target shrinks",
+}
 COHORT_SALT = "beta"
 ROLLOUT_SALT = "rollout"
 
@@ -151,6 +166,8 @@ class FillPlan:
     cohort: tuple[str, ...]  # the cohort after the fill: manual enrolments + hash choices
     eligible_count: int
     shortfall: int  # how many stores short of the target (not enough eligible stores)
+    # Why each store in ``remove`` leaves: a key of :data:`REMOVAL_REASONS`.
+    removal_reasons: dict[str, str] = field(default_factory=dict)
 
     @property
     def changes(self) -> bool:
@@ -166,6 +183,7 @@ class FillPlan:
             "cohort_size": len(self.cohort),
             "eligible_count": self.eligible_count,
             "shortfall": self.shortfall,
+            "removal_reasons": dict(self.removal_reasons),
         }
 
 
@@ -183,13 +201,15 @@ def plan_fill(
 ) -> FillPlan:
     """The cohort a fill to ``request`` produces, and how it differs from the current one.
 
-    The resulting cohort is exactly: every manually enrolled store (``pinned_in``) plus the
-    ``target - len(pinned_in)`` eligible stores with the lowest rank. Eligible means matching
-    the filters, not excluded, not manually removed (``pinned_out``) and not manually
-    enrolled. Because the ranking never changes, raising the target only adds stores and
-    lowering it only removes the highest-ranked hash choices; manual decisions are never
-    touched. Current members that are neither pinned nor chosen (for example outside new
-    filters) are in ``remove``: the preview shows them before anything happens.
+    The resulting cohort is every manually enrolled store (``pinned_in``) plus
+    ``target - len(pinned_in)`` hash choices. Eligible means matching the filters, not
+    excluded, not manually removed (``pinned_out``) and not manually enrolled. The fill is
+    sticky: the current members that are still eligible stay (when the target shrinks, the
+    highest-ranked of them leave first), and only the rest of the target is taken from the
+    lowest-ranked eligible non-members. So a fill to the same or a larger target never
+    removes an eligible member, and adding stores never swaps members. Every store in
+    ``remove`` has its reason in ``removal_reasons``: the preview shows them before anything
+    happens. Manual decisions are never touched.
     """
     pinned_in_set = frozenset(pinned_in)
     pinned_out_set = frozenset(pinned_out) - pinned_in_set
@@ -222,9 +242,25 @@ def plan_fill(
         key=rank_key,
     )
     wanted = max(0, target - len(pinned_in_set))
-    chosen = eligible[:wanted]
+    staying = [e for e in eligible if e in current]  # rank order
+    if wanted <= len(staying):
+        chosen = staying[:wanted]
+    else:
+        newcomers = (e for e in eligible if e not in current)
+        chosen = staying + list(islice(newcomers, wanted - len(staying)))
     cohort = sorted(pinned_in_set | frozenset(chosen), key=rank_key)
     cohort_set = frozenset(cohort)
+    eligible_set = frozenset(eligible)
+    matching_ids = frozenset(m.external_id for m in matching)
+
+    def why(member: str) -> str:
+        if member in eligible_set:
+            return "target_shrinks"
+        if member in pinned_out_set:
+            return "removed_by_hand"
+        if member in matching_ids and member in filters.exclude_ids:
+            return "excluded"
+        return "not_eligible"
 
     def ranked(ids: Iterable[str]) -> tuple[str, ...]:
         return tuple(sorted(ids, key=rank_key))
@@ -238,6 +274,7 @@ def plan_fill(
         cohort=tuple(cohort),
         eligible_count=len(eligible),
         shortfall=max(0, target - len(cohort)),
+        removal_reasons={member: why(member) for member in current - cohort_set},
     )
 
 

@@ -2,8 +2,8 @@
 
 ``parse_store_csv`` is pure (text in, :class:`ImportReport` out); ``preview_import`` adds the
 stores already in the database so the report can say what would be created or updated;
-``apply_import`` upserts by external id. A file-level error (wrong columns, not UTF-8)
-changes nothing; rejected lines change nothing unless the user accepts the valid lines.
+``apply_import`` upserts by external id. A file-level error (wrong columns, not UTF-8, a NUL
+character) changes nothing; rejected lines change nothing unless the user accepts the valid lines.
 Re-importing the same file is a no-op (every line is ``unchanged``).
 
 Columns (header row required, any order, case-insensitive)::
@@ -209,6 +209,11 @@ def parse_store_csv(
         text = _decode(data)
     except UnicodeDecodeError:
         return _file_error("the file is not UTF-8 text (save it as 'CSV UTF-8')")
+    if "\x00" in text:  # no text column can hold it (PostgreSQL refuses it outright)
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        return _file_error(
+            f"line {line} holds a NUL character, which no store field may contain (is it CSV text?)"
+        )
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     lines: list[tuple[int, list[str]]] = []
     try:

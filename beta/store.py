@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 import utc
 from beta import validation as v
-from beta.cohort import FillPlan, FillRequest, StoreCandidate, plan_fill
+from beta.cohort import REMOVAL_REASONS, FillPlan, FillRequest, StoreCandidate, plan_fill
 from beta.errors import Conflict, InvalidInput, NotFound
 from beta.models import CohortEvent, Device, Store, StoreFreeze
 
@@ -461,13 +461,14 @@ def apply_fill(
         store.in_beta = joining
         store.updated_at = utc.aware(now)
         session.add(store)
+        why = "" if joining else f" ({REMOVAL_REASONS[plan.removal_reasons[external_id]]})"
         events.append(
             _record(
                 session,
                 store,
                 action="enrol" if joining else "remove",
                 source="fill",
-                reason=reason,
+                reason=f"{reason}{why}"[:1000],
                 actor=actor,
                 now=now,
             )

@@ -1,7 +1,10 @@
 """Field rules shared by the store functions and the CSV import.
 
 Pure module: no Session, no I/O. Each ``check_*`` function returns the normalised value or
-raises :class:`~beta.errors.InvalidInput` naming the field.
+raises :class:`~beta.errors.InvalidInput` naming the field. :data:`DEVICE_ID_RE` with
+:func:`device_id_refusal` (the heartbeats of ``version_monitor``) and :func:`device_id_field`
+(the update answer) are :func:`check_device_id` for a pydantic model: one device-id rule, one
+message, wherever a device id comes in.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import re
 from collections.abc import Iterable
 from datetime import time
 from zoneinfo import ZoneInfo, available_timezones
+
+from pydantic_core import PydanticCustomError
 
 from beta.errors import InvalidInput
 from beta.models import DEVICE_KINDS
@@ -74,6 +79,25 @@ def check_external_id(value: str, *, field: str = "external_id") -> str:
 
 def check_device_id(value: str, *, field: str = "device_id") -> str:
     return _identifier(value, field, "device id", DEVICE_ID_RE, _DEVICE_ID_RULE)
+
+
+def device_id_field(value: str) -> str:
+    """:func:`check_device_id` as a pydantic validator (``AfterValidator``): the same rule,
+    refused with the same message."""
+    try:
+        return check_device_id(value)
+    except InvalidInput as error:
+        raise PydanticCustomError("device_id", error.message) from None
+
+
+def device_id_refusal(value: str) -> str:
+    """What :func:`check_device_id` says of ``value``, which :data:`DEVICE_ID_RE` refused (for
+    a model that checks the pattern itself, as the heartbeats do, many at a time)."""
+    try:
+        check_device_id(value)
+    except InvalidInput as error:
+        return error.message
+    return f"device id {value!r} is not valid"  # only when the caller's check differs
 
 
 def check_device_kind(value: str, *, field: str = "kind") -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from release_notes.config import NotesConfig, load_config
 from release_notes.errors import NotesError
-from release_notes.git_history import AuthorScan, open_range, open_repo
+from release_notes.git_history import AuthorScan, Deadline, open_range, open_repo
 from release_notes.notes import ReleaseNotes, build_release_notes
 
 __all__ = ["FORMATS", "generate_for_range", "generate_notes", "no_gc", "render_notes"]
@@ -52,6 +52,7 @@ def generate_for_range(
     config: NotesConfig | None = None,
     from_root: bool = False,
     progress: Callable[[int], None] | None = None,
+    timeout: float | None = None,
 ) -> ReleaseNotes:
     """The structured notes for ``from_ref..to_ref`` of the repository at ``repo_path``.
 
@@ -59,12 +60,26 @@ def generate_for_range(
     ``to_ref``, compared as parsed versions), or the whole history when there is none or
     ``from_root`` is set. ``version`` defaults to the version tag ``to_ref`` names, else
     ``to_ref`` itself; ``date`` (``YYYY-MM-DD``) to the committer date of ``to_ref``.
-    ``progress(n)`` is called every few thousand commits. Raises :class:`NotesError`.
+    ``progress(n)`` is called every few thousand commits. With ``timeout`` (seconds), git
+    processes still running then are killed and the generation fails. Raises
+    :class:`NotesError`.
     """
-    with no_gc():
-        return _generate_for_range(
-            repo_path, from_ref, to_ref, version, date, config, from_root, progress
-        )
+    deadline = Deadline(timeout) if timeout is not None else None
+    try:
+        with no_gc():
+            notes = _generate_for_range(
+                repo_path, from_ref, to_ref, version, date, config, from_root, progress, deadline
+            )
+    except Exception:
+        if deadline is not None and deadline.expired:
+            raise NotesError(f"git did not finish within {timeout:g} s") from None
+        raise
+    finally:
+        if deadline is not None:
+            deadline.cancel()
+    if deadline is not None and deadline.expired:
+        raise NotesError(f"git did not finish within {timeout:g} s")
+    return notes
 
 
 def _generate_for_range(
@@ -76,9 +91,10 @@ def _generate_for_range(
     config: NotesConfig | None,
     from_root: bool,
     progress: Callable[[int], None] | None,
+    deadline: Deadline | None = None,
 ) -> ReleaseNotes:
     config = config or NotesConfig()
-    repo = open_repo(repo_path)
+    repo = open_repo(repo_path, deadline)
     # The git processes run side by side: the range's log (started before its refs are
     # resolved when it can be), and the walk of the older history that decides who is a
     # first-time contributor.

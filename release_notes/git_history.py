@@ -15,9 +15,11 @@ one-line message.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ __all__ = [
     "LOG_FORMAT",
     "AuthorScan",
     "CommitLog",
+    "Deadline",
     "GitRepo",
     "NotesError",
     "ResolvedRange",
@@ -77,13 +80,51 @@ def _env() -> dict[str, str]:
     return _GIT_ENV
 
 
+class Deadline:
+    """Kills every git process watched under it once ``seconds`` have passed (the service
+    bounds each generation so; the command line sets none). ``expired`` then says so."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            if not self.expired:
+                self._procs.append(proc)
+                return
+        _kill(proc)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            procs, self._procs = self._procs, []
+        for proc in procs:
+            _kill(proc)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(OSError):
+            proc.kill()
+
+
 class GitRepo:
-    """A repository path and the git processes run in it."""
+    """A repository path and the git processes run in it (killed at ``deadline``)."""
 
-    __slots__ = ("path",)
+    __slots__ = ("deadline", "path")
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, deadline: Deadline | None = None) -> None:
         self.path = path
+        self.deadline = deadline
 
     def popen(self, *args: str, stdin: bool = False) -> subprocess.Popen[bytes]:
         """Start ``git args`` through GitPython and return its streaming process."""
@@ -103,6 +144,8 @@ class GitRepo:
         assert proc is not None
         # GitPython ends the process when its handle is collected: keep the two together.
         proc._gitpython_handle = handle  # type: ignore[attr-defined]
+        if self.deadline is not None:
+            self.deadline.watch(proc)
         return proc
 
     def run(self, *args: str, input: bytes | None = None) -> tuple[int, bytes, bytes]:
@@ -121,14 +164,15 @@ def _reader(proc: subprocess.Popen[bytes]) -> Callable[[int], bytes]:
     return read
 
 
-def open_repo(path: str | Path) -> GitRepo:
-    """The repository at ``path`` (a work tree or a bare repository), checked on disk."""
+def open_repo(path: str | Path, deadline: Deadline | None = None) -> GitRepo:
+    """The repository at ``path`` (a work tree or a bare repository), checked on disk; its
+    git processes are killed at ``deadline``."""
     p = Path(path)
     if not p.exists():
         raise NotesError(f"not a git repository: {path} does not exist")
     if not ((p / ".git").exists() or ((p / "HEAD").is_file() and (p / "objects").is_dir())):
         raise NotesError(f"not a git repository: {path}")
-    return GitRepo(str(p))
+    return GitRepo(str(p), deadline)
 
 
 def _git_message(stderr: bytes, status: int | None) -> str:

@@ -29,7 +29,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.secure_cookies,
         SESSION_COOKIE_NAME="relgov_session",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
+        # The server ends a session RELGOV_SESSION_HOURS after the login (service/sessions.py);
+        # the cookie outlives it by a day so that the page can say the session expired.
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours + 24),
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         TESTING=settings.env == "test",
     )
@@ -42,9 +44,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     if settings.env == "test":
         auth.use_fast_hashing_for_tests()
     audit.install()
-    install_token_cache()
     sessions.init_app(app)
     db.init_app(app)
+    install_token_cache(app)  # the engine's; token changes move the token generation
     logs.init_app(app)
     metrics.init_app(app)
     csrf.init_app(app)

@@ -10,7 +10,7 @@ import functools
 import hashlib
 import secrets
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from argon2 import PasswordHasher
@@ -18,16 +18,15 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import (
     Flask,
     abort,
-    current_app,
     flash,
     g,
     session,
 )
 from flask_login import LoginManager, current_user, logout_user
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from werkzeug.wrappers import Response
 
-from service import audit, db
+from service import audit, db, sessions
 from service.errors import DomainError
 from service.models import ROLES, SCOPES, ApiToken, User, utcnow
 
@@ -126,7 +125,11 @@ def update_user(
     active: bool | None = None,
     name: str | None = None,
     password: str | None = None,
+    keep_session: str | None = None,
 ) -> User:
+    """Change a person. A password change, a role change and disabling end the person's
+    sessions (a password change made by the person in a session, ``keep_session`` (the
+    cookie's secret), keeps that one)."""
     before = user_snapshot(user)
     if role is not None:
         if role not in ROLES:
@@ -145,7 +148,18 @@ def update_user(
         user.password_hash = hash_password(password)
     session.add(user)
     after = user_snapshot(user)
+    disabled = before["active"] and not user.active
+    ended = suspended = 0
+    if password or after["role"] != before["role"] or disabled:
+        reason = "password changed" if password else "role changed"
+        if not user.active:
+            reason = "disabled"
+        keep = keep_session if user.active and after["role"] == before["role"] else None
+        ended = sessions.end_all(session, user.id or 0, reason=reason, keep=keep)
+    if disabled:
+        suspended = _suspend_tokens_of(session, user, actor)
     if after != before or password:
+        noted = {"sessions_ended": ended, "tokens_suspended": suspended}
         audit.record(
             session,
             actor=actor,
@@ -153,10 +167,35 @@ def update_user(
             subject_type="user",
             subject_id=user.email,
             before=before,
-            after={**after, **({"password": "changed"} if password else {})},
-            summary=f"updated {user.email}",
+            after={
+                **after,
+                **({"password": "changed"} if password else {}),
+                **{key: value for key, value in noted.items() if value},
+            },
+            summary=f"updated {user.email}"
+            + (f"; ended {_count(ended, 'session')}" if ended else "")
+            + (f"; suspended {_count(suspended, 'token')}" if suspended else ""),
         )
     return user
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' if n != 1 else ''}"
+
+
+def log_out_everywhere(*, session: Session, user: User, actor: str) -> int:
+    """End every session of ``user`` (an admin's "log out everywhere"); how many ended."""
+    ended = sessions.end_all(session, user.id or 0, reason=f"logged out everywhere by {actor}")
+    audit.record(
+        session,
+        actor=actor,
+        action="user.logout_everywhere",
+        subject_type="user",
+        subject_id=user.email,
+        after={"sessions_ended": ended},
+        summary=f"logged {user.email} out everywhere ({_count(ended, 'session')})",
+    )
+    return ended
 
 
 def record_session(session: Session, user: User, action: str, summary: str) -> None:
@@ -211,6 +250,7 @@ def issue_token(
         token_hash=_token_hash(raw),
         scopes=scope_list,
         created_by_id=creator.id or 0,
+        owner_id=creator.id or 0,
         expires_at=utcnow() + timedelta(days=expires_in_days) if expires_in_days else None,
     )
     session.add(token)
@@ -246,6 +286,63 @@ def revoke_token(*, session: Session, token: ApiToken, actor: User) -> ApiToken:
     return token
 
 
+def _suspend_tokens_of(session: Session, owner: User, actor: str) -> int:
+    """Suspend the usable tokens ``owner`` answers for (they are being disabled); each is
+    audited. How many were suspended."""
+    tokens = session.exec(
+        select(ApiToken).where(
+            ApiToken.owner_id == owner.id,
+            col(ApiToken.revoked_at).is_(None),
+            col(ApiToken.suspended_at).is_(None),
+        )
+    ).all()
+    now = utcnow()
+    for token in tokens:
+        token.suspended_at = now
+        token.suspended_reason = f"its owner {owner.email} was disabled"
+        session.add(token)
+        audit.record(
+            session,
+            actor=actor,
+            action="token.suspend",
+            subject_type="api_token",
+            subject_id=token.id,
+            before={"suspended": False, "owner": owner.email},
+            after={"suspended": True, "reason": token.suspended_reason},
+            summary=f"suspended token {token.name}: {token.suspended_reason}",
+            highlight=True,
+        )
+    return len(tokens)
+
+
+def hand_over_token(*, session: Session, token: ApiToken, owner: User, actor: str) -> ApiToken:
+    """Make the active admin ``owner`` answer for ``token``; a suspended token resumes."""
+    if token.revoked_at is not None:
+        raise AuthError("this token is revoked; issue a new one instead", field="owner")
+    if not owner.active or owner.role != "admin":
+        raise AuthError(f"{owner.email} is not an active admin", field="owner")
+    previous = session.get(User, token.owner_id)
+    was_suspended = token.suspended_at is not None
+    if token.owner_id == owner.id and not was_suspended:
+        raise AuthError(f"{owner.email} already owns this token", field="owner")
+    token.owner_id = owner.id or 0
+    token.suspended_at = None
+    token.suspended_reason = None
+    session.add(token)
+    audit.record(
+        session,
+        actor=actor,
+        action="token.hand_over",
+        subject_type="api_token",
+        subject_id=token.id,
+        before={"owner": previous.email if previous else None, "suspended": was_suspended},
+        after={"owner": owner.email, "suspended": False},
+        summary=f"handed token {token.name} to {owner.email}"
+        + (" (it resumes)" if was_suspended else ""),
+    )
+    return token
+
+
 def find_token(session: Session, raw: str) -> ApiToken | None:
     if not raw.startswith(TOKEN_PREFIX):
         return None
@@ -260,27 +357,34 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to see that page."
     login_manager.login_message_category = "info"
-    app.before_request(_expire_old_sessions)
+    app.before_request(_check_session)
+
+
+_ENDED = "relgov.session_ended"
 
 
 @login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
-    try:
-        user = db.session().get(User, int(user_id))
-    except ValueError:
-        return None
-    return user if user and user.active else None
+    """The person of the request's cookie, when it names a live session on the server
+    (``service.sessions``); a cookie without one (logged out, expired, revoked, or signed
+    before sessions were kept on the server) is no login."""
+    user, ended = sessions.resolve(db.session(), session.get(sessions.COOKIE_KEY), user_id)
+    if ended is not None:
+        g.setdefault(_ENDED, ended)
+    return user
 
 
-def _expire_old_sessions() -> None:
-    started = session.get("login_at")
-    if started is None or not current_user.is_authenticated:
+def _check_session() -> None:
+    """A cookie whose session has ended is cleared (once), saying so when it expired."""
+    if "_user_id" not in session or current_user.is_authenticated:
         return
-    lifetime = timedelta(hours=current_app.config["RELGOV_SETTINGS"].session_hours)
-    if datetime.fromisoformat(started) + lifetime < utcnow():
-        logout_user()
-        session.clear()
+    ended = g.pop(_ENDED, None)
+    logout_user()
+    session.clear()
+    if ended == "expired":
         flash("Your session has expired. Please log in again.", "warning")
+    elif ended == "revoked":
+        flash("Your session was ended. Please log in again.", "warning")
 
 
 def roles_required(*roles: str) -> Callable[[Callable[P, R]], Callable[P, R | Response]]:

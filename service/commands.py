@@ -16,15 +16,17 @@ from typing import Any
 import click
 from flask import current_app
 from flask.cli import ScriptInfo, routes_command, shell_command, with_appcontext
-from sqlmodel import select
+from sqlmodel import Session, col, select
 from werkzeug.serving import run_simple
 
-from service import db, migrate, version
+from service import db, migrate, security, version
 from service.adoption.cli import adoption_group
 from service.auth import (
     AuthError,
     create_user,
+    hand_over_token,
     issue_token,
+    log_out_everywhere,
     revoke_token,
     update_user,
     verify_password,
@@ -179,13 +181,40 @@ def users_disable(email: str) -> None:
     _change_user(email, active=False)
 
 
+@users_group.command("logout-everywhere")
+@click.option("--email", required=True)
+@with_appcontext
+def users_logout_everywhere(email: str) -> None:
+    """End every session of a person (they must log in again)."""
+    with db.session_scope() as session:
+        user = _user(session, email)
+        ended = log_out_everywhere(session=session, user=user, actor=cli_actor())
+        click.echo(f"{user.email}: {ended} session{'s' if ended != 1 else ''} ended")
+
+
+@users_group.command("lift-pause")
+@click.option("--email", required=True)
+@with_appcontext
+def users_lift_pause(email: str) -> None:
+    """Lift the pause on a person's login after failed attempts (from every address)."""
+    with db.session_scope() as session:
+        user = _user(session, email)
+        lifted = security.lift_login_pauses(session, email=user.email, actor=cli_actor())
+        where = ", ".join(pause.address for pause in lifted) or "none was paused"
+        click.echo(f"{user.email}: login pause lifted ({where})")
+
+
+def _user(session: Session, email: str) -> User:
+    user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+    if user is None:
+        fail(f"no user with email {email}")
+    return user
+
+
 def _change_user(email: str, **changes: object) -> None:
     try:
         with db.session_scope() as session:
-            user = session.exec(select(User).where(User.email == email.strip().lower())).first()
-            if user is None:
-                fail(f"no user with email {email}")
-            assert user is not None
+            user = _user(session, email)
             update_user(session=session, user=user, actor=cli_actor(), **changes)  # type: ignore[arg-type]
             click.echo(f"{user.email}: role {user.role}, {'active' if user.active else 'disabled'}")
     except AuthError as exc:
@@ -255,6 +284,41 @@ def tokens_revoke(token_id: int, by_email: str) -> None:
     except AuthError as exc:
         fail(str(exc))
     click.echo(f"revoked token {token_id}")
+
+
+@tokens_group.command("list")
+@with_appcontext
+def tokens_list() -> None:
+    """List tokens: id, name, owner and state."""
+    with db.session_scope() as session:
+        emails = {u.id: u.email for u in session.exec(select(User))}
+        for token in session.exec(select(ApiToken).order_by(col(ApiToken.id))):
+            if token.revoked_at is not None:
+                state = "revoked"
+            elif token.suspended_at is not None:
+                state = f"suspended ({token.suspended_reason})"
+            else:
+                state = "expired" if token.expired else "active"
+            owner = emails.get(token.owner_id, "?")
+            click.echo(f"{token.id:>5} {token.name:30} {owner:30} {state}")
+
+
+@tokens_group.command("hand-over")
+@click.argument("token_id", type=int)
+@click.option("--to", "to_email", required=True, help="Email of the admin who will own it.")
+@with_appcontext
+def tokens_hand_over(token_id: int, to_email: str) -> None:
+    """Give a token to another active admin (a suspended token resumes)."""
+    try:
+        with db.session_scope() as session:
+            token = session.get(ApiToken, token_id)
+            if token is None:
+                fail(f"no token {token_id}")
+            owner = _user(session, to_email)
+            hand_over_token(session=session, token=token, owner=owner, actor=cli_actor())
+            click.echo(f"token {token_id} ({token.name}) now belongs to {owner.email}")
+    except AuthError as exc:
+        fail(str(exc))
 
 
 @click.command("demo")

@@ -7,6 +7,7 @@ leaves nothing half-written: the teardown rolls back whatever was not committed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import sqlite3
@@ -17,6 +18,7 @@ from typing import Any
 
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
@@ -222,3 +224,64 @@ def session_scope(bind: Engine | None = None) -> Iterator[Session]:
         except BaseException:
             db_session.rollback()
             raise
+
+
+# --- a database that cannot write -------------------------------------------------------------
+
+SQLITE_FULL = 13  # "database or disk is full" (also a file past PRAGMA max_page_count)
+SQLITE_READONLY = 8
+SQLITE_BUSY = 5
+PG_DISK_FULL = "53100"  # disk_full
+PG_READ_ONLY = "25006"  # read_only_sql_transaction (a standby, default_transaction_read_only)
+PG_BUSY = ("55P03", "57014")  # lock_not_available, query_canceled (a statement timeout)
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def write_failure(exc: BaseException) -> str | None:
+    """Why a write failed, when the database (or its disk) says so: ``"disk_full"``,
+    ``"read_only"`` or ``"busy"``; None for anything else.
+
+    Looks through SQLAlchemy's wrapper (``DBAPIError.orig``) and the exceptions ``exc``
+    was raised from. Disk full: SQLite's SQLITE_FULL, PostgreSQL's SQLSTATE 53100, or an
+    OSError ENOSPC / EDQUOT (no space, quota exceeded) from anywhere.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        reason = _own_write_failure(current)
+        if reason is not None:
+            return reason
+        if isinstance(current, DBAPIError):
+            pending.append(current.orig)
+        pending.extend((current.__cause__, current.__context__))
+    return None
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return write_failure(exc) == "disk_full"
+
+
+def _own_write_failure(exc: BaseException) -> str | None:
+    if isinstance(exc, sqlite3.Error):
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        if code == SQLITE_FULL or "database or disk is full" in str(exc):
+            return "disk_full"
+        if code == SQLITE_READONLY:
+            return "read_only"
+        if code == SQLITE_BUSY:
+            return "busy"
+        return None
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        if sqlstate == PG_DISK_FULL:
+            return "disk_full"
+        if sqlstate == PG_READ_ONLY:
+            return "read_only"
+        return "busy" if sqlstate in PG_BUSY else None
+    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+        return "disk_full"
+    return None

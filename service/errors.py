@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from beta.errors import BetaError
-from service import db
+from service import db, metrics
 from service.api.errors import (
     ApiError,
     error_response,
@@ -42,6 +42,13 @@ MESSAGES = {
 _log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
 UNAVAILABLE = "The database cannot be reached right now; nothing was saved. Try again shortly."
+# 507 Insufficient Storage (RFC 4918): the server cannot store what the request needs. Not
+# 503 with Retry-After: a full disk does not pass in seconds, it needs an operator.
+DISK_FULL_STATUS = 507
+DISK_FULL = (
+    "The database's disk is full, so nothing was saved. Pages can still be read; saving "
+    "works again once an operator has freed disk space."
+)
 P = ParamSpec("P")
 
 
@@ -68,6 +75,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DBAPIError, _database_error)
+    app.register_error_handler(OSError, _os_error)
     app.register_error_handler(500, _internal_error)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(DomainError, _refused)
@@ -141,8 +149,11 @@ def _database_error(exc: DBAPIError) -> Response:
 
     The pool checks connections before use (``pool_pre_ping``) and drops the ones a
     disconnect invalidated, so the next request after the database is back succeeds.
+    A full disk is not an outage: :func:`_disk_full` answers 507.
     Other database errors (a bug, a constraint) are still 500s.
     """
+    if db.is_disk_full(exc):
+        return _disk_full(exc)
     if not (isinstance(exc, OperationalError) or exc.connection_invalidated):
         raise exc
     _log.warning("database unavailable: %s", type(exc.orig).__name__ if exc.orig else exc)
@@ -150,14 +161,39 @@ def _database_error(exc: DBAPIError) -> Response:
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     if _is_api():
         return error_response(ApiError(503, "database_unavailable", UNAVAILABLE, headers=headers))
-    # A plain page: the site layout would need the database (the logged-in user) itself.
+    return _plain_page(503, "Service unavailable", UNAVAILABLE, headers)
+
+
+def _os_error(exc: OSError) -> Response:
+    """No space left on the device (or over a quota) while handling a request: 507, as for
+    the database; any other OSError is an unexpected error (500)."""
+    if not db.is_disk_full(exc):
+        raise exc
+    return _disk_full(exc)
+
+
+def _disk_full(exc: BaseException) -> Response:
+    """Out of disk space: 507 saying so (``disk_full``), counted on /metrics, and /healthz
+    reports the database degraded for a while (``service/metrics.py``)."""
+    orig = getattr(exc, "orig", None)
+    _log.error("disk full, nothing was saved: %s", f"{type(orig or exc).__name__}: {orig or exc}")
+    metrics.note_disk_full()
+    _discard_session()
+    if _is_api():
+        return error_response(ApiError(DISK_FULL_STATUS, "disk_full", DISK_FULL))
+    return _plain_page(DISK_FULL_STATUS, "Disk full", DISK_FULL, {})
+
+
+def _plain_page(status: int, title: str, message: str, headers: dict[str, str]) -> Response:
+    """An error page without the site layout, which would need the database itself (the
+    logged-in user)."""
     request_id = escape(g.get("request_id") or "")
     body = (
-        "<!doctype html><html lang=en><meta charset=utf-8><title>Service unavailable</title>"
-        f"<h1>503 · Service unavailable</h1><p>{UNAVAILABLE}</p>"
+        f"<!doctype html><html lang=en><meta charset=utf-8><title>{title}</title>"
+        f"<h1>{status} · {title}</h1><p>{message}</p>"
         f"<p><small>Request {request_id}</small></p></html>"
     )
-    return Response(body, 503, headers, mimetype="text/html")
+    return Response(body, status, headers, mimetype="text/html")
 
 
 def _discard_session() -> None:

@@ -1,9 +1,11 @@
 """Who may use each endpoint: the one declared authorization policy of the service.
 
 Every Flask endpoint (every page, form, API operation, static file, probe) has one line in
-:data:`POLICY`. The decorators on the views (``login_required``, ``roles_required``, the API's
-``scope=`` and ``require_person``) enforce it; ``create_app`` refuses to start when an endpoint
-has no line here or an API operation's scope disagrees with its line, and
+:data:`POLICY`. The decorators on the views enforce it before the request's input is read:
+``login_required`` and ``roles_required`` on pages; on the API, the operation decorator
+(``service/api/operations.py``) checks the operation's ``scope=``, or, for an operation
+acting for a person (``scope=None``), this line itself. ``create_app`` refuses to start when
+an endpoint has no line here or an API operation's scope disagrees with its line, and
 ``tests/service/test_authz_matrix.py`` sends every endpoint and method as every role, no login
 and every token scope and checks the answer against this table.
 
@@ -66,6 +68,11 @@ class Rule:
             if role in held:
                 return True
         return bool(self.scopes.intersection(scopes))
+
+    def roles_for(self, item_owner: str | None = None) -> list[str]:
+        """The roles that pass, for a message (``ITEM_OWNER`` as ``item_owner``'s role)."""
+        held = {item_owner if r == ITEM_OWNER else r for r in self.roles}
+        return sorted(r.replace("_", " ") for r in held if r)
 
     def describe(self) -> str:
         if self.public:
@@ -130,8 +137,11 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     # --- admin ---------------------------------------------------------------------------
     "admin.users": ADMIN,
     "admin.edit_user": ADMIN,
+    "admin.logout_everywhere": ADMIN,
+    "admin.lift_login_pause": ADMIN,
     "admin.tokens": ADMIN,
     "admin.revoke": ADMIN,
+    "admin.hand_over": ADMIN,
     "publishing.admin_notion": ADMIN,
     "publishing.admin_init_schema": ADMIN,
     "publishing.admin_retry": ADMIN,
@@ -262,9 +272,9 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
 }
 
 
-# Who may make each lifecycle move through ``api.post_transition`` (the lifecycle guards in
-# service/releases/services.py enforce it). CI's token submits a candidate, cancels it or
-# halts a rollout; every other move is a release manager's decision.
+# Who may make each lifecycle move through ``api.post_transition`` (the lifecycle permits of
+# service/wiring.py enforce it, before the state machine: 403 before 409). CI's token submits
+# a candidate, cancels it or halts a rollout; every other move is a release manager's decision.
 TRANSITIONS: Mapping[str, Rule] = {
     "submit": token("releases:write") | person("release_manager", "engineer"),
     "approve": person("release_manager"),

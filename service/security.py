@@ -6,26 +6,33 @@ would reach the database with values it cannot hold.
   ``X-Frame-Options: DENY``, ``Referrer-Policy: same-origin`` and, when
   ``RELGOV_HSTS_SECONDS`` is set, ``Strict-Transport-Security``. Page behaviour lives in
   ``static/app.js``; data for scripts travels in ``data-*`` attributes or
-  ``<script type="application/json">`` blocks, which are never executed.
-* Login throttling: failed logins are audit events (``user.login_failed``), so the count is
-  shared by every worker and machine. After ``RELGOV_LOGIN_MAX_FAILURES`` failures for one
-  email, or ``RELGOV_LOGIN_MAX_FAILURES_PER_ADDRESS`` from one client address, within
-  ``RELGOV_LOGIN_WINDOW_MINUTES``, further attempts are refused with 429 and ``Retry-After``
-  (even with the right password) until the window has passed. A successful login clears the
-  account's count (failures before the last ``user.login`` do not count).
-* Ids in URLs are bounded to what an INTEGER column holds, and NUL characters (which
-  PostgreSQL text cannot store) are refused before any query runs.
+  ``<script type="application/json">`` blocks, which are never executed. Every answer to a
+  logged-in person or to a request authenticated by an API token (static files aside) carries
+  ``Cache-Control: no-store``: no browser or proxy keeps a copy of a page, an API answer or a
+  token shown once (the heartbeat fast path sends it too).
+* Login throttling: failed logins are audit events (``user.login_failed``, their actor the
+  client address), so the count is shared by every worker and machine. After
+  ``RELGOV_LOGIN_MAX_FAILURES`` failures for one email from one client address, logging in to
+  that email from that address is paused; after ``RELGOV_LOGIN_MAX_FAILURES_PER_ADDRESS``
+  failures from one address (any emails), every login from it is paused. A pause refuses
+  attempts with 429 and ``Retry-After`` (even with the right password) until enough failures
+  are older than ``RELGOV_LOGIN_WINDOW_MINUTES``. So someone who knows a person's email
+  pauses that person's login only from the address they fail from, not from the person's
+  own. A successful login, or an admin lifting the pause (``user.login_unlocked``), clears
+  the account's counts from every address (earlier failures no longer count).
+* Ids in URLs are bounded to what an INTEGER column holds (a larger one is unknown, named as
+  given), and NUL characters (which PostgreSQL text cannot store) are refused before any
+  query runs.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 from werkzeug.routing import IntegerConverter
@@ -33,6 +40,7 @@ from werkzeug.wrappers import Response
 
 import utc
 from service import audit
+from service.api import json_body
 from service.api.errors import ApiError, error_response, field_error
 from service.models import AuditEvent, utcnow
 
@@ -65,16 +73,39 @@ HEADERS = {
 LOGIN_FAILED = "user.login_failed"
 LOGIN_LOCKED = "user.login_locked"
 LOGIN_OK = "user.login"
+LOGIN_UNLOCKED = "user.login_unlocked"  # an admin lifted the account's pauses
+_ADDRESS_ACTOR = "anonymous@"
+
+
+class UnknownId(int):
+    """An id from a URL beyond what an INTEGER column holds: 0 to the database (no row has
+    it), the digits as given in every message (``no release 99999999999999999999999``)."""
+
+    text: str
+
+    def __new__(cls, text: str) -> UnknownId:
+        self = super().__new__(cls, 0)
+        self.text = text
+        return self
+
+    def __str__(self) -> str:
+        return self.text
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return self.text if not spec else format(self.text, spec)
 
 
 class BoundedIntegerConverter(IntegerConverter):
-    """``<int:...>`` whose ids beyond what an INTEGER column holds become 0, which no row
-    has: the view answers 404 as for any unknown id. (Refusing the match instead would make
-    Werkzeug answer 405 where another method shares the path.)"""
+    """``<int:...>`` whose ids beyond what an INTEGER column holds become an
+    :class:`UnknownId`: an API operation answers 404 naming the id as given without a query
+    (``service/api/operations.py``), a page finds no row. (Refusing the match instead would
+    make Werkzeug answer 405 where another method shares the path.)"""
 
     def to_python(self, value: str) -> Any:
         number = super().to_python(value)
-        return number if isinstance(number, int) and abs(number) <= MAX_ID else 0
+        return number if isinstance(number, int) and abs(number) <= MAX_ID else UnknownId(value)
 
 
 def init_app(app: Flask) -> None:
@@ -100,6 +131,9 @@ def response_headers(app: Flask) -> dict[str, str]:
     return headers
 
 
+NO_STORE = ("Cache-Control", "no-store")
+
+
 def _set_headers(response: Response) -> Response:
     # (lower-case name, name, value) rows made once per app: one pass over the response's
     # headers instead of a setdefault (a scan) per header: 4 µs a response instead of 14.
@@ -112,7 +146,21 @@ def _set_headers(response: Response) -> Response:
     ]
     if missing:
         headers.extend(missing)
+    if _authenticated():
+        headers[NO_STORE[0]] = NO_STORE[1]
     return response
+
+
+def _authenticated() -> bool:
+    """Whether the answer is for a bearer token or a logged-in person (not a static file).
+
+    The person is the one Flask-Login loaded for this request (``g._login_user``: every
+    request with a login cookie loads it before the view, see ``service.auth``); reading it
+    here never queries the database, which may be the reason this answer is an error."""
+    if g.get("api_token") is not None:
+        return True
+    user = g.get("_login_user")
+    return user is not None and bool(user.is_authenticated) and request.endpoint != "static"
 
 
 def _refuse_nul() -> Response | None:
@@ -148,9 +196,9 @@ def _json_nul() -> str | None:
     if b"\\u0000" not in raw:
         return None  # a raw NUL byte is not JSON: the view answers 400
     try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
+        data = json_body.parse(raw)
+    except json_body.InvalidJson:
+        return None  # the view answers 400
     found = contains_nul(data)
     return f"body.{found}" if found else None
 
@@ -186,15 +234,21 @@ class LoginRefusal:
     @property
     def message(self) -> str:
         minutes = max(1, math.ceil(self.retry_after / 60))
-        who = "this account" if self.reason == "account" else "your network address"
+        about = f"about {minutes} minute{'s' if minutes != 1 else ''}"
+        if self.reason == "account":
+            return (
+                "Too many failed logins for this account from your network address. Logging "
+                f"in to it from there is paused for {about}; try again then, or ask an admin "
+                "to lift the pause."
+            )
         return (
-            f"Too many failed logins for {who}. Logging in is paused for about "
-            f"{minutes} minute{'s' if minutes != 1 else ''}; try again then, or ask an admin."
+            "Too many failed logins from your network address. Logging in from there is "
+            f"paused for {about}; try again then, or ask an admin."
         )
 
 
 def address_actor(address: str | None) -> str:
-    return f"anonymous@{address or 'unknown'}"
+    return f"{_ADDRESS_ACTOR}{address or 'unknown'}"
 
 
 def _limits() -> tuple[int, int, timedelta]:
@@ -226,10 +280,12 @@ def _failures(
     return list(rows)
 
 
-def _last_success(session: Session, email: str) -> datetime | None:
+def _last_reset(session: Session, email: str) -> datetime | None:
+    """The last successful login to ``email`` or lifting of its pauses: failures before it
+    do not count."""
     return session.exec(
         select(func.max(AuditEvent.at)).where(
-            AuditEvent.action == LOGIN_OK,
+            col(AuditEvent.action).in_((LOGIN_OK, LOGIN_UNLOCKED)),
             AuditEvent.subject_type == "user",
             AuditEvent.subject_id == email,
         )
@@ -245,8 +301,14 @@ def login_refusal(
     now = now or utcnow()
     since = now - window
     if per_account:
-        last_ok = _last_success(session, email)
-        times = _failures(session, since, per_account, after=last_ok, email=email)
+        times = _failures(
+            session,
+            since,
+            per_account,
+            after=_last_reset(session, email),
+            email=email,
+            actor=address_actor(address),
+        )
         if len(times) >= per_account:
             return LoginRefusal("account", _seconds_until(times[-1] + window, now))
     if per_address:
@@ -254,6 +316,84 @@ def login_refusal(
         if len(times) >= per_address:
             return LoginRefusal("address", _seconds_until(times[-1] + window, now))
     return None
+
+
+@dataclass(frozen=True)
+class LoginPause:
+    """Logging in to an account from ``address`` is paused for ``retry_after`` seconds."""
+
+    address: str
+    failures: int
+    retry_after: int
+
+
+def login_pauses(session: Session, email: str, now: datetime | None = None) -> list[LoginPause]:
+    """The addresses from which logging in to ``email`` is paused now (for the admin)."""
+    return paused_accounts(session, now, email=email[:128]).get(email[:128], [])
+
+
+def paused_accounts(
+    session: Session, now: datetime | None = None, *, email: str | None = None
+) -> dict[str, list[LoginPause]]:
+    """Every account (email) whose login is paused from some address now, with the pauses;
+    only ``email``'s when given. Two queries, whatever the number of accounts."""
+    per_account, _, window = _limits()
+    if not per_account:
+        return {}
+    now = now or utcnow()
+    since = now - window
+    failures = select(AuditEvent.subject_id, AuditEvent.actor, AuditEvent.at).where(
+        AuditEvent.action == LOGIN_FAILED,
+        AuditEvent.subject_type == "user",
+        col(AuditEvent.at) >= since,
+    )
+    resets = (
+        select(AuditEvent.subject_id, func.max(AuditEvent.at))
+        .where(
+            col(AuditEvent.action).in_((LOGIN_OK, LOGIN_UNLOCKED)),
+            AuditEvent.subject_type == "user",
+            col(AuditEvent.at) >= since,
+        )
+        .group_by(AuditEvent.subject_id)
+    )
+    if email is not None:
+        failures = failures.where(AuditEvent.subject_id == email)
+        resets = resets.where(AuditEvent.subject_id == email)
+    reset_at = {subject: utc.aware(at) for subject, at in session.exec(resets).all()}
+    times: dict[tuple[str, str], list[datetime]] = {}
+    for subject, actor, at in session.exec(failures).all():
+        reset = reset_at.get(subject)
+        if reset is None or utc.aware(at) > reset:
+            times.setdefault((subject, actor), []).append(utc.aware(at))
+    paused: dict[str, list[LoginPause]] = {}
+    for (subject, actor), moments in sorted(times.items()):
+        if len(moments) >= per_account:
+            moments.sort(reverse=True)
+            paused.setdefault(subject, []).append(
+                LoginPause(
+                    address=actor.removeprefix(_ADDRESS_ACTOR),
+                    failures=len(moments),
+                    retry_after=_seconds_until(moments[per_account - 1] + window, now),
+                )
+            )
+    return paused
+
+
+def lift_login_pauses(session: Session, *, email: str, actor: str) -> list[LoginPause]:
+    """An admin lifts the pauses on logging in to ``email`` (from every address): the
+    failures so far no longer count. Audited as ``user.login_unlocked``."""
+    lifted = login_pauses(session, email)
+    audit.record(
+        session,
+        actor=actor,
+        action=LOGIN_UNLOCKED,
+        subject_type="user",
+        subject_id=email[:128],
+        after={"addresses": [pause.address for pause in lifted]},
+        summary="lifted the login pause"
+        + (f" (from {', '.join(p.address for p in lifted)})" if lifted else " (none was on)"),
+    )
+    return lifted
 
 
 def _seconds_until(moment: datetime, now: datetime) -> int:

@@ -7,7 +7,9 @@ nothing else in ``service/`` reads the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -53,6 +55,12 @@ class Settings:
     notion_base_url: str = ""
     in_process_worker: bool = False
     repo_cache: Path = Path("instance/repos")
+    # Local repositories (paths, file:// URLs) must lie under this folder; None: the
+    # instance folder. Remote hosts allowed http and loopback/link-local addresses (as
+    # "host" or "host:port", lower-case); and how long any git command may run.
+    repo_root: Path | None = None
+    repo_allowed_hosts: tuple[str, ...] = ()
+    git_timeout_seconds: float = 60.0
     # Heartbeats per minute per API token (0: no limit); see the README.
     heartbeat_rate_limit: int = 600_000
     # Heartbeats queued in the process and written every this many ms (0: each request
@@ -64,6 +72,10 @@ class Settings:
     log_format: str = ""  # json | text; empty: json in production, text elsewhere
     log_level: str = "INFO"
     job_lease_seconds: float = 600.0
+    # ``relgov worker`` serves its own /metrics here (None: it serves none; 0: any free
+    # port, logged); see the README.
+    worker_metrics_port: int | None = None
+    worker_metrics_address: str = "127.0.0.1"
     # Incident scope bands (incidents/scoring.py): fewer stores than this is scope 1, more
     # than this share of the active stores scope 3.
     incident_few_stores: int = DEFAULT_FEW_BELOW
@@ -87,6 +99,11 @@ class Settings:
     def heartbeat_spool(self) -> Path:
         """The heartbeat spool's folder (``RELGOV_HEARTBEAT_SPOOL_DIR``)."""
         return self.heartbeat_spool_dir or self.instance_path / "heartbeat-spool"
+
+    @property
+    def repo_root_path(self) -> Path:
+        """Where local repositories may live (``RELGOV_REPO_ROOT``, else the instance folder)."""
+        return self.repo_root if self.repo_root is not None else self.instance_path
 
     @property
     def notion_configured(self) -> bool:
@@ -127,6 +144,9 @@ class Settings:
             notion_base_url=env.get("NOTION_BASE_URL", ""),
             in_process_worker=_bool(env, "RELGOV_IN_PROCESS_WORKER", False),
             repo_cache=Path(env.get("RELGOV_REPO_CACHE", str(instance / "repos"))),
+            repo_root=Path(env.get("RELGOV_REPO_ROOT", "").strip() or instance).resolve(),
+            repo_allowed_hosts=_hosts(env, "RELGOV_REPO_ALLOWED_HOSTS"),
+            git_timeout_seconds=float(_positive(env, "RELGOV_GIT_TIMEOUT_SECONDS", 60)),
             heartbeat_rate_limit=_non_negative(env, "RELGOV_HEARTBEAT_RATE_LIMIT", 600_000),
             heartbeat_flush_ms=_non_negative(
                 env, "RELGOV_HEARTBEAT_FLUSH_MS", 50 if mode == "production" else 0
@@ -138,6 +158,9 @@ class Settings:
             log_level=_choice(env, "RELGOV_LOG_LEVEL", ("debug", "info", "warning", "error"))
             or "INFO",
             job_lease_seconds=float(_int(env, "RELGOV_JOB_LEASE_SECONDS", 600)),
+            worker_metrics_port=_port(env, "RELGOV_WORKER_METRICS_PORT"),
+            worker_metrics_address=env.get("RELGOV_WORKER_METRICS_ADDRESS", "").strip()
+            or "127.0.0.1",
             incident_few_stores=_int(env, "RELGOV_INCIDENT_FEW_STORES", DEFAULT_FEW_BELOW),
             incident_most_share=_float(env, "RELGOV_INCIDENT_MOST_SHARE", DEFAULT_MOST_SHARE),
             rollup_retention_days=_positive(env, "RELGOV_ROLLUP_RETENTION_DAYS", 400),
@@ -214,6 +237,16 @@ def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _port(env: Mapping[str, str], name: str) -> int | None:
+    """A TCP port, 0 (any free one) or, when unset, None."""
+    if not env.get(name, "").strip():
+        return None
+    value = _int(env, name, 0)
+    if not 0 <= value <= 65535:
+        raise SettingsError(f"{name} must be a port number (0 to 65535), not {value}")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -223,6 +256,47 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in {"0", "false", "no", "off"}:
         return False
     raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
+_HOST = re.compile(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?")
+
+
+def _hosts(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated ``host`` or ``host:port`` entries (IPv6 in brackets with a port)."""
+    entries = []
+    for raw in env.get(name, "").split(","):
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        host, port = entry, ""
+        if entry.startswith("["):
+            host, _, rest = entry[1:].partition("]")
+            if rest and not rest.startswith(":"):
+                raise SettingsError(f"{name}: {raw.strip()!r} is not host or host:port")
+            port = rest[1:]
+        elif entry.count(":") == 1:
+            host, port = entry.split(":")
+        ok = bool(_HOST.fullmatch(host)) or _is_ip(host)
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            ok = False
+        if not ok:
+            raise SettingsError(
+                f"{name}: {raw.strip()!r} is not a host or host:port (e.g. git.example.com, "
+                "git.example.com:8443, 127.0.0.1)"
+            )
+        if port:
+            entries.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        else:
+            entries.append(host)
+    return tuple(entries)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:

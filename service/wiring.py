@@ -36,20 +36,28 @@ from service.releases import api as releases_api
 from service.releases import apps_api, apps_views, checklist, guards, lifecycle, notes, notes_views
 from service.releases import views as releases_views
 
-# Who may take each lifecycle action, checked in this order before the move.
-GUARDS: dict[str, tuple[lifecycle.Guard, ...]] = {
+# Who may take each lifecycle action: checked first, so a caller who may not act is told so
+# (403) whatever state the release is in. (service/policy.py TRANSITIONS says the same.)
+PERMITS: dict[str, tuple[lifecycle.Guard, ...]] = {
     "submit": (guards.submitter,),
-    "approve": (guards.approval,),
+    "approve": (guards.approver,),
     "reject": (guards.release_manager_in_person,),
     "reopen": (guards.release_manager_in_person,),
     "start_beta": (guards.release_manager_in_person,),
-    # Promotion also needs the beta evidence: soak, adoption, beta incidents (per app).
-    "promote": (guards.release_manager_in_person, incidents.promotion_guard),
+    "promote": (guards.release_manager_in_person,),
     "complete": (guards.release_manager_in_person,),
     # CI's token may stop a release; a person doing so must be a release manager.
     "halt": (guards.release_manager,),
     "resume": (guards.release_manager_in_person,),
     "cancel": (guards.release_manager,),
+}
+
+# What else a move needs once the state machine allows it, checked in this order.
+GUARDS: dict[str, tuple[lifecycle.Guard, ...]] = {
+    # Every required item approved; separation of duties (per app).
+    "approve": (guards.approval,),
+    # Promotion also needs the beta evidence: soak, adoption, beta incidents (per app).
+    "promote": (incidents.promotion_guard,),
 }
 
 # What follows every transition, in its transaction, in this order.
@@ -87,6 +95,7 @@ GAUGES: tuple[metrics.Collector, ...] = (
     jobs.collect_metrics,
     notion_publish.collect_metrics,
     periodic.collect_stall_gauge,
+    metrics.collect_database_writable,
 )
 
 BLUEPRINTS = (
@@ -117,6 +126,13 @@ API = (
 def job_kinds() -> jobs.JobKinds:
     """The jobs the worker runs."""
     kinds = jobs.JobKinds()
+    # Release notes from git, off the request (registration and "Regenerate" queue it).
+    kinds.handler(
+        notes.KIND,
+        notes.handle_generate,
+        on_error=notes.on_generate_error,
+        max_attempts=notes.MAX_ATTEMPTS,
+    )
     kinds.handler(
         notion_publish.KIND, notion_publish.handle_publish, on_error=notion_publish.on_publish_error
     )
@@ -133,7 +149,7 @@ def init_app(app: Flask) -> None:
     for command in COMMANDS:
         app.cli.add_command(command)
 
-    lifecycle.install(lifecycle.LifecycleHooks(guards=GUARDS, reactions=REACTIONS))
+    lifecycle.install(lifecycle.LifecycleHooks(permits=PERMITS, guards=GUARDS, reactions=REACTIONS))
     checklist.install(CHECKLIST_RULES)
     notes.install(NOTES_EDITED)
     releases_views.init_app(app, panels=RELEASE_PANELS)

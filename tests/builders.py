@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session
 
+from service import jobs
 from service.auth import create_user, issue_token
+from service.jobs.models import Job
 from service.models import User
 from service.releases.models import App, Release
 
@@ -88,3 +91,12 @@ def post_form(
     """Submit a form the way a browser does: with the CSRF token of the page it sits on."""
     token = csrf_token(client, page or path)
     return client.post(path, data={**data, "csrf_token": token})
+
+
+def run_jobs(app: Flask) -> list[Job]:
+    """Run every due job (release notes from git, say) as the worker would; return them as
+    they ended."""
+    done = []
+    while (job := jobs.run_once(app)) is not None:
+        done.append(job)
+    return done

@@ -99,6 +99,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         secret_key="test-secret-key-that-is-long-enough-0123456789",
         repo_cache=tmp_path / "repos",
+        # The release tests build their repositories in tmp folders.
+        repo_root=tmp_path,
     )
 
 

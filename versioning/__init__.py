@@ -6,6 +6,9 @@ here so that ``3.12.0-beta.2 < 3.12.0 < 3.12.0+456 < 3.12.1`` holds everywhere.
 Accepted: an optional ``v``, one or more dot-separated numbers (``2024.07.1``, ``3.12``,
 ``3.12.0``), an optional pre-release after ``-`` (``beta.2``, ``rc1``) and an optional build
 after ``+`` (``456``, ``build.7``). Trailing zero components do not matter: ``3.12 == 3.12.0``.
+Every number in a version (a release component, a numeric pre-release or build identifier) is
+at most :data:`MAX_NUMBER`, what a signed 64-bit integer holds: build numbers such as
+``20240701123456`` fit, ``99999999999999999999.0.0`` is refused.
 
 :mod:`versioning.storage_key` turns a version into text whose byte order is version order,
 for SQL columns.
@@ -17,7 +20,14 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["InvalidVersion", "Version", "is_valid_version", "parse_version", "sort_key"]
+__all__ = [
+    "MAX_NUMBER",
+    "InvalidVersion",
+    "Version",
+    "is_valid_version",
+    "parse_version",
+    "sort_key",
+]
 
 _IDENT = r"[0-9A-Za-z-]+"
 _VERSION_RE = re.compile(
@@ -31,6 +41,7 @@ _VERSION_RE = re.compile(
     re.VERBOSE,
 )
 _MAX_LENGTH = 128
+MAX_NUMBER = 2**63 - 1  # a signed 64-bit integer (BIGINT, int64 in every client)
 
 
 class InvalidVersion(ValueError):
@@ -126,12 +137,20 @@ def parse_version(text: str) -> Version:
             f"{shown!r} is not a version: expected numbers separated by dots, "
             "like 3.12.0, 2024.07.1, 3.12.0-beta.2 or 3.12.0+456"
         )
-    return Version(
+    version = Version(
         original=text.strip(),
         release=tuple(int(part) for part in match["release"].split(".")),
         pre=_identifiers(match["pre"]),
         build=_identifiers(match["build"]),
     )
+    numbers = [*version.release, *(v for kind, v in (*version.pre, *version.build) if kind == 0)]
+    too_large = next((n for n in numbers if isinstance(n, int) and n > MAX_NUMBER), None)
+    if too_large is not None:
+        raise InvalidVersion(
+            f"{version.original!r} is not a version: its number {too_large} is too large "
+            f"(each number in a version is at most {MAX_NUMBER})"
+        )
+    return version
 
 
 def is_valid_version(text: str) -> bool:

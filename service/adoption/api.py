@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -17,6 +15,7 @@ from service import db
 from service.adoption import heartbeat_metrics, heartbeats, services
 from service.api.errors import ApiError, not_found
 from service.api.operations import Routes
+from service.csv_export import csv_response
 from service.releases.models import App
 from version_monitor import reports
 from version_monitor.ingest import HeartbeatIn
@@ -271,23 +270,6 @@ def stalls_report(session: Session, app: App, query: ReportQuery, now: datetime)
         for holder in stall.holding_back:
             rows.append(head | {f"store_{k}": v for k, v in holder.as_dict().items()})
     return Report({"app": app.slug, "stalls": [s.as_dict() for s in stalls]}, rows)
-
-
-def csv_response(rows: list[dict[str, Any]], filename: str) -> Response:
-    out = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {
-                    k: (v.isoformat() if isinstance(v, datetime | date) else v)
-                    for k, v in row.items()
-                }
-            )
-    response = current_app.response_class(out.getvalue(), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 Builder = Callable[[Session, App, Any, datetime], Report]

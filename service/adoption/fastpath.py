@@ -8,8 +8,9 @@ itself when, and only when, it is the well-formed common case:
 
 * JSON body of known length within ``MAX_CONTENT_LENGTH``, no query string, no NUL escape;
 * a bearer token found in the per-process token cache (:func:`service.api.tokens.
-  usable_cached`), not revoked, not expired, holding ``heartbeats:write``, whose last use
-  needs no recording yet;
+  usable_cached`; current: the token generation, read at most every 0.5 s, has not moved
+  since it was cached), not revoked, suspended or expired, holding ``heartbeats:write``,
+  whose last use needs no recording yet;
 * one heartbeat object or a list of them whose apps are in the per-process cache, and
   every item valid (stores from the same cache as the view's, under the fleet counter);
 * the rate limit not reached.
@@ -19,8 +20,8 @@ to the normal Flask view with the body restored, after the fast path's transacti
 rolled back: error answers, and their status, body and headers, come from one place. The
 answer itself is built by the view's own pipeline (:func:`service.adoption.heartbeats.
 accept` on the request's one transaction), and the request gets what the hooks give every
-request: a request id and ``X-Request-ID``, the access log line, the request metrics and
-the security headers.
+request: a request id and ``X-Request-ID``, the access log line, the request metrics, the
+security headers and ``Cache-Control: no-store`` (a token-authenticated answer).
 
 With a flush interval (``RELGOV_HEARTBEAT_FLUSH_MS``), a request of fewer than
 :data:`QUEUED_ITEMS` heartbeats whose stores are all in the cache is not written here: its
@@ -94,7 +95,8 @@ class HeartbeatFastPath:
     def __init__(self, app: Flask, inner: WsgiApp) -> None:
         self.app = app
         self.inner = inner
-        self._headers = list(security.response_headers(app).items())
+        # A token-authenticated answer: the security headers and Cache-Control: no-store.
+        self._headers = [*security.response_headers(app).items(), security.NO_STORE]
         self._held: dict[int, Connection] = {}  # per thread, on PostgreSQL (see _connection)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -169,7 +171,7 @@ class HeartbeatFastPath:
 
     def _token(self, environ: dict[str, Any]) -> ApiToken | None:
         """The caller's token when it is cached, usable for heartbeats and needs no touch."""
-        return usable_cached(environ.get("HTTP_AUTHORIZATION", ""), SCOPE)
+        return usable_cached(self.app, environ.get("HTTP_AUTHORIZATION", ""), SCOPE)
 
     def _body(self, environ: dict[str, Any]) -> bytes | None:
         """The JSON body, read, when nothing about the request is unusual; else None (and

@@ -10,7 +10,6 @@ view, which answers it (207, 422, 429).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from service.adoption import ratelimit, services
+from service.api import json_body
 from version_monitor.ingest import (
     MAX_BATCH,
     IngestResult,
@@ -51,8 +51,8 @@ class Accepted:
 def items_of(raw: bytes) -> list[object]:
     """The items of a request body (one heartbeat object or a list of them)."""
     try:
-        data = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        data = json_body.parse(raw)
+    except json_body.InvalidJson as exc:
         raise BadBody(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     if isinstance(data, list) and len(data) > MAX_BATCH:
         raise BadBody(

@@ -4,6 +4,7 @@
 - ``tokens``: who a bearer token is (the one token resolution).
 - ``people``: the person behind a request that acts for a person.
 - ``errors``: the error envelope.
+- ``json_body``: the one reader of JSON request bodies (parse errors, nesting depth).
 - ``openapi``: the OpenAPI document and the ``/api/docs`` page.
 - ``blueprint``: ``/api/v1`` built from every feature's operations.
 """

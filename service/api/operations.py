@@ -32,8 +32,11 @@ from flask_login import current_user
 from pydantic import BaseModel, ValidationError
 
 from service import db, policy
-from service.api.errors import ApiError, validation_error
+from service.api import json_body
+from service.api.errors import ApiError, not_found, validation_error
+from service.api.person_session import require_person
 from service.api.tokens import CHALLENGE, authenticate
+from service.security import UnknownId
 
 View = Callable[..., Any]
 _OPERATIONS_KEY = "relgov.api_operations"
@@ -83,15 +86,27 @@ class Routes:
         response: Any = None,
         status: int = 200,
         errors: tuple[int, ...] = (),
+        item_owner: Callable[..., str] | None = None,
     ) -> Callable[[View], View]:
-        """Declare an endpoint. ``scope=None`` leaves authentication to the view (public, or a
-        person's session); a tuple of scopes accepts a token holding any of them.
+        """Declare an endpoint. A tuple of scopes accepts a token holding any of them.
+        ``scope=None``: who may call it is its line in ``service/policy.py`` (public, a
+        person's session with a role, or a token scope too), checked before anything else;
+        ``item_owner`` then returns, from the path parameters, the owner role of the
+        checklist item the request names (``ITEM_OWNER`` in the policy), or raises 404.
         ``documented_body`` documents a body the view parses itself. ``errors`` are the
         statuses it may answer besides those its declaration implies (404 with a path
         parameter; 401 and 403 with a scope; 422 with a body or query)."""
 
         def decorator(view: View) -> View:
-            wrapped = _wrap(view, method=method, scope=scope, body=body, query=query, status=status)
+            wrapped = _wrap(
+                view,
+                method=method,
+                scope=scope,
+                body=body,
+                query=query,
+                status=status,
+                item_owner=item_owner,
+            )
             op = Operation(
                 rule=rule,
                 method=method,
@@ -120,13 +135,16 @@ def _wrap(
     body: type[BaseModel] | None,
     query: type[BaseModel] | None,
     status: int,
+    item_owner: Callable[..., str] | None,
 ) -> View:
     @functools.wraps(view)
     def wrapped(**kwargs: Any) -> Response:
+        # Who may call comes first: a caller who may not gets 401/403 whatever it sent.
         if scope is not None:
             authenticate(scope, method)
-        elif body is not None:
-            _refuse_the_anonymous(method)
+        else:
+            _authorize(method, kwargs, item_owner)
+        _refuse_unknown_ids(kwargs)
         if body is not None:
             kwargs["body"] = _parse_body(body)
         if query is not None:
@@ -174,10 +192,9 @@ def read_json_body() -> Any:
         raise ApiError(
             415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
         )
-    raw = request.get_data(cache=True)
     try:
-        return json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        return json_body.parse(request.get_data(cache=True))
+    except json_body.InvalidJson as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
 
 
@@ -189,18 +206,46 @@ def _parse_body(model: type[BaseModel]) -> BaseModel:
         raise validation_error(exc) from None
 
 
-def _refuse_the_anonymous(method: str) -> None:
-    """A caller with neither a token nor a session gets 401 before its body is read, unless the
-    policy makes the operation public (the view itself checks who the caller is)."""
-    if request.headers.get("Authorization") or current_user.is_authenticated:
+def _authorize(
+    method: str, path_args: dict[str, Any], item_owner: Callable[..., str] | None
+) -> None:
+    """Let the caller through as the policy line of the operation says, or raise 401/403:
+    a token holding one of its scopes, or a logged-in person (session + ``X-CSRFToken``)
+    holding one of its roles."""
+    rule = policy.rule_for(request.endpoint or "", method)
+    if rule.public:
         return
-    if not policy.rule_for(request.endpoint or "", method).public:
-        raise ApiError(
-            401,
-            "unauthorized",
-            "missing credentials: log in, or send Authorization: Bearer <token>",
-            headers=CHALLENGE,
-        )
+    if rule.scopes:
+        if request.headers.get("Authorization"):
+            authenticate(tuple(sorted(rule.scopes)), method)
+            return
+        if not current_user.is_authenticated:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "missing credentials: log in, or send Authorization: Bearer <token>",
+                headers=CHALLENGE,
+            )
+    person = require_person()
+    _refuse_unknown_ids(path_args)
+    owner = item_owner(**path_args) if item_owner is not None else None
+    if not rule.allows(role=person.role, item_owner=owner):
+        raise ApiError(403, "forbidden", _who_may(rule.roles_for(owner), person.role))
+
+
+def _refuse_unknown_ids(path_args: dict[str, Any]) -> None:
+    """404 for an id in the path beyond what the database holds, naming it as given."""
+    for name, value in path_args.items():
+        if isinstance(value, UnknownId):
+            raise not_found(f"no {name.removesuffix('_id').replace('_', ' ')} {value}")
+
+
+def _who_may(roles: list[str], role: str) -> str:
+    yours = role.replace("_", " ")
+    if not roles:
+        return f"a person's session may not do this (you are {yours}); use an API token"
+    either = roles[0] if len(roles) == 1 else ", ".join(roles[:-1]) + " or " + roles[-1]
+    return f"only a person with the role {either} may do this; you are {yours}"
 
 
 def _json(value: Any, status: int) -> Response:

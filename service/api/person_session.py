@@ -8,14 +8,14 @@ bearer token are authenticated as usual and then refused with 403 where a person
 
 from __future__ import annotations
 
-from flask import request
+from flask import g, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
 
 from service.api.errors import ApiError
 from service.api.tokens import authenticate
-from service.models import User
+from service.models import SCOPES, User
 
 PERSON_NOTE = (
     " Acts for a person: call it with a logged-in session and, for writes, the page's CSRF "
@@ -23,10 +23,15 @@ PERSON_NOTE = (
 )
 
 
-def require_person(scope: str = "read") -> User:
-    """The logged-in person making this request, or an ApiError (401/403)."""
+def require_person() -> User:
+    """The logged-in person making this request, or an ApiError (401/403; 400 without the
+    CSRF token). Checked once a request: the operation decorator does it before the body is
+    read (``service/api/operations.py``), and the view asks again for the person."""
+    found: User | None = g.get("api_person")
+    if found is not None:
+        return found
     if request.headers.get("Authorization"):
-        authenticate(scope, request.method)
+        authenticate(SCOPES, request.method)  # an unknown, revoked or expired token is 401
         raise ApiError(
             403,
             "forbidden",
@@ -44,4 +49,5 @@ def require_person(scope: str = "read") -> User:
                 400, "csrf", f"send the page's CSRF token in X-CSRFToken ({exc})"
             ) from None
     user: User = current_user._get_current_object()
+    g.api_person = user
     return user

@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from flask import Response, current_app, request
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from sqlalchemy import func
 from sqlmodel import select
 
 from beta import store as beta_store
 from beta.csv_import import ImportHasErrors, ImportReport, preview_import
 from beta.models import Device, Store, StoreFreeze
+from beta.validation import device_id_field
 from service import db
 from service.api.errors import ApiError, field_error, validation_error
 from service.api.operations import Routes, read_json_body
@@ -183,6 +191,10 @@ class FillOut(BaseModel):
     shortfall: int
     add: list[str]
     remove: list[str]
+    removal_reasons: dict[str, str] = Field(
+        description="why each store in remove leaves: not_eligible (outside the fill's regions "
+        "or tags), excluded (by this fill), removed_by_hand, or target_shrinks"
+    )
     keep: list[str]
 
 
@@ -208,7 +220,9 @@ class ImportOut(BaseModel):
 
 class UpdateQuery(BaseModel):
     store_id: str = Field(min_length=1, max_length=64)
-    device_id: str | None = Field(default=None, max_length=128)
+    device_id: Annotated[str, AfterValidator(device_id_field)] | None = Field(
+        default=None, max_length=128
+    )
     current_version: str = Field(min_length=1, max_length=128)
 
     @field_validator("current_version")
@@ -541,6 +555,7 @@ def fill_cohort(body: FillIn) -> FillOut:
         shortfall=plan.shortfall,
         add=list(plan.add),
         remove=list(plan.remove),
+        removal_reasons=dict(plan.removal_reasons),
         keep=list(plan.keep),
     )
 

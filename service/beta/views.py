@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from werkzeug.wrappers import Response
 
 from beta import store as beta_store
-from beta.cohort import FillPlan, FillRequest
+from beta.cohort import REMOVAL_REASONS, FillPlan, FillRequest
 from beta.csv_import import ImportHasErrors, ImportReport, preview_import
 from beta.errors import BetaError, InvalidInput, NotFound
 from beta.models import DEVICE_KINDS, Device, Store, StoreFreeze
@@ -125,6 +125,7 @@ def _cohort_page(
         tags=tags,
         plan=plan,
         preview=preview,
+        removal_reasons=REMOVAL_REASONS,
         digest=services.plan_digest(plan) if plan is not None else "",
         fill=fill or {"mode": "percent", "target": "5"},
         errors=errors or {},

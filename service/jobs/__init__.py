@@ -9,7 +9,9 @@
   PostgreSQL the candidate is selected ``FOR UPDATE SKIP LOCKED``; on every database the
   claim itself is an ``UPDATE ... WHERE id = ? AND <still claimable>`` whose row count says
   who won, so two workers never run one job. A job whose lease ran out (its worker died) is
-  claimable again. A job is not claimed while another job of the same key is running.
+  claimable again. A job is not claimed while another job of the same key is running, even
+  one whose worker died (that one is taken over first, and the other waits for it to end);
+  a unique partial index on the running jobs' keys holds that line in the database too.
 - :func:`run_once` runs a claimed job with the handler registered for its kind, outside any
   transaction (handlers open their own), then records the outcome: succeeded; retried with
   exponential backoff and jitter, honouring a ``Retry-After``; deferred (not counted as an
@@ -39,14 +41,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
 from sqlalchemy import Engine, and_, exists, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 import utc
-from service import db, logs
+from service import db, logs, metrics
 from service.jobs.models import BREAKER_STATES, CircuitBreaker, Job
 from service.models import utcnow
 
@@ -254,6 +264,23 @@ def _claimable(now: datetime) -> Any:
     )
 
 
+def _claimable_alone(now: datetime) -> Any:
+    """Claimable, and no other job of its key is running, whatever that job's lease says.
+
+    A running job whose worker died keeps its key until it is taken over and ends: the
+    job queued for the key meanwhile waits for it, so the two never run together. The
+    unique index ``uq_job_running_key`` holds the line in the database as well: a claim
+    that slipped past this check (a worker of an older release) fails instead of running.
+    """
+    other = aliased(Job)
+    key_busy = exists().where(
+        col(other.key) == col(Job.key),
+        col(other.state) == "running",
+        col(other.id) != col(Job.id),
+    )
+    return and_(_claimable(now), or_(col(Job.key).is_(None), ~key_busy))
+
+
 def claim(
     session: Session,
     worker_id: str,
@@ -263,14 +290,7 @@ def claim(
 ) -> Job | None:
     """Take the most overdue claimable job for ``worker_id``, or None. Commit right after."""
     now = now or utcnow()
-    other = aliased(Job)
-    key_busy = exists().where(
-        col(other.key) == col(Job.key),
-        col(other.state) == "running",
-        col(other.locked_until) >= now,
-        col(other.id) != col(Job.id),
-    )
-    condition = and_(_claimable(now), or_(col(Job.key).is_(None), ~key_busy))
+    condition = _claimable_alone(now)
     postgres = session.get_bind().dialect.name == "postgresql"
     stmt = select(Job.id).where(condition).order_by(col(Job.next_run_at), col(Job.id))
     # SKIP LOCKED: concurrent workers pass over a row another is claiming instead of
@@ -279,7 +299,7 @@ def claim(
     for job_id in session.exec(stmt).all():
         won = session.exec(
             update(Job)
-            .where(col(Job.id) == job_id, _claimable(now))
+            .where(col(Job.id) == job_id, condition)
             .values(
                 state="running",
                 attempts=col(Job.attempts) + 1,
@@ -317,17 +337,23 @@ def run_once(
     worker_id = worker_id or default_worker_id()
     lease = lease_of(app)
     with app.app_context():
+        claiming = time.perf_counter()
         with db.session_scope() as session:
             job = claim(session, worker_id, now=now, lease=lease)
+        CLAIM_LATENCY.observe(time.perf_counter() - claiming)
         if job is None:
             return None
+        waited = ((now or utcnow()) - utc.aware(job.next_run_at)).total_seconds()
+        WAIT.labels(job.kind).observe(max(0.0, waited))
         with logs.job_context(job.id, job.kind):
             _log.info("job %s (%s) started, attempt %s", job.id, job.kind, job.attempts)
             started = time.perf_counter()
             keeper = _LeaseKeeper(db.engine(), job, worker_id, lease)
+            RUNNING.inc()
             try:
                 ended = _execute(app, job, worker_id, now, keeper)
             finally:
+                RUNNING.dec()
                 keeper.stop()
             elapsed = time.perf_counter() - started
             RUNS.labels(job.kind, ended.state).inc()
@@ -390,9 +416,11 @@ def _execute(
 ) -> Job:
     spec = kinds_of(app).handlers.get(job.kind)
     if spec is None:
+        FAILURES.labels(job.kind, "failed").inc()
         return _fail(job, worker_id, f"no handler is registered for job kind {job.kind!r}", now)
     if job.attempts > job.max_attempts:
         message = f"gave up after {job.max_attempts} attempts (its worker stopped mid-run)"
+        FAILURES.labels(job.kind, "failed").inc()
         return _fail(job, worker_id, message, now, spec)
     ctx = JobContext(app=app, job=job, now=now or utcnow(), worker_id=worker_id)
     if keeper is not None:
@@ -406,13 +434,23 @@ def _execute(
     except DeferJob as exc:
         return _requeue(job, worker_id, exc.until, exc.message, now, count_attempt=False)
     except PermanentJobError as exc:
+        FAILURES.labels(job.kind, "failed").inc()
         return _fail(job, worker_id, exc.message, now, spec)
     except RetryJob as exc:
-        return _retry(job, worker_id, exc.message, exc.retry_after, now, spec)
+        return _failed_attempt(_retry(job, worker_id, exc.message, exc.retry_after, now, spec))
     except Exception as exc:  # a bug or an unexpected failure: retried, and logged in full
         _log.exception("job %s (%s) failed", job.id, job.kind)
-        return _retry(job, worker_id, f"{exc.__class__.__name__}: {exc}", None, now, spec)
+        if db.is_disk_full(exc):
+            metrics.note_disk_full()
+        message = f"{exc.__class__.__name__}: {exc}"
+        return _failed_attempt(_retry(job, worker_id, message, None, now, spec))
     return _finish(job, worker_id, "succeeded", now, result=result)
+
+
+def _failed_attempt(ended: Job) -> Job:
+    """Count an attempt that raised: retried later, or failed for good (out of attempts)."""
+    FAILURES.labels(ended.kind, "failed" if ended.state == "failed" else "retry").inc()
+    return ended
 
 
 def _owned(job: Job, worker_id: str) -> Any:
@@ -599,6 +637,64 @@ DURATION = Histogram(
     ["kind"],
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
+FAILURES = Counter(
+    "relgov_job_failures_total",
+    "Job attempts run by this process that ended in an error, by kind and outcome "
+    "(retry: it runs again later; failed: for good)",
+    ["kind", "outcome"],
+)
+CLAIM_LATENCY = Histogram(
+    "relgov_job_claim_seconds",
+    "Time this process's claims of the next due job took (a database round trip, including "
+    "waits on locks), whether or not a job was due",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+WAIT = Histogram(
+    "relgov_job_wait_seconds",
+    "How long a job had been due when this process claimed it, by kind",
+    ["kind"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+RUNNING = Gauge(
+    "relgov_worker_running_jobs",
+    "Jobs this process is running right now (0 or 1 per worker loop)",
+    multiprocess_mode="liveall",
+)
+LAST_LOOP = Gauge(
+    "relgov_worker_last_loop_timestamp_seconds",
+    "Unix time each worker loop of this process last reached the queue, by worker id (it "
+    "stands still while a job runs: see relgov_worker_running_jobs)",
+    ["worker"],
+    multiprocess_mode="liveall",
+)
+LOOP_FAILURES = Counter(
+    "relgov_worker_loop_failures_total",
+    "Passes of this process's worker loop that failed (e.g. the database was away)",
+)
+# What a job worker's own /metrics shows (RELGOV_WORKER_METRICS_PORT): its work, and the
+# process (CPU, memory, garbage collection). The queue gauges below are read from the
+# database by the web processes' /metrics and are the same whichever process answers.
+WORKER_METRICS = (
+    RUNS,
+    DURATION,
+    FAILURES,
+    CLAIM_LATENCY,
+    WAIT,
+    RUNNING,
+    LAST_LOOP,
+    LOOP_FAILURES,
+    metrics.DISK_FULL_ERRORS,
+)
+
+
+def worker_registry() -> CollectorRegistry:
+    """A registry of the worker's own metrics, for the endpoint ``relgov worker`` serves."""
+    registry = CollectorRegistry()
+    for collector in (*WORKER_METRICS, PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    return registry
+
+
 # Read from the database when /metrics is scraped: the same figures whichever process answers.
 QUEUE = Gauge(
     "relgov_jobs_by_kind",
@@ -723,22 +819,28 @@ def run_worker(
     stop = stop_event or threading.Event()
     worker_id = worker_id or default_worker_id()
     stats = WorkerStats()
+    alive = LAST_LOOP.labels(worker_id)
     while not stop.is_set():
         try:
             with app.app_context(), db.session_scope() as session:
                 schedule_periodic(session)
+            alive.set_to_current_time()
             # Bounded so a job that keeps coming due at once cannot spin forever.
             for _ in range(1000):
                 if stop.is_set():
                     break
                 job = run_once(app, worker_id=worker_id)
+                alive.set_to_current_time()
                 if job is None:
                     break
                 stats.runs += 1
                 stats.by_state[job.state] = stats.by_state.get(job.state, 0) + 1
                 if on_job is not None:
                     on_job(job)
-        except Exception:  # the database went away, say: keep the worker alive and retry
+        except Exception as exc:  # the database went away, say: keep the worker alive and retry
+            LOOP_FAILURES.inc()
+            if db.is_disk_full(exc):
+                metrics.note_disk_full()
             _log.exception("worker %s: loop failed; retry in %.0f s", worker_id, poll_seconds)
             if once:
                 raise

@@ -23,7 +23,9 @@ class Job(SQLModel, table=True):
 
     ``key`` coalesces: at most one *queued* job per key (a partial unique index), so a
     burst of enqueues for ``release:42`` moves that job's ``next_run_at`` instead of
-    adding jobs. A running job does not count: work enqueued while it runs gets a new job.
+    adding jobs. A running job does not count: work enqueued while it runs gets a new job,
+    which waits: at most one job per key is *running* (another partial unique index), so
+    two jobs of one key never run at once, not even when a dead worker's job is taken over.
     """
 
     __tablename__ = "job"
@@ -34,6 +36,13 @@ class Job(SQLModel, table=True):
             unique=True,
             sqlite_where=text("state = 'queued'"),
             postgresql_where=text("state = 'queued'"),
+        ),
+        Index(
+            "uq_job_running_key",
+            "key",
+            unique=True,
+            sqlite_where=text("state = 'running'"),
+            postgresql_where=text("state = 'running'"),
         ),
         Index("ix_job_state_next_run", "state", "next_run_at"),
         Index("ix_job_key_state", "key", "state"),

@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Email
 
-from service import db, security
+from service import db, security, sessions
 from service.auth import record_session, verify_password
 from service.models import User, utcnow
 
@@ -50,12 +50,19 @@ def login() -> str | Response:
         if verify_password(user, form.password.data or "") and user and user.active:
             user.last_login_at = utcnow()
             db_session.add(user)
+            secret = sessions.start(
+                db_session,
+                user,
+                hours=current_app.config["RELGOV_SETTINGS"].session_hours,
+                address=address,
+                user_agent=request.user_agent.string,
+            )
             record_session(db_session, user, "user.login", "logged in")
             db_session.commit()
             session.clear()
             login_user(user)
             session.permanent = True
-            session["login_at"] = utcnow().isoformat()
+            session[sessions.COOKIE_KEY] = secret
             target = request.args.get("next", "")
             # Only follow local paths, never another site.
             if not target.startswith("/") or target.startswith("//"):
@@ -85,6 +92,7 @@ def _refused(form: LoginForm, refusal: security.LoginRefusal) -> Response:
 def logout() -> Response:
     if current_user.is_authenticated:
         db_session = db.session()
+        sessions.end(db_session, session.get(sessions.COOKIE_KEY), "logout")
         record_session(db_session, current_user, "user.logout", "logged out")
         db_session.commit()
     logout_user()

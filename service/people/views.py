@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlmodel import col, select
@@ -20,16 +20,19 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
-from service import db
+from service import db, security, sessions
 from service.auth import (
     MIN_PASSWORD_LENGTH,
     AuthError,
     create_user,
+    hand_over_token,
     issue_token,
+    log_out_everywhere,
     revoke_token,
     roles_required,
     update_user,
 )
+from service.errors import refusal_goes_back
 from service.models import ROLE_LABELS, ROLES, SCOPE_LABELS, SCOPES, ApiToken, User
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -100,34 +103,59 @@ def users() -> str | Response:
             flash(f"Created {user.email} as {user.role_label}.", "success")
             return redirect(url_for("admin.users"))
     people = session.exec(select(User).order_by(User.email)).all()
-    return render_template("admin/users.html", form=form, people=people)
+    return render_template(
+        "admin/users.html", form=form, people=people, paused=security.paused_accounts(session)
+    )
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
 @admin_required
 def edit_user(user_id: int) -> str | Response:
-    session = db.session()
-    user = session.get(User, user_id) or abort(404)
+    db_session = db.session()
+    user = db_session.get(User, user_id) or abort(404)
     form = EditUserForm(obj=user)
     if form.validate_on_submit():
+        # An admin changing their own password stays logged in here (their other sessions end).
+        mine = session.get(sessions.COOKIE_KEY) if user.id == current_user.id else None
         try:
             update_user(
-                session=session,
+                session=db_session,
                 user=user,
                 actor=current_user.actor,
                 role=form.role.data,
                 active=form.active.data,
                 name=form.name.data,
                 password=form.password.data or None,
+                keep_session=mine,
             )
         except AuthError as exc:
-            session.rollback()
+            db_session.rollback()
             _field_error(form, exc)
         else:
-            session.commit()
+            db_session.commit()
             flash(f"Saved {user.email}.", "success")
             return redirect(url_for("admin.users"))
-    return render_template("admin/user_edit.html", form=form, user=user)
+    return render_template(
+        "admin/user_edit.html",
+        form=form,
+        user=user,
+        live_sessions=sessions.live(db_session, user.id or 0),
+        pauses=security.login_pauses(db_session, user.email),
+    )
+
+
+@bp.post("/users/<int:user_id>/logout-everywhere")
+@admin_required
+def logout_everywhere(user_id: int) -> Response:
+    db_session = db.session()
+    user = db_session.get(User, user_id) or abort(404)
+    ended = log_out_everywhere(session=db_session, user=user, actor=current_user.actor)
+    db_session.commit()
+    flash(
+        f"Logged {user.email} out everywhere: {ended} session{'s' if ended != 1 else ''} ended.",
+        "success",
+    )
+    return redirect(url_for("admin.edit_user", user_id=user_id))
 
 
 @bp.route("/tokens", methods=["GET", "POST"])
@@ -150,8 +178,15 @@ def tokens() -> str | Response:
             session.commit()
             return render_template("admin/token_created.html", token=token, raw=raw)
     rows = session.exec(select(ApiToken).order_by(col(ApiToken.created_at).desc())).all()
-    creators = {u.id: u.email for u in session.exec(select(User)).all()}
-    return render_template("admin/tokens.html", form=form, tokens=rows, creators=creators)
+    people = {u.id: u for u in session.exec(select(User).order_by(User.email)).all()}
+    return render_template(
+        "admin/tokens.html",
+        form=form,
+        tokens=rows,
+        suspended=[t for t in rows if t.suspended_at is not None and t.revoked_at is None],
+        people=people,
+        admins=[u for u in people.values() if u.active and u.role == "admin"],
+    )
 
 
 @bp.post("/tokens/<int:token_id>/revoke")
@@ -166,6 +201,42 @@ def revoke(token_id: int) -> Response:
     else:
         session.commit()
         flash(f"Revoked {token.name}. Clients using it now get 401.", "success")
+    return redirect(url_for("admin.tokens"))
+
+
+@bp.post("/users/<int:user_id>/lift-login-pause")
+@admin_required
+def lift_login_pause(user_id: int) -> Response:
+    db_session = db.session()
+    user = db_session.get(User, user_id) or abort(404)
+    lifted = security.lift_login_pauses(db_session, email=user.email, actor=current_user.actor)
+    db_session.commit()
+    where = ", ".join(pause.address for pause in lifted)
+    flash(
+        f"Lifted the login pause on {user.email}"
+        + (f" (from {where})." if lifted else "; none was on."),
+        "success",
+    )
+    return redirect(url_for("admin.edit_user", user_id=user_id))
+
+
+@bp.post("/tokens/<int:token_id>/owner")
+@admin_required
+@refusal_goes_back("Not handed over", lambda **_: url_for("admin.tokens"))
+def hand_over(token_id: int) -> Response:
+    db_session = db.session()
+    token = db_session.get(ApiToken, token_id) or abort(404)
+    owner_id = request.form.get("owner_id", type=int)
+    owner = db_session.get(User, owner_id) if owner_id else None
+    if owner is None:
+        raise AuthError("choose the admin who will answer for it", field="owner")
+    resumed = token.suspended_at is not None
+    hand_over_token(session=db_session, token=token, owner=owner, actor=current_user.actor)
+    db_session.commit()
+    flash(
+        f"{token.name} now belongs to {owner.email}" + ("; it works again." if resumed else "."),
+        "success",
+    )
     return redirect(url_for("admin.tokens"))
 
 

@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import click
 from flask import current_app
@@ -13,11 +14,12 @@ from flask.cli import with_appcontext
 
 from release_notes.cli import generate_command
 from release_notes.notion import NotionError, SchemaReport
-from service import db, jobs
+from service import db, jobs, metrics
 from service.console import cli_actor, fail
 from service.logs import log_format
 from service.publishing import notion_publish
 from service.releases.models import Release
+from service.settings import Settings
 
 _log = logging.getLogger(__name__)
 
@@ -131,6 +133,23 @@ def _run_job(job_id: int | None) -> Any:
     return None
 
 
+def _serve_metrics(settings: Settings, plain: bool) -> WSGIServer | None:
+    """The worker's own /metrics (RELGOV_WORKER_METRICS_PORT), or None when it is not set."""
+    port, address = settings.worker_metrics_port, settings.worker_metrics_address
+    if port is None:
+        return None
+    try:
+        server = metrics.serve(jobs.worker_registry(), address, port)
+    except OSError as exc:
+        fail(f"cannot serve the worker's metrics on {address}:{port}: {exc.strerror or exc}")
+    host = f"[{address}]" if ":" in address else address
+    url = f"http://{host}:{server.server_port}/metrics"
+    _log.info("worker metrics on %s", url, extra={"metrics_url": url})
+    if plain:
+        click.echo(f"metrics on {url}")
+    return server
+
+
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Run the jobs that are due, then exit.")
 @click.option("--poll", default=1.0, show_default=True, type=float, help="Seconds between polls.")
@@ -159,9 +178,15 @@ def worker_command(once: bool, poll: float) -> None:
         click.echo(f"job {job.id} {job.kind} → {job.state}: {detail or ''}")
 
     _log.info("worker %s started (lease %s)", jobs.default_worker_id(), jobs.lease_of(app))
+    server = None if once else _serve_metrics(app.config["RELGOV_SETTINGS"], plain)
     if not once and plain:
         click.echo("worker started; Ctrl+C to stop")
     on_job = report if plain else None
-    stats = jobs.run_worker(app, once=once, poll_seconds=poll, stop_event=stop, on_job=on_job)
+    try:
+        stats = jobs.run_worker(app, once=once, poll_seconds=poll, stop_event=stop, on_job=on_job)
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
     if once:
         click.echo(f"ran {stats.runs} job(s)")

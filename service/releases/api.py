@@ -15,7 +15,6 @@ from service import db
 from service.api.errors import ApiError, not_found
 from service.api.operations import Routes
 from service.api.person_session import require_person
-from service.api.tokens import authenticate
 from service.auth import current_actor
 from service.models import utcnow
 from service.releases import checklist, notes, services
@@ -68,6 +67,10 @@ class ReleaseOut(BaseModel):
 
 class ReleaseDetail(ReleaseOut):
     items: list[ItemOut]
+    notes_state: Literal["pending", "generated", "failed", "none"] = Field(
+        description="pending: the job worker is generating the notes from git (queued or "
+        "running); failed: see notes_error (regenerate to try again)"
+    )
     notes_markdown: str | None
     notes_error: str | None
     commit_count: int
@@ -145,6 +148,7 @@ def _detail(release: Release, app: App) -> ReleaseDetail:
                 )
                 for s in statuses
             ],
+            "notes_state": notes.notes_state(db.session(), release, note),
             "notes_markdown": note.markdown if note else None,
             "notes_error": note.generation_error if note else None,
             "commit_count": note.commit_count if note else 0,
@@ -174,9 +178,12 @@ def _get(release_id: int) -> tuple[Release, App]:
     errors=(404, 409),
 )
 def register(body: ReleaseIn) -> tuple[ReleaseDetail, int]:
-    """Resolves the range from the previous release of the app, generates the notes and
-    creates the checklist. Registering the same app and version again returns the existing
-    release with 200; a version below the last released one is refused with 409."""
+    """Resolves the range from the previous release of the app, creates the checklist and
+    queues generating the notes from git: the answer comes at once with ``notes_state``
+    ``pending``; read the release again (``GET /releases/{id}``) for the notes, or for
+    ``notes_error`` when git failed (``failed``). Registering the same app and version again
+    returns the existing release with 200; a version below the last released one is refused
+    with 409."""
     session = db.session()
     app = session.exec(select(App).where(App.slug == body.app)).first()
     if app is None:
@@ -235,12 +242,12 @@ def get_release(release_id: int) -> ReleaseDetail:
 def post_transition(release_id: int, body: TransitionIn) -> ReleaseDetail:
     """Illegal transitions get 409 with the reason. A token with ``releases:write`` (CI) may
     submit, cancel or halt; approving needs a release manager: a person's logged-in session
-    with the page's CSRF token in ``X-CSRFToken`` (a token is refused with 403)."""
+    with the page's CSRF token in ``X-CSRFToken`` (a token is refused with 403). Who may take
+    the move is checked before whether the release may take it (403 before 409)."""
     if request.headers.get("Authorization"):
-        authenticate("releases:write", "POST")
         actor = Actor(name=current_actor())
     else:
-        actor = services.actor_for(require_person("releases:write"))
+        actor = services.actor_for(require_person())
     release, app = _get(release_id)
     session = db.session()
     transition(
@@ -302,6 +309,12 @@ def _item(release: Release, item_id: int) -> ReleaseItem:
     return item
 
 
+def _item_owner(release_id: int, item_id: int) -> str:
+    """Who may sign the item the path names (the policy's ``ITEM_OWNER``), or 404."""
+    release, _ = _get(release_id)
+    return _item(release, item_id).owner_role
+
+
 @routes.operation(
     "/releases/<int:release_id>/items/<int:item_id>/sign-offs",
     summary="The sign-off history of one checklist item, oldest first",
@@ -327,14 +340,18 @@ def list_sign_offs(release_id: int, item_id: int) -> list[SignOffOut]:
     response=SignOffOut,
     status=201,
     errors=(401, 403, 409),
+    item_owner=_item_owner,
 )
-def post_sign_off(release_id: int, item_id: int, body: SignOffIn) -> SignOffOut:
+def post_sign_off(release_id: int, item_id: int, body: SignOffIn) -> tuple[SignOffOut, int]:
     """Only a person holding the item's owner role may sign; a stale ``lock_version`` is 409.
-    Acts for a person: a logged-in session with the page's CSRF token in ``X-CSRFToken``."""
-    person = require_person("releases:write")
+    Sending again the decision of yours that still stands, with the same comment, records
+    nothing and returns that sign-off with 200 (the same decision with another comment is
+    409). Acts for a person: a logged-in session with the page's CSRF token in
+    ``X-CSRFToken``."""
+    person = require_person()
     release, _ = _get(release_id)
     item = _item(release, item_id)
-    signoff = checklist.sign_off(
+    signoff, created = checklist.sign_off(
         db.session(),
         release=release,
         item=item,
@@ -343,7 +360,7 @@ def post_sign_off(release_id: int, item_id: int, body: SignOffIn) -> SignOffOut:
         comment=body.comment,
         expected_lock=body.lock_version,
     )
-    return SignOffOut.model_validate(signoff, from_attributes=True)
+    return SignOffOut.model_validate(signoff, from_attributes=True), 201 if created else 200
 
 
 @routes.operation(
@@ -358,7 +375,7 @@ def post_sign_off(release_id: int, item_id: int, body: SignOffIn) -> SignOffOut:
     errors=(401, 403, 409),
 )
 def post_override(release_id: int, item_id: int, body: OverrideIn) -> SignOffOut:
-    person = require_person("releases:write")
+    person = require_person()
     release, _ = _get(release_id)
     item = _item(release, item_id)
     signoff = checklist.override_item(
@@ -391,7 +408,7 @@ def list_meetings(release_id: int) -> list[MeetingOut]:
     errors=(401, 403),
 )
 def post_meeting(release_id: int, body: MeetingIn) -> MeetingOut:
-    person = require_person("releases:write")
+    person = require_person()
     release, _ = _get(release_id)
     record = services.record_meeting(
         db.session(),
@@ -408,13 +425,15 @@ def post_meeting(release_id: int, body: MeetingIn) -> MeetingOut:
 @routes.operation(
     "/releases/<int:release_id>/notes/regenerate",
     "POST",
-    summary="Regenerate the notes from git (an edit is kept; its base shows any conflict)",
+    summary="Queue regenerating the notes from git (an edit is kept; its base shows any conflict)",
     scope="releases:write",
     response=ReleaseDetail,
+    status=202,
 )
 def post_regenerate(release_id: int) -> ReleaseDetail:
+    """Answers 202 with ``notes_state`` ``pending``; the job worker reads git."""
     release, app = _get(release_id)
-    notes.generate_notes_for(db.session(), release, actor=Actor(name=current_actor()))
+    notes.queue_generation(db.session(), release, actor=current_actor())
     return _detail(release, app)
 
 
@@ -448,7 +467,13 @@ def _notes_out(note: ReleaseNote) -> NotesOut:
 def _note(release: Release) -> ReleaseNote:
     note = notes.note_for(db.session(), release)
     if note is None:
-        raise ApiError(404, "not_found", f"release {release.id} has no notes yet")
+        pending = notes.notes_state(db.session(), release) == "pending"
+        raise ApiError(
+            404,
+            "not_found",
+            f"release {release.id} has no notes yet"
+            + (" (notes pending: being generated from git)" if pending else ""),
+        )
     return note
 
 
@@ -475,13 +500,9 @@ def put_notes(release_id: int, body: NotesIn) -> NotesOut:
     """A token with ``releases:write`` or an editor's session (``X-CSRFToken``) may edit.
     Sending the generated text drops the edit."""
     if request.headers.get("Authorization"):
-        authenticate("releases:write", "PUT")
         actor = Actor(name=current_actor())
     else:
-        person = require_person("releases:write")
-        if person.role not in notes.EDITOR_ROLES:
-            raise ApiError(403, "forbidden", "your role may read the notes but not edit them")
-        actor = services.actor_for(person)
+        actor = services.actor_for(require_person())
     release, app = _get(release_id)
     note = _note(release)
     if body.loaded_hash != notes.note_hash(note.markdown):

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
+from flask import current_app
 from sqlmodel import Session, col, select
 
 from incidents.business_days import UnknownCalendar, check_calendar
@@ -27,6 +28,7 @@ from service.releases.models import (
     ChecklistTemplateItem,
     ReleaseItem,
 )
+from service.releases.repos import RepoPolicy, RepoRefused, check_location
 from service.releases.trains import WEEKDAYS, TrainError, parse_train_time, zone
 from versioning import InvalidVersion, parse_version
 
@@ -36,6 +38,7 @@ __all__ = [
     "AppError",
     "app_snapshot",
     "area_map_text",
+    "check_repo_url",
     "create_app_record",
     "current_template",
     "parse_area_map",
@@ -285,6 +288,20 @@ def _weekday(value: Any) -> int:
     return _int(value, "train_weekday", "train weekday", 0, 6)
 
 
+def check_repo_url(url: str) -> str:
+    """``url`` when the settings allow it as an app's repository (``RELGOV_REPO_ROOT``,
+    ``RELGOV_REPO_ALLOWED_HOSTS``; see ``service/releases/repos.py``), else an
+    :class:`AppError` naming ``repo_url``. Empty: the app has no repository yet."""
+    url = url.strip()
+    if url:
+        settings = current_app.config["RELGOV_SETTINGS"]
+        try:
+            check_location(url, RepoPolicy.from_settings(settings))
+        except RepoRefused as exc:
+            raise AppError(f"repository refused: {exc}", field="repo_url") from None
+    return url
+
+
 def clean_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     """Validate and normalise the given app fields (unknown names are refused)."""
     unknown = sorted(set(fields) - set(EDITABLE_FIELDS))
@@ -295,10 +312,7 @@ def clean_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
         if name == "name":
             out[name] = _text(value, name, "name", 200, required=True)
         elif name == "repo_url":
-            url = _text(value, name, "repository", 1000)
-            if url.startswith("-") or any(ch in url for ch in "\x00\n\r"):
-                raise AppError("the repository must be a path or a git URL", field=name)
-            out[name] = url
+            out[name] = check_repo_url(_text(value, name, "repository", 1000))
         elif name == "default_branch":
             branch = _text(value, name, "default branch", 200) or "main"
             if branch.startswith("-") or " " in branch or ".." in branch:

@@ -98,10 +98,8 @@ class TemplateIn(BaseModel):
 
 
 def _admin() -> User:
-    person = require_person("releases:write")
-    if person.role != "admin":
-        raise ApiError(403, "forbidden", "only an admin may change apps and checklists")
-    return person
+    """The admin making the change (the operation's policy line let only admins through)."""
+    return require_person()
 
 
 def _app(slug: str) -> App:

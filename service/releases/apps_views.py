@@ -43,8 +43,9 @@ class AppForm(FlaskForm):
     name = StringField("Name")
     repo_url = StringField(
         "Git repository",
-        description="A local path, or a URL (https://, ssh://, git@host:org/repo, file://) "
-        "that is mirrored into the repository cache.",
+        description="A URL mirrored into the repository cache (https://, ssh://, "
+        "git@host:org/repo; http:// only for the hosts the service allows), or a local path "
+        "or file:// URL under the service's repository root (RELGOV_REPO_ROOT).",
     )
     default_branch = StringField("Default branch")
     version_scheme = SelectField(

@@ -18,7 +18,7 @@ from service.models import User
 from service.releases.apps import items_in_order
 from service.releases.lifecycle import changed_since
 from service.releases.models import AUTOMATIC_RULES, DECISIONS, App, Release, ReleaseItem, SignOff
-from service.releases.notes import note_for
+from service.releases.notes import note_for, notes_state
 
 # Automatic items measured in beta: they cannot pass before it and gate the promotion.
 PROMOTION_RULES = frozenset({"beta_adoption", "beta_soak", "incident_score"})
@@ -76,6 +76,8 @@ def install(rules: Mapping[str, Evaluator]) -> None:
 
 def notes_generated(session: Session, release: Release, app: App) -> tuple[str, str, list[str]]:
     note = note_for(session, release)
+    if notes_state(session, release, note) == "pending":
+        return "pending", "notes pending: being generated from git by the job worker", []
     if note is None or (note.generated_at is None and not note.generation_error):
         return "unavailable", "not available yet: notes have not been generated", []
     if note.generation_error:
@@ -194,10 +196,24 @@ def sign_off(
     decision: str,
     comment: str = "",
     expected_lock: int | None = None,
-) -> SignOff:
-    """Append ``user``'s decision on ``item``; earlier decisions stay in the history."""
+) -> tuple[SignOff, bool]:
+    """Append ``user``'s decision on ``item`` (earlier decisions stay in the history) and
+    return it with True; or, when the same person sends the decision of theirs that still
+    stands again with the same comment (a double click, a retried request), return that
+    sign-off with False and write nothing. The same decision with another comment is 409:
+    the history keeps decisions, and theirs already stands.
+
+    Who may sign (the item's owner role) is checked before anything else: 403 whatever the
+    release's state or the input."""
     if item.release_id != release.id:
         raise ReleaseError("that item belongs to another release", status=404, field="item")
+    if user.role != item.owner_role:
+        raise ReleaseError(
+            f"only a {item.owner_role.replace('_', ' ')} may sign “{item.title}” "
+            f"(you are {user.role.replace('_', ' ')})",
+            status=403,
+            field="item",
+        )
     stale = changed_since(release, expected_lock, then="sign again")
     if stale:
         raise ReleaseError(stale, status=409)
@@ -213,21 +229,46 @@ def sign_off(
             status=409,
             field="item",
         )
-    if user.role != item.owner_role:
-        raise ReleaseError(
-            f"only a {item.owner_role.replace('_', ' ')} may sign “{item.title}” "
-            f"(you are {user.role.replace('_', ' ')})",
-            status=403,
-            field="item",
-        )
     comment = comment.strip()
     if decision in ("reject", "block") and not comment:
         raise ReleaseError("say why: a reject or block needs a comment", field="comment")
+    standing = _standing_decision(session, item, user, decision)
+    if standing is not None:
+        if standing.comment == comment[:2000]:
+            return standing, False
+        raise ReleaseError(
+            f"you already chose {decision} on “{item.title}” and it stands "
+            f"(comment: {standing.comment or 'none'}); a sign-off cannot be edited, only "
+            "followed by a different decision",
+            status=409,
+            field="comment",
+        )
     summary = f"{decision} “{item.title}”" + (f": {comment}" if comment else "")
     after = {"item": item.title, "decision": decision, "comment": comment, "role": user.role}
-    return _append(
+    signoff = _append(
         session, item, user, decision=decision, comment=comment, after=after, summary=summary
     )
+    return signoff, True
+
+
+def _standing_decision(
+    session: Session, item: ReleaseItem, user: User, decision: str
+) -> SignOff | None:
+    """``user``'s sign-off of ``decision`` on ``item`` when it still stands: no sign-off of
+    another decision came after it. The item's row is locked first (PostgreSQL; SQLite
+    writes one transaction at a time), so two identical requests at once append one row."""
+    session.exec(select(ReleaseItem.id).where(ReleaseItem.id == item.id).with_for_update()).first()
+    history = session.exec(
+        select(SignOff)
+        .where(SignOff.item_id == item.id, col(SignOff.override).is_(False))
+        .order_by(col(SignOff.id).desc())
+    )
+    for earlier in history:
+        if earlier.decision != decision:
+            return None
+        if earlier.user_id == user.id:
+            return earlier
+    return None
 
 
 def _append(

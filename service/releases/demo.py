@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import current_app, has_app_context
+from flask import has_app_context
 from sqlmodel import Session, select
 
 from service.models import User, utcnow
@@ -20,7 +20,7 @@ from service.releases.apps import create_app_record
 from service.releases.demo_repo import DemoTag, build_demo_repo
 from service.releases.lifecycle import Actor, transition
 from service.releases.models import STATES, App, Release, SignOff
-from service.releases.notes import note_for
+from service.releases.notes import generate_now, note_for, repo_policy
 from service.releases.trains import monday_of, skip_week
 
 ACTOR = "system:demo"
@@ -100,8 +100,10 @@ COMMENTS = {
 
 
 def repo_root() -> Path:
-    base = Path(current_app.instance_path) if has_app_context() else Path("instance")
-    return base / "demo-repos"
+    """Where the demo builds its repositories: under ``RELGOV_REPO_ROOT`` (local
+    repositories are allowed nowhere else)."""
+    base = repo_policy().root if has_app_context() else Path("instance")
+    return Path(base) / "demo-repos"
 
 
 def seed(session: Session, *, repos: Path | None = None, now: datetime | None = None) -> list[str]:
@@ -175,7 +177,7 @@ def _sign_all(
         user = next((u for u in team.values() if u.role == item.owner_role), None)
         if user is None:
             continue
-        signoff = checklist.sign_off(
+        signoff, _ = checklist.sign_off(
             session,
             release=release,
             item=item,
@@ -199,8 +201,19 @@ def _release(
     rm = services.actor_for(team["rm"])
     engineer = services.actor_for(team["engineer"])
     release, _ = services.register_release(
-        session, app=app, version=tag.version, git_ref=tag.name, kind=tag.kind, actor=CI
+        session,
+        app=app,
+        version=tag.version,
+        git_ref=tag.name,
+        kind=tag.kind,
+        actor=CI,
+        queue_notes=False,
     )
+    # The notes now, as the job worker would make them (approval needs them): committed
+    # first, so that no transaction is open while git runs.
+    session.commit()
+    generate_now(release.id or 0, actor=CI.name)
+    session.refresh(release)
     cut = tag.at
     meeting = cut + timedelta(hours=20)  # the Wednesday train, the day after the cut
     release.created_at = cut + timedelta(minutes=12)

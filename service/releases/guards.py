@@ -1,5 +1,5 @@
-"""Who may move a release: the lifecycle guards of the release feature (which action each
-one guards is said in ``service/wiring.py``)."""
+"""Who may move a release, and what else approval needs: the lifecycle permits and guards of
+the release feature (which action each one guards is said in ``service/wiring.py``)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from service.releases.models import App, Release
 
 
 def approval(session: Session, release: Release, actor: Actor) -> None:
-    """A release manager approves, every required item is approved, and (per app) the
-    approver is neither who registered the release nor the only person who signed."""
-    if actor.role not in ("release_manager", "admin"):
-        raise TransitionError("only a release manager may approve a release", status=403)
+    """Every required item is approved, and (per app) the approver is neither who
+    registered the release nor the only person who signed. (Who may approve at all, a
+    release manager in person, is the permit :func:`approver`.)"""
     statuses = item_statuses(session, release)
     blocking = [s for s in statuses if s.blocking]
     if blocking:
@@ -31,6 +30,12 @@ def approval(session: Session, release: Release, actor: Actor) -> None:
             raise TransitionError(
                 "separation of duties: the approver cannot be the only person who signed"
             )
+
+
+def approver(session: Session, release: Release, actor: Actor) -> None:
+    """Only a release manager approves, in person (not an API token)."""
+    if actor.role not in ("release_manager", "admin"):
+        raise TransitionError("only a release manager may approve a release", status=403)
 
 
 def release_manager(session: Session, release: Release, actor: Actor) -> None:

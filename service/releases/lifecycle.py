@@ -1,9 +1,10 @@
 """The release state machine: one guarded function for every transition.
 
-``transition(...)`` checks that the move is legal, runs the move's guards, stamps the
-release, records the audit event and runs the reactions (the first rollout stage,
-auto-publishing), all in the caller's transaction: either everything lands or nothing does.
-Which guards and reactions an app has is said in one place, ``service/wiring.py``.
+``transition(...)`` checks who may take the move (its permits), then that the move is legal
+and runs the move's guards, stamps the release, records the audit event and runs the
+reactions (the first rollout stage, auto-publishing), all in the caller's transaction:
+either everything lands or nothing does. Which permits, guards and reactions an app has is
+said in one place, ``service/wiring.py``.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class Actor:
     role: str | None = None
 
 
-# guard(session, release, actor) raises TransitionError to refuse the move.
+# guard(session, release, actor) raises TransitionError to refuse the move. A permit is a
+# guard about who acts (403), checked before anything about the release (409).
 Guard = Callable[[Session, Release, Actor], None]
 # reaction(session, release, before, after, actor) runs after every transition.
 Reaction = Callable[[Session, Release, str, str, Actor], None]
@@ -69,8 +71,10 @@ Reaction = Callable[[Session, Release, str, str, Actor], None]
 
 @dataclass(frozen=True)
 class LifecycleHooks:
-    """The guards of each action and the reactions to every transition, in order."""
+    """Who may take each action (its permits, checked first), the other guards of each
+    action, and the reactions to every transition, in order."""
 
+    permits: Mapping[str, Sequence[Guard]] = field(default_factory=dict)
     guards: Mapping[str, Sequence[Guard]] = field(default_factory=dict)
     reactions: Sequence[Reaction] = ()
 
@@ -82,9 +86,12 @@ _installed: LifecycleHooks | None = None
 
 def install(hooks: LifecycleHooks) -> None:
     global _installed
-    unknown = set(hooks.guards) - set(TRANSITIONS)
+    unknown = (set(hooks.permits) | set(hooks.guards)) - set(TRANSITIONS)
     if unknown:
         raise ValueError(f"guards for unknown actions: {', '.join(sorted(unknown))}")
+    unpermitted = set(TRANSITIONS) - set(hooks.permits)
+    if unpermitted:
+        raise ValueError(f"no permit says who may {', '.join(sorted(unpermitted))}")
     _installed = hooks
 
 
@@ -118,9 +125,13 @@ def transition(
     reason: str = "",
     expected_lock: int | None = None,
 ) -> Release:
-    """Move ``release`` by ``action`` or raise :class:`TransitionError` saying why not."""
+    """Move ``release`` by ``action`` or raise :class:`TransitionError` saying why not: who
+    may act is checked first (403), then whether the release may move (409, 422)."""
     if action not in TRANSITIONS:
         raise TransitionError(f"unknown action {action!r}", status=422, field="action")
+    wiring = hooks()
+    for permit in wiring.permits.get(action, ()):
+        permit(session, release, actor)
     stale = changed_since(release, expected_lock, then="try again")
     if stale:
         raise TransitionError(stale)
@@ -134,7 +145,6 @@ def transition(
     reason = reason.strip()
     if action in NEEDS_REASON and not reason:
         raise TransitionError(f"{ACTION_LABELS[action]} needs a reason", status=422, field="reason")
-    wiring = hooks()
     for guard in wiring.guards.get(action, ()):
         guard(session, release, actor)
 

@@ -1,28 +1,31 @@
-"""A release's notes: generated from git, edited by people, hashed, and who hears of an edit.
+"""A release's notes: generated from git (in the job worker), edited by people, hashed, and
+who hears of an edit.
 
 Functions take the session and never commit; the caller (a page, the API, the CLI) does.
+The job handler and :func:`generate_now` open their own short transactions around git.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlmodel import Session, select
 
 from release_notes.config import config_from_dict
 from release_notes.errors import NotesError
 from release_notes.generate import generate_for_range, no_gc, render_notes
 from release_notes.render import to_json_dict
-from service import audit
+from service import audit, db, jobs
 from service.errors import DomainError
+from service.jobs.models import Job
 from service.models import utcnow
 from service.releases.lifecycle import Actor
 from service.releases.models import App, Release, ReleaseNote
-from service.releases.repos import RepoError, resolve_repo
+from service.releases.repos import RepoError, RepoPolicy, resolve_repo
 
 EDITOR_ROLES = ("release_manager", "engineer", "support", "admin")
 # reaction(session, release, actor name) after the text of a release's notes changed.
@@ -57,46 +60,203 @@ def note_for(session: Session, release: Release) -> ReleaseNote | None:
     return session.exec(select(ReleaseNote).where(ReleaseNote.release_id == release.id)).first()
 
 
-def repo_cache_dir() -> Path:
-    settings = current_app.config["RELGOV_SETTINGS"]
-    return Path(settings.repo_cache)
+def repo_policy(app: Flask | None = None) -> RepoPolicy:
+    """Where repositories may come from, and the git timeout (the app's settings)."""
+    settings = (app or current_app).config["RELGOV_SETTINGS"]
+    return RepoPolicy.from_settings(settings)
 
 
-def generate_notes_for(session: Session, release: Release, *, actor: Actor) -> ReleaseNote:
-    """(Re)generate the notes from git; an edit is kept (its base shows any conflict)."""
+# --- generating: git in the job worker, with no transaction open -----------------------------
+#
+# Registering a release (and "Regenerate") only queues a job in the request's transaction;
+# the worker reads what to generate in one short transaction, runs git with none open (a slow
+# or hanging remote holds no database lock), then stores the notes in a second one.
+
+KIND = "release_notes"
+MAX_ATTEMPTS = 3  # a git failure is not retried (it is shown); this is for crashes
+SYSTEM_ACTOR = "system:notes"
+
+
+def job_key(release_id: int | None) -> str:
+    return f"release-notes:{release_id}"
+
+
+@dataclass(frozen=True)
+class NotesSource:
+    """What generating a release's notes reads from git, copied out of the database."""
+
+    release_id: int
+    slug: str
+    repo_url: str
+    from_ref: str | None
+    git_ref: str
+    version: str
+    area_map: dict[str, str]
+    pr_url_template: str
+
+
+@dataclass(frozen=True)
+class Generated:
+    markdown: str
+    data: dict[str, Any]
+
+
+def notes_source(session: Session, release: Release) -> NotesSource:
     app = session.get(App, release.app_id)
     assert app is not None
-    note = note_for(session, release)
-    if note is None:
-        note = ReleaseNote(release_id=release.id or 0)
-    before = {"generated_hash": _short(note.generated_markdown), "error": note.generation_error}
-    try:
-        repo = _resolve_repo(app)
-        config_data: dict[str, Any] = {"areas": dict(app.area_map)}
-        if app.pr_url_template:
-            config_data["pr_url"] = app.pr_url_template
-        config = config_from_dict(config_data)
-        with no_gc():  # one pause across parse, render and JSON (see no_gc)
-            notes = generate_for_range(
-                repo, release.from_ref, release.git_ref, version=release.version, config=config
-            )
-            markdown = render_notes(notes, "markdown", config)
-            data = to_json_dict(notes)
-            del notes
-    except (NotesError, RepoError) as exc:
-        note.generation_error = str(exc)[:2000]
-        session.add(note)
-        audit.record(
-            session,
-            actor=actor.name,
-            action="notes.generate_failed",
-            subject_type="release",
-            subject_id=release.id,
-            after={"error": note.generation_error},
-            summary=f"notes could not be generated: {note.generation_error}",
+    return NotesSource(
+        release_id=release.id or 0,
+        slug=app.slug,
+        repo_url=app.repo_url or "",
+        from_ref=release.from_ref,
+        git_ref=release.git_ref,
+        version=release.version,
+        area_map=dict(app.area_map),
+        pr_url_template=app.pr_url_template or "",
+    )
+
+
+def read_from_git(source: NotesSource, policy: RepoPolicy) -> Generated:
+    """The notes of ``source``'s range: git only, no database (raises RepoError/NotesError).
+    Each git command (fetch, clone, log) is bounded by ``policy.timeout``."""
+    if not source.repo_url:
+        raise RepoError(f"{source.slug} has no git repository configured")
+    repo = resolve_repo(source, policy)
+    config_data: dict[str, Any] = {"areas": source.area_map}
+    if source.pr_url_template:
+        config_data["pr_url"] = source.pr_url_template
+    config = config_from_dict(config_data)
+    with no_gc():  # one pause across parse, render and JSON (see no_gc)
+        notes = generate_for_range(
+            repo,
+            source.from_ref,
+            source.git_ref,
+            version=source.version,
+            config=config,
+            timeout=policy.timeout,
         )
-        return note
-    note.generated_markdown = markdown
+        markdown = render_notes(notes, "markdown", config)
+        data = to_json_dict(notes)
+        del notes
+    return Generated(markdown=markdown, data=data)
+
+
+def queue_generation(session: Session, release: Release, *, actor: str) -> Job:
+    """Queue (re)generating ``release``'s notes in the caller's transaction; until the job
+    worker has run it, the notes are pending (:func:`notes_state`)."""
+    return jobs.enqueue(
+        session,
+        KIND,
+        key=job_key(release.id),
+        payload={"release_id": release.id, "actor": actor},
+        run_now=True,
+        actor=actor,
+    )
+
+
+def generation_job(session: Session, release: Release) -> Job | None:
+    """The queued or running generation of ``release``'s notes, else the latest one."""
+    return jobs.latest_job(session, job_key(release.id))
+
+
+def notes_state(session: Session, release: Release, note: ReleaseNote | None = None) -> str:
+    """``pending`` (queued or being generated), ``failed``, ``generated`` or ``none``."""
+    job = generation_job(session, release)
+    if job is not None and job.state in ("queued", "running"):
+        return "pending"
+    note = note if note is not None else note_for(session, release)
+    if note is None:
+        return "none"
+    if note.generation_error:
+        return "failed"
+    return "generated" if note.generated_at is not None else "none"
+
+
+def handle_generate(ctx: jobs.JobContext) -> str:
+    """The job: read the source, run git with no transaction open, store the notes. A git
+    failure fails the job at once (``on_generate_error`` stores it on the note)."""
+    release_id = ctx.job.payload.get("release_id")
+    with db.session_scope() as session:
+        release = session.get(Release, release_id) if isinstance(release_id, int) else None
+        if release is None:
+            raise jobs.PermanentJobError(f"release {release_id} no longer exists")
+        source = notes_source(session, release)
+    try:
+        generated = read_from_git(source, repo_policy(ctx.app))
+    except (NotesError, RepoError) as exc:
+        raise jobs.PermanentJobError(str(exc)) from None
+    with db.session_scope() as session:
+        release = session.get(Release, source.release_id)
+        assert release is not None
+        note = store_generated(session, release, generated, actor=_job_actor(ctx.job))
+        return f"{note.commit_count} commits, {note.pr_count} PRs"
+
+
+def on_generate_error(session: Session, job: Job, message: str, final: bool) -> None:
+    """A failed generation, in the transaction that records it: the note shows the error."""
+    release_id = job.payload.get("release_id")
+    release = session.get(Release, release_id) if isinstance(release_id, int) else None
+    if final and release is not None:
+        store_failure(session, release, message, actor=_job_actor(job))
+
+
+def _job_actor(job: Job) -> str:
+    return str(job.payload.get("actor") or SYSTEM_ACTOR)
+
+
+def generate_now(release_id: int, *, actor: str, policy: RepoPolicy | None = None) -> str:
+    """Generate a release's notes in this process, as the job does (the demo, tests); needs
+    an app context. It opens its own transactions, none of them while git runs, so the
+    caller must have committed the release first. Returns the resulting notes state."""
+    with db.session_scope() as session:
+        release = session.get(Release, release_id)
+        assert release is not None
+        source = notes_source(session, release)
+    try:
+        generated = read_from_git(source, policy or repo_policy())
+    except (NotesError, RepoError) as exc:
+        with db.session_scope() as session:
+            release = session.get(Release, release_id)
+            assert release is not None
+            store_failure(session, release, str(exc), actor=actor)
+        return "failed"
+    with db.session_scope() as session:
+        release = session.get(Release, release_id)
+        assert release is not None
+        store_generated(session, release, generated, actor=actor)
+    return "generated"
+
+
+def _note_of(session: Session, release: Release) -> ReleaseNote:
+    note = note_for(session, release)
+    return note if note is not None else ReleaseNote(release_id=release.id or 0)
+
+
+def store_failure(session: Session, release: Release, message: str, *, actor: str) -> ReleaseNote:
+    """Record that generating failed (the older notes, if any, stay), audited."""
+    note = _note_of(session, release)
+    note.generation_error = message[:2000]
+    session.add(note)
+    audit.record(
+        session,
+        actor=actor,
+        action="notes.generate_failed",
+        subject_type="release",
+        subject_id=release.id,
+        after={"error": note.generation_error},
+        summary=f"notes could not be generated: {note.generation_error}",
+    )
+    return note
+
+
+def store_generated(
+    session: Session, release: Release, generated: Generated, *, actor: str
+) -> ReleaseNote:
+    """Store freshly generated notes; an edit is kept (its base shows any conflict)."""
+    note = _note_of(session, release)
+    before = {"generated_hash": _short(note.generated_markdown), "error": note.generation_error}
+    data = generated.data
+    note.generated_markdown = generated.markdown
     note.data = data
     counts = data["counts"]
     note.commit_count = int(counts["commits"])
@@ -118,21 +278,15 @@ def generate_notes_for(session: Session, release: Release, *, actor: Actor) -> R
     session.flush()
     audit.record(
         session,
-        actor=actor.name,
+        actor=actor,
         action="notes.generate",
         subject_type="release",
         subject_id=release.id,
         before=before,
-        after={"generated_hash": _short(markdown), "commits": note.commit_count},
+        after={"generated_hash": _short(generated.markdown), "commits": note.commit_count},
         summary=f"generated notes: {note.commit_count} commits, {note.pr_count} PRs",
     )
     return note
-
-
-def _resolve_repo(app: App) -> Path:
-    if not app.repo_url:
-        raise RepoError(f"{app.slug} has no git repository configured")
-    return Path(resolve_repo(app, cache_dir=repo_cache_dir()))
 
 
 def _edited(session: Session, release: Release, actor: Actor) -> None:

@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 
 from release_notes.markdown_doc import render_html
 from service import db
+from service.api import json_body
 from service.auth import login_required, roles_required
 from service.releases.lifecycle import Actor
 from service.releases.models import App, Release, ReleaseNote
@@ -27,10 +28,12 @@ from service.releases.notes import (
     EDITOR_ROLES,
     EmptyNotes,
     NothingToSave,
-    generate_notes_for,
+    generation_job,
     normalise,
     note_for,
     note_hash,
+    notes_state,
+    queue_generation,
     resolve_conflict,
     save_note_edit,
 )
@@ -126,6 +129,8 @@ def _render(
         release=release,
         app=app,
         note=note,
+        notes_state=notes_state(session, release, note),
+        notes_job=generation_job(session, release),
         text=text,
         preview_html=render_html(text) if text else "",
         loaded_hash=loaded_hash or note_hash(current),
@@ -211,7 +216,14 @@ def notes_preview(release_id: int) -> Response:
     """The sanitized HTML of posted Markdown and its diff against the generated text."""
     session = db.session()
     release, _app = _release_or_404(session, release_id)
-    payload: Any = request.get_json(silent=True)
+    try:
+        payload: Any = json_body.parse(request.get_data(cache=True)) if request.is_json else None
+    except json_body.InvalidJson as exc:
+        response = jsonify(
+            {"error": {"code": "invalid_json", "message": f"the body is not valid JSON: {exc}"}}
+        )
+        response.status_code = 400
+        return response
     if not isinstance(payload, dict) or not isinstance(payload.get("markdown"), str):
         response = jsonify(
             {
@@ -246,22 +258,14 @@ def notes_preview(release_id: int) -> Response:
 def notes_regenerate(release_id: int) -> Response:
     session = db.session()
     release, _app = _release_or_404(session, release_id)
-    before = note_for(session, release)
-    old_generated = before.generated_markdown if before else None
-    note = generate_notes_for(session, release, actor=_actor())
+    queue_generation(session, release, actor=_actor().name)
     session.commit()
-    if note.generation_error:
-        flash(f"The notes could not be generated: {note.generation_error}", "error")
-    elif note.edited_markdown is not None and note.edit_base_markdown != note.generated_markdown:
-        flash(
-            "Regenerated. The generated text changed under your edit: see the conflict below "
-            "and keep your edit or take the new text.",
-            "warning",
-        )
-    elif old_generated == note.generated_markdown:
-        flash("Regenerated from git: nothing changed.", "info")
-    else:
-        flash(f"Regenerated from git: {note.commit_count} commits, {note.pr_count} PRs.", "success")
+    flash(
+        "Regenerating the notes from git in the background (notes pending): reload this page "
+        "in a moment. An edit is kept; if the generated text changes under it, the page shows "
+        "the conflict.",
+        "info",
+    )
     return redirect(url_for("notes.notes_page", release_id=release_id))
 
 

@@ -27,7 +27,7 @@ from service.releases.models import (
     Release,
     ReleaseItem,
 )
-from service.releases.notes import generate_notes_for
+from service.releases.notes import queue_generation
 from service.releases.trains import next_train_slot, skips_for, train_slots
 from versioning import InvalidVersion, parse_version
 
@@ -66,9 +66,14 @@ def register_release(
     git_ref: str,
     kind: str = "weekly",
     actor: Actor,
-    generate: bool = True,
+    queue_notes: bool = True,
 ) -> tuple[Release, bool]:
-    """Register a candidate (idempotent per app+version); returns (release, created)."""
+    """Register a candidate (idempotent per app+version); returns (release, created).
+
+    Its notes are generated from git by the job worker (queued here, in the caller's
+    transaction; ``queue_notes=False`` leaves that to the caller): no git runs while the
+    registration's transaction is open, and the caller answers without waiting for git.
+    """
     version = version.strip()
     try:
         parsed = parse_version(version)
@@ -136,8 +141,8 @@ def register_release(
         },
         summary=f"registered {app.slug} {version} ({kind}) at {git_ref}",
     )
-    if generate:
-        generate_notes_for(session, release, actor=actor)
+    if queue_notes:
+        queue_generation(session, release, actor=actor.name)
     return release, True
 
 

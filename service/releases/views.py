@@ -142,7 +142,8 @@ def release_new() -> str | Response:
             else:
                 session.commit()
                 flash(
-                    f"Registered {app.name} {release.version}."
+                    f"Registered {app.name} {release.version}; its notes are being generated "
+                    "from git (notes pending)."
                     if created
                     else f"{app.name} {release.version} was already registered.",
                     "success" if created else "info",
@@ -179,6 +180,9 @@ def release_detail(release_id: int) -> str:
         "releases/detail.html",
         **record,
         note=note,
+        notes_state=notes.notes_state(session, release, note),
+        notes_job=notes.generation_job(session, release),
+        editor_roles=notes.EDITOR_ROLES,
         preview=preview,
         history=history,
         panels=panels,
@@ -239,7 +243,7 @@ def release_transition(release_id: int) -> Response:
 @refusal_goes_back("Not recorded", _item_on_page)
 def item_sign(release_id: int, item_id: int) -> Response:
     release, item = _item_or_404(release_id, item_id)
-    checklist.sign_off(
+    _, created = checklist.sign_off(
         db.session(),
         release=release,
         item=item,
@@ -249,7 +253,10 @@ def item_sign(release_id: int, item_id: int) -> Response:
         expected_lock=_int(request.form.get("lock_version")),
     )
     db.session().commit()
-    flash(f"Recorded your decision on “{item.title}”.", "success")
+    if created:
+        flash(f"Recorded your decision on “{item.title}”.", "success")
+    else:
+        flash(f"Your decision on “{item.title}” was already recorded; nothing changed.", "info")
     return redirect(_item_on_page(release_id, item_id))
 
 

@@ -151,6 +151,69 @@ def test_members_outside_new_filters_are_in_the_preview_as_removals() -> None:
         current_members={"K1"},
     )
     assert (plan.add, plan.remove, plan.keep) == (("O1",), ("K1",), ())
+    assert plan.removal_reasons == {"K1": "not_eligible"}
+
+
+def _imported_fleet() -> tuple[list[StoreCandidate], list[StoreCandidate]]:
+    """A fleet of 60 stores, and 40 more imported later, some of them ranked before every
+    store of the first fleet's cohort (so a fill that only took the lowest ranks would swap)."""
+    first = FLEET[:60]
+    later = FLEET[60:2000]
+    cohort_of_first = plan_fill(first, request=FillRequest(target_count=8)).cohort
+    worst = max(map(rank_key, cohort_of_first))
+    lower = [s for s in later if rank_key(s.external_id) < worst][:20]
+    higher = [s for s in later if rank_key(s.external_id) > worst][:20]
+    return first, lower + higher
+
+
+@pytest.mark.parametrize(("target", "added", "removed"), [(8, 0, 0), (12, 4, 0), (60, 52, 0)])
+def test_a_fill_after_an_import_keeps_every_eligible_member(
+    target: int, added: int, removed: int
+) -> None:
+    first, imported = _imported_fleet()
+    members = frozenset(plan_fill(first, request=FillRequest(target_count=8)).cohort)
+    plan = plan_fill(
+        first + imported, request=FillRequest(target_count=target), current_members=members
+    )
+    assert (len(plan.add), len(plan.remove)) == (added, removed)
+    assert members <= set(plan.cohort)
+    # The newcomers are the lowest-ranked non-members, imported stores included.
+    outsiders = sorted(
+        (s.external_id for s in first + imported if s.external_id not in members), key=rank_key
+    )
+    assert list(plan.add) == outsiders[:added]
+
+
+def test_shrinking_removes_the_highest_ranked_members_and_says_why() -> None:
+    first, imported = _imported_fleet()
+    members = frozenset(plan_fill(first, request=FillRequest(target_count=8)).cohort)
+    plan = plan_fill(first + imported, request=FillRequest(target_count=5), current_members=members)
+    assert plan.add == ()
+    assert list(plan.remove) == sorted(members, key=rank_key)[5:]
+    assert set(plan.removal_reasons.values()) == {"target_shrinks"}
+
+
+def test_every_removal_has_its_reason() -> None:
+    stores = [
+        StoreCandidate("K1", "kanto"),
+        StoreCandidate("K2", "kanto"),
+        StoreCandidate("K3", "kanto"),
+        StoreCandidate("O1", "osaka"),
+    ]
+    filters = FillFilters(regions=frozenset({"kanto"}), exclude_ids=frozenset({"K2"}))
+    plan = plan_fill(
+        stores,
+        request=FillRequest(target_count=0, filters=filters),
+        current_members={"K1", "K2", "K3", "O1"},
+        pinned_out={"K3"},
+    )
+    assert plan.removal_reasons == {
+        "K1": "target_shrinks",
+        "K2": "excluded",
+        "K3": "removed_by_hand",
+        "O1": "not_eligible",
+    }
+    assert set(plan.removal_reasons) == set(plan.remove)
 
 
 @pytest.mark.parametrize(

@@ -134,6 +134,8 @@ def test_accepting_the_valid_lines_applies_only_them(session: Session, now: date
         ("external_id,name\n", "no store lines"),
         (b"external_id,name\nS1,\xff\xfe\n", "not UTF-8"),
         ('external_id,name\nS1,"unterminated\n', "unreadable CSV"),
+        ("external_id,name\nS1,A\nS2,B\x00C\n", "line 3 holds a NUL character"),
+        (b"external_id,name\nS1,A\x00\n", "line 2 holds a NUL character"),
     ],
 )
 def test_file_level_errors_change_nothing(

@@ -12,7 +12,7 @@ from service.models import utcnow
 from service.releases import services
 from service.releases.apps import create_app_record
 from tests.browser.conftest import log_in, screenshot
-from tests.builders import PASSWORD, make_token, make_user
+from tests.builders import PASSWORD, make_token, make_user, run_jobs
 from tests.release_notes.git_repo_builder import GitRepo
 
 pytestmark = pytest.mark.browser
@@ -51,6 +51,8 @@ def hostile(app, session, tmp_path):
             now=utcnow(),
         )
         session.commit()
+    run_jobs(app)  # the notes, from git
+    session.refresh(release)
     return release
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -305,3 +307,23 @@ def test_cli_output_to_a_pipe_writes_into_it_and_keeps_it(repo: GitRepo, tmp_pat
     assert received and received[0].startswith("# Release v1.11.0")
     assert stat.S_ISFIFO(pipe.stat().st_mode)
     assert [p.name for p in folder.iterdir()] == ["pipe"]  # no temporary file left
+
+
+def test_a_git_that_does_not_finish_is_killed_at_the_timeout(repo: GitRepo) -> None:
+    """``timeout``: the git processes still running then are killed and the generation fails
+    with a one-line error (here git waits forever opening a ``.mailmap`` that is a FIFO)."""
+    os.mkfifo(repo.path / ".mailmap")
+    outcome: list[BaseException] = []
+
+    def generate_it() -> None:
+        try:
+            generate_for_range(repo.path, "v1.10.0", "HEAD", timeout=1)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=generate_it, daemon=True)
+    thread.start()
+    thread.join(60)  # the test's own deadline
+    assert not thread.is_alive(), "git was not stopped"
+    assert len(outcome) == 1 and isinstance(outcome[0], NotesError)
+    assert str(outcome[0]) == "git did not finish within 1 s"

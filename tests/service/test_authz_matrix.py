@@ -6,7 +6,9 @@ throwaway objects) and every principal gets its own copy of that database, so on
 changes never decide another's answers. A request is *denied* when it gets 401 or 403 or is
 sent to the login page; anything else (200, 302 elsewhere, 404, 409, 422 ...) is *allowed*.
 Forms carry a valid CSRF token and person-only API calls an ``X-CSRFToken`` header, so CSRF
-never masks the answer.
+never masks the answer. A principal the policy refuses sends an empty body (``{}``, a form
+with nothing but its CSRF token): who may call is checked before the input, so it must still
+be refused (401/403), never told which fields are missing (422).
 """
 
 from __future__ import annotations
@@ -213,8 +215,8 @@ def principal_app(world: World, tmp_path: Path) -> Iterator[Flask]:
 
 # --- what to send ----------------------------------------------------------------------------
 
-# Valid bodies where the view checks the caller only after reading the body (the person-only
-# operations and the two that take a token or a person), so validation never answers first.
+# Valid bodies for the principals the policy lets in, so that their requests do what they
+# say (a principal the policy refuses sends an empty body).
 API_BODIES: dict[str, Any] = {
     "api.post_app": {"slug": "matrix", "name": "Matrix"},
     "api.patch_app": {"settings": {"name": "Matrix renamed"}},
@@ -290,21 +292,6 @@ def run_matrix(app: Flask, world: World, principal: Principal) -> tuple[int, lis
         rule = rules[endpoint]
         with app.test_request_context():
             path = url_for(endpoint, **{k: world.params[k] for k in rule.arguments})
-        kwargs: dict[str, Any] = {"headers": dict(headers)}
-        if path.startswith("/api/"):
-            kwargs["headers"]["X-CSRFToken"] = csrf
-            kwargs["query_string"] = QUERIES.get(endpoint, {})
-            if method not in ("GET", "DELETE"):
-                kwargs["json"] = API_BODIES.get(endpoint, {})
-        elif method == "POST":
-            kwargs["data"] = {**FORMS.get(endpoint, {}), "csrf_token": csrf}
-        try:
-            response = client.open(path, method=method, **kwargs)
-        except Exception as exc:  # the test client re-raises a view's exception
-            rows.append((endpoint, method, f"raised {exc!r:.200}"))
-            continue
-        got = outcome(response)
-        response.close()
         expected = (
             "allow"
             if policy.rule_for(endpoint, method).allows(
@@ -312,6 +299,22 @@ def run_matrix(app: Flask, world: World, principal: Principal) -> tuple[int, lis
             )
             else "deny"
         )
+        allowed = expected == "allow"
+        kwargs: dict[str, Any] = {"headers": dict(headers)}
+        if path.startswith("/api/"):
+            kwargs["headers"]["X-CSRFToken"] = csrf
+            kwargs["query_string"] = QUERIES.get(endpoint, {})
+            if method not in ("GET", "DELETE"):
+                kwargs["json"] = API_BODIES.get(endpoint, {}) if allowed else {}
+        elif method == "POST":
+            kwargs["data"] = {**(FORMS.get(endpoint, {}) if allowed else {}), "csrf_token": csrf}
+        try:
+            response = client.open(path, method=method, **kwargs)
+        except Exception as exc:  # the test client re-raises a view's exception
+            rows.append((endpoint, method, f"raised {exc!r:.200}"))
+            continue
+        got = outcome(response)
+        response.close()
         if got != expected:
             rows.append(
                 (endpoint, method, f"expected {expected}, got {got} ({response.status_code})")
@@ -382,11 +385,33 @@ def test_every_lifecycle_move_answers_as_the_policy_says(
         allowed = policy.TRANSITIONS[action].allows(role=principal.role, scopes=principal.scopes)
         return "allow" if allowed else "deny"
 
+    rows = []
+    # Who may act is checked before the state: a move sent to a release in a state it cannot
+    # start from is refused (401/403) for whoever may not take it, and 409 for the others.
+    for action in TRANSITIONS:
+        sources, _ = TRANSITIONS[action]
+        with principal_app.app_context(), db.session_scope() as session:
+            release = session.exec(
+                select(Release).where(col(Release.state).not_in(sources)).order_by(col(Release.id))
+            ).first()
+            assert release is not None
+            release_id = release.id
+        response = client.post(
+            f"/api/v1/releases/{release_id}/transitions",
+            json={"action": action, "reason": "matrix"},
+            headers=headers,
+        )
+        want = "deny" if expected(action) == "deny" else "409"
+        got = outcome(response) if response.status_code != 409 else "409"
+        if got != want:
+            rows.append(
+                (action, f"from a wrong state: expected {want}, got {response.status_code}")
+            )
+
     # Refused moves first, so that an allowed move never uses up the release a refused one
     # needs; then in an order that leaves a release in the state each next move starts from.
     order = list(TRANSITIONS)
     order.sort(key=lambda a: (expected(a) == "allow", MOVE_ORDER.index(a)))
-    rows = []
     for action in order:
         sources, _ = TRANSITIONS[action]
         with principal_app.app_context(), db.session_scope() as session:

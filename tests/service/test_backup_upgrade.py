@@ -160,3 +160,68 @@ def test_upgrading_past_0002_gives_existing_device_states_their_seen_hour(empty_
     assert "ix_device_state_app_last_seen" in names
     assert "seen_hour" not in columns
     engine.dispose()
+
+
+def test_upgrading_past_0003_gives_existing_tokens_their_issuer_as_owner(empty_database_url):
+    """0003 adds people's server-side sessions and a token's owner (its issuer, for the tokens
+    already there) and suspension; downgrading removes them again."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    engine = db.make_engine(empty_database_url)
+    migrate.upgrade(engine, "0002")
+    moment = datetime(2026, 11, 28, 10, 47, tzinfo=UTC)
+    user = sa.table(
+        "user_account",
+        *(sa.column(c) for c in ("id", "email", "name", "role", "password_hash", "active")),
+        sa.column("created_at", sa.DateTime(timezone=True)),
+    )
+    token = sa.table(
+        "api_token",
+        *(sa.column(c) for c in ("id", "name", "prefix", "token_hash", "created_by_id")),
+        sa.column("scopes", sa.JSON()),
+        sa.column("created_at", sa.DateTime(timezone=True)),
+    )
+    with engine.begin() as connection:
+        for n in (1, 2):
+            connection.execute(
+                user.insert().values(
+                    id=n,
+                    email=f"a{n}@example.com",
+                    name=f"A{n}",
+                    role="admin",
+                    password_hash="x",
+                    active=True,
+                    created_at=moment,
+                )
+            )
+            connection.execute(
+                token.insert().values(
+                    id=n,
+                    name=f"t{n}",
+                    prefix=f"rg_{n}",
+                    token_hash=f"h{n}",
+                    created_by_id=n,
+                    scopes=["read"],
+                    created_at=moment,
+                )
+            )
+    migrate.upgrade(engine)
+    assert migrate.pending_differences(engine) == []
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT id, owner_id, suspended_at FROM api_token ORDER BY id")
+        ).all()
+        assert [tuple(r) for r in rows] == [(1, 1, None), (2, 2, None)]
+        assert connection.execute(sa.text("SELECT count(*) FROM user_session")).scalar() == 0
+    with engine.begin() as connection:
+        command.downgrade(migrate.alembic_config(connection=connection), "0002")
+    with engine.connect() as connection:
+        inspector = sa.inspect(connection)
+        columns = {c["name"] for c in inspector.get_columns("api_token")}
+        assert "user_session" not in inspector.get_table_names()
+        count = connection.execute(sa.text("SELECT count(*) FROM api_token")).scalar()
+    assert not {"owner_id", "suspended_at", "suspended_reason"} & columns and count == 2
+    migrate.upgrade(engine)
+    assert migrate.pending_differences(engine) == []
+    engine.dispose()

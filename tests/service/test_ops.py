@@ -85,6 +85,30 @@ def test_settings_from_env():
         Settings.from_env({"RELGOV_SESSION_HOURS": "soon"})
 
 
+def test_repository_settings_from_env(tmp_path):
+    """Local repositories live under the instance folder unless told; git gets 60 s."""
+    base = {"RELGOV_INSTANCE_PATH": str(tmp_path / "instance")}
+    default = Settings.from_env(base)
+    assert default.repo_root_path == (tmp_path / "instance").resolve()
+    assert default.repo_allowed_hosts == () and default.git_timeout_seconds == 60
+    settings = Settings.from_env(
+        base
+        | {
+            "RELGOV_REPO_ROOT": str(tmp_path / "git"),
+            "RELGOV_REPO_ALLOWED_HOSTS": " Git.Internal , 127.0.0.1:8080,[::1]:9418,,::1 ",
+            "RELGOV_GIT_TIMEOUT_SECONDS": "5",
+        }
+    )
+    assert settings.repo_root_path == (tmp_path / "git").resolve()
+    assert settings.repo_allowed_hosts == ("git.internal", "127.0.0.1:8080", "[::1]:9418", "::1")
+    assert settings.git_timeout_seconds == 5
+    for bad in ("https://git.internal", "host:port", "-x", "a b", "host:70000"):
+        with pytest.raises(SettingsError, match="RELGOV_REPO_ALLOWED_HOSTS"):
+            Settings.from_env({"RELGOV_REPO_ALLOWED_HOSTS": bad})
+    with pytest.raises(SettingsError, match="RELGOV_GIT_TIMEOUT_SECONDS"):
+        Settings.from_env({"RELGOV_GIT_TIMEOUT_SECONDS": "0"})
+
+
 # --- request ids and logs ---------------------------------------------------------------------
 
 

@@ -89,6 +89,7 @@ def world(_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             database_url=_database,
             secret_key="test-secret-key-that-is-long-enough-0123456789",
             repo_cache=tmp / "repos",
+            repo_root=tmp,
         )
     )
     engine = db.make_engine(_database, sqlite_transactions=False)

@@ -58,6 +58,10 @@ def test_device_kinds_match_the_fleet() -> None:
         ({"version": 3.12}, "version", "valid string"),
         ({"device_kind": "toaster"}, "device_kind", "'pos'"),
         ({"device_id": None}, "device_id", "valid string"),
+        # The device API's rule and message (beta.validation.check_device_id).
+        ({"device_id": "=1+1"}, "device_id", "device id '=1+1' must be 1–128 characters"),
+        ({"device_id": "@SUM(1)"}, "device_id", "starting with a letter or digit"),
+        ({"device_id": " "}, "device_id", "device id is required"),
         ({"app": None}, "app", "valid string"),
     ],
 )

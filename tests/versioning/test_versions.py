@@ -1,6 +1,6 @@
 import pytest
 
-from versioning import InvalidVersion, parse_version
+from versioning import MAX_NUMBER, InvalidVersion, parse_version
 
 # must be in sorting order
 VERSIONS = [
@@ -94,3 +94,26 @@ def test_invalid_versions(text: str) -> None:
 def test_invalid_version_is_a_value_error_with_a_message() -> None:
     with pytest.raises(ValueError, match="not a version"):
         parse_version("latest")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "99999999999999999999.0.0",
+        "1.99999999999999999999",
+        "9223372036854775808.0",
+        "1.0.0-rc.99999999999999999999",
+        "1.0.0+99999999999999999999",
+    ],
+)
+def test_a_number_beyond_64_bits_is_refused_naming_it(text: str) -> None:
+    number = next(p for p in text.replace("-", ".").replace("+", ".").split(".") if len(p) > 18)
+    with pytest.raises(InvalidVersion, match=f"its number {number} is too large"):
+        parse_version(text)
+
+
+@pytest.mark.parametrize(
+    "text", [f"{MAX_NUMBER}.0.0", f"1.{MAX_NUMBER}", "3.12.0+20240701123456", "2024.07.1-rc.12"]
+)
+def test_every_number_up_to_64_bits_is_a_version(text: str) -> None:
+    assert parse_version(text).original == text

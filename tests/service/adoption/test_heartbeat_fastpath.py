@@ -6,16 +6,19 @@ from __future__ import annotations
 import logging
 import re
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import OperationalError
 
 from beta.models import Store
+from service import db
 from service.adoption import heartbeats
 from service.adoption.models import HeartbeatRate
 from service.adoption.ratelimit import SHARDS
+from service.api import tokens
 from service.api.tokens import cached_token
 from service.models import ApiToken
 from tests.service.adoption.conftest import URL, bearer, beat, stored
@@ -36,6 +39,7 @@ def test_the_common_heartbeat_is_answered_like_the_view_answers_it(
         assert response.headers[name] == warm.headers[name], name
     assert re.fullmatch(r"[0-9a-f]{16}", response.headers["X-Request-ID"])
     assert response.headers["Content-Length"] == str(len(response.get_data()))
+    assert response.headers["Cache-Control"] == warm.headers["Cache-Control"] == "no-store"
     state = session.exec(select(DeviceState).where(DeviceState.channel == "beta")).scalars().one()
     assert state.version == "3.2.0"  # S001 is the beta store
 
@@ -134,7 +138,7 @@ def test_other_media_types_queries_and_unknown_tokens_reach_the_view(
 def test_a_revoked_or_expired_token_is_refused_even_when_cached(
     client, session, heartbeat_token, fast, warm
 ):
-    cached = cached_token(heartbeat_token)
+    cached = cached_token(heartbeat_token, client.application)
     assert cached is not None
     cached.revoked_at = datetime.now(UTC)
     refused = client.post(URL, json=beat(0), headers=bearer(heartbeat_token))
@@ -144,6 +148,34 @@ def test_a_revoked_or_expired_token_is_refused_even_when_cached(
     expired = client.post(URL, json=beat(0), headers=bearer(heartbeat_token))
     assert expired.status_code == 401 and fast == []
     assert stored(session) == (1, 1)  # the warm-up's
+
+
+def test_a_revocation_in_another_process_stops_the_fast_path_within_the_check_interval(
+    app, client, session, heartbeat_token, fast, warm, database_url, monkeypatch
+):
+    """Another gunicorn worker revokes the token: this worker's fast path, which never
+    queries the token, refuses it once the token generation has been read again."""
+    now = [1_000.0]
+    monkeypatch.setattr(tokens, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    tokens.clear_token_cache()
+    assert client.post(URL, json=beat(0), headers=bearer(heartbeat_token)).status_code == 200
+    assert client.post(URL, json=beat(1), headers=bearer(heartbeat_token)).status_code == 200
+    assert len(fast) == 1  # the first request cached the token (the view), then the fast path
+    cache = tokens.cache_of(app)
+    reads = cache.generation_reads
+    engine = db.make_engine(database_url)
+    with engine.begin() as conn:  # what the other worker commits
+        conn.execute(update(ApiToken).values(revoked_at=datetime.now(UTC)))
+        conn.execute(text("UPDATE token_generation SET generation = generation + 1"))
+    engine.dispose()
+    now[0] += tokens.CHECK_INTERVAL / 2
+    for n in range(2, 12):
+        assert client.post(URL, json=beat(n), headers=bearer(heartbeat_token)).status_code == 200
+    assert len(fast) == 11 and cache.generation_reads == reads  # no query for the token
+    now[0] += tokens.CHECK_INTERVAL / 2
+    refused = client.post(URL, json=beat(12), headers=bearer(heartbeat_token))
+    assert refused.status_code == 401 and len(fast) == 11
+    assert refused.json["error"]["message"] == "this token was revoked"
 
 
 def test_over_the_rate_limit_is_refused_by_the_view_and_stores_nothing(

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from beta.models import Device
+from tests import builders
 from tests.service.adoption.conftest import bearer, make_app, make_fleet
 from version_monitor.models import DeviceState, VersionChange
 
@@ -152,3 +153,49 @@ def test_openapi_documents_the_body(client):
     assert "HeartbeatBatch" in str(post["requestBody"])
     assert "413" in post["responses"]
     assert "/api/v1/apps/{app}/adoption/stragglers.csv" in doc["paths"]
+
+
+@pytest.mark.parametrize("device_id", ["=1+1", "@SUM(1)", "-1", "pos 1", "x/../y"])
+def test_a_device_id_the_device_api_refuses_is_rejected_per_item_with_its_message(
+    client, fleet, session, admin, heartbeat_token, device_id
+):
+    fleet_token = builders.make_token(session, creator=admin, scopes=["fleet:write"], name="fleet")
+    refused = client.post(
+        "/api/v1/stores/S001/devices",
+        json={"device_id": device_id, "kind": "pos"},
+        headers=bearer(fleet_token),
+    )
+    assert refused.status_code == 422
+    [field] = refused.json["error"]["fields"]
+    assert field["field"] == "device_id"
+    devices = count(session, Device)
+
+    response = client.post(
+        URL, json=[beat(), beat(device_id, "S002")], headers=bearer(heartbeat_token)
+    )
+    assert response.status_code == 207, response.json
+    assert response.json["accepted"] == 1
+    assert response.json["rejected"] == [
+        {"index": 1, "field": "device_id", "reason": field["message"]}
+    ]
+    alone = client.post(URL, json=beat(device_id, "S002"), headers=bearer(heartbeat_token))
+    assert alone.status_code == 422
+    assert alone.json["error"]["fields"][0]["field"] == "[0].device_id"
+    assert count(session, Device) == devices  # nothing registered
+    session.expire_all()
+    assert session.exec(select(Device).where(Device.device_id == device_id)).first() is None
+
+
+def test_the_update_answer_takes_the_same_device_ids(client, fleet, session, heartbeat_token):
+    query = {"store_id": "S001", "current_version": "3.2.0"}
+    url = "/api/v1/apps/pos/update"
+    ok = client.get(
+        url, query_string=query | {"device_id": "S001-pos-0"}, headers=bearer(heartbeat_token)
+    )
+    assert ok.status_code == 200, ok.json
+    bad = client.get(
+        url, query_string=query | {"device_id": "=1+1"}, headers=bearer(heartbeat_token)
+    )
+    assert bad.status_code == 422
+    assert bad.json["error"]["fields"][0]["field"] == "device_id"
+    assert "must be 1–128 characters" in bad.json["error"]["fields"][0]["message"]

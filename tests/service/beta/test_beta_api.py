@@ -151,6 +151,57 @@ def test_fill_preview_then_apply(post, session, stores):
     assert fill(target_count=3, target_percent=4).status_code == 422
 
 
+def test_fill_is_sticky_when_stores_are_imported(client, writer, post, session):
+    """Issue 17 item 17: filled to 8, then 40 stores imported; refills keep the members."""
+
+    def fill(**body):
+        return post("/api/v1/cohort/fill", **body).json
+
+    def apply(target, reason):
+        preview = fill(target_count=target)
+        body = {"target_count": target, "preview": False, "reason": reason}
+        response = post("/api/v1/cohort/fill", **body, plan_digest=preview["plan_digest"])
+        assert response.status_code == 200, response.json
+        return response.json
+
+    def members():
+        return set(session.exec(select(Store.external_id).where(Store.in_beta)).all())
+
+    for n in range(1, 21):
+        post("/api/v1/stores", external_id=f"S{n:04d}", name=f"Store {n}", region="Tokyo")
+    apply(8, "weekly beta")
+    first = members()
+    assert len(first) == 8
+    rows = "".join(f"S{n:04d},Imported {n},Osaka,,\n" for n in range(21, 61))
+    headers = {**writer, "Content-Type": "text/csv"}
+    csv_body = "external_id,name,region,timezone,tags\n" + rows
+    imported = client.post("/api/v1/stores/import", data=csv_body, headers=headers)
+    assert imported.status_code == 200 and len(imported.json["created"]) == 40
+
+    same = fill(target_count=8)
+    assert same["add"] == [] and same["remove"] == [] and same["removal_reasons"] == {}
+    larger = fill(target_count=12)
+    assert larger["remove"] == [] and len(larger["add"]) == 4
+    assert set(larger["keep"]) == first
+    smaller = fill(target_count=5)
+    assert smaller["add"] == [] and len(smaller["remove"]) == 3
+    assert set(smaller["remove"]) < first
+    assert smaller["removal_reasons"] == dict.fromkeys(smaller["remove"], "target_shrinks")
+    # A filter change: the Tokyo members are no longer eligible for an Osaka-only fill.
+    osaka = fill(target_count=8, regions=["Osaka"])
+    assert set(osaka["remove"]) == first
+    assert set(osaka["removal_reasons"].values()) == {"not_eligible"}
+    excluded = sorted(first)[0]
+    without = fill(target_count=8, exclude_ids=[excluded])
+    assert without["remove"] == [excluded] and len(without["add"]) == 1
+    assert without["removal_reasons"] == {excluded: "excluded"}
+
+    applied = apply(5, "smaller beta")
+    assert members() == first - set(applied["remove"])
+    history = client.get(f"/api/v1/stores/{applied['remove'][0]}", headers=writer).json
+    assert history["cohort_history"][0]["reason"] == "smaller beta (the target shrinks)"
+
+
 def test_freeze_and_lift(client, writer, post, session, stores):
     freezes = "/api/v1/stores/S0002/freezes"
     response = post(freezes, ends_at="2099-01-01T00:00:00Z", reason="renovation")
@@ -214,6 +265,31 @@ def test_import_wrong_columns_is_a_file_error(client, writer, session):
         "/api/v1/stores/import", data="x", headers={**writer, "Content-Type": "application/xml"}
     )
     assert response.status_code == 415
+
+
+NUL_CSV = "external_id,name,region\nS0600,Good,Osaka\nS0601,Bad\x00Name,Osaka\n"
+
+
+def test_import_refuses_a_nul_character_and_writes_nothing(
+    client, writer, session, runner, tmp_path
+):
+    before = (count(session, Store), count(session, AuditEvent))
+    for query in ("", "?accept_valid=true"):
+        response = client.post(
+            "/api/v1/stores/import" + query,
+            data=NUL_CSV.encode(),
+            headers={**writer, "Content-Type": "text/csv"},
+        )
+        assert response.status_code == 422, response.json
+        assert response.json["report"]["file_errors"] == [
+            "line 3 holds a NUL character, which no store field may contain (is it CSV text?)"
+        ]
+    path = tmp_path / "stores.csv"
+    path.write_text(NUL_CSV, encoding="utf-8")
+    result = runner.invoke(args=["stores", "import", str(path), "--accept-valid"])
+    assert result.exit_code == 2 and "NUL character" in result.output
+    session.expire_all()
+    assert (count(session, Store), count(session, AuditEvent)) == before
 
 
 def test_a_device_that_has_reported_can_be_deleted_with_its_adoption_history(

@@ -12,7 +12,7 @@ from service.beta.stages import advance_stage, rollout_summary
 from service.models import AuditEvent
 from service.releases.lifecycle import Actor, transition
 from service.releases.models import Release
-from tests.builders import add_release, login, make_user, post_form
+from tests.builders import add_release, csrf_token, login, make_user, post_form
 
 
 @pytest.fixture
@@ -141,6 +141,23 @@ def test_import_page_check_then_apply(support_client, session):
     assert response.status_code == 302
     assert session.exec(select(Store).where(Store.external_id == "S0700")).first() is not None
     assert session.exec(select(Store).where(Store.external_id == "S0701")).first() is None
+
+
+def test_import_page_refuses_a_nul_character_and_writes_nothing(support_client, session):
+    data = b"external_id,name\nS0710,Good\nS0711,Bad\x00Name\n"
+    response = support_client.post(
+        "/beta/import",
+        data={
+            "csrf_token": csrf_token(support_client, "/beta/import"),
+            "action": "apply",
+            "accept_valid": "yes",
+            "file": (io.BytesIO(data), "stores.csv"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 422
+    assert "Nothing was imported: line 3 holds a NUL character" in response.get_data(as_text=True)
+    assert session.exec(select(Store).where(Store.external_id == "S0710")).first() is None
 
 
 def test_rollout_promote_advance_and_summary(client, session, admin, pos, stores):

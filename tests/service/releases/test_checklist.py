@@ -9,6 +9,7 @@ from service.models import AuditEvent
 from service.releases import checklist, services
 from service.releases.lifecycle import Actor, TransitionError, transition
 from service.releases.models import ReleaseItem, SignOff
+from tests.builders import make_user, run_jobs
 from tests.service.releases.release_fixtures import registered_release
 
 
@@ -30,9 +31,10 @@ def _status(session, release, title):
 def _sign(session, release, title, user, decision, **extra):
     """``user`` signs the item called ``title`` (``extra``: comment, expected_lock)."""
     item = _item(session, release, title)
-    return checklist.sign_off(
+    signoff, _ = checklist.sign_off(
         session, release=release, item=item, user=user, decision=decision, **extra
     )
+    return signoff
 
 
 def _approve(session, release, people):
@@ -57,6 +59,98 @@ def test_only_the_owner_role_signs(session, release, people):
     with pytest.raises(checklist.ReleaseError) as info:
         _sign(session, release, "Rollback plan written", people["support"], "approve")
     assert info.value.status == 403 and "only a engineer" in info.value.message
+
+
+def test_who_may_sign_is_checked_before_the_release_state_and_the_input(session, release, people):
+    release.state = "approved"  # sign-offs are closed (409 for the owner)
+    session.add(release)
+    session.commit()
+    for user, decision in [(people["viewer"], "approve"), (people["support"], "nonsense")]:
+        with pytest.raises(checklist.ReleaseError) as info:
+            _sign(session, release, "Regression tests pass", user, decision)
+        assert info.value.status == 403, info.value.message
+    with pytest.raises(checklist.ReleaseError) as info:
+        _sign(session, release, "Regression tests pass", people["qa"], "approve")
+    assert info.value.status == 409
+
+
+def _signoffs(session, release):
+    session.expire_all()
+    rows = session.exec(select(SignOff).where(SignOff.release_id == release.id))
+    return [(row.user_email, row.decision) for row in rows]
+
+
+def test_the_same_decision_twice_is_recorded_once(session, release, people):
+    item = _item(session, release, "Regression tests pass")
+    first, created = checklist.sign_off(
+        session, release=release, item=item, user=people["qa"], decision="approve", comment="ok"
+    )
+    session.commit()
+    assert created
+    again, created = checklist.sign_off(
+        session, release=release, item=item, user=people["qa"], decision="approve", comment=" ok "
+    )
+    session.commit()
+    assert not created and again.id == first.id
+    assert _signoffs(session, release) == [("qa@example.com", "approve")]
+    assert (
+        len(session.exec(select(AuditEvent).where(AuditEvent.action == "signoff.approve")).all())
+        == 1
+    )
+    with pytest.raises(checklist.ReleaseError) as info:
+        _sign(session, release, "Regression tests pass", people["qa"], "approve", comment="retest")
+    assert info.value.status == 409 and "already chose approve" in info.value.message
+    session.rollback()
+    assert _signoffs(session, release) == [("qa@example.com", "approve")]
+
+
+def test_a_decision_that_no_longer_stands_may_be_taken_again(session, release, people):
+    qa2 = make_user(session, email="qa2@example.com", role="qa")
+    title = "Regression tests pass"
+    _sign(session, release, title, people["qa"], "approve")
+    _sign(session, release, title, qa2, "approve")
+    _sign(session, release, title, people["qa"], "approve")  # still stands: nothing new
+    _sign(session, release, title, qa2, "block", comment="printer jams")
+    _sign(session, release, title, people["qa"], "approve")  # after a block: recorded
+    session.commit()
+    assert _signoffs(session, release) == [
+        ("qa@example.com", "approve"),
+        ("qa2@example.com", "approve"),
+        ("qa2@example.com", "block"),
+        ("qa@example.com", "approve"),
+    ]
+
+
+def test_the_same_sign_off_sent_twice_at_once_is_recorded_once(
+    app, session, release, people, database_url
+):
+    from service.db import make_engine
+
+    engine = make_engine(database_url)
+    item_id = _item(session, release, "Regression tests pass").id
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def sign():
+        try:
+            with Session(engine, expire_on_commit=False) as own:
+                barrier.wait()
+                rel = own.get(type(release), release.id)
+                item = own.get(ReleaseItem, item_id)
+                user = own.get(type(people["qa"]), people["qa"].id)
+                checklist.sign_off(own, release=rel, item=item, user=user, decision="approve")
+                own.commit()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sign) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    engine.dispose()
+    assert errors == []
+    assert _signoffs(session, release) == [("qa@example.com", "approve")]
 
 
 def test_automatic_items_cannot_be_signed(session, release, people):
@@ -118,6 +212,9 @@ def test_registrant_cannot_approve(session, pos, people, app):
         release, _ = services.register_release(
             session, app=pos, version="1.1.0", git_ref="v1.1.0", actor=services.actor_for(rm)
         )
+        session.commit()
+    run_jobs(app)  # the notes, from git
+    session.refresh(release)
     transition(session, release, "submit", actor=services.actor_for(rm))
     sign_all(session, release, people)
     with pytest.raises(TransitionError, match="registered the release"):

@@ -35,7 +35,7 @@ def test_seed_makes_releases_in_every_state(app: Flask, session: Session, tmp_pa
     with app.app_context():
         seed_people(session)
         session.commit()
-        lines = demo.seed(session, repos=tmp_path / "repos")
+        lines = demo.seed(session, repos=tmp_path / "demo-repos")
         session.commit()
     assert lines[0] == "demo releases:"
     states = {r.state for r in session.exec(select(Release)).all()}
@@ -61,7 +61,7 @@ def test_demo_pages_render(app: Flask, session: Session, tmp_path: Path, client)
     with app.app_context():
         seed_people(session)
         session.commit()
-        demo.seed(session, repos=tmp_path / "repos")
+        demo.seed(session, repos=tmp_path / "demo-repos")
         session.commit()
     assert login(client, "support@example.com", "demo-password").status_code == 302
     for path in ("/apps", "/apps/pos", "/apps/pos/checklists/weekly", "/notes"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -11,7 +12,7 @@ from sqlmodel import Session, select
 
 from service.models import AuditEvent, User
 from service.releases.models import App, Release, ReleaseNote
-from tests.builders import csrf_token, login, post_form
+from tests.builders import csrf_token, login, post_form, run_jobs
 from tests.release_notes.git_repo_builder import GitRepo
 from tests.service.releases.release_fixtures import (  # noqa: F401
     git_repo,
@@ -175,6 +176,7 @@ def _move_tag_with_new_commit(repo: GitRepo) -> None:
 
 @pytest.mark.parametrize("choice", ["keep", "take"])
 def test_regenerate_under_an_edit_shows_a_conflict_to_resolve(
+    app: Flask,
     client: FlaskClient,
     session: Session,
     release: Release,
@@ -189,10 +191,15 @@ def test_regenerate_under_an_edit_shows_a_conflict_to_resolve(
     same = post_form(client, page + "/regenerate", {}, page=page)
     assert same.status_code == 302
     html = client.get(page).get_data(as_text=True)
-    assert "nothing changed" in html and 'id="conflict"' not in html
+    assert "Notes pending" in html and "in the background" in html
+    assert [job.state for job in run_jobs(app)] == ["succeeded"]
+    html = client.get(page).get_data(as_text=True)
+    assert "Notes pending" not in html and 'id="conflict"' not in html
+    assert _note(session, release).generated_markdown == old_generated
 
     _move_tag_with_new_commit(git_repo)
     post_form(client, page + "/regenerate", {}, page=page)
+    run_jobs(app)
     note = _note(session, release)
     assert note.generated_markdown != old_generated
     assert note.edited_markdown == "Hand-written notes\n"
@@ -217,19 +224,25 @@ def test_regenerate_under_an_edit_shows_a_conflict_to_resolve(
 
 
 def test_regenerate_failure_is_reported(
+    app: Flask,
     client: FlaskClient,
     session: Session,
     release: Release,
     pos: App,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
-    pos.repo_url = "/nowhere/at/all"
+    pos.repo_url = str(tmp_path / "nowhere" / "at" / "all")
     session.add(pos)
     session.commit()
     page = f"/releases/{release.id}/notes"
     _as(client, "engineer")
     post_form(client, page + "/regenerate", {}, page=page)
+    assert [job.state for job in run_jobs(app)] == ["failed"]
     html = client.get(page).get_data(as_text=True)
     assert "could not be generated" in html and "does not exist" in html
+    assert "Try again: regenerate from git" in html
+    html = client.get(f"/releases/{release.id}").get_data(as_text=True)
+    assert "could not be generated" in html and "Try again: regenerate from git" in html
 
 
 def test_notes_list_links_each_release(

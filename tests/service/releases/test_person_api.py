@@ -29,12 +29,18 @@ def test_sign_off_through_the_api_as_a_person(client, release):
     )
     assert response.status_code == 201, response.json
     assert response.json["user_email"] == "qa@example.com"
+    again = client.post(url, json={"decision": "approve", "comment": "all green"}, headers=headers)
+    assert again.status_code == 200 and again.json == response.json  # recorded once
     history = client.get(url).json
     assert [h["decision"] for h in history] == ["approve"]
+    other = client.post(url, json={"decision": "approve", "comment": "again"}, headers=headers)
+    assert other.status_code == 409 and len(client.get(url).json) == 1
 
     wrong = f"/api/v1/releases/{release.id}/items/{ids['Rollback plan written']}/sign-offs"
     refused = client.post(wrong, json={"decision": "approve"}, headers=headers)
-    assert refused.status_code == 403 and "only a engineer" in refused.json["error"]["message"]
+    assert refused.status_code == 403
+    assert "with the role engineer" in refused.json["error"]["message"]
+    assert client.post(wrong, json={}, headers=headers).status_code == 403  # before the body
 
 
 def test_person_actions_need_csrf_and_refuse_tokens(client, session, admin, release):
@@ -156,3 +162,24 @@ def test_meeting_agenda_api(client, session, admin, release):
     assert set(entry["waiting_for_roles"]) == {"qa", "engineer"}
     bad = client.get("/api/v1/meeting?week=soon", headers={"Authorization": f"Bearer {raw}"})
     assert bad.status_code == 422 and bad.json["error"]["fields"][0]["field"] == "week"
+
+
+def test_who_may_call_is_checked_before_the_body(client, session, admin, release, people):
+    """The tester's cases: {} to POST /apps as a viewer or a token without the scope is 403
+    (not 422 listing the fields), and QA submitting a release is 403 (not 409)."""
+    anonymous = client.post(f"/api/v1/releases/{release.id}/transitions", json={})
+    assert anonymous.status_code == 401 and "Bearer" in anonymous.headers["WWW-Authenticate"]
+    read_only = make_token(session, creator=admin, scopes=["read"])
+    as_token = client.post(
+        "/api/v1/apps", json={}, headers={"Authorization": f"Bearer {read_only}"}
+    )
+    assert as_token.status_code == 403, as_token.json
+    headers = person(client, "viewer@example.com")
+    as_viewer = client.post("/api/v1/apps", json={}, headers=headers)
+    assert as_viewer.status_code == 403 and "role admin" in as_viewer.json["error"]["message"]
+    client.post("/logout", data={"csrf_token": headers["X-CSRFToken"]})
+    headers = person(client, "qa@example.com")
+    url = f"/api/v1/releases/{release.id}/transitions"
+    for body in ({"action": "submit"}, {}):  # the release is in review already: 409 for others
+        submit = client.post(url, json=body, headers=headers)
+        assert submit.status_code == 403, submit.json

@@ -3,7 +3,7 @@
 import pytest
 
 from service.releases.models import Release
-from tests.builders import api_headers, login, post_form
+from tests.builders import api_headers, login, post_form, run_jobs
 
 
 @pytest.fixture
@@ -11,15 +11,24 @@ def ci_token(session, admin):
     return api_headers(session, creator=admin, scopes=["releases:write", "read"])
 
 
-def test_ci_registers_a_candidate_idempotently(client, ci_token, pos):
+def test_ci_registers_a_candidate_idempotently(app, client, ci_token, pos):
     body = {"app": "pos", "version": "1.1.0", "git_ref": "v1.1.0"}
     first = client.post("/api/v1/releases", json=body, headers=ci_token)
     assert first.status_code == 201, first.json
     assert first.json["state"] == "draft"
-    assert first.json["commit_count"] == 3
+    # The notes are read from git by the job worker, not while CI waits.
+    assert first.json["notes_state"] == "pending" and first.json["commit_count"] == 0
     assert first.json["items"][0]["title"] == "Notes generated"
+    assert first.json["items"][0]["status"] == "pending"
     again = client.post("/api/v1/releases", json=body, headers=ci_token)
     assert again.status_code == 200 and again.json["id"] == first.json["id"]
+    assert [job.state for job in run_jobs(app)] == ["succeeded"]  # one job for both
+    done = client.get(f"/api/v1/releases/{first.json['id']}", headers=ci_token).json
+    assert done["notes_state"] == "generated" and done["commit_count"] == 3
+    assert done["items"][0]["status"] == "passed"
+    third = client.post("/api/v1/releases", json=body, headers=ci_token)
+    assert third.status_code == 200 and third.json["notes_state"] == "generated"
+    assert run_jobs(app) == []
 
 
 @pytest.mark.parametrize(
@@ -27,6 +36,7 @@ def test_ci_registers_a_candidate_idempotently(client, ci_token, pos):
     [
         ({"app": "pos", "version": "latest", "git_ref": "v1"}, 422, "version"),
         ({"app": "pos", "version": "1..2", "git_ref": "v1"}, 422, "version"),
+        ({"app": "pos", "version": "99999999999999999999.0.0", "git_ref": "v1"}, 422, "version"),
         ({"app": "nope", "version": "1.0.0", "git_ref": "v1"}, 404, "app"),
         ({"app": "pos", "version": "1.0.0"}, 422, "git_ref"),
         ({"app": "pos", "version": "1.0.0", "git_ref": "v1", "kind": "monthly"}, 422, "kind"),
@@ -65,28 +75,34 @@ def test_illegal_transition_is_409_and_token_cannot_approve(client, ci_token, po
         headers=ci_token,
     ).json
     url = f"/api/v1/releases/{created['id']}/transitions"
-    illegal = client.post(url, json={"action": "promote"}, headers=ci_token)
+    illegal = client.post(url, json={"action": "halt", "reason": "x"}, headers=ci_token)
     assert illegal.status_code == 409
-    assert "cannot promote" in illegal.json["error"]["message"]
+    assert "cannot halt" in illegal.json["error"]["message"]
+    # A move the token may not take at all is 403 whatever the state (not 409).
+    not_its_own = client.post(url, json={"action": "promote"}, headers=ci_token)
+    assert not_its_own.status_code == 403
     assert (
         client.post(url, json={"action": "submit"}, headers=ci_token).json["state"] == "in_review"
     )
     approve = client.post(url, json={"action": "approve"}, headers=ci_token)
     assert approve.status_code == 403
     reject = client.post(url, json={"action": "reject"}, headers=ci_token)
-    assert reject.status_code == 422 and reject.json["error"]["fields"][0]["field"] == "reason"
+    assert reject.status_code == 403
+    cancel = client.post(url, json={"action": "cancel"}, headers=ci_token)
+    assert cancel.status_code == 422 and cancel.json["error"]["fields"][0]["field"] == "reason"
     assert (
         client.get(f"/api/v1/releases/{created['id']}", headers=ci_token).json["state"]
         == "in_review"
     )
 
 
-def test_release_page_escapes_commit_messages(client, ci_token, pos, admin):
+def test_release_page_escapes_commit_messages(app, client, ci_token, pos, admin):
     created = client.post(
         "/api/v1/releases",
         json={"app": "pos", "version": "1.1.0", "git_ref": "v1.1.0"},
         headers=ci_token,
     ).json
+    run_jobs(app)
     login(client, admin.email)
     html = client.get(f"/releases/{created['id']}").get_data(as_text=True)
     # Both hostile subjects are shown as text, never as markup.
