@@ -750,11 +750,13 @@ def ab_compare(args: argparse.Namespace) -> str:
                 print(
                     f"   {name}: single {got['single']['requests_per_s']:.0f} req/s "
                     f"({got['single']['requests_per_s'] / bare[-1]['requests_per_s']:.0%} of "
-                    f"bare, p99 {got['single']['p99_ms']:.1f} ms), known devices "
+                    f"bare, p99 {got['single']['p99_ms']:.1f} ms, "
+                    f"{got['single']['cpu_ms']:.2f} ms worker CPU each), known devices "
                     f"{got['real']['requests_per_s']:.0f} req/s "
                     f"(p99 {got['real']['p99_ms']:.1f} ms), batches "
                     f"{got['batch']['items_per_s']:.0f} heartbeats/s "
-                    f"(p99 {got['batch']['p99_ms']:.0f} ms), queue empty "
+                    f"(p99 {got['batch']['p99_ms']:.0f} ms, {got['batch']['cpu_ms']:.0f} ms "
+                    "worker CPU each), queue empty "
                     f"{got['drain']['seconds']:.2f} s after; not 2xx or socket errors: {bad}",
                     flush=True,
                 )
@@ -764,7 +766,8 @@ def ab_compare(args: argparse.Namespace) -> str:
     bare_rates = [b["requests_per_s"] for b in bare]
     rows = [
         f"| bare Flask endpoint | {_spread(bare_rates, ',.0f')} | 100 % "
-        f"| {_spread([b['p99_ms'] for b in bare], '.1f')} | — | — | — | — |"
+        f"| {_spread([b['p99_ms'] for b in bare], '.1f')} "
+        f"| {_spread([b['cpu_ms'] for b in bare], '.2f')} | — | — | — | — | — |"
     ]
     verdicts = []
     for name, runs in results.items():
@@ -782,9 +785,11 @@ def ab_compare(args: argparse.Namespace) -> str:
             f"| {name} | {_spread([r['single']['requests_per_s'] for r in runs], ',.0f')} "
             f"| {_spread(shares, '.0%')} "
             f"| {_spread([r['single']['p99_ms'] for r in runs], '.1f')} "
+            f"| {_spread([r['single']['cpu_ms'] for r in runs], '.2f')} "
             f"| {_spread(real_shares, '.0%')} "
             f"| {_spread([r['real']['p99_ms'] for r in runs], '.1f')} "
-            f"| {_spread(batches, ',.0f')} | {errors} |"
+            f"| {_spread(batches, ',.0f')} "
+            f"| {_spread([r['batch']['cpu_ms'] for r in runs], '.0f')} | {errors} |"
         )
         share, batch = statistics.median(shares), statistics.median(batches)
         verdicts.append(
@@ -802,11 +807,14 @@ def ab_compare(args: argparse.Namespace) -> str:
             "20,000 devices); rounds alternate which code goes first, each round measures "
             "the bare endpoint again; medians over the rounds (range); share = the run's "
             "rate over its round's bare rate; worst case: every heartbeat a new version; "
-            "batches: 1,000 heartbeats a request.",
+            "batches: 1,000 heartbeats a request; worker CPU: the gunicorn workers' CPU time "
+            "over the run (database aside), which other load on the machine disturbs far less "
+            "than the rates.",
             "",
-            "| code | single heartbeats req/s | share of bare | p99 ms | known devices: share "
-            "| known devices: p99 ms | batched heartbeats/s | answers not 2xx |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| code | single heartbeats req/s | share of bare | p99 ms "
+            "| worker CPU ms per request | known devices: share | known devices: p99 ms "
+            "| batched heartbeats/s | worker CPU ms per 1,000 | answers not 2xx |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             *rows,
             "",
             *verdicts,
