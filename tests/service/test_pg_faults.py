@@ -11,8 +11,10 @@ with heartbeats sent all along.
 
 They run only with ``RELGOV_TEST_DATABASE_URL`` (what ``.ci/run`` sets for its second run);
 the restart also needs the URL's server to be a local cluster this process may restart
-(root, ``pg_ctlcluster``), and skips with the reason otherwise. The restart briefly breaks
-every other client of that server; the test starts the cluster again whatever happens.
+(root, ``pg_ctlcluster``), and skips with the reason otherwise, or fails with
+``RELGOV_TEST_REQUIRE_PG_RESTART`` set (``.ci/run`` sets it: CI cannot skip it quietly).
+The restart briefly breaks every other client of that server; the test starts the cluster
+again whatever happens.
 """
 
 from __future__ import annotations
@@ -186,6 +188,8 @@ def cluster() -> Iterator[tuple[str, str]]:
     """The local cluster, running again after the test whatever happened."""
     found = _local_cluster()
     if isinstance(found, str):
+        if os.environ.get("RELGOV_TEST_REQUIRE_PG_RESTART"):  # .ci/run: never skipped there
+            pytest.fail(f"RELGOV_TEST_REQUIRE_PG_RESTART is set but: {found}")
         pytest.skip(f"cannot restart PostgreSQL here: {found}")
     port = make_url(PG_URL).port or 5432
     try:
