@@ -144,11 +144,33 @@ def start_gunicorn(
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return process
+                break
         except OSError:
             time.sleep(0.2)
-    stop(process)
-    raise RuntimeError(f"gunicorn on port {port} did not start")
+    else:
+        stop(process)
+        raise RuntimeError(f"gunicorn on port {port} did not start")
+    booted(process)
+    return process
+
+
+def booted(process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until gunicorn's workers have loaded the app: the master listens before its
+    workers import anything, and on a busy machine a worker may take seconds to boot, which
+    a run would otherwise measure. Booted = 2 workers, idle for 0.5 s (no request is sent
+    yet)."""
+    deadline = time.monotonic() + timeout
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    before = -1.0
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if len(children.read_text().split()) < 2:
+            continue
+        used = server_cpu(process)
+        if 0 <= used - before < 0.02:
+            return
+        before = used
+    raise RuntimeError("gunicorn's workers did not settle")
 
 
 def server_cpu(process: subprocess.Popen[bytes]) -> float:
@@ -319,27 +341,26 @@ def run_load(
 def unwritten(url: str, sent: dict[str, str]) -> int:
     """Devices whose newest heartbeat answered 2xx is not their stored state (0: none was
     lost). Read after the server stopped, i.e. after its queues were written."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
+    from tests.live_server import not_stored
 
-    engine = create_engine(url, poolclass=NullPool)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT device.device_id, device_state.last_sent_at FROM device_state "
-                "JOIN device ON device.id = device_state.device_id WHERE device_state.app = 'pos'"
-            )
-        ).all()
-    engine.dispose()
-    stored = {
-        device: (
-            moment if isinstance(moment, datetime) else datetime.fromisoformat(moment)
-        ).replace(tzinfo=UTC)
-        for device, moment in rows
+    return len(not_stored(url, sent))
+
+
+def service_env(url: str, folder: Path, code: Path = ROOT, limit: str = LIMIT) -> dict[str, str]:
+    """The environment of the service (the code in ``code``) in production on ``url``, its
+    instance and metrics folders under ``folder``; the flush interval the production
+    default unless set."""
+    (folder / "prom").mkdir(exist_ok=True)
+    env = {key: value for key, value in os.environ.items() if key != "RELGOV_HEARTBEAT_FLUSH_MS"}
+    return env | {
+        "RELGOV_ENV": "production",
+        "RELGOV_SECRET_KEY": SECRET,
+        "RELGOV_DATABASE_URL": url,
+        "RELGOV_INSTANCE_PATH": str(folder),
+        "PROMETHEUS_MULTIPROC_DIR": str(folder / "prom"),
+        "PYTHONPATH": str(code),
+        "RELGOV_HEARTBEAT_RATE_LIMIT": limit,
     }
-    return sum(
-        1 for device, moment in sent.items() if stored.get(device) != datetime.fromisoformat(moment)
-    )
 
 
 def bench_database(
@@ -351,17 +372,7 @@ def bench_database(
     flush_ms: str = "",
 ) -> list[str]:
     token = prepare_database(url)
-    tmp = Path(tempfile.mkdtemp(prefix="relgov-hb-"))
-    (tmp / "prom").mkdir()
-    env = os.environ | {
-        "RELGOV_ENV": "production",
-        "RELGOV_SECRET_KEY": SECRET,
-        "RELGOV_DATABASE_URL": url,
-        "RELGOV_INSTANCE_PATH": str(tmp),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom"),
-        "PYTHONPATH": str(ROOT),
-    }
-    env["RELGOV_HEARTBEAT_RATE_LIMIT"] = limit
+    env = service_env(url, Path(tempfile.mkdtemp(prefix="relgov-hb-")), limit=limit)
     if flush_ms:
         env["RELGOV_HEARTBEAT_FLUSH_MS"] = flush_ms
     port = free_port()
@@ -569,17 +580,7 @@ def wrk_compare(args: argparse.Namespace, pg: str) -> list[str]:
         databases.append(("PostgreSQL", create_database(pg, "relgov_bench")))
     for label, url in databases:
         token = prepare_database(url)
-        folder = Path(tempfile.mkdtemp(prefix="relgov-hb-"))
-        (folder / "prom").mkdir()
-        env = os.environ | {
-            "RELGOV_ENV": "production",
-            "RELGOV_SECRET_KEY": SECRET,
-            "RELGOV_DATABASE_URL": url,
-            "RELGOV_INSTANCE_PATH": str(folder),
-            "PROMETHEUS_MULTIPROC_DIR": str(folder / "prom"),
-            "PYTHONPATH": str(ROOT),
-            "RELGOV_HEARTBEAT_RATE_LIMIT": LIMIT,
-        }
+        env = service_env(url, Path(tempfile.mkdtemp(prefix="relgov-hb-")))
         port = free_port()
         server = start_gunicorn("wsgi:app", port, env, ROOT)
         try:
@@ -639,6 +640,15 @@ def _drop_worktree(path: Path) -> None:
     )
 
 
+def _commit(tree: Path) -> str:
+    return subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
 def _migrations(tree: Path) -> list[str]:
     return sorted(p.name for p in (tree / "service/migrations/versions").glob("*.py"))
 
@@ -669,17 +679,7 @@ def _ab_service(
     of the prepared SQLite file: single heartbeats (worst case, then known devices) and
     batches of 1,000, each after a 2 s warm-up; then the wait until nothing is queued."""
     folder = Path(tempfile.mkdtemp(prefix="relgov-ab-"))
-    (folder / "prom").mkdir()
-    env = os.environ | {
-        "RELGOV_ENV": "production",
-        "RELGOV_SECRET_KEY": SECRET,
-        "RELGOV_DATABASE_URL": _sqlite_copy(template),
-        "RELGOV_INSTANCE_PATH": str(folder),
-        "PROMETHEUS_MULTIPROC_DIR": str(folder / "prom"),
-        "PYTHONPATH": str(tree),
-        "RELGOV_HEARTBEAT_RATE_LIMIT": LIMIT,
-    }
-    env.pop("RELGOV_HEARTBEAT_FLUSH_MS", None)  # the production default
+    env = service_env(_sqlite_copy(template), folder, code=tree)
     port = free_port()
     server = start_gunicorn("wsgi:app", port, env, tree)
     figures: dict[str, dict[str, float]] = {}
@@ -717,18 +717,7 @@ def ab_compare(args: argparse.Namespace) -> str:
             raise SystemExit(f"{args.ab} has other migrations: compare on one schema")
         template = Path(tempfile.mkdtemp(prefix="relgov-ab-template-")) / "b.db"
         token = prepare_database(f"sqlite:///{template}")
-        here = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        there = subprocess.run(
-            ["git", "-C", str(other), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        here, there = _commit(ROOT), _commit(other)
         codes = {f"{args.ab} ({there})": other, f"this checkout ({here})": ROOT}
         bare: list[dict[str, float]] = []
         results: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name in codes}
