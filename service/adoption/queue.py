@@ -551,21 +551,26 @@ def start(app: Flask) -> None:
     """At a process's first request (the fast path calls this for every request; after the
     first it only looks in a set): replay what dead processes left in the spool. With the
     queue on, its thread does (and looks again every :data:`REPLAY_EVERY` seconds); without
-    it, a thread does it once when there are files."""
+    it, a thread does it once when there are files. Never raises: the request goes on
+    whatever happens here (a broken engine is the request's own 503 to give)."""
     if app in _STARTED:
         return
     _STARTED.add(app)
-    queue = queue_of(app)
-    if queue is not None:
-        queue.start()
-        return
-    folder = spool_folder(app)
-    if not spool.has_files(folder):
-        return
-    engine: Engine = app.extensions["relgov.engine"]
-    threading.Thread(
-        target=_replay_once, args=(engine, folder), name="relgov-heartbeat-replay", daemon=True
-    ).start()
+    try:
+        queue = queue_of(app)
+        if queue is not None:
+            queue.start()
+            return
+        folder = spool_folder(app)
+        if not spool.has_files(folder):
+            return
+        engine: Engine = app.extensions["relgov.engine"]
+        threading.Thread(
+            target=_replay_once, args=(engine, folder), name="relgov-heartbeat-replay", daemon=True
+        ).start()
+    except Exception:
+        FAILURES.inc()
+        _log.warning("could not start replaying the heartbeat spool", exc_info=True)
 
 
 def _replay_once(engine: Engine, folder: Path) -> None:
