@@ -158,6 +158,7 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     # Submit: engineers and release managers; every other move: release managers. The lifecycle
     # guard refuses the rest with a message on the page.
     "releases.release_transition": REGISTRARS,
+    "releases.release_git_ref": REGISTRARS,  # a draft's ref; the service refuses other states
     # Anyone may try; the service records it only for the item's owner role (message otherwise).
     "releases.item_sign": LOGIN,
     "releases.item_override": ADMIN,
@@ -220,6 +221,7 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.list_releases": READ,
     "api.get_release": READ,
     "api.register": token("releases:write"),
+    "api.patch_release": token("releases:write") | person("release_manager", "engineer"),
     # Tokens (CI) submit, cancel or halt; the lifecycle guard leaves approval to people.
     "api.post_transition": token("releases:write") | person("release_manager", "engineer"),
     "api.list_sign_offs": READ,

@@ -68,6 +68,14 @@ REACTIONS: tuple[lifecycle.Reaction, ...] = (
     notion_publish.on_release_transition,
 )
 
+# What a move would do now, beyond the state change, said before a person confirms it.
+CONSEQUENCES: dict[str, tuple[lifecycle.Consequence, ...]] = {
+    "approve": (notion_publish.approve_consequence,),
+    "promote": (stages.promote_consequence,),
+    "complete": (stages.complete_consequence,),
+    "halt": (stages.halt_consequence,),
+}
+
 # Who hears that a release's notes were edited: a published page is brought up to date.
 NOTES_EDITED: tuple[notes.EditReaction, ...] = (notion_publish.notes_edited,)
 
@@ -149,7 +157,11 @@ def init_app(app: Flask) -> None:
     for command in COMMANDS:
         app.cli.add_command(command)
 
-    lifecycle.install(lifecycle.LifecycleHooks(permits=PERMITS, guards=GUARDS, reactions=REACTIONS))
+    lifecycle.install(
+        lifecycle.LifecycleHooks(
+            permits=PERMITS, guards=GUARDS, reactions=REACTIONS, consequences=CONSEQUENCES
+        )
+    )
     checklist.install(CHECKLIST_RULES)
     notes.install(NOTES_EDITED)
     releases_views.init_app(app, panels=RELEASE_PANELS)

@@ -188,15 +188,56 @@ def register(body: ReleaseIn) -> tuple[ReleaseDetail, int]:
     app = session.exec(select(App).where(App.slug == body.app)).first()
     if app is None:
         raise not_found(f"unknown app {body.app!r}", field="app")
-    release, created = services.register_release(
+    release, created = services.register_checked(
         session,
         app=app,
         version=body.version,
         git_ref=body.git_ref,
         kind=body.kind,
         actor=Actor(name=current_actor()),
+        policy=notes.repo_policy(),
     )
+    app = session.get(App, release.app_id) or app
     return _detail(release, app), 201 if created else 200
+
+
+def _api_actor() -> Actor:
+    """The caller: a token's name, or the person behind the session."""
+    if request.headers.get("Authorization"):
+        return Actor(name=current_actor())
+    return services.actor_for(require_person())
+
+
+class ReleasePatch(BaseModel):
+    git_ref: str = Field(
+        min_length=1, max_length=255, description="the corrected tag, branch or commit"
+    )
+
+
+@routes.operation(
+    "/releases/<int:release_id>",
+    "PATCH",
+    summary="Correct a draft's git ref (resolved first; its notes are generated again)",
+    scope=None,
+    body=ReleasePatch,
+    response=ReleaseDetail,
+    errors=(401, 403, 404, 409, 503),
+)
+def patch_release(release_id: int, body: ReleasePatch) -> ReleaseDetail:
+    """Only a draft's ref can change. The ref is resolved in the app's repository before
+    anything is written (422 naming ``git_ref`` when it does not exist, 503 when git does not
+    answer within ``RELGOV_GIT_TIMEOUT_SECONDS``); then the notes are queued again. A token
+    with ``releases:write`` (CI) or a registrar's session (``X-CSRFToken``) may correct."""
+    actor = _api_actor()
+    session = db.session()
+    release, app = _get(release_id)
+    services.check_correctable(release)
+    sha = services.resolve_git_ref(session, app, body.git_ref, notes.repo_policy())
+    release, app = _get(release_id)
+    services.correct_git_ref(
+        session, release=release, git_ref=body.git_ref, to_sha=sha, actor=actor
+    )
+    return _detail(release, app)
 
 
 @routes.operation(

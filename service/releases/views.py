@@ -30,9 +30,12 @@ from service.models import AuditEvent, User, utcnow
 from service.releases import checklist, notes, services
 from service.releases.lifecycle import (
     ACTION_LABELS,
-    NEEDS_REASON,
+    NEEDS_CONFIRMATION,
     allowed_actions,
+    preflight,
+    reason_needed,
     transition,
+    what_happens,
 )
 from service.releases.models import STATES, App, Release, ReleaseItem
 
@@ -128,19 +131,21 @@ def release_new() -> str | Response:
             errors["app"] = "choose an app"
         else:
             try:
-                release, created = services.register_release(
+                release, created = services.register_checked(
                     session,
                     app=app,
                     version=form["version"],
                     git_ref=form["git_ref"] or form["version"],
                     kind=form["kind"],
                     actor=services.actor_for(_user()),
+                    policy=notes.repo_policy(),
                 )
             except checklist.ReleaseError as exc:
                 session.rollback()
                 errors[exc.field or "version"] = exc.message
             else:
                 session.commit()
+                app = session.get(App, release.app_id) or app
                 flash(
                     f"Registered {app.name} {release.version}; its notes are being generated "
                     "from git (notes pending)."
@@ -186,12 +191,49 @@ def release_detail(release_id: int) -> str:
         preview=preview,
         history=history,
         panels=panels,
-        actions=[a for a in allowed_actions(release) if _may(user, a)],
-        action_labels=ACTION_LABELS,
-        needs_reason=NEEDS_REASON,
+        decisions=_decisions(session, release, record["statuses"], user),
+        gate_failures=_gate_failures(release, record["statuses"]),
         user=user,
         today=date.today().isoformat(),
     )
+
+
+def _gate_failures(release: Release, statuses: list[checklist.ItemStatus]) -> list[Any]:
+    """The promotion gates known to fail (measured, not just pending) while in beta."""
+    if release.state != "beta":
+        return []
+    return [s for s in statuses if s.gates_promotion and s.status == "failed" and not s.ok]
+
+
+def _decisions(
+    session: Session, release: Release, statuses: list[checklist.ItemStatus], user: User
+) -> list[dict[str, Any]]:
+    """The moves ``user`` may make on the page, each with what it does and whether it asks
+    for a reason and a confirmation; Promote is not the primary move while a gate fails."""
+    failing = bool(_gate_failures(release, statuses))
+    out = []
+    for action in allowed_actions(release):
+        if not _may(user, action):
+            continue
+        out.append(
+            {
+                "action": action,
+                "label": ACTION_LABELS[action],
+                "reason": reason_needed(release, action),
+                "confirm": action in NEEDS_CONFIRMATION,
+                "what": what_happens(session, release, action),
+                "style": _style(action, failing),
+            }
+        )
+    return out
+
+
+def _style(action: str, gates_failing: bool) -> str:
+    if action in ("reject", "halt", "cancel") or (action == "promote" and gates_failing):
+        return "secondary"
+    if action in ("reopen", "resume"):
+        return "secondary outline"
+    return ""
 
 
 def _may(user: User, action: str) -> bool:
@@ -222,19 +264,65 @@ def _action_failed() -> str:
 @bp.post("/releases/<int:release_id>/transition")
 @roles_required("release_manager", "engineer")
 @refusal_goes_back(_action_failed, _release_page)
-def release_transition(release_id: int) -> Response:
+def release_transition(release_id: int) -> Response | tuple[str, int]:
+    """Take a move. Approve, Promote, Mark released and Halt happen only with ``confirm=yes``
+    (the page's "Yes, …" button, after it said what will happen); a form without it gets the
+    confirmation page instead, so a stray or replayed post never moves a release."""
     session = db.session()
     release, app = _release_or_404(release_id)
+    action = request.form.get("action", "")
+    actor = services.actor_for(_user())
+    lock = _int(request.form.get("lock_version"))
+    if action in NEEDS_CONFIRMATION and request.form.get("confirm") != "yes":
+        preflight(session, release, action, actor=actor, expected_lock=lock)
+        return render_template(
+            "releases/confirm.html",
+            release=release,
+            app=app,
+            action=action,
+            label=ACTION_LABELS[action],
+            what=what_happens(session, release, action),
+            needs_reason=reason_needed(release, action),
+            reason=request.form.get("reason", ""),
+            lock_version=release.lock_version,
+        ), 200
     transition(
         session,
         release,
-        request.form.get("action", ""),
-        actor=services.actor_for(_user()),
+        action,
+        actor=actor,
         reason=request.form.get("reason", ""),
-        expected_lock=_int(request.form.get("lock_version")),
+        expected_lock=lock,
     )
     session.commit()
     flash(f"{app.name} {release.version} is now {release.state.replace('_', ' ')}.", "success")
+    return redirect(_release_page(release_id))
+
+
+@bp.post("/releases/<int:release_id>/git-ref")
+@roles_required("release_manager", "engineer")
+@refusal_goes_back("Git ref not corrected", _release_page)
+def release_git_ref(release_id: int) -> Response:
+    """Correct a draft's git ref: resolved in the repository first (no transaction open),
+    then the notes are generated again."""
+    session = db.session()
+    release, app = _release_or_404(release_id)
+    services.check_correctable(release)
+    git_ref = request.form.get("git_ref", "")
+    actor = services.actor_for(_user())
+    sha = services.resolve_git_ref(session, app, git_ref, notes.repo_policy())
+    release, app = _release_or_404(release_id)
+    changed = services.correct_git_ref(
+        session, release=release, git_ref=git_ref, to_sha=sha, actor=actor
+    )
+    session.commit()
+    if changed:
+        flash(
+            f"{app.name} {release.version} now points at {release.git_ref}; notes pending.",
+            "success",
+        )
+    else:
+        flash(f"{app.name} {release.version} already points at {release.git_ref}.", "info")
     return redirect(_release_page(release_id))
 
 
