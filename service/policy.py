@@ -207,11 +207,19 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api_docs.api_docs": PUBLIC,
     "api.me": READ,
     "api.list_audit_events": READ,
+    # --- API: people and tokens (an admin's session; tokens refused) ---------------------
+    "api.list_users": person("admin"),
+    "api.create_person": person("admin"),
+    "api.patch_person": person("admin"),
+    "api.list_tokens": person("admin"),
+    "api.create_api_token": person("admin"),
+    "api.revoke_api_token": person("admin"),
     # --- API: apps, trains, checklist templates ------------------------------------------
     "api.list_apps": READ,
     "api.get_app": READ,
     "api.get_trains": READ,
     "api.get_template": READ,
+    "api.list_template_versions": READ,
     "api.post_app": person("admin"),
     "api.patch_app": person("admin"),
     "api.post_skip": person("admin"),
@@ -231,6 +239,7 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.post_meeting": person("release_manager"),
     "api.get_meeting": READ,
     "api.get_notes": READ,
+    "api.preview_notes": READ,  # renders the posted Markdown; changes nothing
     "api.put_notes": token("releases:write") | person("release_manager", "engineer", "support"),
     "api.post_regenerate": token("releases:write"),
     "api.release_publish_status": READ,
@@ -250,6 +259,8 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.create_freeze": token("fleet:write"),
     "api.lift_freeze": token("fleet:write"),
     "api.update_answer": token("heartbeats:write") | READ,  # store devices ask it
+    "api.get_rollout": READ,
+    "api.advance_rollout": person("release_manager"),
     # --- API: heartbeats and adoption reports --------------------------------------------
     "api.adoption_post_heartbeats": token("heartbeats:write"),
     "api.adoption_series": READ,
@@ -271,6 +282,7 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.patch_incident": token("incidents:write"),
     "api.incident_trend": READ,
     "api.release_gates": READ,
+    "api.override_gate": person("admin"),
 }
 
 

@@ -76,8 +76,12 @@ CONSEQUENCES: dict[str, tuple[lifecycle.Consequence, ...]] = {
     "halt": (stages.halt_consequence,),
 }
 
-# Who hears that a release's notes were edited: a published page is brought up to date.
-NOTES_EDITED: tuple[notes.EditReaction, ...] = (notion_publish.notes_edited,)
+# Who hears that a release's notes were edited: a published page is brought up to date; a
+# support review of the old text is re-opened.
+NOTES_EDITED: tuple[notes.EditReaction, ...] = (
+    notion_publish.notes_edited,
+    checklist.reopen_reviews,
+)
 
 # How each automatic checklist rule is evaluated.
 CHECKLIST_RULES: dict[str, checklist.Evaluator] = {
@@ -121,6 +125,7 @@ BLUEPRINTS = (
 
 API = (
     people_api.routes,
+    people_api.admin_routes,
     audit_api.routes,
     apps_api.routes,
     releases_api.routes,

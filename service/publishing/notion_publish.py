@@ -266,7 +266,7 @@ def approve_consequence(session: Session, release: Release) -> str:
     return "Its release notes are queued for publishing to Notion."
 
 
-def notes_edited(session: Session, release: Release, actor: str) -> Job | None:
+def notes_edited(session: Session, release: Release, actor: str, before: str = "") -> Job | None:
     """Call after a note is edited: queues a (coalesced, debounced) publish when the notes
     are auto-published — the release is approved or later, or its notes were published."""
     if not _auto_enabled(session, release):

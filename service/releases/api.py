@@ -488,6 +488,48 @@ class NotesOut(BaseModel):
     publish_state: str
 
 
+class PreviewIn(BaseModel):
+    markdown: str = Field(max_length=1_000_000, description="the Markdown to preview")
+
+
+class DiffLineOut(BaseModel):
+    kind: Literal["meta", "hunk", "add", "del", "ctx"]
+    text: str
+
+
+class PreviewOut(BaseModel):
+    html: str = Field(description="the sanitized HTML the release page would show")
+    changed: bool = Field(description="whether the text differs from the generated notes")
+    diff: list[DiffLineOut] = Field(description="unified diff: generated → this text")
+
+
+@routes.operation(
+    "/releases/<int:release_id>/notes/preview",
+    "POST",
+    summary="Preview Markdown as the release page shows it, with its diff (changes nothing)",
+    body=PreviewIn,
+    response=PreviewOut,
+    errors=(404,),
+)
+def preview_notes(release_id: int, body: PreviewIn) -> PreviewOut:
+    """Renders the posted Markdown through the same sanitizer as the page (raw HTML is
+    text) and diffs it against the generated notes. Nothing is saved."""
+    release, _ = _get(release_id)
+    text = notes.normalise(body.markdown)
+    note = notes.note_for(db.session(), release)
+    generated = note.generated_markdown if note else ""
+    lines = (
+        notes.diff_lines(generated, text, old_label="generated from git", new_label="edited")
+        if text != generated
+        else []
+    )
+    return PreviewOut(
+        html=render_html(text),
+        changed=bool(lines),
+        diff=[DiffLineOut(kind=line.kind, text=line.text) for line in lines],
+    )
+
+
 class NotesIn(BaseModel):
     markdown: str = Field(max_length=1_000_000)
     loaded_hash: str = Field(description="the hash of the text the edit started from")

@@ -192,6 +192,11 @@ def release_detail(release_id: int) -> str:
         history=history,
         panels=panels,
         decisions=_decisions(session, release, record["statuses"], user),
+        review_changes={
+            s.item.id: checklist.changes_since_review(session, release, s.item)
+            for s in record["statuses"]
+            if s.reopened is not None
+        },
         gate_failures=_gate_failures(release, record["statuses"]),
         user=user,
         today=date.today().isoformat(),

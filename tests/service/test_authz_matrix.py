@@ -125,6 +125,7 @@ def _seed(app: Flask, session: Session) -> World:
         "user_id": target_user.id,
         "job_id": job.id,
         "week_of": skip.week_of.isoformat(),
+        "gate": "beta_soak",
         "filename": "app.css",
     }
     return World(
