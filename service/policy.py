@@ -239,7 +239,8 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.post_meeting": person("release_manager"),
     "api.get_meeting": READ,
     "api.get_notes": READ,
-    "api.preview_notes": READ,  # renders the posted Markdown; changes nothing
+    # Renders the posted Markdown and changes nothing: a read token, or anyone's session.
+    "api.preview_notes": token("read") | person(),
     "api.put_notes": token("releases:write") | person("release_manager", "engineer", "support"),
     "api.post_regenerate": token("releases:write"),
     "api.release_publish_status": READ,

@@ -507,6 +507,7 @@ class PreviewOut(BaseModel):
     "/releases/<int:release_id>/notes/preview",
     "POST",
     summary="Preview Markdown as the release page shows it, with its diff (changes nothing)",
+    scope=None,
     body=PreviewIn,
     response=PreviewOut,
     errors=(404,),

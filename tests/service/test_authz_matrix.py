@@ -440,7 +440,14 @@ def test_callers_without_credentials_are_refused_before_their_body_is_read(
     app: Flask, client: FlaskClient
 ) -> None:
     rules = {r.endpoint: r for r in app.url_map.iter_rules()}
-    params: dict[str, Any] = {"release_id": 1, "item_id": 1, "freeze_id": 1, "incident_id": 1}
+    params: dict[str, Any] = {
+        "release_id": 1,
+        "item_id": 1,
+        "freeze_id": 1,
+        "incident_id": 1,
+        "user_id": 1,
+        "token_id": 1,
+    }
     early = []
     for endpoint, methods in sorted(policy.endpoint_methods(app).items()):
         for method in sorted(methods - {"GET"}):
