@@ -42,7 +42,8 @@ def record_beta_incident(page) -> str:  # type: ignore[no-untyped-def]
 
 def promote(page, release_id: int) -> None:  # type: ignore[no-untyped-def]
     page.goto(f"/releases/{release_id}")
-    page.click("button[data-action=promote]")
+    page.click("details[data-action=promote] > summary")  # says what will happen, then asks
+    page.click("button[data-yes=promote]")
 
 
 def test_beta_incident_blocks_promotion_until_overridden(page, beta_release) -> None:

@@ -53,7 +53,8 @@ def test_meeting_flow(page, release, people):
 
     _switch(page, "release_manager@example.com")
     page.goto(url)
-    page.click("button[data-action=approve]")
+    page.click("details[data-action=approve] > summary")
+    page.click("button[data-yes=approve]")
     page.wait_for_selector("text=Could not approve")
     assert "Regression tests pass (rejected)" in page.inner_text(".flash-error")
     page.goto("/meeting")
@@ -71,7 +72,8 @@ def test_meeting_flow(page, release, people):
     page.goto("/meeting")
     assert "3/4" in page.locator("tr[data-release='1.1.0']").inner_text()
     page.goto(url)
-    page.click("button[data-action=approve]")
+    page.click("details[data-action=approve] > summary")
+    page.click("button[data-yes=approve]")
     page.wait_for_selector("text=is now approved")
     screenshot(page, "release-approved")
     history = page.locator("details.history").first

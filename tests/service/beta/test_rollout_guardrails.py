@@ -111,7 +111,7 @@ def test_halt_and_promote_ask_before_they_act(client, session, rm, pos, stores, 
     asked = post_form(client, page + "/transition", data, page=page)
     assert asked.status_code == 200
     html = asked.get_data(as_text=True)
-    assert "This is what will happen" in html and f'data-confirm="{action}"' in html
+    assert "This is what will happen" in html and f'data-yes="{action}"' in html
     assert "stores" in _text(html)  # counted from the fleet
     session.expire_all()
     assert session.get(Release, release.id).state == "beta"
