@@ -169,7 +169,7 @@ def init_app(app: Flask) -> None:
     )
     checklist.install(CHECKLIST_RULES)
     notes.install(NOTES_EDITED)
-    releases_views.init_app(app, panels=RELEASE_PANELS)
+    releases_views.init_app(app, panels=RELEASE_PANELS, gates=incidents.evaluate_gates)
     metrics.collect_on_scrape(app, GAUGES)
     jobs.init_app(app, job_kinds())
 

@@ -54,12 +54,18 @@ STATE_BADGES = {
 # A section other features add to the release page: its template, and a function of
 # (session, release) that gives the template its ``panel``.
 Panel = tuple[str, Callable[[Session, Release], Any]]
+# The promotion gates of a release (objects with key, title, status, evidence, ok), as the
+# decision area shows them; the incidents feature evaluates them (``service/wiring.py``).
+GatesOf = Callable[[Session, Release], Sequence[Any]]
 _PANELS_KEY = "relgov.release_panels"
+_GATES_KEY = "relgov.release_gates"
 
 
-def init_app(app: Flask, *, panels: Sequence[Panel]) -> None:
-    """The sections other features add to the release page, in order (``service/wiring.py``)."""
+def init_app(app: Flask, *, panels: Sequence[Panel], gates: GatesOf | None = None) -> None:
+    """The sections other features add to the release page, in order, and who evaluates its
+    promotion gates (``service/wiring.py``)."""
     app.extensions[_PANELS_KEY] = tuple(panels)
+    app.extensions[_GATES_KEY] = gates
 
 
 def _user() -> User:
@@ -181,6 +187,8 @@ def release_detail(release_id: int) -> str:
             panels.append(("releases/_panel_error.html", {"error": str(exc)}))
     preview = render_html(note.markdown) if note is not None and note.markdown else ""
     user = _user()
+    gates_of: GatesOf | None = current_app.extensions.get(_GATES_KEY)
+    gates = list(gates_of(session, release)) if gates_of is not None else []
     return render_template(
         "releases/detail.html",
         **record,
@@ -191,31 +199,32 @@ def release_detail(release_id: int) -> str:
         preview=preview,
         history=history,
         panels=panels,
-        decisions=_decisions(session, release, record["statuses"], user),
+        decisions=_decisions(session, release, gates, user),
+        gates=gates,
         review_changes={
             s.item.id: checklist.changes_since_review(session, release, s.item)
             for s in record["statuses"]
             if s.reopened is not None
         },
-        gate_failures=_gate_failures(release, record["statuses"]),
+        gate_failures=_gate_failures(release, gates),
         user=user,
         today=date.today().isoformat(),
     )
 
 
-def _gate_failures(release: Release, statuses: list[checklist.ItemStatus]) -> list[Any]:
-    """The promotion gates known to fail (measured, not just pending) while in beta."""
+def _gate_failures(release: Release, gates: Sequence[Any]) -> list[Any]:
+    """The promotion gates known to fail (measured, not overridden) while in beta."""
     if release.state != "beta":
         return []
-    return [s for s in statuses if s.gates_promotion and s.status == "failed" and not s.ok]
+    return [g for g in gates if g.status == "failed" and not g.ok]
 
 
 def _decisions(
-    session: Session, release: Release, statuses: list[checklist.ItemStatus], user: User
+    session: Session, release: Release, gates: Sequence[Any], user: User
 ) -> list[dict[str, Any]]:
     """The moves ``user`` may make on the page, each with what it does and whether it asks
     for a reason and a confirmation; Promote is not the primary move while a gate fails."""
-    failing = bool(_gate_failures(release, statuses))
+    failing = bool(_gate_failures(release, gates))
     out = []
     for action in allowed_actions(release):
         if not _may(user, action):

@@ -95,7 +95,7 @@ def test_beta_incident_blocks_promotion_until_resolved(page, beta_release) -> No
 def test_halt_from_an_incident(page, beta_release) -> None:
     log_in(page, "rm@example.com", PASSWORD)
     record_beta_incident(page)
-    page.once("dialog", lambda dialog: dialog.accept())
-    page.click("button.halt")
+    page.click("details.halt-step > summary")  # says what a halt does, then asks
+    page.click("button[data-yes=halt]")
     assert "Halted POS register 3.12.0" in page.locator(".flash-warning").first.inner_text()
     assert "halted" in page.locator("h1").inner_text()
