@@ -60,6 +60,22 @@ def previous_release(session: Session, app: App, version: str) -> Release | None
     return max(below, key=lambda r: parse_version(r.version), default=None)
 
 
+def _checked_input(version: str, kind: str, git_ref: str) -> tuple[str, Any, str]:
+    """The version (stripped and parsed) and the ref (stripped) of a registration, or
+    :class:`ReleaseError` naming the field."""
+    version = version.strip()
+    try:
+        parsed = parse_version(version)
+    except InvalidVersion as exc:
+        raise ReleaseError(str(exc), field="version") from None
+    if kind not in RELEASE_KINDS:
+        raise ReleaseError(f"kind must be one of {', '.join(RELEASE_KINDS)}", field="kind")
+    git_ref = git_ref.strip()
+    if not git_ref:
+        raise ReleaseError("git_ref is required (a tag, branch or commit)", field="git_ref")
+    return version, parsed, git_ref
+
+
 def register_release(
     session: Session,
     *,
@@ -77,16 +93,7 @@ def register_release(
     transaction; ``queue_notes=False`` leaves that to the caller): no git runs while the
     registration's transaction is open, and the caller answers without waiting for git.
     """
-    version = version.strip()
-    try:
-        parsed = parse_version(version)
-    except InvalidVersion as exc:
-        raise ReleaseError(str(exc), field="version") from None
-    if kind not in RELEASE_KINDS:
-        raise ReleaseError(f"kind must be one of {', '.join(RELEASE_KINDS)}", field="kind")
-    git_ref = git_ref.strip()
-    if not git_ref:
-        raise ReleaseError("git_ref is required (a tag, branch or commit)", field="git_ref")
+    version, parsed, git_ref = _checked_input(version, kind, git_ref)
     existing = session.exec(
         select(Release).where(Release.app_id == app.id, Release.version == version)
     ).first()
@@ -209,16 +216,11 @@ def register_checked(
     existing = session.exec(
         select(Release).where(Release.app_id == app.id, Release.version == version.strip())
     ).first()
-    if existing is not None or not git_ref.strip():
+    if existing is not None:
         return register_release(
             session, app=app, version=version, git_ref=git_ref, kind=kind, actor=actor
         )
-    try:
-        parse_version(version.strip())
-    except InvalidVersion as exc:
-        raise ReleaseError(str(exc), field="version") from None
-    if kind not in RELEASE_KINDS:
-        raise ReleaseError(f"kind must be one of {', '.join(RELEASE_KINDS)}", field="kind")
+    _checked_input(version, kind, git_ref)  # the input is refused before git runs
     app_id = app.id
     sha = resolve_git_ref(session, app, git_ref, policy)
     fresh = session.get(App, app_id)
