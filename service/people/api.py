@@ -121,6 +121,7 @@ def _user_or_404(user_id: int) -> User:
     summary="Everyone who may log in, and their roles",
     scope=None,
     response=list[PersonOut],
+    errors=(401, 403),
 )
 def list_users() -> list[PersonOut]:
     require_person()
@@ -180,7 +181,11 @@ def patch_person(user_id: int, body: PersonPatch) -> PersonOut:
 
 
 @admin_routes.operation(
-    "/tokens", summary="Every API token (never its secret)", scope=None, response=list[TokenOut]
+    "/tokens",
+    summary="Every API token (never its secret)",
+    scope=None,
+    response=list[TokenOut],
+    errors=(401, 403),
 )
 def list_tokens() -> list[TokenOut]:
     require_person()
