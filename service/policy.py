@@ -116,6 +116,7 @@ INCIDENT_RECORDERS = roles("release_manager", "engineer", "qa", "support")
 NOTES_EDITORS = roles("release_manager", "engineer", "support")
 REGISTRARS = roles("release_manager", "engineer")
 RM = roles("release_manager")
+ACTION_ITEM_CLOSERS = roles("release_manager", "engineer", "qa", "support")
 
 
 def by_method(**rules: Rule) -> dict[str, Rule]:
@@ -162,11 +163,24 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     # Anyone may try; the service records it only for the item's owner role (message otherwise).
     "releases.item_sign": LOGIN,
     "releases.item_override": ADMIN,
-    "releases.meeting": LOGIN,
     "calendar.calendar": LOGIN,
-    "releases.meeting_record": RM,
-    "releases.meeting_print": LOGIN,
     "publishing.publish": REGISTRARS,
+    # --- the weekly meeting (pages): release managers run it; anyone working on releases
+    # closes an action item (usually its owner); everyone logged in reads it.
+    "meetings.current": LOGIN,
+    "meetings.index": LOGIN,
+    "meetings.week": LOGIN,
+    "meetings.print_week": LOGIN,
+    "meetings.release_print": LOGIN,
+    "meetings.open_meeting": RM,
+    "meetings.add_release": RM,
+    "meetings.decide": RM,
+    "meetings.amend": RM,
+    "meetings.attendees": RM,
+    "meetings.minutes": RM,
+    "meetings.add_action_item": RM,
+    "meetings.close_action_item": ACTION_ITEM_CLOSERS,
+    "meetings.close": RM,
     # --- release notes (pages) -----------------------------------------------------------
     "notes.notes_list": LOGIN,
     "notes.notes_page": LOGIN,
@@ -237,9 +251,6 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.list_sign_offs": READ,
     "api.post_sign_off": person(ITEM_OWNER),
     "api.post_override": person("admin"),
-    "api.list_meetings": READ,
-    "api.post_meeting": person("release_manager"),
-    "api.get_meeting": READ,
     "api.get_notes": READ,
     # Renders the posted Markdown and changes nothing: a read token, or anyone's session.
     "api.preview_notes": token("read") | person(),
@@ -247,6 +258,25 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.post_regenerate": token("releases:write"),
     "api.release_publish_status": READ,
     "api.publish_release_notes": token("releases:write"),
+    # --- API: the weekly meeting ---------------------------------------------------------
+    "api.list_meeting_weeks": READ,
+    "api.get_meeting_week": READ,
+    "api.get_meeting_record": READ,
+    "api.list_meeting_messages": READ,
+    "api.get_meeting": READ,  # a week's agenda per train (the older, shorter form)
+    "api.list_meetings": READ,  # a release's meeting decisions
+    "api.open_meeting": person("release_manager"),
+    "api.add_meeting_release": person("release_manager"),
+    "api.post_decision": person("release_manager"),
+    "api.post_amendment": person("release_manager"),
+    "api.put_attendees": person("release_manager"),
+    "api.put_minutes": person("release_manager"),
+    "api.post_action_item": person("release_manager"),
+    "api.close_meeting": person("release_manager"),
+    "api.post_meeting": person("release_manager"),  # a decision, from the release's side
+    "api.list_action_items": READ,
+    "api.close_action_item": person("release_manager", "engineer", "qa", "support"),
+    "api.get_my_inbox": person(),  # "Waiting for you": any logged-in person, their own
     # --- API: stores, devices, beta cohort, update answer --------------------------------
     "api.list_stores": READ,
     "api.get_store": READ,

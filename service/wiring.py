@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Flask
 
 from release_notes.notion import TokenBucket
-from service import jobs, metrics, pages
+from service import db, jobs, metrics, pages, timezones
 from service.adoption import api as adoption_api
 from service.adoption import fastpath, periodic
 from service.adoption import views as adoption_views
@@ -26,6 +26,10 @@ from service.commands import COMMANDS
 from service.incidents import api as incidents_api
 from service.incidents import services as incidents
 from service.incidents import views as incidents_views
+from service.meetings import api as meetings_api
+from service.meetings import notifications as meeting_notifications
+from service.meetings import services as meetings
+from service.meetings import views as meetings_views
 from service.people import api as people_api
 from service.people import login_views
 from service.people import views as people_views
@@ -109,7 +113,19 @@ RELEASE_PANELS: tuple[releases_views.Panel, ...] = (
     ("publishing/_release_publish.html", publishing_views.publish_panel),
     ("adoption/_release_adoption.html", adoption_views.adoption_panel),
     ("incidents/_release_incidents.html", incidents_views.release_panel),
+    ("meetings/_release_meetings.html", meetings_views.release_panel),
 )
+
+# The sections other features put at the top of the dashboard, for the logged-in person.
+DASHBOARD_PANELS: tuple[pages.DashboardPanel, ...] = (
+    ("meetings/_inbox.html", meetings_views.inbox_panel),  # "Waiting for you"
+)
+
+# Who hears about what happens in a weekly meeting (opened, a release added, decided,
+# amended, closed, an action item created or closed), in its transaction, in this order.
+# The chat message each event would post is recorded (``meeting_notification``) for a
+# sender to post later, so chat being down never blocks a decision.
+MEETING_REACTIONS: tuple[meetings.Reaction, ...] = (meeting_notifications.record,)
 
 # Gauges read from the database at each /metrics scrape.
 GAUGES: tuple[metrics.Collector, ...] = (
@@ -130,6 +146,7 @@ BLUEPRINTS = (
     beta_views.bp,
     adoption_views.bp,
     incidents_views.bp,
+    meetings_views.bp,
     publishing_views.bp,
 )
 
@@ -142,6 +159,7 @@ API = (
     beta_api.routes,
     adoption_api.routes,
     incidents_api.routes,
+    meetings_api.routes,
     publishing_api.routes,
 )
 
@@ -165,7 +183,7 @@ def job_kinds() -> jobs.JobKinds:
 
 def init_app(app: Flask) -> None:
     """Give ``app`` every feature: pages, API, CLI, and the wiring above."""
-    pages.init_app(app)  # the dashboard and the navigation
+    pages.init_app(app, panels=DASHBOARD_PANELS)  # the dashboard and the navigation
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     api_blueprint.init_app(app, *API)
@@ -180,6 +198,9 @@ def init_app(app: Flask) -> None:
     checklist.install(CHECKLIST_RULES)
     notes.install(NOTES_EDITED)
     releases_views.init_app(app, panels=RELEASE_PANELS, gates=incidents.evaluate_gates)
+    meetings.install(MEETING_REACTIONS)
+    # Times on pages about no one app show in the meeting's time zone.
+    timezones.init_app(app, default_zone=lambda: meetings.meeting_zone_name(db.session()))
     metrics.collect_on_scrape(app, GAUGES)
     jobs.init_app(app, job_kinds())
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from flask import request
@@ -16,7 +16,6 @@ from service.api.errors import ApiError, not_found
 from service.api.operations import Routes
 from service.api.person_session import require_person
 from service.auth import current_actor
-from service.models import utcnow
 from service.releases import checklist, notes, services
 from service.releases.lifecycle import Actor, transition
 from service.releases.models import App, Release, ReleaseItem, ReleaseNote, SignOff
@@ -302,7 +301,7 @@ def post_transition(release_id: int, body: TransitionIn) -> ReleaseDetail:
     return _detail(release, app)
 
 
-# --- acting for a person: sign-offs, overrides, meeting records ------------------------------
+# --- acting for a person: sign-offs, overrides --------------------------------------------
 
 
 class SignOffIn(BaseModel):
@@ -323,23 +322,6 @@ class SignOffOut(BaseModel):
     decision: str
     comment: str
     override: bool
-    at: datetime
-
-
-class MeetingIn(BaseModel):
-    held_on: date
-    attendees: str = Field(min_length=1, max_length=2000)
-    decision: Literal["go", "no_go", "postponed"]
-    minutes: str = Field(default="", max_length=20_000)
-
-
-class MeetingOut(BaseModel):
-    id: int
-    held_on: date
-    attendees: str
-    decision: str
-    minutes: str
-    recorded_by: str
     at: datetime
 
 
@@ -423,44 +405,6 @@ def post_override(release_id: int, item_id: int, body: OverrideIn) -> SignOffOut
         db.session(), release=release, item=item, user=person, reason=body.reason
     )
     return SignOffOut.model_validate(signoff, from_attributes=True)
-
-
-@routes.operation(
-    "/releases/<int:release_id>/meetings",
-    summary="The meeting records of a release, newest first",
-    tag="Meeting",
-    response=list[MeetingOut],
-)
-def list_meetings(release_id: int) -> list[MeetingOut]:
-    release, _ = _get(release_id)
-    rows = services.meeting_records(db.session(), release)
-    return [MeetingOut.model_validate(row, from_attributes=True) for row in rows]
-
-
-@routes.operation(
-    "/releases/<int:release_id>/meetings",
-    "POST",
-    summary="Record the release meeting (release managers)",
-    tag="Meeting",
-    scope=None,
-    body=MeetingIn,
-    response=MeetingOut,
-    status=201,
-    errors=(401, 403),
-)
-def post_meeting(release_id: int, body: MeetingIn) -> MeetingOut:
-    person = require_person()
-    release, _ = _get(release_id)
-    record = services.record_meeting(
-        db.session(),
-        release=release,
-        user=person,
-        held_on=body.held_on,
-        attendees=body.attendees,
-        decision=body.decision,
-        minutes=body.minutes,
-    )
-    return MeetingOut.model_validate(record, from_attributes=True)
 
 
 @routes.operation(
@@ -607,74 +551,3 @@ def put_notes(release_id: int, body: NotesIn) -> NotesOut:
             actor=actor,
         )
     return _notes_out(note)
-
-
-class MeetingQuery(BaseModel):
-    week: date | None = Field(default=None, description="any day of the week (default: this week)")
-
-
-class AgendaRelease(BaseModel):
-    id: int
-    version: str
-    kind: str
-    state: str
-    range: str
-    checklist_done: int
-    checklist_total: int
-    percent: int
-    blocking: list[str]
-    waiting_for_roles: list[str]
-    url: str
-
-
-class AgendaTrain(BaseModel):
-    app: str
-    name: str
-    train: str | None
-    skipped: str | None = Field(description="the reason when this week's train is skipped")
-    releases: list[AgendaRelease]
-
-
-class Agenda(BaseModel):
-    week_of: date
-    trains: list[AgendaTrain]
-
-
-@routes.operation(
-    "/meeting",
-    summary="The week's release meeting: every train, its releases, progress and who must sign",
-    tag="Meeting",
-    query=MeetingQuery,
-    response=Agenda,
-)
-def get_meeting(query: MeetingQuery) -> Agenda:
-    day = query.week or utcnow().date()
-    monday = day - timedelta(days=day.weekday())
-    trains = []
-    for row in services.meeting_agenda(db.session(), monday):
-        slot = row["slots"][0] if row["slots"] else None
-        trains.append(
-            AgendaTrain(
-                app=row["app"].slug,
-                name=row["app"].name,
-                train=slot.local if slot else None,
-                skipped=slot.skipped.reason if slot and slot.skipped else None,
-                releases=[
-                    AgendaRelease(
-                        id=e["release"].id,
-                        version=e["release"].version,
-                        kind=e["release"].kind,
-                        state=e["release"].state,
-                        range=f"{e['release'].from_ref or 'root'}...{e['release'].git_ref}",
-                        checklist_done=e["progress"].done,
-                        checklist_total=e["progress"].total,
-                        percent=e["progress"].percent,
-                        blocking=[s.item.title for s in e["progress"].blocking],
-                        waiting_for_roles=e["waiting"],
-                        url=f"/releases/{e['release'].id}",
-                    )
-                    for e in row["entries"]
-                ],
-            )
-        )
-    return Agenda(week_of=monday, trains=trains)

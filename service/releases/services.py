@@ -1,5 +1,5 @@
-"""Release registration and the meeting records (the checklist lives in ``checklist``, the
-notes in ``notes``).
+"""Release registration (the checklist lives in ``checklist``, the notes in ``notes``, the
+weekly meeting in ``service.meetings``).
 
 Functions take the session and never commit: the caller (a request or a CLI command)
 commits once, so a refused action leaves nothing half-written.
@@ -8,9 +8,8 @@ commits once, so a refused action leaves nothing half-written.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -18,23 +17,21 @@ from sqlmodel import Session, col, select
 from service import audit
 from service.models import User, utcnow
 from service.releases.apps import current_template, template_items
-from service.releases.checklist import ReleaseError, item_statuses, progress
+from service.releases.checklist import ReleaseError
 from service.releases.lifecycle import Actor
 from service.releases.models import (
     RELEASE_KINDS,
     App,
     ChecklistItemFields,
-    MeetingRecord,
     Release,
     ReleaseItem,
 )
 from service.releases.notes import queue_generation
 from service.releases.repos import RefNotFound, RepoError, RepoPolicy, RepoRefused, resolve_ref
-from service.releases.trains import next_train_slot, skips_for, train_slots
+from service.releases.trains import next_train_slot
 from versioning import InvalidVersion, parse_version
 
 ACTIVE_STATES = ("draft", "in_review", "approved", "beta", "rolling_out", "halted")
-MEETING_DECISIONS = ("go", "no_go", "postponed")
 
 
 # --- registration ----------------------------------------------------------------------
@@ -278,90 +275,6 @@ def _scheduled_for(session: Session, app: App) -> datetime | None:
 
 def actor_for(user: User) -> Actor:
     return Actor(name=user.actor, user_id=user.id, role=user.role)
-
-
-# --- meeting ---------------------------------------------------------------------------
-
-
-def record_meeting(
-    session: Session,
-    *,
-    release: Release,
-    user: User,
-    held_on: date,
-    attendees: str,
-    decision: str,
-    minutes: str,
-) -> MeetingRecord:
-    if user.role not in ("release_manager", "admin"):
-        raise ReleaseError("only a release manager may record the meeting", status=403)
-    if decision not in MEETING_DECISIONS:
-        raise ReleaseError("decision must be go, no_go or postponed", field="decision")
-    if not attendees.strip():
-        raise ReleaseError("list who attended", field="attendees")
-    record = MeetingRecord(
-        release_id=release.id or 0,
-        held_on=held_on,
-        attendees=attendees.strip()[:2000],
-        decision=decision,
-        minutes=minutes.strip(),
-        recorded_by=user.actor,
-    )
-    session.add(record)
-    session.flush()
-    audit.record(
-        session,
-        actor=user.actor,
-        action="meeting.record",
-        subject_type="release",
-        subject_id=release.id,
-        after={"held_on": held_on, "decision": decision, "attendees": record.attendees},
-        summary=f"meeting {held_on}: {decision}",
-    )
-    return record
-
-
-def meeting_records(session: Session, release: Release) -> list[MeetingRecord]:
-    """The meeting records of ``release``, newest first."""
-    return list(
-        session.exec(
-            select(MeetingRecord)
-            .where(MeetingRecord.release_id == release.id)
-            .order_by(col(MeetingRecord.at).desc())
-        ).all()
-    )
-
-
-def meeting_agenda(session: Session, monday: date) -> list[dict[str, Any]]:
-    """Per app: the train of the week starting ``monday`` and every release in progress
-    with its checklist progress, blocking items and the roles that still have to sign."""
-    rows = []
-    for app in session.exec(select(App).order_by(App.name)).all():
-        releases = session.exec(
-            select(Release).where(Release.app_id == app.id, col(Release.state).in_(ACTIVE_STATES))
-        ).all()
-        start = datetime.combine(monday, datetime.min.time(), tzinfo=ZoneInfo(app.train_timezone))
-        slots = train_slots(app, start=start, weeks=1, skips=skips_for(session, app, since=monday))
-        entries = []
-        for release in sorted(releases, key=lambda r: parse_version(r.version), reverse=True):
-            statuses = item_statuses(session, release)
-            waiting = sorted(
-                {
-                    s.item.owner_role
-                    for s in statuses
-                    if s.blocking and s.item.mode == "manual" and s.status == "pending"
-                }
-            )
-            entries.append(
-                {
-                    "release": release,
-                    "progress": progress(statuses),
-                    "statuses": statuses,
-                    "waiting": waiting,
-                }
-            )
-        rows.append({"app": app, "entries": entries, "slots": slots})
-    return rows
 
 
 def count_by_state(session: Session) -> dict[str, int]:

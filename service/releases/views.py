@@ -1,11 +1,10 @@
-"""Release pages: the list, one release (checklist, sign-offs, actions), the weekly meeting."""
+"""Release pages: the list, one release (checklist, sign-offs, actions); the weekly meeting
+is ``service.meetings``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -26,7 +25,7 @@ from release_notes.markdown_doc import render_html
 from service import db
 from service.auth import login_required, roles_required
 from service.errors import refusal_goes_back
-from service.models import AuditEvent, User, utcnow
+from service.models import AuditEvent, User
 from service.releases import checklist, notes, services
 from service.releases.lifecycle import (
     ACTION_LABELS,
@@ -208,7 +207,6 @@ def release_detail(release_id: int) -> str:
         },
         gate_failures=_gate_failures(release, gates),
         user=user,
-        today=date.today().isoformat(),
     )
 
 
@@ -264,10 +262,6 @@ def _release_page(release_id: int, **_view_args: Any) -> str:
 
 def _item_on_page(release_id: int, item_id: int) -> str:
     return url_for("releases.release_detail", release_id=release_id) + f"#item-{item_id}"
-
-
-def _meeting_on_page(release_id: int) -> str:
-    return url_for("releases.release_detail", release_id=release_id) + "#meeting"
 
 
 def _action_failed() -> str:
@@ -374,41 +368,9 @@ def item_override(release_id: int, item_id: int) -> Response:
     return redirect(_release_page(release_id))
 
 
-@bp.post("/releases/<int:release_id>/meeting")
-@roles_required("release_manager")
-@refusal_goes_back("Not recorded", _meeting_on_page)
-def meeting_record(release_id: int) -> Response:
-    session = db.session()
-    release, _ = _release_or_404(release_id)
-    try:
-        held_on = date.fromisoformat(request.form.get("held_on", "") or date.today().isoformat())
-    except ValueError:
-        raise checklist.ReleaseError(
-            "the meeting date is not a date (YYYY-MM-DD)", field="held_on"
-        ) from None
-    services.record_meeting(
-        session,
-        release=release,
-        user=_user(),
-        held_on=held_on,
-        attendees=request.form.get("attendees", ""),
-        decision=request.form.get("decision", ""),
-        minutes=request.form.get("minutes", ""),
-    )
-    session.commit()
-    flash("Meeting recorded.", "success")
-    return redirect(_meeting_on_page(release_id))
-
-
-@bp.get("/releases/<int:release_id>/meeting/print")
-@login_required
-def meeting_print(release_id: int) -> str:
-    return render_template("releases/meeting_print.html", **_decision_record(release_id))
-
-
 def _decision_record(release_id: int) -> dict[str, Any]:
-    """What the release page and its printable record both show: the release, its checklist
-    and progress, and its meeting records."""
+    """The release, its checklist and progress (its meeting decisions are the meetings
+    feature's panel)."""
     session = db.session()
     release, app = _release_or_404(release_id)
     statuses = checklist.item_statuses(session, release)
@@ -417,31 +379,7 @@ def _decision_record(release_id: int) -> dict[str, Any]:
         "app": app,
         "statuses": statuses,
         "progress": checklist.progress(statuses),
-        "meetings": services.meeting_records(session, release),
     }
-
-
-@bp.get("/meeting")
-@login_required
-def meeting() -> str:
-    """This week's releases of every train, with checklist progress and who must sign."""
-    session = db.session()
-    week = request.args.get("week", "")
-    try:
-        start = date.fromisoformat(week) if week else None
-    except ValueError:
-        start = None
-    tokyo_today = datetime.now(ZoneInfo("Asia/Tokyo")).date()
-    monday = (start or tokyo_today) - timedelta(days=(start or tokyo_today).weekday())
-    rows = services.meeting_agenda(session, monday)
-    return render_template(
-        "releases/meeting.html",
-        rows=rows,
-        monday=monday,
-        prev_week=(monday - timedelta(days=7)).isoformat(),
-        next_week=(monday + timedelta(days=7)).isoformat(),
-        now=utcnow(),
-    )
 
 
 def _int(value: str | None) -> int | None:
