@@ -12,6 +12,7 @@ import service.adoption.models
 import service.beta.models
 import service.incidents.models
 import service.jobs.models
+import service.meetings.models
 import service.models
 import service.publishing.models
 import service.releases.models
@@ -23,6 +24,7 @@ TABLE_MODULES = (
     service.jobs.models,
     service.beta.models,
     service.incidents.models,
+    service.meetings.models,
     service.adoption.models,
     service.publishing.models,
     beta.models,

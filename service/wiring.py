@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Flask
 
 from release_notes.notion import SchemaCache
-from service import jobs, metrics, pages
+from service import db, jobs, metrics, pages, timezones
 from service.adoption import api as adoption_api
 from service.adoption import fastpath, periodic
 from service.adoption import views as adoption_views
@@ -27,6 +27,10 @@ from service.incidents import api as incidents_api
 from service.incidents import services as incidents
 from service.incidents import views as incidents_views
 from service.jobs.throttle import SharedTokenBucket
+from service.meetings import api as meetings_api
+from service.meetings import notifications as meeting_notifications
+from service.meetings import services as meetings
+from service.meetings import views as meetings_views
 from service.people import api as people_api
 from service.people import login_views
 from service.people import views as people_views
@@ -78,8 +82,20 @@ REACTIONS: tuple[lifecycle.Reaction, ...] = (
     notion_publish.on_release_transition,
 )
 
-# Who hears that a release's notes were edited: a published page is brought up to date.
-NOTES_EDITED: tuple[notes.EditReaction, ...] = (notion_publish.notes_edited,)
+# What a move would do now, beyond the state change, said before a person confirms it.
+CONSEQUENCES: dict[str, tuple[lifecycle.Consequence, ...]] = {
+    "approve": (notion_publish.approve_consequence,),
+    "promote": (stages.promote_consequence,),
+    "complete": (stages.complete_consequence,),
+    "halt": (stages.halt_consequence,),
+}
+
+# Who hears that a release's notes were edited: a published page is brought up to date; a
+# support review of the old text is re-opened.
+NOTES_EDITED: tuple[notes.EditReaction, ...] = (
+    notion_publish.notes_edited,
+    checklist.reopen_reviews,
+)
 
 # How each automatic checklist rule is evaluated.
 CHECKLIST_RULES: dict[str, checklist.Evaluator] = {
@@ -98,7 +114,19 @@ RELEASE_PANELS: tuple[releases_views.Panel, ...] = (
     ("publishing/_release_publish.html", publishing_views.publish_panel),
     ("adoption/_release_adoption.html", adoption_views.adoption_panel),
     ("incidents/_release_incidents.html", incidents_views.release_panel),
+    ("meetings/_release_meetings.html", meetings_views.release_panel),
 )
+
+# The sections other features put at the top of the dashboard, for the logged-in person.
+DASHBOARD_PANELS: tuple[pages.DashboardPanel, ...] = (
+    ("meetings/_inbox.html", meetings_views.inbox_panel),  # "Waiting for you"
+)
+
+# Who hears about what happens in a weekly meeting (opened, a release added, decided,
+# amended, closed, an action item created or closed), in its transaction, in this order.
+# The chat message each event would post is recorded (``meeting_notification``) for a
+# sender to post later, so chat being down never blocks a decision.
+MEETING_REACTIONS: tuple[meetings.Reaction, ...] = (meeting_notifications.record,)
 
 # Gauges read from the database at each /metrics scrape.
 GAUGES: tuple[metrics.Collector, ...] = (
@@ -119,17 +147,20 @@ BLUEPRINTS = (
     beta_views.bp,
     adoption_views.bp,
     incidents_views.bp,
+    meetings_views.bp,
     publishing_views.bp,
 )
 
 API = (
     people_api.routes,
+    people_api.admin_routes,
     audit_api.routes,
     apps_api.routes,
     releases_api.routes,
     beta_api.routes,
     adoption_api.routes,
     incidents_api.routes,
+    meetings_api.routes,
     publishing_api.routes,
 )
 
@@ -153,17 +184,24 @@ def job_kinds() -> jobs.JobKinds:
 
 def init_app(app: Flask) -> None:
     """Give ``app`` every feature: pages, API, CLI, and the wiring above."""
-    pages.init_app(app)  # the dashboard and the navigation
+    pages.init_app(app, panels=DASHBOARD_PANELS)  # the dashboard and the navigation
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     api_blueprint.init_app(app, *API)
     for command in COMMANDS:
         app.cli.add_command(command)
 
-    lifecycle.install(lifecycle.LifecycleHooks(permits=PERMITS, guards=GUARDS, reactions=REACTIONS))
+    lifecycle.install(
+        lifecycle.LifecycleHooks(
+            permits=PERMITS, guards=GUARDS, reactions=REACTIONS, consequences=CONSEQUENCES
+        )
+    )
     checklist.install(CHECKLIST_RULES)
     notes.install(NOTES_EDITED)
-    releases_views.init_app(app, panels=RELEASE_PANELS)
+    releases_views.init_app(app, panels=RELEASE_PANELS, gates=incidents.evaluate_gates)
+    meetings.install(MEETING_REACTIONS)
+    # Times on pages about no one app show in the meeting's time zone.
+    timezones.init_app(app, default_zone=lambda: meetings.meeting_zone_name(db.session()))
     metrics.collect_on_scrape(app, GAUGES)
     jobs.init_app(app, job_kinds())
 

@@ -11,7 +11,7 @@ first publish reads such a page once and keeps the blocks that already say the r
 the whole integration).
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-06 10:00:00
 """
 
@@ -23,7 +23,7 @@ from alembic import op
 
 
 revision: str = '0008'
-down_revision: str | None = '0005'
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
