@@ -16,6 +16,7 @@ import service.incidents.models
 import service.jobs.models
 import service.meetings.models
 import service.models
+import service.publishing.models
 import service.releases.models
 import service.search.models
 import version_monitor.models
@@ -28,6 +29,7 @@ TABLE_MODULES = (
     service.incidents.models,
     service.meetings.models,
     service.adoption.models,
+    service.publishing.models,
     service.search.models,
     beta.models,
     version_monitor.models,

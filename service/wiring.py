@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from release_notes.notion import TokenBucket
+from release_notes.notion import SchemaCache
 from service import db, jobs, metrics, pages, timezones
 from service.adoption import api as adoption_api
 from service.adoption import fastpath, periodic
@@ -26,6 +26,7 @@ from service.commands import COMMANDS
 from service.incidents import api as incidents_api
 from service.incidents import services as incidents
 from service.incidents import views as incidents_views
+from service.jobs.throttle import SharedTokenBucket
 from service.meetings import api as meetings_api
 from service.meetings import notifications as meeting_notifications
 from service.meetings import services as meetings
@@ -85,10 +86,20 @@ REACTIONS: tuple[lifecycle.Reaction, ...] = (
     notion_publish.on_release_transition,
 )
 
-# Who hears that a release's notes were edited: a published page is brought up to date,
-# the search index takes the new text (in the edit's transaction, as every search reaction).
+# What a move would do now, beyond the state change, said before a person confirms it.
+CONSEQUENCES: dict[str, tuple[lifecycle.Consequence, ...]] = {
+    "approve": (notion_publish.approve_consequence,),
+    "promote": (stages.promote_consequence,),
+    "complete": (stages.complete_consequence,),
+    "halt": (stages.halt_consequence,),
+}
+
+# Who hears that a release's notes were edited: a published page is brought up to date; a
+# support review of the old text is re-opened; the search index takes the new text (in the
+# edit's transaction, as every search reaction).
 NOTES_EDITED: tuple[notes.EditReaction, ...] = (
     notion_publish.notes_edited,
+    checklist.reopen_reviews,
     search.RELEASE_NOTES.notes_changed,
 )
 # ... and that they were generated from git.
@@ -163,6 +174,7 @@ BLUEPRINTS = (
 
 API = (
     people_api.routes,
+    people_api.admin_routes,
     audit_api.routes,
     apps_api.routes,
     releases_api.routes,
@@ -201,12 +213,16 @@ def init_app(app: Flask) -> None:
     for command in COMMANDS:
         app.cli.add_command(command)
 
-    lifecycle.install(lifecycle.LifecycleHooks(permits=PERMITS, guards=GUARDS, reactions=REACTIONS))
+    lifecycle.install(
+        lifecycle.LifecycleHooks(
+            permits=PERMITS, guards=GUARDS, reactions=REACTIONS, consequences=CONSEQUENCES
+        )
+    )
     checklist.install(CHECKLIST_RULES)
     notes.install(NOTES_EDITED, on_generate=NOTES_GENERATED)
     incidents.install(INCIDENT_CHANGED)
     search_index.init_app(app, SEARCH_SOURCES)
-    releases_views.init_app(app, panels=RELEASE_PANELS)
+    releases_views.init_app(app, panels=RELEASE_PANELS, gates=incidents.evaluate_gates)
     meetings.install(MEETING_REACTIONS)
     # Times on pages about no one app show in the meeting's time zone.
     timezones.init_app(app, default_zone=lambda: meetings.meeting_zone_name(db.session()))
@@ -214,9 +230,14 @@ def init_app(app: Flask) -> None:
     jobs.init_app(app, job_kinds())
 
     answers.init_app(app)  # the update answer's per-process fleet snapshot
-    # One limiter per process, shared by every publish (Notion allows about 3 requests/s).
-    app.extensions["relgov.notion_limiter"] = TokenBucket(rate=2.5, capacity=3.0)
     settings = app.config["RELGOV_SETTINGS"]
+    # One Notion rate limit for every worker and process (Notion allows about 3 requests/s
+    # per integration), kept in the database; the data source's schema is checked once
+    # per process every 10 minutes.
+    app.extensions[notion_publish.LIMITER] = SharedTokenBucket(
+        app.extensions["relgov.engine"], notion_publish.BREAKER, rate=settings.notion_rate
+    )
+    app.extensions[notion_publish.SCHEMA_CACHE] = SchemaCache()
     if settings.in_process_worker or settings.env == "development":
         app.extensions.setdefault("relgov.background", []).append(jobs.start_in_process_worker)
     fastpath.install(app)  # the common heartbeat request, answered in front of Flask

@@ -7,13 +7,14 @@ The job handler and :func:`generate_now` open their own short transactions aroun
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from release_notes.config import config_from_dict
 from release_notes.errors import NotesError
@@ -26,10 +27,12 @@ from service.models import utcnow
 from service.releases.lifecycle import Actor
 from service.releases.models import App, Release, ReleaseNote
 from service.releases.repos import RepoError, RepoPolicy, resolve_repo
+from versioning import parse_version
 
 EDITOR_ROLES = ("release_manager", "engineer", "support", "admin")
-# reaction(session, release, actor name) after the text of a release's notes changed.
-EditReaction = Callable[[Session, Release, str], Any]
+MAX_DIFF_LINES = 4000
+# reaction(session, release, actor name, the text before) after a release's notes changed.
+EditReaction = Callable[[Session, Release, str, str], Any]
 # Installed by ``service/wiring.py`` (every app of a process is wired the same way).
 _on_edit: tuple[EditReaction, ...] = ()
 _on_generate: tuple[EditReaction, ...] = ()
@@ -39,6 +42,37 @@ def install(on_edit: Sequence[EditReaction], on_generate: Sequence[EditReaction]
     """Who hears that a release's notes were edited, and that they were generated."""
     global _on_edit, _on_generate
     _on_edit, _on_generate = tuple(on_edit), tuple(on_generate)
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    """One line of a unified diff, typed for the templates."""
+
+    kind: str  # meta | hunk | add | del | ctx
+    text: str
+
+
+def diff_lines(old: str, new: str, *, old_label: str, new_label: str) -> list[DiffLine]:
+    """A unified diff of ``old`` → ``new`` as typed lines for the template (escaped there)."""
+    lines: list[DiffLine] = []
+    for raw in difflib.unified_diff(
+        old.splitlines(), new.splitlines(), old_label, new_label, n=2, lineterm=""
+    ):
+        if raw.startswith(("---", "+++")):
+            kind = "meta"
+        elif raw.startswith("@@"):
+            kind = "hunk"
+        elif raw.startswith("+"):
+            kind = "add"
+        elif raw.startswith("-"):
+            kind = "del"
+        else:
+            kind = "ctx"
+        lines.append(DiffLine(kind, raw))
+        if len(lines) >= MAX_DIFF_LINES:
+            lines.append(DiffLine("meta", "… the diff is longer; showing the first part only"))
+            break
+    return lines
 
 
 def note_hash(text: str | None) -> str:
@@ -102,14 +136,32 @@ class Generated:
     data: dict[str, Any]
 
 
+def previous_release(session: Session, app: App, version: str) -> Release | None:
+    """The highest release of ``app`` below ``version`` that reached the stores: what a
+    store upgrades from (a hotfix 1.0.1 for 1.1.0, whichever branch it was made on)."""
+    target = parse_version(version)
+    candidates = session.exec(
+        select(Release).where(
+            Release.app_id == app.id,
+            col(Release.state).in_(["released", "rolling_out", "beta", "halted"]),
+        )
+    ).all()
+    below = [r for r in candidates if parse_version(r.version) < target]
+    return max(below, key=lambda r: parse_version(r.version), default=None)
+
+
 def notes_source(session: Session, release: Release) -> NotesSource:
+    """What to read from git, as of now: the range starts at the release that reached the
+    stores last below this one (a hotfix released after this release was registered
+    counts), else where it started when registered (or the previous version tag)."""
     app = session.get(App, release.app_id)
     assert app is not None
+    previous = previous_release(session, app, release.version)
     return NotesSource(
         release_id=release.id or 0,
         slug=app.slug,
         repo_url=app.repo_url or "",
-        from_ref=release.from_ref,
+        from_ref=previous.git_ref if previous is not None else release.from_ref,
         git_ref=release.git_ref,
         version=release.version,
         area_map=dict(app.area_map),
@@ -255,7 +307,12 @@ def store_generated(
 ) -> ReleaseNote:
     """Store freshly generated notes; an edit is kept (its base shows any conflict)."""
     note = _note_of(session, release)
-    before = {"generated_hash": _short(note.generated_markdown), "error": note.generation_error}
+    text_before = note.markdown or ""
+    before = {
+        "generated_hash": _short(note.generated_markdown),
+        "error": note.generation_error,
+        "from_ref": release.from_ref,
+    }
     data = generated.data
     note.generated_markdown = generated.markdown
     note.data = data
@@ -272,8 +329,9 @@ def store_generated(
     note.generation_error = None
     note.generated_at = utcnow()
     release.to_sha = data["range"].get("to_sha") or release.to_sha
-    # With no earlier release registered, the engine starts at the previous version tag.
-    release.from_ref = release.from_ref or data["range"].get("from")
+    # Where these notes start: the previous release reaching the stores, else the previous
+    # version tag the engine found (None: the whole history).
+    release.from_ref = data["range"].get("from") or release.from_ref
     session.add(note)
     session.add(release)
     session.flush()
@@ -284,18 +342,23 @@ def store_generated(
         subject_type="release",
         subject_id=release.id,
         before=before,
-        after={"generated_hash": _short(generated.markdown), "commits": note.commit_count},
+        after={
+            "generated_hash": _short(generated.markdown),
+            "commits": note.commit_count,
+            "from_ref": release.from_ref,
+        },
         summary=f"generated notes: {note.commit_count} commits, {note.pr_count} PRs",
     )
     for react in _on_generate:
-        react(session, release, actor)
+        react(session, release, actor, text_before)
     return note
 
 
-def _edited(session: Session, release: Release, actor: Actor) -> None:
-    """Tell who listens that the text changed (publishing re-publishes when it applies)."""
+def _edited(session: Session, release: Release, actor: Actor, before: str) -> None:
+    """Tell who listens that the text changed (publishing re-publishes when it applies; a
+    review of the old text is re-opened)."""
     for react in _on_edit:
-        react(session, release, actor.name)
+        react(session, release, actor.name, before)
 
 
 class NothingToSave(Exception):
@@ -324,7 +387,7 @@ def save_note_edit(
     The caller checks that the form was not stale (``loaded_hash``) and commits.
     """
     text = normalise(text)
-    before_hash = _short(note.markdown)
+    before_text = note.markdown
     if discard or text == note.generated_markdown:
         if note.edited_markdown is None:
             raise NothingToSave("Nothing to save: the text is the generated text.")
@@ -343,7 +406,7 @@ def save_note_edit(
         note.edit_base_markdown = note.generated_markdown
         summary = "edited the notes"
         event = "notes.edit"
-    _record_edit(session, release, app, note, actor, event, summary, before_hash)
+    _record_edit(session, release, app, note, actor, event, summary, before_text)
     return event
 
 
@@ -352,7 +415,7 @@ def resolve_conflict(
 ) -> str:
     """After regenerating changed the text under an edit: keep the edit, or take the new
     generated text; audited. Returns what was done, in words."""
-    before_hash = _short(note.markdown)
+    before_text = note.markdown
     if keep:
         note.edit_base_markdown = note.generated_markdown
         summary = "kept the edit over the regenerated notes"
@@ -361,7 +424,7 @@ def resolve_conflict(
         note.edit_base_markdown = None
         summary = "took the regenerated notes, dropping the edit"
     action = f"notes.resolve_{'keep' if keep else 'take'}"
-    _record_edit(session, release, app, note, actor, action, summary, before_hash)
+    _record_edit(session, release, app, note, actor, action, summary, before_text)
     return summary
 
 
@@ -373,7 +436,7 @@ def _record_edit(
     actor: Actor,
     action: str,
     summary: str,
-    before_hash: str,
+    before_text: str,
 ) -> None:
     """Stamp who changed the text, audit it, and tell who listens."""
     note.edited_by = actor.name
@@ -385,8 +448,8 @@ def _record_edit(
         action=action,
         subject_type="release",
         subject_id=release.id,
-        before={"hash": before_hash},
+        before={"hash": _short(before_text)},
         after={"hash": _short(note.markdown), "edited": note.edited_markdown is not None},
         summary=f"{app.slug} {release.version}: {summary}",
     )
-    _edited(session, release, actor)
+    _edited(session, release, actor, before_text)

@@ -284,7 +284,7 @@ class ReleaseNotesSource:
         url = url_for("notes.notes_page", release_id=doc.release_id)
         return url + text_fragment(doc.target)
 
-    def notes_changed(self, session: Session, release: Release, _actor: str) -> None:
+    def notes_changed(self, session: Session, release: Release, _actor: str, _before: str) -> None:
         """Reaction: a release's notes were generated or edited."""
         refresh(session, self, release.id or 0)
 

@@ -13,7 +13,7 @@ migrations match the models skips them, ``service/schema.py``):
 The index starts empty: run ``relgov search reindex`` once after upgrading.
 
 Revision ID: 0006
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-06 08:20:29.622735
 """
 
@@ -25,7 +25,7 @@ from alembic import op
 
 
 revision: str = '0006'
-down_revision: str | None = '0007'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
