@@ -53,6 +53,16 @@ def make_engine(url: str, *, sqlite_transactions: bool = True) -> Engine:
     return engine
 
 
+# Reads of a SQLite file through a memory map (up to this many bytes of it) instead of
+# copying each page into SQLite's cache: a broad search reads tens of thousands of rows
+# (row reads fell by about a third). Only address space: the pages are the OS page cache,
+# shared by every connection and process.
+SQLITE_MMAP_BYTES = 1 << 30
+# Each connection's page cache (negative: in KiB), for the pages not read through the map
+# (the write-ahead log's). SQLite's default is 2 MiB.
+SQLITE_CACHE_KIB = 16 * 1024
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy own transactions (pysqlite's implicit BEGIN is disabled here and
     # issued in _sqlite_begin), so SELECT ... then UPDATE sees one consistent snapshot.
@@ -62,6 +72,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
 

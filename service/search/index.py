@@ -38,6 +38,9 @@ SOURCES_KEY = "relgov.search_sources"
 # pg_advisory lock key ("relgovs"): refreshes share it, a rebuild holds it alone.
 LOCK_KEY = 0x72656C676F7673
 BATCH_ROWS = 5_000
+# An occurrence of a term in a document's title counts this many times in its score
+# (service.search.query): ``search_doc.weighted`` holds the title this many times.
+TITLE_WEIGHT = 3
 # Each FTS5 table and the column of search_doc it indexes.
 _FTS_COLUMNS = dict(zip(FTS_TABLES, ("text", "grams"), strict=True))
 
@@ -116,8 +119,8 @@ COLUMNS = (
     "target",
     "text",
     "chars",
-    "title_chars",
     "grams",
+    "weighted",
 )
 Row = tuple[Any, ...]
 
@@ -149,8 +152,8 @@ def rows_of(source: str, owner: Owner) -> list[Row]:
                 clean(entry.target)[:500],
                 matched,
                 len(matched),
-                len(folded_title),
                 _grams(matched, owner.app_id, entry.kind),
+                (folded_title + "\n") * (TITLE_WEIGHT - 1) + matched,
             )
         )
     return rows

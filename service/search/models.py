@@ -88,12 +88,16 @@ class SearchDoc(SQLModel, table=True):
     title: str = Field(default="", sa_column=Column(Text, nullable=False))
     body: str = Field(default="", sa_column=Column(Text, nullable=False))
     target: str = Field(default="", max_length=500)  # where in the owner's page it is
-    # What is matched: normalize(title) + "\n" + normalize(body), its length and the title's
-    # (in characters), and the gram entries of that text.
+    # What is matched: normalize(title) + "\n" + normalize(body), its length in characters,
+    # and the gram entries of that text.
     text: str = Field(default="", sa_column=Column(Text, nullable=False))
     chars: int = 0
-    title_chars: int = 0
     grams: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # What the score counts a term's occurrences in: the normalised title twice more, each
+    # followed by "\n", then ``text``; so an occurrence in the title counts three times
+    # (service.search.index.TITLE_WEIGHT) with one count. No term holds a line break, so
+    # none is found across the copies.
+    weighted: str = Field(default="", sa_column=Column(Text, nullable=False))
 
 
 # The Core handle for set-based statements (the ORM class types its columns as values).

@@ -33,6 +33,7 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     Integer,
+    LargeBinary,
     Select,
     bindparam,
     case,
@@ -67,7 +68,6 @@ from versioning.storage_key import key_of
 K1 = 1.2
 B = 0.75
 TYPICAL_CHARS = 120.0
-TITLE_WEIGHT = 3  # an occurrence in the title counts this many times
 # What support reads first among equally good matches: what stores were told, then features,
 # fixes and incidents, then edited notes and minutes, then every other commit.
 KIND_WEIGHTS = {
@@ -159,28 +159,30 @@ def _score(dialect: str, doc: Any, terms: Sequence[Term]) -> ColumnElement[Any]:
 
     Written so that each costly part is evaluated once per document: a term's occurrences
     appear once (``(k1 + 1) · (1 − norm / (tf + norm))`` is ``tf · (k1 + 1) / (tf + norm)``),
-    and lengths come from the stored ``chars`` / ``title_chars`` where SQLite would count
-    them character by character. Occurrences are counted as the length ``replace`` removes:
-    in bytes on PostgreSQL (``octet_length`` reads a header), in characters on SQLite; the
-    count, a whole number, is the same.
+    the document's length comes from the stored ``chars``, and the occurrences, those in
+    the title counting three times, are counted in one pass over the stored ``weighted``
+    text (the title three times, then the body: :class:`~service.search.models.SearchDoc`)
+    as the bytes ``replace`` removes, divided by the term's size in bytes. A size in bytes
+    is read from a header (``octet_length`` on PostgreSQL; on SQLite ``length`` of the text
+    cast to a blob, which does not copy it), where a length in characters would walk the
+    text (SQLite's ``length``). The count, a whole number, is the same on both.
     """
     if dialect == "postgresql":
-        text_size: Any = func.octet_length(doc.text, type_=Integer)
-        size_of: Any = func.octet_length
+
+        def size_of(value: Any) -> Any:
+            return func.octet_length(value, type_=Integer)
     else:
-        text_size, size_of = doc.chars, func.length
-    title = func.substr(doc.text, 1, doc.title_chars)
-    title_size = (
-        func.octet_length(title, type_=Integer) if dialect == "postgresql" else doc.title_chars
-    )
+
+        def size_of(value: Any) -> Any:
+            return func.length(cast(value, LargeBinary), type_=Integer)
+
+    weighted_size = size_of(doc.weighted)
     norm = K1 * (1 - B) + cast(doc.chars, Float) * (K1 * B / TYPICAL_CHARS)
     total: ColumnElement[Any] | None = None
     for i, term in enumerate(terms):
         word: ColumnElement[str] = bindparam(f"score_term_{i}", term.text)
-        removed_all = text_size - size_of(func.replace(doc.text, word, ""), type_=Integer)
-        removed_title = title_size - size_of(func.replace(title, word, ""), type_=Integer)
-        unit = len(term.text.encode()) if dialect == "postgresql" else len(term.text)
-        found = (removed_all + (TITLE_WEIGHT - 1) * removed_title) // unit  # exact: whole
+        removed = weighted_size - size_of(func.replace(doc.weighted, word, ""))
+        found = removed // len(term.text.encode())  # exact: whole occurrences
         part = (K1 + 1) - (K1 + 1) * norm / (cast(found, Float) + norm)
         total = part if total is None else total + part
     assert total is not None
@@ -280,28 +282,14 @@ def search(
     """The documents holding every term of ``query`` that pass ``filters``, best first."""
     limit = max(1, min(limit, MAX_LIMIT))
     offset = max(0, min(offset, MAX_OFFSET))
-    doc = search_doc_table.c
     dialect = session.connection().dialect.name
     # The total: a window over the rows the ranking reads anyway; but on SQLite, when the
     # FTS5 tables alone can count them, that count (cheaper than the window's copy of every
     # row), and only when the page is full.
     window = dialect == "postgresql" or not _fts_counts(query, filters)
-    columns = [doc.id, _score(dialect, doc, query.terms).label("score")]
-    if window:
-        columns.append(func.count().over().label("total"))
-    stmt = _filtered(core_select(*columns), dialect, query, filters)
-    stmt = (
-        stmt.order_by(
-            literal_column("score").desc(),
-            doc.on_date.desc(),
-            func.coalesce(doc.version_key, "").desc(),
-            doc.position,
-            doc.id,
-        )
-        .limit(limit)
-        .offset(offset)
+    ranked = (
+        session.connection().execute(_ranked(dialect, query, filters, window, limit, offset)).all()
     )
-    ranked = session.connection().execute(stmt).all()
     if window and ranked:
         total = int(ranked[0].total)
     elif ranked and len(ranked) < limit:
@@ -345,6 +333,46 @@ def search(
             )
         )
     return results
+
+
+def _ranked(
+    dialect: str, query: Query, filters: Filters, window: bool, limit: int, offset: int
+) -> Select[Any]:
+    """The page of ids and scores, best first, with the total when ``window``.
+
+    On PostgreSQL the matches are scored in a subquery kept apart from the window
+    (``OFFSET 0``: the planner does not merge it), so the window buffers the narrow ranked
+    rows instead of every match's whole text (which spilled to temporary files)."""
+    doc = search_doc_table.c
+    score = _score(dialect, doc, query.terms).label("score")
+    newest = func.coalesce(doc.version_key, "").label("version_order")
+    if dialect != "postgresql":
+        columns: list[Any] = [doc.id, score]
+        if window:
+            columns.append(func.count().over().label("total"))
+        stmt = _filtered(core_select(*columns), dialect, query, filters)
+        order: list[Any] = [
+            literal_column("score").desc(),
+            doc.on_date.desc(),
+            newest.desc(),
+            doc.position,
+            doc.id,
+        ]
+        return stmt.order_by(*order).limit(limit).offset(offset)
+    scored = (
+        _filtered(
+            core_select(doc.id, score, doc.on_date, newest, doc.position), dialect, query, filters
+        )
+        .offset(0)
+        .subquery("scored")
+    )
+    r = scored.c
+    return (
+        core_select(r.id, r.score, func.count().over().label("total"))
+        .order_by(r.score.desc(), r.on_date.desc(), r.version_order.desc(), r.position, r.id)
+        .limit(limit)
+        .offset(offset)
+    )
 
 
 def _filtered(stmt: Select[Any], dialect: str, query: Query, filters: Filters) -> Select[Any]:

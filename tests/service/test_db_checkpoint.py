@@ -35,3 +35,15 @@ def test_a_writer_checkpoints_after_its_commit_once_the_interval_has_passed(
     _write(engine, 10)
     assert path.stat().st_size > 2_000_000  # copied into the database file
     engine.dispose()
+
+
+def test_sqlite_connections_read_through_a_memory_map_with_a_larger_cache(
+    tmp_path: Path,
+) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'relgov.db'}")
+    with engine.connect() as connection:
+        mmap = connection.exec_driver_sql("PRAGMA mmap_size").scalar()
+        cache = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    engine.dispose()
+    assert mmap == db.SQLITE_MMAP_BYTES
+    assert cache == -db.SQLITE_CACHE_KIB

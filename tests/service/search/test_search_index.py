@@ -289,3 +289,18 @@ def test_a_rebuild_makes_the_postgresql_indexes_of_the_migration(
     with app.app_context():
         index.rebuild(session, index.sources_of(app).values())
     assert definitions() == migrated
+
+
+def test_a_document_keeps_its_title_three_times_for_the_score() -> None:
+    owner = index.Owner(
+        key=1,
+        on_date=date(2026, 1, 5),
+        entries=[index.Entry(kind="fix", section="Fixes", title="Split Bill", body="ＰＯＳ total")],
+    )
+    (row,) = index.rows_of("release", owner)
+    values = dict(zip(index.COLUMNS, row, strict=True))
+    assert values["text"] == "split bill\npos total"
+    assert values["chars"] == len("split bill\npos total")
+    # One count of "bill" in it is the title's occurrence three times, the body's once.
+    assert values["weighted"] == "split bill\nsplit bill\nsplit bill\npos total"
+    assert values["weighted"].count("bill") == index.TITLE_WEIGHT
