@@ -201,6 +201,12 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "incidents.halt": RM,
     "incidents.override_gate": ADMIN,
     "incidents.app_settings": ADMIN,
+    # --- Slack notifications (pages) -----------------------------------------------------
+    "notifications.index": LOGIN,  # what was sent, or would have been
+    "notifications.resend": ADMIN,
+    "notifications.app_settings": ADMIN,  # the Slack panel on an app's page
+    "notifications.slack_users": ADMIN,
+    "notifications.slack_user_save": ADMIN,
     # --- API: description, identity, audit -----------------------------------------------
     "api.openapi_json": PUBLIC,
     "api_docs.api_docs": PUBLIC,
@@ -269,6 +275,13 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.patch_incident": token("incidents:write"),
     "api.incident_trend": READ,
     "api.release_gates": READ,
+    # --- API: Slack notifications --------------------------------------------------------
+    "api.list_notifications": READ,
+    "api.resend_notification": person("admin"),
+    "api.get_app_notifications": READ,
+    "api.put_app_notifications": person("admin"),
+    "api.list_slack_users": person("admin"),  # people's emails
+    "api.put_slack_user": person("admin"),
 }
 
 

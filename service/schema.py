@@ -13,6 +13,7 @@ import service.beta.models
 import service.incidents.models
 import service.jobs.models
 import service.models
+import service.notifications.models
 import service.releases.models
 import version_monitor.models
 
@@ -23,6 +24,7 @@ TABLE_MODULES = (
     service.beta.models,
     service.incidents.models,
     service.adoption.models,
+    service.notifications.models,
     beta.models,
     version_monitor.models,
 )

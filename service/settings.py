@@ -53,6 +53,18 @@ class Settings:
     notion_database_id: str = ""
     notion_data_source_id: str = ""
     notion_base_url: str = ""
+    # Slack (service/notifications/): an incoming webhook and/or a bot token for
+    # chat.postMessage, the API's address (the tests use a local fake), the longest any one
+    # call may take, the channel a bot posts to for an app without its own, the incident
+    # score from which an incident is announced (per app, changeable), and how many hours
+    # before the meeting the sign-off reminders go.
+    slack_webhook_url: str = ""
+    slack_bot_token: str = ""
+    slack_base_url: str = "https://slack.com/api/"
+    slack_timeout_seconds: float = 10.0
+    slack_default_channel: str = ""
+    slack_incident_min_score: int = 9
+    slack_reminder_hours: int = 24
     in_process_worker: bool = False
     repo_cache: Path = Path("instance/repos")
     # Local repositories (paths, file:// URLs) must lie under this folder; None: the
@@ -101,6 +113,10 @@ class Settings:
     def notion_configured(self) -> bool:
         return bool(self.notion_token and (self.notion_database_id or self.notion_data_source_id))
 
+    @property
+    def slack_configured(self) -> bool:
+        return bool(self.slack_webhook_url or self.slack_bot_token)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``RELGOV_*`` / ``NOTION_*`` variables (see the README)."""
@@ -134,6 +150,13 @@ class Settings:
             notion_database_id=env.get("NOTION_DATABASE_ID", ""),
             notion_data_source_id=env.get("NOTION_DATA_SOURCE_ID", ""),
             notion_base_url=env.get("NOTION_BASE_URL", ""),
+            slack_webhook_url=_url(env, "SLACK_WEBHOOK_URL"),
+            slack_bot_token=env.get("SLACK_BOT_TOKEN", "").strip(),
+            slack_base_url=_url(env, "SLACK_BASE_URL") or "https://slack.com/api/",
+            slack_timeout_seconds=_seconds(env, "SLACK_TIMEOUT_SECONDS", 10.0),
+            slack_default_channel=env.get("SLACK_DEFAULT_CHANNEL", "").strip(),
+            slack_incident_min_score=_score(env, "SLACK_INCIDENT_MIN_SCORE", 9),
+            slack_reminder_hours=_positive(env, "SLACK_REMINDER_HOURS", 24),
             in_process_worker=_bool(env, "RELGOV_IN_PROCESS_WORKER", False),
             repo_cache=Path(env.get("RELGOV_REPO_CACHE", str(instance / "repos"))),
             repo_root=Path(env.get("RELGOV_REPO_ROOT", "").strip() or instance).resolve(),
@@ -223,6 +246,28 @@ def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if value < 0:
         raise SettingsError(f"{name} must be 0 or more, not {value}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str) -> str:
+    """An http(s) URL, or empty when unset."""
+    raw = env.get(name, "").strip()
+    if raw and not re.fullmatch(r"https?://[^\s/?#]+(/\S*)?", raw):
+        raise SettingsError(f"{name} must be an http(s) URL, not {raw[:60]!r}")
+    return raw
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if not 0 < value <= 300:
+        raise SettingsError(f"{name} must be more than 0 and at most 300 seconds, not {value}")
+    return value
+
+
+def _score(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if not 1 <= value <= 15:
+        raise SettingsError(f"{name} must be an incident score from 1 to 15, not {value}")
     return value
 
 

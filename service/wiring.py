@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Flask
 
 from release_notes.notion import TokenBucket
-from service import jobs, metrics, pages
+from service import audit, jobs, metrics, pages
 from service.adoption import api as adoption_api
 from service.adoption import fastpath, periodic
 from service.adoption import views as adoption_views
@@ -26,6 +26,10 @@ from service.commands import COMMANDS
 from service.incidents import api as incidents_api
 from service.incidents import services as incidents
 from service.incidents import views as incidents_views
+from service.notifications import api as notifications_api
+from service.notifications import events as notify
+from service.notifications import outbox
+from service.notifications import views as notifications_views
 from service.people import api as people_api
 from service.people import login_views
 from service.people import views as people_views
@@ -68,6 +72,10 @@ REACTIONS: tuple[lifecycle.Reaction, ...] = (
     notion_publish.on_release_transition,
 )
 
+# Who hears each audited change, in its transaction: approvals, rejections, halts, serious
+# incidents and Notion publish failures become Slack messages in the outbox.
+AUDIT_LISTENERS: tuple[audit.Listener, ...] = (notify.on_audit_event,)
+
 # Who hears that a release's notes were edited: a published page is brought up to date.
 NOTES_EDITED: tuple[notes.EditReaction, ...] = (notion_publish.notes_edited,)
 
@@ -90,6 +98,11 @@ RELEASE_PANELS: tuple[releases_views.Panel, ...] = (
     ("incidents/_release_incidents.html", incidents_views.release_panel),
 )
 
+# The sections other features add to an app's page.
+APP_PANELS: tuple[apps_views.AppPanel, ...] = (
+    ("notifications/_app_panel.html", notifications_views.app_panel),
+)
+
 # Gauges read from the database at each /metrics scrape.
 GAUGES: tuple[metrics.Collector, ...] = (
     jobs.collect_metrics,
@@ -109,6 +122,7 @@ BLUEPRINTS = (
     adoption_views.bp,
     incidents_views.bp,
     publishing_views.bp,
+    notifications_views.bp,
 )
 
 API = (
@@ -120,6 +134,7 @@ API = (
     adoption_api.routes,
     incidents_api.routes,
     publishing_api.routes,
+    notifications_api.routes,
 )
 
 
@@ -137,6 +152,16 @@ def job_kinds() -> jobs.JobKinds:
         notion_publish.KIND, notion_publish.handle_publish, on_error=notion_publish.on_publish_error
     )
     kinds.every("adoption-rollup", periodic.EVERY_SECONDS, periodic.periodic_rollup)
+    # Slack: one job per message (retries, its own breaker); reminders before each meeting
+    # and the weekly straggler digest.
+    kinds.handler(
+        outbox.KIND,
+        outbox.handle_send,
+        on_error=outbox.on_send_error,
+        max_attempts=outbox.MAX_ATTEMPTS,
+    )
+    kinds.every("slack-reminders", notify.REMINDER_EVERY_SECONDS, notify.periodic_reminders)
+    kinds.every("slack-digest", notify.DIGEST_EVERY_SECONDS, notify.periodic_digest)
     return kinds
 
 
@@ -152,7 +177,9 @@ def init_app(app: Flask) -> None:
     lifecycle.install(lifecycle.LifecycleHooks(permits=PERMITS, guards=GUARDS, reactions=REACTIONS))
     checklist.install(CHECKLIST_RULES)
     notes.install(NOTES_EDITED)
+    audit.listen(AUDIT_LISTENERS)
     releases_views.init_app(app, panels=RELEASE_PANELS)
+    apps_views.init_app(app, panels=APP_PANELS)
     metrics.collect_on_scrape(app, GAUGES)
     jobs.init_app(app, job_kinds())
 
