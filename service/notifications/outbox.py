@@ -19,9 +19,11 @@ queued, and nothing in the request talks to Slack. A second record of the same e
 
 An attempt that finds the row already ``sending`` follows one whose outcome is unknown (a
 timeout after the message went out, or a worker that died mid-call). With the bot token it
-first looks for the message in the channel's history by its metadata and, when found, only
-records it as sent; otherwise (a webhook, a channel given by name, no history scope) it
-sends again: such a message can arrive twice, never zero times.
+first looks for the message in the channel's history by its metadata (the channel's id: the
+one configured, or the one Slack gave when a message last went to that name) and, when
+found, only records it as sent. Otherwise (the webhook, which has no history; the first
+message ever to a channel given by name; no ``*:history`` scope) it sends again: such a
+message can arrive twice, never zero times.
 """
 
 from __future__ import annotations
@@ -203,10 +205,14 @@ def handle_send(ctx: jobs.JobContext) -> str:
                 f"{decision.retry_at:%Y-%m-%d %H:%M:%S} UTC",
                 until=decision.retry_at,
             )
-        out = slack.Outgoing(
-            notification_id=row.id or 0, via=row.via, channel=row.channel, text=row.text
-        )
         earlier = row.sending_since if row.state == "sending" else None
+        out = slack.Outgoing(
+            notification_id=row.id or 0,
+            via=row.via,
+            channel=row.channel,
+            text=row.text,
+            known_channel_id=_known_channel_id(session, row) if earlier else None,
+        )
         row.state, row.sending_since = "sending", ctx.now
         row.attempts += 1
         row.updated_at = ctx.now
@@ -236,6 +242,21 @@ def handle_send(ctx: jobs.JobContext) -> str:
         session.add(row)
     how = "found in the channel, not sent again" if found else "sent"
     return f"{how} to {row.destination}" + (f" (ts {delivered.ts})" if delivered.ts else "")
+
+
+def _known_channel_id(session: Session, row: Notification) -> str | None:
+    """The id Slack gave for ``row``'s channel when a message last went there."""
+    found = session.exec(
+        select(Notification.slack_channel)
+        .where(
+            Notification.channel == row.channel,
+            Notification.via == "bot",
+            col(Notification.slack_channel).is_not(None),
+        )
+        .order_by(col(Notification.id).desc())
+        .limit(1)
+    ).first()
+    return found or None
 
 
 def _hold_queued(session: Session, until: datetime) -> None:

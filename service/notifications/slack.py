@@ -62,6 +62,9 @@ class Outgoing:
     via: str
     channel: str
     text: str
+    # The id of the channel a name stood for when a message last went there (the history
+    # can only be read by id).
+    known_channel_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -220,13 +223,15 @@ def _retry_after(headers: Any) -> float | None:
 def find_sent(settings: Settings, out: Outgoing, since: datetime) -> Delivered | None:
     """Look for ``out`` in its channel's history (bot only, by its metadata), from a little
     before ``since``. None: not there, or it cannot be known (a webhook, a channel given by
-    name, a missing ``*:history`` scope). Raises a transient :class:`SlackFailure` when
+    a name no message has gone to yet, a missing ``*:history`` scope). Raises a transient :class:`SlackFailure` when
     Slack cannot answer now."""
     if out.via != "bot":
         return None
     client = web_client(settings)
     try:
         channel = out.channel
+        if not _CHANNEL_ID.fullmatch(channel) and out.known_channel_id:
+            channel = out.known_channel_id
         if is_member_id(channel):
             opened = client.conversations_open(users=channel)
             channel = str((opened.get("channel") or {}).get("id") or "")
