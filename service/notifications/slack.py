@@ -223,8 +223,8 @@ def _retry_after(headers: Any) -> float | None:
 def find_sent(settings: Settings, out: Outgoing, since: datetime) -> Delivered | None:
     """Look for ``out`` in its channel's history (bot only, by its metadata), from a little
     before ``since``. None: not there, or it cannot be known (a webhook, a channel given by
-    a name no message has gone to yet, a missing ``*:history`` scope). Raises a transient :class:`SlackFailure` when
-    Slack cannot answer now."""
+    a name no message has gone to yet, a missing ``*:history`` scope). Raises a transient
+    :class:`SlackFailure` when Slack cannot answer now."""
     if out.via != "bot":
         return None
     client = web_client(settings)
