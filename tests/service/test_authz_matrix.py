@@ -39,6 +39,7 @@ from service.demo import seed_demo
 from service.incidents.models import Incident
 from service.jobs.models import Job
 from service.models import ROLES, SCOPES
+from service.notifications.models import Notification
 from service.releases.lifecycle import TRANSITIONS
 from service.releases.models import App, Release, ReleaseItem, TrainSkip
 from service.settings import Settings
@@ -91,6 +92,10 @@ def _seed(app: Flask, session: Session) -> World:
     )
     job = Job(kind="publish_release", key="matrix", state="failed", last_error="matrix")
     session.add(job)
+    notification = Notification(
+        dedupe_key="matrix", event="approved", text="matrix", actor="test", state="failed"
+    )
+    session.add(notification)
     session.commit()
     release = session.exec(select(Release).where(Release.state == "draft")).first()
     assert release is not None, "the demo data has no draft release"
@@ -124,6 +129,7 @@ def _seed(app: Flask, session: Session) -> World:
         "token_id": target_token.id,
         "user_id": target_user.id,
         "job_id": job.id,
+        "notification_id": notification.id,
         "week_of": skip.week_of.isoformat(),
         "filename": "app.css",
     }
@@ -439,7 +445,13 @@ def test_callers_without_credentials_are_refused_before_their_body_is_read(
     app: Flask, client: FlaskClient
 ) -> None:
     rules = {r.endpoint: r for r in app.url_map.iter_rules()}
-    params: dict[str, Any] = {"release_id": 1, "item_id": 1, "freeze_id": 1, "incident_id": 1}
+    params: dict[str, Any] = {
+        "release_id": 1,
+        "item_id": 1,
+        "freeze_id": 1,
+        "incident_id": 1,
+        "notification_id": 1,
+    }
     early = []
     for endpoint, methods in sorted(policy.endpoint_methods(app).items()):
         for method in sorted(methods - {"GET"}):
