@@ -28,7 +28,6 @@ NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
     ("adoption.index", "Adoption", ()),
     ("incidents.index", "Incidents", ()),
     ("apps.app_list", "Apps", ()),
-    ("notifications.index", "Slack", ()),
     ("audit.audit_log", "Audit log", ()),
     ("admin.users", "Admin", ("admin",)),
 ]

@@ -99,6 +99,8 @@ def index() -> str:
         labels=outbox.STATE_LABELS,
         badges=outbox.STATE_BADGES,
         is_admin=current_user.role == "admin",
+        slack_html=slack_html,
+        members=member_names(session),
     )
 
 
@@ -177,20 +179,9 @@ def slack_user_save() -> Response:
 
 _TOKEN = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
 _BOLD = re.compile(r"\*([^*\n]+)\*")
-EMOJI = {
-    ":white_check_mark:": "✅",
-    ":x:": "❌",
-    ":octagonal_sign:": "🛑",
-    ":rotating_light:": "🚨",
-    ":warning:": "⚠️",
-    ":alarm_clock:": "⏰",
-    ":turtle:": "🐢",
-    ":clipboard:": "📋",
-    ":large_green_circle:": "🟢",
-    ":large_yellow_circle:": "🟡",
-    ":red_circle:": "🔴",
-    ":white_circle:": "⚪",
-}
+# Slack shows these as emoji; a page without an emoji font would show empty boxes, and the
+# event column already says what the message is: they are left out on the pages.
+_EMOJI = re.compile(r":[a-z_]+: ?")
 
 
 def _plain(text: str) -> Markup:
@@ -199,21 +190,24 @@ def _plain(text: str) -> Markup:
     raw = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     html = str(escape(raw))
     html = _BOLD.sub(r"<strong>\1</strong>", html)
-    for code, glyph in EMOJI.items():
-        html = html.replace(code, glyph)
-    return Markup(html)
+    return Markup(_EMOJI.sub("", html))
 
 
-def slack_html(text: str) -> Markup:
-    """A message as Slack would show it, for the pages: links, mentions, bold, emoji; every
-    piece of text escaped (a ``javascript:`` link stays text)."""
+def slack_html(text: str, members: dict[str, str] | None = None) -> Markup:
+    """A message as Slack would show it, for the pages: links, mentions (by the person's
+    name when ``members`` knows the member id), bold; every piece of text escaped (a
+    ``javascript:`` link stays text)."""
     out: list[str] = []
     position = 0
     for match in _TOKEN.finditer(text):
         out.append(_plain(text[position : match.start()]))
         target, label = match.group(1), match.group(2)
         if target.startswith("@"):
-            out.append(str(Markup('<span class="mention">@{}</span>').format(target[1:])))
+            member = target[1:]
+            shown = (members or {}).get(member, member)
+            out.append(
+                str(Markup('<span class="mention" title="{}">@{}</span>').format(member, shown))
+            )
         elif target.startswith(("http://", "https://")):
             out.append(str(Markup('<a href="{}">{}</a>').format(target, _plain(label or target))))
         else:
@@ -223,6 +217,8 @@ def slack_html(text: str) -> Markup:
     return Markup("".join(out))
 
 
-@bp.app_template_filter("slack_html")
-def _slack_html_filter(text: str) -> Markup:
-    return slack_html(text)
+def member_names(session: Session) -> dict[str, str]:
+    """Slack member id → the person's name, for showing mentions."""
+    return {
+        member: user.name or user.email for user, member in services.slack_people(session) if member
+    }
