@@ -159,15 +159,27 @@ def record(
     except IntegrityError:  # the same event, recorded by a concurrent transaction
         return None
     if via != "none":
-        jobs.enqueue(
-            session,
-            KIND,
-            key=job_key(notification.id),
-            payload={"notification_id": notification.id},
-            actor=actor,
-            now=now,
-        )
+        _queue_job(session, notification, actor=actor, now=now)
     return notification
+
+
+def _queue_job(
+    session: Session,
+    row: Notification,
+    *,
+    actor: str,
+    run_now: bool = False,
+    now: datetime | None = None,
+) -> Job:
+    return jobs.enqueue(
+        session,
+        KIND,
+        key=job_key(row.id),
+        payload={"notification_id": row.id},
+        run_now=run_now,
+        actor=actor,
+        now=now,
+    )
 
 
 def _why_not(settings: Settings) -> str:
@@ -199,7 +211,7 @@ def handle_send(ctx: jobs.JobContext) -> str:
         decision = breaker.before_call(session, BREAKER, now=ctx.now)
         if not decision.allowed:
             assert decision.retry_at is not None
-            _hold_queued(session, decision.retry_at)
+            jobs.hold_queued(session, KIND, decision.retry_at)  # every message waits
             raise jobs.DeferJob(
                 f"Slack circuit breaker is {decision.state.replace('_', '-')}: waiting until "
                 f"{decision.retry_at:%Y-%m-%d %H:%M:%S} UTC",
@@ -259,16 +271,6 @@ def _known_channel_id(session: Session, row: Notification) -> str | None:
     return found or None
 
 
-def _hold_queued(session: Session, until: datetime) -> None:
-    """While the breaker is open, every waiting message waits with it."""
-    for job in session.exec(
-        select(Job).where(Job.kind == KIND, Job.state == "queued", col(Job.next_run_at) < until)
-    ).all():
-        job.next_run_at = until
-        job.updated_at = utcnow()
-        session.add(job)
-
-
 def on_send_error(session: Session, job: Job, message: str, final: bool) -> None:
     """A failed attempt, in the transaction that records it: the row says so."""
     notification_id = job.payload.get("notification_id")
@@ -312,14 +314,7 @@ def resend(session: Session, row: Notification, *, actor: str) -> Notification:
     row.via, row.channel, row.destination = via, channel, destination[:300]
     row.state, row.sending_since, row.updated_at = "queued", None, utcnow()
     session.add(row)
-    jobs.enqueue(
-        session,
-        KIND,
-        key=job_key(row.id),
-        payload={"notification_id": row.id},
-        run_now=True,
-        actor=actor,
-    )
+    _queue_job(session, row, actor=actor, run_now=True)
     audit.record(
         session,
         actor=actor,

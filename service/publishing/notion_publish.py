@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Flask, current_app, has_app_context
 from prometheus_client import Gauge
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from release_notes.notion import (
     NotionConfig,
@@ -36,7 +36,6 @@ from service import audit, db, jobs
 from service.errors import DomainError
 from service.jobs import breaker
 from service.jobs.models import Job
-from service.models import utcnow
 from service.releases.models import App, Release, ReleaseNote
 from service.releases.notes import note_for
 from service.settings import Settings
@@ -328,12 +327,7 @@ def notion_message(exc: NotionError) -> str:
 
 def _hold_queued(session: Session, until: datetime) -> None:
     """While the breaker is open, every waiting publish job waits with it."""
-    for job in session.exec(
-        select(Job).where(Job.kind == KIND, Job.state == "queued", col(Job.next_run_at) < until)
-    ).all():
-        job.next_run_at = until
-        job.updated_at = utcnow()
-        session.add(job)
+    jobs.hold_queued(session, KIND, until)
 
 
 def _record_published(
