@@ -37,7 +37,7 @@ def test_without_slack_messages_are_kept_with_where_they_would_go(unconfigured, 
     client = plain.test_client()
     builders.login(client, "eng@example.com")
     html = client.get("/notifications").get_data(as_text=True)
-    assert "Slack is not configured." in html and "set SLACK_BOT_TOKEN" in html
+    assert "Slack is not configured." in html and "<code>SLACK_BOT_TOKEN</code>" in html
     assert "would go to #pos-releases; Slack is not configured" in html
     assert 'data-state="not_configured"' in html and "Not configured" in html
     assert "<strong>POS register 3.12.0</strong> was approved by Rita Manager" in html
