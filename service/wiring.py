@@ -96,6 +96,7 @@ RELEASE_PANELS: tuple[releases_views.Panel, ...] = (
     ("publishing/_release_publish.html", publishing_views.publish_panel),
     ("adoption/_release_adoption.html", adoption_views.adoption_panel),
     ("incidents/_release_incidents.html", incidents_views.release_panel),
+    ("notifications/_release_panel.html", notifications_views.release_panel),
 )
 
 # The sections other features add to an app's page.

@@ -48,6 +48,27 @@ def app_panel(session: Session, app: App) -> dict[str, Any]:
     }
 
 
+def release_panel(session: Session, release: Release) -> dict[str, Any]:
+    """The release page's Slack panel (``notifications/_release_panel.html``): the messages
+    about this release, and where the next would go."""
+    config = outbox.configuration(session)
+    (row,) = [r for r in config["apps"] if r["app"].id == release.app_id]
+    rows = session.exec(
+        select(Notification)
+        .where(Notification.release_id == release.id)
+        .order_by(col(Notification.id).desc())
+        .limit(10)
+    ).all()
+    return {
+        "config": config,
+        "row": row,
+        "rows": rows,
+        "labels": outbox.STATE_LABELS,
+        "badges": outbox.STATE_BADGES,
+        "events": EVENT_LABELS,
+    }
+
+
 def _page_args() -> dict[str, str]:
     return {k: v for k, v in request.args.items() if k in ("state", "event", "app") and v}
 

@@ -56,6 +56,14 @@ def test_messages_page_app_panel_and_members(page, app, admin, session, slack):
         page.goto("/notifications/slack-users")
         page.wait_for_selector("#slack-users")
         screenshot(page, f"notifications-slack-members-{width}")
+        page.goto("/releases/1")
+        page.wait_for_selector("section#slack")
+        assert (
+            "go to #pos-releases (chat.postMessage)" in page.locator("section#slack").inner_text()
+        )
+        page.locator("section#slack").screenshot(
+            path=f"test-results/screenshots/notifications-release-panel-{width}.png"
+        )
     # The reason's markup is shown as text, never as markup.
     page.goto("/notifications")
     assert "split bill <b>totals</b> wrong & slow" in page.locator("#slack-messages").inner_text()

@@ -41,6 +41,9 @@ def test_without_slack_messages_are_kept_with_where_they_would_go(unconfigured, 
     assert "would go to #pos-releases; Slack is not configured" in html
     assert 'data-state="not_configured"' in html and "Not configured" in html
     assert "<strong>POS register 3.12.0</strong> was approved by Rita Manager" in html
+    release_page = client.get(f"/releases/{release.id}").get_data(as_text=True)
+    assert "Slack is not configured:" in release_page
+    assert "they would go to #pos-releases; Slack is not configured." in release_page
     plain.extensions["relgov.engine"].dispose()
 
 
