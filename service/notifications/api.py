@@ -127,7 +127,12 @@ def list_notifications(query: NotificationsQuery) -> NotificationsOut:
         raise outbox.NotificationError(f"state is one of {', '.join(STATES)}", field="state")
     if query.event is not None and query.event not in EVENTS:
         raise outbox.NotificationError(f"event is one of {', '.join(EVENTS)}", field="event")
-    app_id = _app(query.app).id if query.app else None
+    app_id = None
+    if query.app:
+        found = session.exec(select(App).where(App.slug == query.app)).first()
+        if found is None:
+            raise outbox.NotificationError(f"unknown app {query.app!r}", field="app")
+        app_id = found.id
     config = outbox.configuration(session)
     rows = outbox.recent(
         session,

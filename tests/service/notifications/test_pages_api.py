@@ -202,6 +202,8 @@ def test_resend_a_failed_message(app, admin_client, session, people, slack):
     assert listed["configured"] and listed["bot"] and not listed["webhook"]
     bad = admin_client.get("/api/v1/notifications?state=nope")
     assert bad.status_code == 422 and bad.json["error"]["fields"][0]["field"] == "state"
+    bad = admin_client.get("/api/v1/notifications?app=nope")
+    assert bad.status_code == 422 and bad.json["error"]["fields"][0]["field"] == "app"
 
 
 def test_reminder_hook_is_public_for_the_meeting_feature():
