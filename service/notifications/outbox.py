@@ -225,7 +225,8 @@ def handle_send(ctx: jobs.JobContext) -> str:
             text=row.text,
             known_channel_id=_known_channel_id(session, row) if earlier else None,
         )
-        row.state, row.sending_since = "sending", ctx.now
+        # After an unknown outcome the first attempt's time stays: the lookup starts there.
+        row.state, row.sending_since = "sending", earlier or ctx.now
         row.attempts += 1
         row.updated_at = ctx.now
         session.add(row)
@@ -238,9 +239,11 @@ def handle_send(ctx: jobs.JobContext) -> str:
                 breaker.record_failure(session, BREAKER, exc.message, now=ctx.now)
             else:  # Slack answered: it is up
                 breaker.record_success(session, BREAKER, now=ctx.now)
-            if not exc.unknown:  # Slack has not got it: the next attempt just sends
+            if not exc.unknown and earlier is None:
+                # Slack has not got it: the next attempt just sends. (After an unknown
+                # outcome the row stays "sending", so the next attempt looks first again.)
                 row = _load(session, ctx.job)
-                row.state = "queued"
+                row.state, row.sending_since = "queued", None
                 session.add(row)
         if exc.transient:
             raise jobs.RetryJob(exc.message, retry_after=exc.retry_after) from exc

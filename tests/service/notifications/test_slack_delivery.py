@@ -209,6 +209,24 @@ def test_a_hanging_slack_times_out_and_nothing_is_sent_twice(app, settings, slac
     quick.extensions["relgov.engine"].dispose()
 
 
+def test_a_history_outage_after_a_timeout_still_posts_nothing_twice(
+    app, settings, slack, people, session
+):
+    quick = create_app(replace(settings, slack_timeout_seconds=1.0))
+    approved_release(session, channel="C0POS00001")
+    slack.inject(Fault.hang(3.0, apply=True))
+    (job,) = run_due(quick, now=later(1))
+    assert "may have arrived" in job.last_error
+    slack.inject(Fault.http(503, path="conversations.history"))
+    (job,) = run_due(quick, now=job.next_run_at + timedelta(seconds=1))
+    assert job.state == "queued" and "503" in job.last_error
+    assert messages(session)[0].state == "sending"  # still unknown: look again next time
+    (job,) = run_due(quick, now=job.next_run_at + timedelta(seconds=1))
+    assert job.state == "succeeded" and job.result.startswith("found in the channel")
+    assert len(slack.posted) == 1 and job.attempts == 3
+    quick.extensions["relgov.engine"].dispose()
+
+
 def test_a_hang_before_slack_took_it_is_sent_once_on_retry(app, settings, slack, people, session):
     quick = create_app(replace(settings, slack_timeout_seconds=1.0))
     approved_release(session, channel="C0POS00001")
