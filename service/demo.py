@@ -11,6 +11,7 @@ from service.adoption import demo as adoption_demo
 from service.auth import create_user
 from service.beta import demo as beta_demo
 from service.incidents import demo as incidents_demo
+from service.meetings import demo as meetings_demo
 from service.models import User
 from service.releases import demo as releases_demo
 
@@ -39,8 +40,15 @@ def seed_people(session: Session) -> list[str]:
     return lines
 
 
-# Each feature seeds its own demo data, in this order: seed(session) -> report lines.
-SEEDERS = (releases_demo.seed, beta_demo.seed, adoption_demo.seed, incidents_demo.seed)
+# Each feature seeds its own demo data, in this order: seed(session) -> report lines. The
+# meetings come last: they read the adoption and incidents of the weeks they were held in.
+SEEDERS = (
+    releases_demo.seed,
+    beta_demo.seed,
+    adoption_demo.seed,
+    incidents_demo.seed,
+    meetings_demo.seed,
+)
 
 
 def seed_demo(app: Flask) -> list[str]:

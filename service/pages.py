@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from flask import Blueprint, Flask, render_template, url_for
+from flask import Blueprint, Flask, current_app, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import func
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from service import db
 from service.adoption.services import stall_summary
@@ -18,11 +19,17 @@ from service.releases.models import App, Release
 
 bp = Blueprint("pages", __name__)
 
+# A section other features put at the top of the dashboard: its template, and a function of
+# (session, person) that gives the template its ``panel``.
+DashboardPanel = tuple[str, Callable[[Session, User], Any]]
+_PANELS_KEY = "relgov.dashboard_panels"
+
 # (endpoint, label, roles allowed; empty = everyone logged in)
 NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
     ("pages.dashboard", "Dashboard", ()),
     ("releases.release_list", "Releases", ()),
-    ("releases.meeting", "Meeting", ()),
+    ("meetings.current", "Meeting", ()),
+    ("calendar.calendar", "Calendar", ()),
     ("notes.notes_list", "Notes", ()),
     ("beta.cohort", "Beta", ()),
     ("adoption.index", "Adoption", ()),
@@ -33,7 +40,10 @@ NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
 ]
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, *, panels: Sequence[DashboardPanel] = ()) -> None:
+    """The dashboard (with the sections other features add, in order: ``service/wiring.py``)
+    and the navigation."""
+    app.extensions[_PANELS_KEY] = tuple(panels)
     app.register_blueprint(bp)
     app.context_processor(_navigation)
 
@@ -75,8 +85,15 @@ def dashboard() -> str:
         (release, app, checklist.progress(checklist.item_statuses(session, release)))
         for release, app in active
     ]
+    panels = []
+    for template, context in current_app.extensions[_PANELS_KEY]:
+        try:
+            panels.append((template, context(session, current_user._get_current_object())))
+        except Exception as exc:  # a broken panel must not take the dashboard down
+            panels.append(("releases/_panel_error.html", {"error": str(exc)}))
     return render_template(
         "dashboard.html",
+        panels=panels,
         recent=recent,
         counts=counts,
         in_progress=in_progress,

@@ -116,6 +116,7 @@ INCIDENT_RECORDERS = roles("release_manager", "engineer", "qa", "support")
 NOTES_EDITORS = roles("release_manager", "engineer", "support")
 REGISTRARS = roles("release_manager", "engineer")
 RM = roles("release_manager")
+ACTION_ITEM_CLOSERS = roles("release_manager", "engineer", "qa", "support")
 
 
 def by_method(**rules: Rule) -> dict[str, Rule]:
@@ -158,13 +159,28 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     # Submit: engineers and release managers; every other move: release managers. The lifecycle
     # guard refuses the rest with a message on the page.
     "releases.release_transition": REGISTRARS,
+    "releases.release_git_ref": REGISTRARS,  # a draft's ref; the service refuses other states
     # Anyone may try; the service records it only for the item's owner role (message otherwise).
     "releases.item_sign": LOGIN,
     "releases.item_override": ADMIN,
-    "releases.meeting": LOGIN,
-    "releases.meeting_record": RM,
-    "releases.meeting_print": LOGIN,
+    "calendar.calendar": LOGIN,
     "publishing.publish": REGISTRARS,
+    # --- the weekly meeting (pages): release managers run it; anyone working on releases
+    # closes an action item (usually its owner); everyone logged in reads it.
+    "meetings.current": LOGIN,
+    "meetings.index": LOGIN,
+    "meetings.week": LOGIN,
+    "meetings.print_week": LOGIN,
+    "meetings.release_print": LOGIN,
+    "meetings.open_meeting": RM,
+    "meetings.add_release": RM,
+    "meetings.decide": RM,
+    "meetings.amend": RM,
+    "meetings.attendees": RM,
+    "meetings.minutes": RM,
+    "meetings.add_action_item": RM,
+    "meetings.close_action_item": ACTION_ITEM_CLOSERS,
+    "meetings.close": RM,
     # --- release notes (pages) -----------------------------------------------------------
     "notes.notes_list": LOGIN,
     "notes.notes_page": LOGIN,
@@ -212,11 +228,20 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api_docs.api_docs": PUBLIC,
     "api.me": READ,
     "api.list_audit_events": READ,
+    # --- API: people and tokens (an admin's session; tokens refused) ---------------------
+    "api.list_users": person("admin"),
+    "api.create_person": person("admin"),
+    "api.patch_person": person("admin"),
+    "api.list_tokens": person("admin"),
+    "api.create_api_token": person("admin"),
+    "api.revoke_api_token": person("admin"),
     # --- API: apps, trains, checklist templates ------------------------------------------
     "api.list_apps": READ,
     "api.get_app": READ,
     "api.get_trains": READ,
+    "api.get_calendar": READ,
     "api.get_template": READ,
+    "api.list_template_versions": READ,
     "api.post_app": person("admin"),
     "api.patch_app": person("admin"),
     "api.post_skip": person("admin"),
@@ -226,19 +251,38 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.list_releases": READ,
     "api.get_release": READ,
     "api.register": token("releases:write"),
+    "api.patch_release": token("releases:write") | person("release_manager", "engineer"),
     # Tokens (CI) submit, cancel or halt; the lifecycle guard leaves approval to people.
     "api.post_transition": token("releases:write") | person("release_manager", "engineer"),
     "api.list_sign_offs": READ,
     "api.post_sign_off": person(ITEM_OWNER),
     "api.post_override": person("admin"),
-    "api.list_meetings": READ,
-    "api.post_meeting": person("release_manager"),
-    "api.get_meeting": READ,
     "api.get_notes": READ,
+    # Renders the posted Markdown and changes nothing: a read token, or anyone's session.
+    "api.preview_notes": token("read") | person(),
     "api.put_notes": token("releases:write") | person("release_manager", "engineer", "support"),
     "api.post_regenerate": token("releases:write"),
     "api.release_publish_status": READ,
     "api.publish_release_notes": token("releases:write"),
+    # --- API: the weekly meeting ---------------------------------------------------------
+    "api.list_meeting_weeks": READ,
+    "api.get_meeting_week": READ,
+    "api.get_meeting_record": READ,
+    "api.list_meeting_messages": READ,
+    "api.get_meeting": READ,  # a week's agenda per train (the older, shorter form)
+    "api.list_meetings": READ,  # a release's meeting decisions
+    "api.open_meeting": person("release_manager"),
+    "api.add_meeting_release": person("release_manager"),
+    "api.post_decision": person("release_manager"),
+    "api.post_amendment": person("release_manager"),
+    "api.put_attendees": person("release_manager"),
+    "api.put_minutes": person("release_manager"),
+    "api.post_action_item": person("release_manager"),
+    "api.close_meeting": person("release_manager"),
+    "api.post_meeting": person("release_manager"),  # a decision, from the release's side
+    "api.list_action_items": READ,
+    "api.close_action_item": person("release_manager", "engineer", "qa", "support"),
+    "api.get_my_inbox": person(),  # "Waiting for you": any logged-in person, their own
     # --- API: stores, devices, beta cohort, update answer --------------------------------
     "api.list_stores": READ,
     "api.get_store": READ,
@@ -254,6 +298,8 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.create_freeze": token("fleet:write"),
     "api.lift_freeze": token("fleet:write"),
     "api.update_answer": token("heartbeats:write") | READ,  # store devices ask it
+    "api.get_rollout": READ,
+    "api.advance_rollout": person("release_manager"),
     # --- API: heartbeats and adoption reports --------------------------------------------
     "api.adoption_post_heartbeats": token("heartbeats:write"),
     "api.adoption_series": READ,
@@ -275,6 +321,7 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.patch_incident": token("incidents:write"),
     "api.incident_trend": READ,
     "api.release_gates": READ,
+    "api.override_gate": person("admin"),
     # --- API: Slack notifications --------------------------------------------------------
     "api.list_notifications": READ,
     "api.resend_notification": person("admin"),

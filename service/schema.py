@@ -12,8 +12,10 @@ import service.adoption.models
 import service.beta.models
 import service.incidents.models
 import service.jobs.models
+import service.meetings.models
 import service.models
 import service.notifications.models
+import service.publishing.models
 import service.releases.models
 import version_monitor.models
 
@@ -23,7 +25,9 @@ TABLE_MODULES = (
     service.jobs.models,
     service.beta.models,
     service.incidents.models,
+    service.meetings.models,
     service.adoption.models,
+    service.publishing.models,
     service.notifications.models,
     beta.models,
     version_monitor.models,

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from incidents.scoring import (
     DEFAULT_FEW_BELOW,
@@ -53,6 +54,11 @@ class Settings:
     notion_database_id: str = ""
     notion_data_source_id: str = ""
     notion_base_url: str = ""
+    # Requests per second to Notion from every worker and process together (one bucket in
+    # the database; Notion allows about 3), and how long after a create whose outcome is
+    # unknown Notion's search may not show the page: no second create before that.
+    notion_rate: float = 2.5
+    notion_create_settle_seconds: float = 10.0
     # Slack (service/notifications/): an incoming webhook and/or a bot token for
     # chat.postMessage, the API's address (the tests use a local fake), the longest any one
     # call may take, the channel a bot posts to for an app without its own, the incident
@@ -78,6 +84,9 @@ class Settings:
     # Heartbeats queued in the process and written every this many ms (0: each request
     # writes its own before answering); see service/adoption/queue.py and the README.
     heartbeat_flush_ms: int = 0
+    # Where queued heartbeats are kept until written (service/adoption/spool.py); None:
+    # INSTANCE/heartbeat-spool (see ``heartbeat_spool``).
+    heartbeat_spool_dir: Path | None = None
     log_format: str = ""  # json | text; empty: json in production, text elsewhere
     log_level: str = "INFO"
     job_lease_seconds: float = 600.0
@@ -90,6 +99,11 @@ class Settings:
     incident_few_stores: int = DEFAULT_FEW_BELOW
     incident_most_share: float = DEFAULT_MOST_SHARE
     rollup_retention_days: int = 400
+    # The weekly meeting's time zone (its weeks, and times on pages about no one app);
+    # empty: the first app's train time zone.
+    meeting_timezone: str = ""
+    # When the weekly meeting is held, in its time zone: "Wed 12:00".
+    meeting_time: str = "Wed 12:00"
     # Who a ``relgov`` command acts as in the audit log (empty: the OS user).
     actor: str = ""
     # Prometheus multiprocess mode: the folder every gunicorn worker writes its samples to.
@@ -103,6 +117,11 @@ class Settings:
     @property
     def is_development(self) -> bool:
         return self.env == "development"
+
+    @property
+    def heartbeat_spool(self) -> Path:
+        """The heartbeat spool's folder (``RELGOV_HEARTBEAT_SPOOL_DIR``)."""
+        return self.heartbeat_spool_dir or self.instance_path / "heartbeat-spool"
 
     @property
     def repo_root_path(self) -> Path:
@@ -150,6 +169,10 @@ class Settings:
             notion_database_id=env.get("NOTION_DATABASE_ID", ""),
             notion_data_source_id=env.get("NOTION_DATA_SOURCE_ID", ""),
             notion_base_url=env.get("NOTION_BASE_URL", ""),
+            notion_rate=_in_range(env, "RELGOV_NOTION_RATE", 2.5, low=0.1, high=3.0),
+            notion_create_settle_seconds=_in_range(
+                env, "RELGOV_NOTION_CREATE_SETTLE_SECONDS", 10.0, low=0.0, high=3600.0
+            ),
             slack_webhook_url=_url(env, "SLACK_WEBHOOK_URL"),
             slack_bot_token=env.get("SLACK_BOT_TOKEN", "").strip(),
             slack_base_url=_url(env, "SLACK_BASE_URL") or "https://slack.com/api/",
@@ -166,6 +189,9 @@ class Settings:
             heartbeat_flush_ms=_non_negative(
                 env, "RELGOV_HEARTBEAT_FLUSH_MS", 50 if mode == "production" else 0
             ),
+            heartbeat_spool_dir=Path(
+                env.get("RELGOV_HEARTBEAT_SPOOL_DIR", "").strip() or instance / "heartbeat-spool"
+            ).resolve(),
             log_format=_choice(env, "RELGOV_LOG_FORMAT", ("json", "text")),
             log_level=_choice(env, "RELGOV_LOG_LEVEL", ("debug", "info", "warning", "error"))
             or "INFO",
@@ -176,6 +202,8 @@ class Settings:
             incident_few_stores=_int(env, "RELGOV_INCIDENT_FEW_STORES", DEFAULT_FEW_BELOW),
             incident_most_share=_float(env, "RELGOV_INCIDENT_MOST_SHARE", DEFAULT_MOST_SHARE),
             rollup_retention_days=_positive(env, "RELGOV_ROLLUP_RETENTION_DAYS", 400),
+            meeting_timezone=_zone(env, "RELGOV_MEETING_TIMEZONE"),
+            meeting_time=_meeting_time(env, "RELGOV_MEETING_TIME"),
             actor=env.get("RELGOV_ACTOR", "").strip(),
             metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR", "").strip(),
             bind=env.get("RELGOV_BIND", "").strip() or "0.0.0.0:8000",
@@ -235,6 +263,15 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type, what:
     return value
 
 
+def _in_range(
+    env: Mapping[str, str], name: str, default: float, *, low: float, high: float
+) -> float:
+    value = _float(env, name, default)
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low:g} and {high:g}, not {value:g}")
+    return value
+
+
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if value < 1:
@@ -290,6 +327,40 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in {"0", "false", "no", "off"}:
         return False
     raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MEETING_TIME = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([01]\d|2[0-3]):([0-5]\d)")
+
+
+def _meeting_time(env: Mapping[str, str], name: str) -> str:
+    raw = " ".join(env.get(name, "").split()) or "Wed 12:00"
+    found = _MEETING_TIME.fullmatch(raw.title()[:3] + raw[3:])
+    if not found:
+        raise SettingsError(
+            f"{name} must be a weekday and a time, such as Wed 12:00 (Mon..Sun, 24-hour "
+            f"HH:MM), not {raw!r}"
+        )
+    return found.group(0)
+
+
+def meeting_time_parts(text: str) -> tuple[int, int, int]:
+    """``Wed 12:00`` as (ISO weekday 1-7, hour, minute)."""
+    day, clock = text.split()
+    hour, minute = clock.split(":")
+    return WEEKDAYS.index(day) + 1, int(hour), int(minute)
+
+
+def _zone(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    if raw:
+        try:
+            ZoneInfo(raw)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                f"{name} must be an IANA time zone such as Asia/Tokyo, not {raw!r}"
+            ) from None
+    return raw
 
 
 _HOST = re.compile(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from release_notes.notion import TokenBucket
-from service import audit, jobs, metrics, pages
+from release_notes.notion import SchemaCache
+from service import audit, db, jobs, metrics, pages, timezones
 from service.adoption import api as adoption_api
 from service.adoption import fastpath, periodic
 from service.adoption import views as adoption_views
@@ -26,6 +26,11 @@ from service.commands import COMMANDS
 from service.incidents import api as incidents_api
 from service.incidents import services as incidents
 from service.incidents import views as incidents_views
+from service.jobs.throttle import SharedTokenBucket
+from service.meetings import api as meetings_api
+from service.meetings import notifications as meeting_notifications
+from service.meetings import services as meetings
+from service.meetings import views as meetings_views
 from service.notifications import api as notifications_api
 from service.notifications import events as notify
 from service.notifications import outbox
@@ -37,7 +42,16 @@ from service.publishing import api as publishing_api
 from service.publishing import notion_publish
 from service.publishing import views as publishing_views
 from service.releases import api as releases_api
-from service.releases import apps_api, apps_views, checklist, guards, lifecycle, notes, notes_views
+from service.releases import (
+    apps_api,
+    apps_views,
+    calendar_views,
+    checklist,
+    guards,
+    lifecycle,
+    notes,
+    notes_views,
+)
 from service.releases import views as releases_views
 
 # Who may take each lifecycle action: checked first, so a caller who may not act is told so
@@ -72,12 +86,24 @@ REACTIONS: tuple[lifecycle.Reaction, ...] = (
     notion_publish.on_release_transition,
 )
 
+# What a move would do now, beyond the state change, said before a person confirms it.
+CONSEQUENCES: dict[str, tuple[lifecycle.Consequence, ...]] = {
+    "approve": (notion_publish.approve_consequence,),
+    "promote": (stages.promote_consequence,),
+    "complete": (stages.complete_consequence,),
+    "halt": (stages.halt_consequence,),
+}
+
 # Who hears each audited change, in its transaction: approvals, rejections, halts, serious
 # incidents and Notion publish failures become Slack messages in the outbox.
 AUDIT_LISTENERS: tuple[audit.Listener, ...] = (notify.on_audit_event,)
 
-# Who hears that a release's notes were edited: a published page is brought up to date.
-NOTES_EDITED: tuple[notes.EditReaction, ...] = (notion_publish.notes_edited,)
+# Who hears that a release's notes were edited: a published page is brought up to date; a
+# support review of the old text is re-opened.
+NOTES_EDITED: tuple[notes.EditReaction, ...] = (
+    notion_publish.notes_edited,
+    checklist.reopen_reviews,
+)
 
 # How each automatic checklist rule is evaluated.
 CHECKLIST_RULES: dict[str, checklist.Evaluator] = {
@@ -96,6 +122,7 @@ RELEASE_PANELS: tuple[releases_views.Panel, ...] = (
     ("publishing/_release_publish.html", publishing_views.publish_panel),
     ("adoption/_release_adoption.html", adoption_views.adoption_panel),
     ("incidents/_release_incidents.html", incidents_views.release_panel),
+    ("meetings/_release_meetings.html", meetings_views.release_panel),
     ("notifications/_release_panel.html", notifications_views.release_panel),
 )
 
@@ -103,6 +130,17 @@ RELEASE_PANELS: tuple[releases_views.Panel, ...] = (
 APP_PANELS: tuple[apps_views.AppPanel, ...] = (
     ("notifications/_app_panel.html", notifications_views.app_panel),
 )
+
+# The sections other features put at the top of the dashboard, for the logged-in person.
+DASHBOARD_PANELS: tuple[pages.DashboardPanel, ...] = (
+    ("meetings/_inbox.html", meetings_views.inbox_panel),  # "Waiting for you"
+)
+
+# Who hears about what happens in a weekly meeting (opened, a release added, decided,
+# amended, closed, an action item created or closed), in its transaction, in this order.
+# The chat message each event would post is recorded (``meeting_notification``) for a
+# sender to post later, so chat being down never blocks a decision.
+MEETING_REACTIONS: tuple[meetings.Reaction, ...] = (meeting_notifications.record,)
 
 # Gauges read from the database at each /metrics scrape.
 GAUGES: tuple[metrics.Collector, ...] = (
@@ -118,22 +156,26 @@ BLUEPRINTS = (
     audit_views.bp,
     releases_views.bp,
     apps_views.bp,
+    calendar_views.bp,
     notes_views.bp,
     beta_views.bp,
     adoption_views.bp,
     incidents_views.bp,
+    meetings_views.bp,
     publishing_views.bp,
     notifications_views.bp,
 )
 
 API = (
     people_api.routes,
+    people_api.admin_routes,
     audit_api.routes,
     apps_api.routes,
     releases_api.routes,
     beta_api.routes,
     adoption_api.routes,
     incidents_api.routes,
+    meetings_api.routes,
     publishing_api.routes,
     notifications_api.routes,
 )
@@ -168,26 +210,38 @@ def job_kinds() -> jobs.JobKinds:
 
 def init_app(app: Flask) -> None:
     """Give ``app`` every feature: pages, API, CLI, and the wiring above."""
-    pages.init_app(app)  # the dashboard and the navigation
+    pages.init_app(app, panels=DASHBOARD_PANELS)  # the dashboard and the navigation
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     api_blueprint.init_app(app, *API)
     for command in COMMANDS:
         app.cli.add_command(command)
 
-    lifecycle.install(lifecycle.LifecycleHooks(permits=PERMITS, guards=GUARDS, reactions=REACTIONS))
+    lifecycle.install(
+        lifecycle.LifecycleHooks(
+            permits=PERMITS, guards=GUARDS, reactions=REACTIONS, consequences=CONSEQUENCES
+        )
+    )
     checklist.install(CHECKLIST_RULES)
     notes.install(NOTES_EDITED)
     audit.listen(AUDIT_LISTENERS)
-    releases_views.init_app(app, panels=RELEASE_PANELS)
+    releases_views.init_app(app, panels=RELEASE_PANELS, gates=incidents.evaluate_gates)
     apps_views.init_app(app, panels=APP_PANELS)
+    meetings.install(MEETING_REACTIONS)
+    # Times on pages about no one app show in the meeting's time zone.
+    timezones.init_app(app, default_zone=lambda: meetings.meeting_zone_name(db.session()))
     metrics.collect_on_scrape(app, GAUGES)
     jobs.init_app(app, job_kinds())
 
     answers.init_app(app)  # the update answer's per-process fleet snapshot
-    # One limiter per process, shared by every publish (Notion allows about 3 requests/s).
-    app.extensions["relgov.notion_limiter"] = TokenBucket(rate=2.5, capacity=3.0)
     settings = app.config["RELGOV_SETTINGS"]
+    # One Notion rate limit for every worker and process (Notion allows about 3 requests/s
+    # per integration), kept in the database; the data source's schema is checked once
+    # per process every 10 minutes.
+    app.extensions[notion_publish.LIMITER] = SharedTokenBucket(
+        app.extensions["relgov.engine"], notion_publish.BREAKER, rate=settings.notion_rate
+    )
+    app.extensions[notion_publish.SCHEMA_CACHE] = SchemaCache()
     if settings.in_process_worker or settings.env == "development":
         app.extensions.setdefault("relgov.background", []).append(jobs.start_in_process_worker)
     fastpath.install(app)  # the common heartbeat request, answered in front of Flask

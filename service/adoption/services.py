@@ -361,3 +361,47 @@ def beta_adoption_for_checklist(
         f"{adopted} of {total} online beta devices run {release.version} or newer "
         f"({share:.1%}; {verdict} the target of {target:g} %)"
     )
+
+
+@dataclass(frozen=True)
+class VersionShare:
+    """Devices of an app on one version on a day (from the daily rollups)."""
+
+    version: str
+    day: date
+    devices: int  # devices seen that day
+    on_version: int  # of which on ``version``
+    on_or_newer: int  # of which on ``version`` or newer
+
+    @property
+    def share(self) -> float:
+        return self.on_version / self.devices if self.devices else 0.0
+
+    @property
+    def share_or_newer(self) -> float:
+        return self.on_or_newer / self.devices if self.devices else 0.0
+
+
+def version_share(session: Session, app: App, version: str, *, on: date) -> VersionShare | None:
+    """How many of ``app``'s devices ran ``version`` (and it or newer) on the last day up to
+    ``on`` that has a rollup (looking back two days); ``None`` when there is none."""
+    if not is_valid_version(version):
+        return None
+    series = reports.adoption_over_time(session, app=app.slug, start=on - timedelta(days=2), end=on)
+    everyone = series.channels["all"]
+    wanted = key_of(version)
+    keys = {v: key_of(v) for v in series.versions if is_valid_version(v)}
+    for index in range(len(series.days) - 1, -1, -1):
+        total = everyone.totals[index]
+        if not total:
+            continue
+        return VersionShare(
+            version=version,
+            day=series.days[index],
+            devices=total,
+            on_version=everyone.devices.get(version, [0] * len(series.days))[index],
+            on_or_newer=sum(
+                line[index] for v, line in everyone.devices.items() if keys.get(v, "") >= wanted
+            ),
+        )
+    return None

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 import utc
 from beta.models import Store
 from incidents import scoring
-from service import db
+from service import db, timezones
 from service.auth import login_required, roles_required
 from service.errors import refusal_goes_back
 from service.incidents import services
@@ -47,8 +47,9 @@ def _incident_or_404(incident_id: int) -> tuple[Incident, App]:
     return incident, app
 
 
-def parse_local_utc(value: str, field: str) -> datetime | None:
-    """A ``datetime-local`` form value, taken as UTC."""
+def parse_local(value: str, field: str, zone: str) -> datetime | None:
+    """A form's ``YYYY-MM-DD HH:MM``, in the app's train time zone ``zone`` (the zone the
+    pages show its times in), as aware UTC."""
     value = value.strip()
     if not value:
         return None
@@ -58,12 +59,9 @@ def parse_local_utc(value: str, field: str) -> datetime | None:
         raise services.IncidentError(
             "not a date and time (YYYY-MM-DD HH:MM)", field=field
         ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezones.zone(zone))
     return utc.aware(moment)
-
-
-@bp.app_template_filter("utc")
-def _utc(moment: datetime | None) -> str:
-    return utc.aware(moment).strftime("%Y-%m-%d %H:%M") if moment else "—"
 
 
 @bp.get("/incidents")
@@ -87,16 +85,18 @@ def index() -> str:
     )
 
 
-def _form_defaults() -> dict[str, str]:
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")
+def _form_defaults(apps: list[App]) -> dict[str, str]:
+    slug = request.args.get("app", "")
+    app = next((a for a in apps if a.slug == slug), apps[0] if apps else None)
+    now = timezones.local(datetime.now(UTC), app.train_timezone if app else "UTC")
     return {
-        "app": request.args.get("app", ""),
+        "app": slug,
         "title": "",
         "impact": "",
         "stores": "",
         "store_count": "",
         "beta_store_count": "",
-        "started_at": now,
+        "started_at": now.strftime("%Y-%m-%d %H:%M"),
         "resolved_at": "",
         "postmortem_url": "",
         "release": request.args.get("release", ""),
@@ -118,7 +118,7 @@ def _int_field(value: str, field: str) -> int | None:
 def new() -> Any:
     session = db.session()
     apps = _apps()
-    form = _form_defaults()
+    form = _form_defaults(apps)
     picked: list[str] = []
     errors: dict[str, str] = {}
     if request.method == "POST":
@@ -175,7 +175,7 @@ def _record_from_form(
             ) from None
     pasted = services.parse_store_ids(form["stores"])
     stores = list(dict.fromkeys([*picked, *pasted, *imported]))
-    started = parse_local_utc(form["started_at"], "started_at")
+    started = parse_local(form["started_at"], "started_at", app.train_timezone)
     if started is None:
         raise services.IncidentError("when did it start?", field="started_at")
     release: Release | None = None
@@ -192,7 +192,7 @@ def _record_from_form(
         title=form["title"],
         impact=impact,
         started_at=started,
-        resolved_at=parse_local_utc(form["resolved_at"], "resolved_at"),
+        resolved_at=parse_local(form["resolved_at"], "resolved_at", app.train_timezone),
         actor=_user().actor,
         stores=stores,
         store_count=_int_field(form["store_count"], "store_count"),
@@ -233,6 +233,7 @@ def detail(incident_id: int) -> str:
         suggestion=suggestion,
         history=history,
         can_edit=role in (*RECORDERS, "admin"),
+        ask_halt=request.args.get("halt") == "1",
         can_halt=role in ("release_manager", "admin")
         and release is not None
         and release.state in ("beta", "rolling_out"),
@@ -255,8 +256,11 @@ def _gates_of(release_id: int) -> str:
 @refusal_goes_back("Not saved", _incident_page)
 def update(incident_id: int) -> Response:
     changes: dict[str, Any] = {}
+    _, app = _incident_or_404(incident_id)
     if "resolved_at" in request.form:
-        changes["resolved_at"] = parse_local_utc(request.form["resolved_at"], "resolved_at")
+        changes["resolved_at"] = parse_local(
+            request.form["resolved_at"], "resolved_at", app.train_timezone
+        )
     for name in ("postmortem_url", "title", "release"):
         if name in request.form:
             changes[name] = request.form[name]
@@ -269,7 +273,8 @@ def update(incident_id: int) -> Response:
 @roles_required(*RECORDERS)
 @refusal_goes_back("Not resolved", _incident_page)
 def resolve(incident_id: int) -> Response:
-    when = parse_local_utc(request.form.get("resolved_at", ""), "resolved_at")
+    _, app = _incident_or_404(incident_id)
+    when = parse_local(request.form.get("resolved_at", ""), "resolved_at", app.train_timezone)
     changes: dict[str, Any] = {"resolved_at": when or datetime.now(UTC)}
     if request.form.get("postmortem_url", "").strip():
         changes["postmortem_url"] = request.form["postmortem_url"]
@@ -289,8 +294,13 @@ def _change(incident_id: int, changes: dict[str, Any], done: str) -> Response:
 @roles_required("release_manager")
 @refusal_goes_back("Not halted", _incident_page)
 def halt(incident_id: int) -> Response:
+    """Halt the incident's release, only with ``confirm=yes`` (the page's "Yes, halt" after
+    it said what happens); without it, back to the incident with the step open."""
     session = db.session()
     incident, app = _incident_or_404(incident_id)
+    if request.form.get("confirm") != "yes":
+        flash("Not halted yet: read what a halt does and confirm it.", "warning")
+        return redirect(url_for("incidents.detail", incident_id=incident_id, halt=1))
     release = services.halt_from_incident(session, incident, actor=actor_for(_user()))
     session.commit()
     flash(f"Halted {app.name} {release.version} (incident #{incident.id}).", "warning")

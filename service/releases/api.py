@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from flask import request
@@ -16,7 +16,6 @@ from service.api.errors import ApiError, not_found
 from service.api.operations import Routes
 from service.api.person_session import require_person
 from service.auth import current_actor
-from service.models import utcnow
 from service.releases import checklist, notes, services
 from service.releases.lifecycle import Actor, transition
 from service.releases.models import App, Release, ReleaseItem, ReleaseNote, SignOff
@@ -188,15 +187,56 @@ def register(body: ReleaseIn) -> tuple[ReleaseDetail, int]:
     app = session.exec(select(App).where(App.slug == body.app)).first()
     if app is None:
         raise not_found(f"unknown app {body.app!r}", field="app")
-    release, created = services.register_release(
+    release, created = services.register_checked(
         session,
         app=app,
         version=body.version,
         git_ref=body.git_ref,
         kind=body.kind,
         actor=Actor(name=current_actor()),
+        policy=notes.repo_policy(),
     )
+    app = session.get(App, release.app_id) or app
     return _detail(release, app), 201 if created else 200
+
+
+def _api_actor() -> Actor:
+    """The caller: a token's name, or the person behind the session."""
+    if request.headers.get("Authorization"):
+        return Actor(name=current_actor())
+    return services.actor_for(require_person())
+
+
+class ReleasePatch(BaseModel):
+    git_ref: str = Field(
+        min_length=1, max_length=255, description="the corrected tag, branch or commit"
+    )
+
+
+@routes.operation(
+    "/releases/<int:release_id>",
+    "PATCH",
+    summary="Correct a draft's git ref (resolved first; its notes are generated again)",
+    scope=None,
+    body=ReleasePatch,
+    response=ReleaseDetail,
+    errors=(401, 403, 404, 409, 503),
+)
+def patch_release(release_id: int, body: ReleasePatch) -> ReleaseDetail:
+    """Only a draft's ref can change. The ref is resolved in the app's repository before
+    anything is written (422 naming ``git_ref`` when it does not exist, 503 when git does not
+    answer within ``RELGOV_GIT_TIMEOUT_SECONDS``); then the notes are queued again. A token
+    with ``releases:write`` (CI) or a registrar's session (``X-CSRFToken``) may correct."""
+    actor = _api_actor()
+    session = db.session()
+    release, app = _get(release_id)
+    services.check_correctable(release)
+    sha = services.resolve_git_ref(session, app, body.git_ref, notes.repo_policy())
+    release, app = _get(release_id)
+    services.correct_git_ref(
+        session, release=release, git_ref=body.git_ref, to_sha=sha, actor=actor
+    )
+    return _detail(release, app)
 
 
 @routes.operation(
@@ -261,7 +301,7 @@ def post_transition(release_id: int, body: TransitionIn) -> ReleaseDetail:
     return _detail(release, app)
 
 
-# --- acting for a person: sign-offs, overrides, meeting records ------------------------------
+# --- acting for a person: sign-offs, overrides --------------------------------------------
 
 
 class SignOffIn(BaseModel):
@@ -282,23 +322,6 @@ class SignOffOut(BaseModel):
     decision: str
     comment: str
     override: bool
-    at: datetime
-
-
-class MeetingIn(BaseModel):
-    held_on: date
-    attendees: str = Field(min_length=1, max_length=2000)
-    decision: Literal["go", "no_go", "postponed"]
-    minutes: str = Field(default="", max_length=20_000)
-
-
-class MeetingOut(BaseModel):
-    id: int
-    held_on: date
-    attendees: str
-    decision: str
-    minutes: str
-    recorded_by: str
     at: datetime
 
 
@@ -385,44 +408,6 @@ def post_override(release_id: int, item_id: int, body: OverrideIn) -> SignOffOut
 
 
 @routes.operation(
-    "/releases/<int:release_id>/meetings",
-    summary="The meeting records of a release, newest first",
-    tag="Meeting",
-    response=list[MeetingOut],
-)
-def list_meetings(release_id: int) -> list[MeetingOut]:
-    release, _ = _get(release_id)
-    rows = services.meeting_records(db.session(), release)
-    return [MeetingOut.model_validate(row, from_attributes=True) for row in rows]
-
-
-@routes.operation(
-    "/releases/<int:release_id>/meetings",
-    "POST",
-    summary="Record the release meeting (release managers)",
-    tag="Meeting",
-    scope=None,
-    body=MeetingIn,
-    response=MeetingOut,
-    status=201,
-    errors=(401, 403),
-)
-def post_meeting(release_id: int, body: MeetingIn) -> MeetingOut:
-    person = require_person()
-    release, _ = _get(release_id)
-    record = services.record_meeting(
-        db.session(),
-        release=release,
-        user=person,
-        held_on=body.held_on,
-        attendees=body.attendees,
-        decision=body.decision,
-        minutes=body.minutes,
-    )
-    return MeetingOut.model_validate(record, from_attributes=True)
-
-
-@routes.operation(
     "/releases/<int:release_id>/notes/regenerate",
     "POST",
     summary="Queue regenerating the notes from git (an edit is kept; its base shows any conflict)",
@@ -445,6 +430,49 @@ class NotesOut(BaseModel):
     edited_by: str | None
     hash: str = Field(description="send it back as loaded_hash when saving an edit")
     publish_state: str
+
+
+class PreviewIn(BaseModel):
+    markdown: str = Field(max_length=1_000_000, description="the Markdown to preview")
+
+
+class DiffLineOut(BaseModel):
+    kind: Literal["meta", "hunk", "add", "del", "ctx"]
+    text: str
+
+
+class PreviewOut(BaseModel):
+    html: str = Field(description="the sanitized HTML the release page would show")
+    changed: bool = Field(description="whether the text differs from the generated notes")
+    diff: list[DiffLineOut] = Field(description="unified diff: generated → this text")
+
+
+@routes.operation(
+    "/releases/<int:release_id>/notes/preview",
+    "POST",
+    summary="Preview Markdown as the release page shows it, with its diff (changes nothing)",
+    scope=None,
+    body=PreviewIn,
+    response=PreviewOut,
+    errors=(404,),
+)
+def preview_notes(release_id: int, body: PreviewIn) -> PreviewOut:
+    """Renders the posted Markdown through the same sanitizer as the page (raw HTML is
+    text) and diffs it against the generated notes. Nothing is saved."""
+    release, _ = _get(release_id)
+    text = notes.normalise(body.markdown)
+    note = notes.note_for(db.session(), release)
+    generated = note.generated_markdown if note else ""
+    lines = (
+        notes.diff_lines(generated, text, old_label="generated from git", new_label="edited")
+        if text != generated
+        else []
+    )
+    return PreviewOut(
+        html=render_html(text),
+        changed=bool(lines),
+        diff=[DiffLineOut(kind=line.kind, text=line.text) for line in lines],
+    )
 
 
 class NotesIn(BaseModel):
@@ -523,74 +551,3 @@ def put_notes(release_id: int, body: NotesIn) -> NotesOut:
             actor=actor,
         )
     return _notes_out(note)
-
-
-class MeetingQuery(BaseModel):
-    week: date | None = Field(default=None, description="any day of the week (default: this week)")
-
-
-class AgendaRelease(BaseModel):
-    id: int
-    version: str
-    kind: str
-    state: str
-    range: str
-    checklist_done: int
-    checklist_total: int
-    percent: int
-    blocking: list[str]
-    waiting_for_roles: list[str]
-    url: str
-
-
-class AgendaTrain(BaseModel):
-    app: str
-    name: str
-    train: str | None
-    skipped: str | None = Field(description="the reason when this week's train is skipped")
-    releases: list[AgendaRelease]
-
-
-class Agenda(BaseModel):
-    week_of: date
-    trains: list[AgendaTrain]
-
-
-@routes.operation(
-    "/meeting",
-    summary="The week's release meeting: every train, its releases, progress and who must sign",
-    tag="Meeting",
-    query=MeetingQuery,
-    response=Agenda,
-)
-def get_meeting(query: MeetingQuery) -> Agenda:
-    day = query.week or utcnow().date()
-    monday = day - timedelta(days=day.weekday())
-    trains = []
-    for row in services.meeting_agenda(db.session(), monday):
-        slot = row["slots"][0] if row["slots"] else None
-        trains.append(
-            AgendaTrain(
-                app=row["app"].slug,
-                name=row["app"].name,
-                train=slot.local if slot else None,
-                skipped=slot.skipped.reason if slot and slot.skipped else None,
-                releases=[
-                    AgendaRelease(
-                        id=e["release"].id,
-                        version=e["release"].version,
-                        kind=e["release"].kind,
-                        state=e["release"].state,
-                        range=f"{e['release'].from_ref or 'root'}...{e['release'].git_ref}",
-                        checklist_done=e["progress"].done,
-                        checklist_total=e["progress"].total,
-                        percent=e["progress"].percent,
-                        blocking=[s.item.title for s in e["progress"].blocking],
-                        waiting_for_roles=e["waiting"],
-                        url=f"/releases/{e['release'].id}",
-                    )
-                    for e in row["entries"]
-                ],
-            )
-        )
-    return Agenda(week_of=monday, trains=trains)

@@ -6,7 +6,8 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlmodel import select
+from sqlalchemy import func
+from sqlmodel import col, select
 
 from service import db
 from service.api.errors import ApiError, field_error
@@ -18,9 +19,11 @@ from service.releases.apps import (
     current_template,
     save_template,
     template_items,
+    template_versions,
     update_app_record,
 )
-from service.releases.models import App
+from service.releases.calendar import MAX_WEEKS, build_calendar, parse_start
+from service.releases.models import RELEASE_KINDS, App, Release
 from service.releases.trains import skip_week, skips_for, train_slots, unskip_week
 
 routes = Routes(tag="Apps")
@@ -69,6 +72,49 @@ class TrainSlotOut(BaseModel):
 
 class TrainQuery(BaseModel):
     weeks: int = Field(default=6, ge=1, le=52)
+
+
+class CalendarQuery(BaseModel):
+    start: str | None = Field(
+        default=None,
+        description="the first week: a date of it (YYYY-MM-DD) or an ISO week (YYYY-Www);"
+        " default 4 weeks before today",
+    )
+    weeks: int = Field(default=13, ge=1, le=MAX_WEEKS)
+    app: str | None = Field(default=None, description="one app's slug; default every app")
+
+
+class CalendarMilestoneOut(BaseModel):
+    release_id: int
+    version: str
+    release_kind: str = Field(description="weekly | hotfix")
+    state: str = Field(description="the release's state now")
+    kind: str = Field(description="scheduled | approved | beta | rollout | released")
+    at: datetime
+
+
+class CalendarAppWeekOut(BaseModel):
+    app: str
+    train_at: datetime | None
+    train_local: str | None = Field(description="the departure in the app's train time zone")
+    skipped: bool
+    skip_reason: str | None
+    milestones: list[CalendarMilestoneOut]
+
+
+class CalendarFreezeOut(BaseModel):
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    stores: int
+
+
+class CalendarWeekOut(BaseModel):
+    week: str = Field(description="ISO week, e.g. 2026-W42")
+    monday: date
+    current: bool
+    apps: list[CalendarAppWeekOut]
+    freezes: list[CalendarFreezeOut]
 
 
 class SkipIn(BaseModel):
@@ -178,6 +224,54 @@ def get_trains(slug: str, query: TrainQuery) -> list[TrainSlotOut]:
 
 
 @routes.operation(
+    "/calendar",
+    summary="Trains, releases, skipped weeks and store freezes of every app, week by week",
+    query=CalendarQuery,
+    response=list[CalendarWeekOut],
+    errors=(400, 404),
+)
+def get_calendar(query: CalendarQuery) -> list[CalendarWeekOut]:
+    session = db.session()
+    start = parse_start(query.start, today=utcnow().date())
+    shown = build_calendar(session, start=start, weeks=query.weeks, app_slug=query.app)
+    return [
+        CalendarWeekOut(
+            week=week.label,
+            monday=week.monday,
+            current=week.current,
+            apps=[
+                CalendarAppWeekOut(
+                    app=cell.app.slug,
+                    train_at=cell.train_at,
+                    train_local=cell.train_local,
+                    skipped=cell.skip_reason is not None,
+                    skip_reason=cell.skip_reason,
+                    milestones=[
+                        CalendarMilestoneOut(
+                            release_id=m.release_id,
+                            version=m.version,
+                            release_kind=m.release_kind,
+                            state=m.state,
+                            kind=m.kind,
+                            at=m.at,
+                        )
+                        for m in cell.milestones
+                    ],
+                )
+                for cell in week.apps
+            ],
+            freezes=[
+                CalendarFreezeOut(
+                    starts_at=f.starts_at, ends_at=f.ends_at, reason=f.reason, stores=f.stores
+                )
+                for f in week.freezes
+            ],
+        )
+        for week in shown.weeks
+    ]
+
+
+@routes.operation(
     "/apps/<slug>/trains/skips",
     "POST",
     summary="Skip a week's train with a reason (admins)",
@@ -220,6 +314,49 @@ def delete_skip(slug: str, week_of: str) -> tuple[dict[str, str], int]:
 )
 def get_template(slug: str, kind: str) -> TemplateOut:
     return _template_out(_app(slug), kind)
+
+
+class TemplateVersionOut(BaseModel):
+    version: int
+    created_by: str
+    created_at: datetime
+    items: list[TemplateItemIO]
+    releases: int = Field(description="how many releases were registered with this version")
+
+
+@routes.operation(
+    "/apps/<slug>/checklists/<kind>/versions",
+    summary="Every version of an app's checklist for a release kind, newest first",
+    response=list[TemplateVersionOut],
+)
+def list_template_versions(slug: str, kind: str) -> list[TemplateVersionOut]:
+    """Editing a checklist saves a new version; releases keep the version they were
+    registered with (``releases`` counts them)."""
+    app = _app(slug)
+    if kind not in RELEASE_KINDS:
+        raise field_error("kind", f"must be one of {', '.join(RELEASE_KINDS)}")
+    session = db.session()
+    versions = template_versions(session, app, kind)
+    used = dict(
+        session.exec(
+            select(Release.template_id, func.count())
+            .where(col(Release.template_id).in_([v.id for v in versions]))
+            .group_by(col(Release.template_id))
+        ).all()
+    )
+    return [
+        TemplateVersionOut(
+            version=v.version,
+            created_by=v.created_by,
+            created_at=v.created_at,
+            items=[
+                TemplateItemIO.model_validate(i, from_attributes=True)
+                for i in template_items(session, v)
+            ],
+            releases=int(used.get(v.id, 0)),
+        )
+        for v in versions
+    ]
 
 
 def _template_out(app: App, kind: str) -> TemplateOut:

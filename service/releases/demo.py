@@ -1,6 +1,12 @@
 """Demo releases for ``make run``: three store apps with real git history and releases in
 every state, signed and moved through the real services so the audit log is lived-in too.
 
+Each release is decided in its week's release meeting (``service.meetings``), at the time it
+was held: go approves it, a no-go rejects one, a defer moves one to the next train, and one
+go follows an admin's override of a blocked checklist item. The meetings demo
+(``service/meetings/demo.py``, run last) adds attendees, minutes and action items and closes
+them.
+
 Runs after the demo people exist (``service.demo``); the adoption seeder runs after this
 one and simulates device adoption against the beta/rollout/release times set here.
 """
@@ -14,6 +20,9 @@ from typing import Any
 from flask import has_app_context
 from sqlmodel import Session, select
 
+from service import timezones
+from service.meetings import services as meetings
+from service.meetings.weeks import week_at
 from service.models import User, utcnow
 from service.releases import checklist, services
 from service.releases.apps import create_app_record
@@ -21,7 +30,7 @@ from service.releases.demo_repo import DemoTag, build_demo_repo
 from service.releases.lifecycle import Actor, transition
 from service.releases.models import STATES, App, Release, SignOff
 from service.releases.notes import generate_now, note_for, repo_policy
-from service.releases.trains import monday_of, skip_week
+from service.releases.trains import monday_of, next_train_slot, skip_week
 
 ACTOR = "system:demo"
 CI = Actor(name="token:ci-github-actions")
@@ -54,7 +63,7 @@ APPS: list[dict[str, Any]] = [
     {
         "slug": "kds",
         "name": "Kitchen display",
-        "train_weekday": 1,
+        "train_weekday": 3,
         "train_time": "15:00",
         "rollout_stages": "25, 100",
         "area_map": {"kds": "Kitchen display", "printer": "Printing"},
@@ -92,6 +101,42 @@ REACHES = {
     "beta": {"beta", "rolling_out", "released", "halted"},
     "rolling_out": {"rolling_out", "released", "halted"},
 }
+# What each week's meeting decided, and why: (app, version) -> (decision, reason, conditions).
+# A release not listed here that reaches approval gets a plain go.
+MEETING: dict[tuple[str, str], tuple[str, str, str]] = {
+    ("pos", "3.12.0"): (
+        "go_with_conditions",
+        "Breaking change to the receipt layout; checklist complete.",
+        "Support sends the new receipt sample to the beta stores before the train.",
+    ),
+    ("pos", "3.12.1"): (
+        "go",
+        "Hotfix: a zero tip was refused at checkout in 14 stores.",
+        "",
+    ),
+    ("kds", "1.8.0"): (
+        "go_with_conditions",
+        "Regression suite blocked by the broken bump-bar rig; the admin's override stands "
+        "on a manual run.",
+        "Watch bump-bar incidents in beta; halt at the first one with a score of 3 or more.",
+    ),
+    ("handy", "2.6.0"): (
+        "go_with_conditions",
+        "Payments at the table rewritten; QA green on current handhelds.",
+        "Halt at the first report of a payment timeout on older handhelds.",
+    ),
+    ("kds", "1.9.0"): (
+        "no_go",
+        "Tickets appear twice after a reconnect in the lab; fix before shipping.",
+        "",
+    ),
+    ("kds", "1.10.0"): (
+        "defer",
+        "The allergy warning colour is not confirmed by the restaurant owners yet.",
+        "",
+    ),
+}
+OVERRIDDEN = ("kds", "1.8.0")  # QA blocked an item; an admin overrode it with a reason
 COMMENTS = {
     "qa": "Regression suite green on TM-m30III, Sunmi T2 and iPad 10th gen.",
     "support": "Read the notes; the store-facing changes are in the FAQ draft.",
@@ -121,6 +166,7 @@ def seed(session: Session, *, repos: Path | None = None, now: datetime | None = 
         return user
 
     team = {
+        "admin": person("admin@example.com", "admin"),
         "rm": person("rm@example.com", "release_manager"),
         "engineer": person("eng@example.com", "engineer"),
         "qa": person("qa@example.com", "qa"),
@@ -128,6 +174,7 @@ def seed(session: Session, *, repos: Path | None = None, now: datetime | None = 
     }
     lines = ["demo releases:"]
     counts: dict[str, int] = {}
+    planned: list[tuple[App, DemoTag, str]] = []
     for spec in APPS:
         fields = dict(spec)
         slug, name = fields.pop("slug"), fields.pop("name")
@@ -146,11 +193,23 @@ def seed(session: Session, *, repos: Path | None = None, now: datetime | None = 
             **fields,
         )
         tags = {t.version: t for t in repo.tags}
-        for version, state in PLAN[slug]:
-            release = _release(session, app, tags[version], state, team, now)
-            counts[state] = counts.get(state, 0) + 1
-            lines.append(f"  {slug:6} {version:8} {release.state}")
+        planned += [(app, tags[version], state) for version, state in PLAN[slug]]
         lines.append(f"  {slug:6} repository {repo.path} ({repo.commits} commits)")
+    # Week by week, as it happened: every candidate of the week is registered and signed,
+    # then the week's meeting decides them (so each is on its agenda when it opens), then
+    # they move on. A hotfix comes after its week's weekly releases.
+    zone = timezones.zone(meetings.meeting_zone_name(session))
+    rounds: dict[tuple[object, str], list[tuple[App, DemoTag, str]]] = {}
+    for app, tag, state in sorted(planned, key=lambda p: p[1].at):
+        rounds.setdefault((week_at(tag.at, zone), tag.kind), []).append((app, tag, state))
+    for (_, _kind), batch in sorted(rounds.items(), key=lambda r: (r[0][0], r[0][1] != "weekly")):
+        prepared = [
+            (app, tag, state, _prepare(session, app, tag, state, team)) for app, tag, state in batch
+        ]
+        for app, tag, state, release in prepared:
+            _conclude(session, app, tag, state, release, team, now)
+            counts[state] = counts.get(state, 0) + 1
+            lines.append(f"  {app.slug:6} {tag.version:8} {release.state}")
     pos = session.exec(select(App).where(App.slug == "pos")).one()
     freeze = monday_of((now + timedelta(weeks=3)).date())
     skip_week(
@@ -190,15 +249,18 @@ def _sign_all(
         signed += 1
 
 
-def _release(
-    session: Session,
-    app: App,
-    tag: DemoTag,
-    state: str,
-    team: dict[str, User],
-    now: datetime,
+def _meeting_time(tag: DemoTag) -> datetime:
+    """The week's meeting: Wednesday noon in Tokyo, before the trains leave (a hotfix is
+    decided the day it is cut)."""
+    return tag.at + (
+        timedelta(hours=1, minutes=30) if tag.kind == "hotfix" else timedelta(hours=18)
+    )
+
+
+def _prepare(
+    session: Session, app: App, tag: DemoTag, state: str, team: dict[str, User]
 ) -> Release:
-    rm = services.actor_for(team["rm"])
+    """Register the candidate and walk its checklist, as far as its target state needs."""
     engineer = services.actor_for(team["engineer"])
     release, _ = services.register_release(
         session,
@@ -215,10 +277,14 @@ def _release(
     generate_now(release.id or 0, actor=CI.name)
     session.refresh(release)
     cut = tag.at
-    meeting = cut + timedelta(hours=20)  # the Wednesday train, the day after the cut
     release.created_at = cut + timedelta(minutes=12)
-    if state == "draft":
-        return _stamp(session, release, now)
+    if tag.kind == "weekly":
+        # The train after the cut (registering now would pick the next one from today).
+        slot = next_train_slot(session, app, after=release.created_at)
+        release.scheduled_for = slot.at if slot else None
+    session.add(release)
+    if state in ("draft", "cancelled"):
+        return release
     transition(session, release, "submit", actor=engineer)
     if state == "in_review":
         # Part-way through the meeting: QA signed, support is still reading, one block.
@@ -236,42 +302,58 @@ def _release(
                 decision="block",
                 comment="The allergy warning colour needs sign-off from the restaurant owners.",
             )
-        return _stamp(session, release, now)
-    if state == "rejected":
+    elif state == "rejected":
         _sign_all(session, release, team, cut, only=1)
-        transition(
-            session,
-            release,
-            "reject",
-            actor=rm,
-            reason="Tickets appear twice after a reconnect in the lab; fix before shipping.",
-        )
-        return _stamp(session, release, now)
+    else:
+        _sign_all(session, release, team, cut)
+        if (app.slug, tag.version) == OVERRIDDEN:
+            _block_and_override(session, release, team, cut)
+    session.flush()
+    return release
+
+
+def _conclude(
+    session: Session,
+    app: App,
+    tag: DemoTag,
+    state: str,
+    release: Release,
+    team: dict[str, User],
+    now: datetime,
+) -> Release:
+    """The meeting's decision on the release, then the rest of its way to ``state``."""
+    rm = services.actor_for(team["rm"])
+    meeting = _meeting_time(tag)
+    decision, reason, conditions = MEETING.get(
+        (app.slug, tag.version), ("go", "Checklist complete; support has read the notes.", "")
+    )
+    if state in ("draft", "in_review"):
+        return _stamp(session, release, now)  # this week's meeting has not been held yet
+    _decide(session, release, team["rm"], decision, reason, conditions, at=meeting)
     if state == "cancelled":
         transition(
             session,
             release,
             "cancel",
             actor=rm,
-            reason="Superseded: the fixes ship with the next train.",
+            reason="Superseded: the fixes ship with the next release.",
         )
+    if state in ("rejected", "cancelled"):
         return _stamp(session, release, now)
-    _sign_all(session, release, team, cut)
-    transition(session, release, "approve", actor=rm)
     release.approved_at = meeting
-    release.scheduled_for = meeting
     if state in REACHES["beta"]:
         transition(session, release, "start_beta", actor=rm)
-        release.beta_at = meeting + timedelta(hours=1)
+        release.beta_at = meeting + timedelta(hours=3)
     if state in REACHES["rolling_out"]:
         transition(session, release, "promote", actor=rm)
-        release.rollout_started_at = meeting + timedelta(days=2, hours=1)
+        release.rollout_started_at = meeting + timedelta(days=2, hours=3)
         release.stage_percent = app.rollout_stages[0]
     if state == "rolling_out":
         release.stage_percent = app.rollout_stages[min(1, len(app.rollout_stages) - 1)]
     if state == "released":
+        release.stage_percent = 100  # the demo's releases went through every stage
         transition(session, release, "complete", actor=rm)
-        release.released_at = meeting + timedelta(days=5, hours=1)
+        release.released_at = meeting + timedelta(days=5, hours=3)
     if state == "halted":
         transition(
             session,
@@ -283,6 +365,66 @@ def _release(
     if app.slug == "pos" and state == "beta":
         _edit_note(session, release, team["support"])
     return _stamp(session, release, now)
+
+
+def _decide(
+    session: Session,
+    release: Release,
+    rm: User,
+    decision: str,
+    reason: str,
+    conditions: str,
+    *,
+    at: datetime,
+) -> None:
+    """The release's decision in the meeting of its week, opened an hour before if need be."""
+    week = week_at(at, timezones.zone(meetings.meeting_zone_name(session)))
+    meeting = meetings.get_meeting(session, week)
+    if meeting is None:
+        meeting = meetings.open_meeting(session, week=week, user=rm, now=at - timedelta(hours=1))
+    if not meetings.on_agenda(session, meeting, release):
+        meetings.add_release(
+            session, meeting=meeting, release=release, user=rm, now=at - timedelta(minutes=5)
+        )
+    meetings.decide(
+        session,
+        meeting=meeting,
+        release=release,
+        user=rm,
+        decision=decision,
+        reason=reason,
+        conditions=conditions,
+        now=at,
+    )
+
+
+def _block_and_override(
+    session: Session, release: Release, team: dict[str, User], cut: datetime
+) -> None:
+    """QA blocks its item; an admin overrides the block with a reason (both highlighted)."""
+    item = next(
+        i
+        for i in checklist.release_items(session, release)
+        if i.owner_role == "qa" and i.mode == "manual"
+    )
+    blocked, _ = checklist.sign_off(
+        session,
+        release=release,
+        item=item,
+        user=team["qa"],
+        decision="block",
+        comment="The bump-bar rig in the device lab is broken: the bump-bar cases cannot run.",
+    )
+    blocked.at = cut + timedelta(hours=6)
+    overridden = checklist.override_item(
+        session,
+        release=release,
+        item=item,
+        user=team["admin"],
+        reason="Bump-bar cases run by hand on the spare unit of S0042; rig repair booked.",
+    )
+    overridden.at = cut + timedelta(hours=8)
+    session.add_all([blocked, overridden])
 
 
 def _edit_note(session: Session, release: Release, editor: User) -> None:

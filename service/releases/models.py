@@ -208,6 +208,12 @@ class SignOff(SQLModel, table=True):
 
 
 class MeetingRecord(SQLModel, table=True):
+    """The per-release meeting record from before weekly meetings (``service.meetings``).
+
+    Migration 0007 copied every row into the weekly meetings; the older API still writes
+    one next to its weekly decision while processes that read this table may run. A later
+    release drops it."""
+
     __tablename__ = "meeting_record"
 
     id: int | None = Field(default=None, primary_key=True)

@@ -1,5 +1,5 @@
-"""Release registration and the meeting records (the checklist lives in ``checklist``, the
-notes in ``notes``).
+"""Release registration (the checklist lives in ``checklist``, the notes in ``notes``, the
+weekly meeting in ``service.meetings``).
 
 Functions take the session and never commit: the caller (a request or a CLI command)
 commits once, so a refused action leaves nothing half-written.
@@ -7,9 +7,9 @@ commits once, so a refused action leaves nothing half-written.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -17,22 +17,21 @@ from sqlmodel import Session, col, select
 from service import audit
 from service.models import User, utcnow
 from service.releases.apps import current_template, template_items
-from service.releases.checklist import ReleaseError, item_statuses, progress
+from service.releases.checklist import ReleaseError
 from service.releases.lifecycle import Actor
 from service.releases.models import (
     RELEASE_KINDS,
     App,
     ChecklistItemFields,
-    MeetingRecord,
     Release,
     ReleaseItem,
 )
 from service.releases.notes import queue_generation
-from service.releases.trains import next_train_slot, skips_for, train_slots
+from service.releases.repos import RefNotFound, RepoError, RepoPolicy, RepoRefused, resolve_ref
+from service.releases.trains import next_train_slot
 from versioning import InvalidVersion, parse_version
 
 ACTIVE_STATES = ("draft", "in_review", "approved", "beta", "rolling_out", "halted")
-MEETING_DECISIONS = ("go", "no_go", "postponed")
 
 
 # --- registration ----------------------------------------------------------------------
@@ -58,22 +57,9 @@ def previous_release(session: Session, app: App, version: str) -> Release | None
     return max(below, key=lambda r: parse_version(r.version), default=None)
 
 
-def register_release(
-    session: Session,
-    *,
-    app: App,
-    version: str,
-    git_ref: str,
-    kind: str = "weekly",
-    actor: Actor,
-    queue_notes: bool = True,
-) -> tuple[Release, bool]:
-    """Register a candidate (idempotent per app+version); returns (release, created).
-
-    Its notes are generated from git by the job worker (queued here, in the caller's
-    transaction; ``queue_notes=False`` leaves that to the caller): no git runs while the
-    registration's transaction is open, and the caller answers without waiting for git.
-    """
+def _checked_input(version: str, kind: str, git_ref: str) -> tuple[str, Any, str]:
+    """The version (stripped and parsed) and the ref (stripped) of a registration, or
+    :class:`ReleaseError` naming the field."""
     version = version.strip()
     try:
         parsed = parse_version(version)
@@ -84,6 +70,27 @@ def register_release(
     git_ref = git_ref.strip()
     if not git_ref:
         raise ReleaseError("git_ref is required (a tag, branch or commit)", field="git_ref")
+    return version, parsed, git_ref
+
+
+def register_release(
+    session: Session,
+    *,
+    app: App,
+    version: str,
+    git_ref: str,
+    kind: str = "weekly",
+    actor: Actor,
+    queue_notes: bool = True,
+    to_sha: str | None = None,
+) -> tuple[Release, bool]:
+    """Register a candidate (idempotent per app+version); returns (release, created).
+
+    Its notes are generated from git by the job worker (queued here, in the caller's
+    transaction; ``queue_notes=False`` leaves that to the caller): no git runs while the
+    registration's transaction is open, and the caller answers without waiting for git.
+    """
+    version, parsed, git_ref = _checked_input(version, kind, git_ref)
     existing = session.exec(
         select(Release).where(Release.app_id == app.id, Release.version == version)
     ).first()
@@ -112,6 +119,7 @@ def register_release(
         created_by=actor.name,
         template_id=template.id if template else None,
         scheduled_for=_scheduled_for(session, app) if kind == "weekly" else None,
+        to_sha=to_sha,
     )
     previous = previous_release(session, app, version)
     release.from_ref = previous.git_ref if previous else None
@@ -146,6 +154,120 @@ def register_release(
     return release, True
 
 
+@dataclass(frozen=True)
+class RefSource:
+    """What resolving a ref reads of an app, copied out of the database."""
+
+    slug: str
+    repo_url: str
+
+
+def resolve_git_ref(session: Session, app: App, git_ref: str, policy: RepoPolicy) -> str | None:
+    """The commit ``git_ref`` names in ``app``'s repository; None when the app has no
+    repository (nothing to check it against: its notes will say so). A ref the repository
+    does not have is 422 naming ``git_ref``; a repository that does not answer within
+    ``RELGOV_GIT_TIMEOUT_SECONDS`` is 503 (nothing was written: try again).
+
+    Git runs with no transaction open: this ends the session's transaction first, so call it
+    before writing anything (pending writes are a programming error)."""
+    git_ref = git_ref.strip()
+    if not git_ref:
+        raise ReleaseError("git_ref is required (a tag, branch or commit)", field="git_ref")
+    if not (app.repo_url or "").strip():
+        return None
+    source = RefSource(slug=app.slug, repo_url=app.repo_url)
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("resolve_git_ref must run before anything is written")
+    session.rollback()  # ends the read transaction: no lock is held while git runs
+    try:
+        return resolve_ref(source, git_ref, policy)
+    except RefNotFound as exc:
+        raise ReleaseError(
+            f"git_ref {git_ref!r} does not exist: {exc}; nothing was registered",
+            status=422,
+            field="git_ref",
+        ) from None
+    except RepoRefused as exc:
+        raise ReleaseError(f"cannot check git_ref: {exc}", status=409, field="git_ref") from None
+    except RepoError as exc:
+        raise ReleaseError(
+            f"cannot check git_ref {git_ref!r} now: {exc}; nothing was written, try again",
+            status=503,
+            field="git_ref",
+        ) from None
+
+
+def register_checked(
+    session: Session,
+    *,
+    app: App,
+    version: str,
+    git_ref: str,
+    kind: str = "weekly",
+    actor: Actor,
+    policy: RepoPolicy,
+) -> tuple[Release, bool]:
+    """:func:`register_release` for a person or CI: the same app and version again is
+    answered from the database; otherwise ``git_ref`` is resolved first
+    (:func:`resolve_git_ref`, no transaction open), so a typo creates nothing."""
+    existing = session.exec(
+        select(Release).where(Release.app_id == app.id, Release.version == version.strip())
+    ).first()
+    if existing is not None:
+        return register_release(
+            session, app=app, version=version, git_ref=git_ref, kind=kind, actor=actor
+        )
+    _checked_input(version, kind, git_ref)  # the input is refused before git runs
+    app_id = app.id
+    sha = resolve_git_ref(session, app, git_ref, policy)
+    fresh = session.get(App, app_id)
+    if fresh is None:
+        raise ReleaseError("the app was removed meanwhile", status=404, field="app")
+    return register_release(
+        session, app=fresh, version=version, git_ref=git_ref, kind=kind, actor=actor, to_sha=sha
+    )
+
+
+def check_correctable(release: Release) -> None:
+    """Only a draft's git ref can change (409 otherwise): checked before git runs."""
+    if release.state != "draft":
+        raise ReleaseError(
+            f"only a draft's git ref can be corrected (this release is "
+            f"{release.state.replace('_', ' ')})",
+            status=409,
+            field="git_ref",
+        )
+
+
+def correct_git_ref(
+    session: Session, *, release: Release, git_ref: str, to_sha: str | None, actor: Actor
+) -> bool:
+    """Point a draft at another ref (resolved by the caller with :func:`resolve_git_ref`),
+    audited, and regenerate its notes. Returns False when it already points there."""
+    git_ref = git_ref.strip()
+    check_correctable(release)
+    if git_ref == release.git_ref:
+        return False
+    before = {"git_ref": release.git_ref, "to_sha": release.to_sha}
+    release.git_ref = git_ref
+    release.to_sha = to_sha
+    release.updated_at = utcnow()
+    release.lock_version += 1
+    session.add(release)
+    audit.record(
+        session,
+        actor=actor.name,
+        action="release.correct_ref",
+        subject_type="release",
+        subject_id=release.id,
+        before=before,
+        after={"git_ref": git_ref, "to_sha": to_sha},
+        summary=f"corrected the git ref from {before['git_ref']} to {git_ref}; notes regenerate",
+    )
+    queue_generation(session, release, actor=actor.name)
+    return True
+
+
 def _scheduled_for(session: Session, app: App) -> datetime | None:
     slot = next_train_slot(session, app, after=utcnow())
     return slot.at if slot else None
@@ -153,90 +275,6 @@ def _scheduled_for(session: Session, app: App) -> datetime | None:
 
 def actor_for(user: User) -> Actor:
     return Actor(name=user.actor, user_id=user.id, role=user.role)
-
-
-# --- meeting ---------------------------------------------------------------------------
-
-
-def record_meeting(
-    session: Session,
-    *,
-    release: Release,
-    user: User,
-    held_on: date,
-    attendees: str,
-    decision: str,
-    minutes: str,
-) -> MeetingRecord:
-    if user.role not in ("release_manager", "admin"):
-        raise ReleaseError("only a release manager may record the meeting", status=403)
-    if decision not in MEETING_DECISIONS:
-        raise ReleaseError("decision must be go, no_go or postponed", field="decision")
-    if not attendees.strip():
-        raise ReleaseError("list who attended", field="attendees")
-    record = MeetingRecord(
-        release_id=release.id or 0,
-        held_on=held_on,
-        attendees=attendees.strip()[:2000],
-        decision=decision,
-        minutes=minutes.strip(),
-        recorded_by=user.actor,
-    )
-    session.add(record)
-    session.flush()
-    audit.record(
-        session,
-        actor=user.actor,
-        action="meeting.record",
-        subject_type="release",
-        subject_id=release.id,
-        after={"held_on": held_on, "decision": decision, "attendees": record.attendees},
-        summary=f"meeting {held_on}: {decision}",
-    )
-    return record
-
-
-def meeting_records(session: Session, release: Release) -> list[MeetingRecord]:
-    """The meeting records of ``release``, newest first."""
-    return list(
-        session.exec(
-            select(MeetingRecord)
-            .where(MeetingRecord.release_id == release.id)
-            .order_by(col(MeetingRecord.at).desc())
-        ).all()
-    )
-
-
-def meeting_agenda(session: Session, monday: date) -> list[dict[str, Any]]:
-    """Per app: the train of the week starting ``monday`` and every release in progress
-    with its checklist progress, blocking items and the roles that still have to sign."""
-    rows = []
-    for app in session.exec(select(App).order_by(App.name)).all():
-        releases = session.exec(
-            select(Release).where(Release.app_id == app.id, col(Release.state).in_(ACTIVE_STATES))
-        ).all()
-        start = datetime.combine(monday, datetime.min.time(), tzinfo=ZoneInfo(app.train_timezone))
-        slots = train_slots(app, start=start, weeks=1, skips=skips_for(session, app, since=monday))
-        entries = []
-        for release in sorted(releases, key=lambda r: parse_version(r.version), reverse=True):
-            statuses = item_statuses(session, release)
-            waiting = sorted(
-                {
-                    s.item.owner_role
-                    for s in statuses
-                    if s.blocking and s.item.mode == "manual" and s.status == "pending"
-                }
-            )
-            entries.append(
-                {
-                    "release": release,
-                    "progress": progress(statuses),
-                    "statuses": statuses,
-                    "waiting": waiting,
-                }
-            )
-        rows.append({"app": app, "entries": entries, "slots": slots})
-    return rows
 
 
 def count_by_state(session: Session) -> dict[str, int]:

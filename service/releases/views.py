@@ -1,11 +1,10 @@
-"""Release pages: the list, one release (checklist, sign-offs, actions), the weekly meeting."""
+"""Release pages: the list, one release (checklist, sign-offs, actions); the weekly meeting
+is ``service.meetings``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -26,13 +25,16 @@ from release_notes.markdown_doc import render_html
 from service import db
 from service.auth import login_required, roles_required
 from service.errors import refusal_goes_back
-from service.models import AuditEvent, User, utcnow
+from service.models import AuditEvent, User
 from service.releases import checklist, notes, services
 from service.releases.lifecycle import (
     ACTION_LABELS,
-    NEEDS_REASON,
+    NEEDS_CONFIRMATION,
     allowed_actions,
+    preflight,
+    reason_needed,
     transition,
+    what_happens,
 )
 from service.releases.models import STATES, App, Release, ReleaseItem
 
@@ -51,12 +53,18 @@ STATE_BADGES = {
 # A section other features add to the release page: its template, and a function of
 # (session, release) that gives the template its ``panel``.
 Panel = tuple[str, Callable[[Session, Release], Any]]
+# The promotion gates of a release (objects with key, title, status, evidence, ok), as the
+# decision area shows them; the incidents feature evaluates them (``service/wiring.py``).
+GatesOf = Callable[[Session, Release], Sequence[Any]]
 _PANELS_KEY = "relgov.release_panels"
+_GATES_KEY = "relgov.release_gates"
 
 
-def init_app(app: Flask, *, panels: Sequence[Panel]) -> None:
-    """The sections other features add to the release page, in order (``service/wiring.py``)."""
+def init_app(app: Flask, *, panels: Sequence[Panel], gates: GatesOf | None = None) -> None:
+    """The sections other features add to the release page, in order, and who evaluates its
+    promotion gates (``service/wiring.py``)."""
     app.extensions[_PANELS_KEY] = tuple(panels)
+    app.extensions[_GATES_KEY] = gates
 
 
 def _user() -> User:
@@ -128,19 +136,21 @@ def release_new() -> str | Response:
             errors["app"] = "choose an app"
         else:
             try:
-                release, created = services.register_release(
+                release, created = services.register_checked(
                     session,
                     app=app,
                     version=form["version"],
                     git_ref=form["git_ref"] or form["version"],
                     kind=form["kind"],
                     actor=services.actor_for(_user()),
+                    policy=notes.repo_policy(),
                 )
             except checklist.ReleaseError as exc:
                 session.rollback()
                 errors[exc.field or "version"] = exc.message
             else:
                 session.commit()
+                app = session.get(App, release.app_id) or app
                 flash(
                     f"Registered {app.name} {release.version}; its notes are being generated "
                     "from git (notes pending)."
@@ -176,6 +186,8 @@ def release_detail(release_id: int) -> str:
             panels.append(("releases/_panel_error.html", {"error": str(exc)}))
     preview = render_html(note.markdown) if note is not None and note.markdown else ""
     user = _user()
+    gates_of: GatesOf | None = current_app.extensions.get(_GATES_KEY)
+    gates = list(gates_of(session, release)) if gates_of is not None else []
     return render_template(
         "releases/detail.html",
         **record,
@@ -186,12 +198,54 @@ def release_detail(release_id: int) -> str:
         preview=preview,
         history=history,
         panels=panels,
-        actions=[a for a in allowed_actions(release) if _may(user, a)],
-        action_labels=ACTION_LABELS,
-        needs_reason=NEEDS_REASON,
+        decisions=_decisions(session, release, gates, user),
+        gates=gates,
+        review_changes={
+            s.item.id: checklist.changes_since_review(session, release, s.item)
+            for s in record["statuses"]
+            if s.reopened is not None
+        },
+        gate_failures=_gate_failures(release, gates),
         user=user,
-        today=date.today().isoformat(),
     )
+
+
+def _gate_failures(release: Release, gates: Sequence[Any]) -> list[Any]:
+    """The promotion gates known to fail (measured, not overridden) while in beta."""
+    if release.state != "beta":
+        return []
+    return [g for g in gates if g.status == "failed" and not g.ok]
+
+
+def _decisions(
+    session: Session, release: Release, gates: Sequence[Any], user: User
+) -> list[dict[str, Any]]:
+    """The moves ``user`` may make on the page, each with what it does and whether it asks
+    for a reason and a confirmation; Promote is not the primary move while a gate fails."""
+    failing = bool(_gate_failures(release, gates))
+    out = []
+    for action in allowed_actions(release):
+        if not _may(user, action):
+            continue
+        out.append(
+            {
+                "action": action,
+                "label": ACTION_LABELS[action],
+                "reason": reason_needed(release, action),
+                "confirm": action in NEEDS_CONFIRMATION,
+                "what": what_happens(session, release, action),
+                "style": _style(action, failing),
+            }
+        )
+    return out
+
+
+def _style(action: str, gates_failing: bool) -> str:
+    if action in ("reject", "halt", "cancel") or (action == "promote" and gates_failing):
+        return "secondary"
+    if action in ("reopen", "resume"):
+        return "secondary outline"
+    return ""
 
 
 def _may(user: User, action: str) -> bool:
@@ -210,10 +264,6 @@ def _item_on_page(release_id: int, item_id: int) -> str:
     return url_for("releases.release_detail", release_id=release_id) + f"#item-{item_id}"
 
 
-def _meeting_on_page(release_id: int) -> str:
-    return url_for("releases.release_detail", release_id=release_id) + "#meeting"
-
-
 def _action_failed() -> str:
     action = request.form.get("action", "")
     return f"Could not {ACTION_LABELS.get(action, action).lower()}"
@@ -222,19 +272,65 @@ def _action_failed() -> str:
 @bp.post("/releases/<int:release_id>/transition")
 @roles_required("release_manager", "engineer")
 @refusal_goes_back(_action_failed, _release_page)
-def release_transition(release_id: int) -> Response:
+def release_transition(release_id: int) -> Response | tuple[str, int]:
+    """Take a move. Approve, Promote, Mark released and Halt happen only with ``confirm=yes``
+    (the page's "Yes, …" button, after it said what will happen); a form without it gets the
+    confirmation page instead, so a stray or replayed post never moves a release."""
     session = db.session()
     release, app = _release_or_404(release_id)
+    action = request.form.get("action", "")
+    actor = services.actor_for(_user())
+    lock = _int(request.form.get("lock_version"))
+    if action in NEEDS_CONFIRMATION and request.form.get("confirm") != "yes":
+        preflight(session, release, action, actor=actor, expected_lock=lock)
+        return render_template(
+            "releases/confirm.html",
+            release=release,
+            app=app,
+            action=action,
+            label=ACTION_LABELS[action],
+            what=what_happens(session, release, action),
+            needs_reason=reason_needed(release, action),
+            reason=request.form.get("reason", ""),
+            lock_version=release.lock_version,
+        ), 200
     transition(
         session,
         release,
-        request.form.get("action", ""),
-        actor=services.actor_for(_user()),
+        action,
+        actor=actor,
         reason=request.form.get("reason", ""),
-        expected_lock=_int(request.form.get("lock_version")),
+        expected_lock=lock,
     )
     session.commit()
     flash(f"{app.name} {release.version} is now {release.state.replace('_', ' ')}.", "success")
+    return redirect(_release_page(release_id))
+
+
+@bp.post("/releases/<int:release_id>/git-ref")
+@roles_required("release_manager", "engineer")
+@refusal_goes_back("Git ref not corrected", _release_page)
+def release_git_ref(release_id: int) -> Response:
+    """Correct a draft's git ref: resolved in the repository first (no transaction open),
+    then the notes are generated again."""
+    session = db.session()
+    release, app = _release_or_404(release_id)
+    services.check_correctable(release)
+    git_ref = request.form.get("git_ref", "")
+    actor = services.actor_for(_user())
+    sha = services.resolve_git_ref(session, app, git_ref, notes.repo_policy())
+    release, app = _release_or_404(release_id)
+    changed = services.correct_git_ref(
+        session, release=release, git_ref=git_ref, to_sha=sha, actor=actor
+    )
+    session.commit()
+    if changed:
+        flash(
+            f"{app.name} {release.version} now points at {release.git_ref}; notes pending.",
+            "success",
+        )
+    else:
+        flash(f"{app.name} {release.version} already points at {release.git_ref}.", "info")
     return redirect(_release_page(release_id))
 
 
@@ -272,41 +368,9 @@ def item_override(release_id: int, item_id: int) -> Response:
     return redirect(_release_page(release_id))
 
 
-@bp.post("/releases/<int:release_id>/meeting")
-@roles_required("release_manager")
-@refusal_goes_back("Not recorded", _meeting_on_page)
-def meeting_record(release_id: int) -> Response:
-    session = db.session()
-    release, _ = _release_or_404(release_id)
-    try:
-        held_on = date.fromisoformat(request.form.get("held_on", "") or date.today().isoformat())
-    except ValueError:
-        raise checklist.ReleaseError(
-            "the meeting date is not a date (YYYY-MM-DD)", field="held_on"
-        ) from None
-    services.record_meeting(
-        session,
-        release=release,
-        user=_user(),
-        held_on=held_on,
-        attendees=request.form.get("attendees", ""),
-        decision=request.form.get("decision", ""),
-        minutes=request.form.get("minutes", ""),
-    )
-    session.commit()
-    flash("Meeting recorded.", "success")
-    return redirect(_meeting_on_page(release_id))
-
-
-@bp.get("/releases/<int:release_id>/meeting/print")
-@login_required
-def meeting_print(release_id: int) -> str:
-    return render_template("releases/meeting_print.html", **_decision_record(release_id))
-
-
 def _decision_record(release_id: int) -> dict[str, Any]:
-    """What the release page and its printable record both show: the release, its checklist
-    and progress, and its meeting records."""
+    """The release, its checklist and progress (its meeting decisions are the meetings
+    feature's panel)."""
     session = db.session()
     release, app = _release_or_404(release_id)
     statuses = checklist.item_statuses(session, release)
@@ -315,31 +379,7 @@ def _decision_record(release_id: int) -> dict[str, Any]:
         "app": app,
         "statuses": statuses,
         "progress": checklist.progress(statuses),
-        "meetings": services.meeting_records(session, release),
     }
-
-
-@bp.get("/meeting")
-@login_required
-def meeting() -> str:
-    """This week's releases of every train, with checklist progress and who must sign."""
-    session = db.session()
-    week = request.args.get("week", "")
-    try:
-        start = date.fromisoformat(week) if week else None
-    except ValueError:
-        start = None
-    tokyo_today = datetime.now(ZoneInfo("Asia/Tokyo")).date()
-    monday = (start or tokyo_today) - timedelta(days=(start or tokyo_today).weekday())
-    rows = services.meeting_agenda(session, monday)
-    return render_template(
-        "releases/meeting.html",
-        rows=rows,
-        monday=monday,
-        prev_week=(monday - timedelta(days=7)).isoformat(),
-        next_week=(monday + timedelta(days=7)).isoformat(),
-        now=utcnow(),
-    )
 
 
 def _int(value: str | None) -> int | None:

@@ -53,13 +53,16 @@ def test_meeting_flow(page, release, people):
 
     _switch(page, "release_manager@example.com")
     page.goto(url)
-    page.click("button[data-action=approve]")
+    page.click("details[data-action=approve] > summary")
+    page.click("button[data-yes=approve]")
     page.wait_for_selector("text=Could not approve")
     assert "Regression tests pass (rejected)" in page.inner_text(".flash-error")
-    page.goto("/meeting")
-    row = page.locator("tr[data-release='1.1.0']")
+    week = release.scheduled_for.date().isoformat()  # the week its train leaves
+    page.goto(f"/meeting?week={week}")
+    row = page.locator("article[data-release='1.1.0']")
     assert "2/4" in row.inner_text()
-    assert "Regression tests pass" in row.inner_text()
+    assert "“Regression tests pass” rejected" in row.inner_text()
+    assert row.get_attribute("class") and "level-bad" in row.get_attribute("class")
     screenshot(page, "meeting-blocked")
 
     _switch(page, "qa@example.com")
@@ -68,10 +71,11 @@ def test_meeting_flow(page, release, people):
     page.wait_for_selector("text=Recorded your decision")
 
     _switch(page, "release_manager@example.com")
-    page.goto("/meeting")
-    assert "3/4" in page.locator("tr[data-release='1.1.0']").inner_text()
+    page.goto(f"/meeting?week={week}")
+    assert "3/4" in page.locator("article[data-release='1.1.0']").inner_text()
     page.goto(url)
-    page.click("button[data-action=approve]")
+    page.click("details[data-action=approve] > summary")
+    page.click("button[data-yes=approve]")
     page.wait_for_selector("text=is now approved")
     screenshot(page, "release-approved")
     history = page.locator("details.history").first

@@ -19,6 +19,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -38,10 +39,11 @@ from service.auth import issue_token
 from service.demo import seed_demo
 from service.incidents.models import Incident
 from service.jobs.models import Job
+from service.meetings.models import ActionItem, Meeting
 from service.models import ROLES, SCOPES
 from service.notifications.models import Notification
 from service.releases.lifecycle import TRANSITIONS
-from service.releases.models import App, Release, ReleaseItem, TrainSkip
+from service.releases.models import STATES, App, Release, ReleaseItem, TrainSkip
 from service.settings import Settings
 from tests import builders
 from tests.conftest import PG_TEMPLATE, PG_URL, _pg_url
@@ -115,7 +117,11 @@ def _seed(app: Flask, session: Session) -> World:
     freeze = session.exec(select(StoreFreeze).where(col(StoreFreeze.lifted_at).is_(None))).first()
     incident = session.exec(select(Incident).order_by(col(Incident.id))).first()
     skip = session.exec(select(TrainSkip)).first()
-    assert app_row and item and freeze and incident and skip
+    # The week after the demo's last meeting (not opened: opening it is allowed) and an open
+    # action item of the demo's meetings.
+    last = session.exec(select(Meeting).order_by(col(Meeting.week_start).desc())).first()
+    action = session.exec(select(ActionItem).where(col(ActionItem.closed_at).is_(None))).first()
+    assert app_row and item and freeze and incident and skip and last and action
     params = {
         "release_id": release.id,
         "item_id": item.id,
@@ -131,6 +137,9 @@ def _seed(app: Flask, session: Session) -> World:
         "job_id": job.id,
         "notification_id": notification.id,
         "week_of": skip.week_of.isoformat(),
+        "gate": "beta_soak",
+        "week": (last.week_start + timedelta(days=7)).isoformat(),
+        "action_item_id": action.id,
         "filename": "app.css",
     }
     return World(
@@ -421,9 +430,13 @@ def test_every_lifecycle_move_answers_as_the_policy_says(
     for action in order:
         sources, _ = TRANSITIONS[action]
         with principal_app.app_context(), db.session_scope() as session:
-            release = session.exec(
-                select(Release).where(col(Release.state).in_(sources)).order_by(col(Release.id))
-            ).first()
+            # The earliest state a move starts from (then the oldest release), so that a
+            # move never takes the only release in a later state that a later move needs.
+            release = min(
+                session.exec(select(Release).where(col(Release.state).in_(sources))).all(),
+                key=lambda r: (STATES.index(r.state), r.id),
+                default=None,
+            )
             assert release is not None, f"no release to {action} in the demo data"
             release_id = release.id
         response = client.post(
@@ -451,6 +464,9 @@ def test_callers_without_credentials_are_refused_before_their_body_is_read(
         "freeze_id": 1,
         "incident_id": 1,
         "notification_id": 1,
+        "user_id": 1,
+        "token_id": 1,
+        "action_item_id": 1,
     }
     early = []
     for endpoint, methods in sorted(policy.endpoint_methods(app).items()):

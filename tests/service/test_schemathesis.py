@@ -142,6 +142,8 @@ def world(_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "freeze_id": freeze["id"],
         "incident_id": incident["id"],
         "week_of": (now.date() + timedelta(days=7 - now.weekday())).isoformat(),
+        "week": now.date().isoformat(),  # this week's meeting (a date names its ISO week)
+        "action_item_id": 1,
     }
     yield {"app": flask_app, "headers": headers, "ids": ids}
     flask_app.extensions["relgov.engine"].dispose()

@@ -4,7 +4,7 @@ New tables only (expand): ``notification`` (one row per Slack message, written w
 that causes it), ``notification_app_channel`` and ``notification_slack_user``.
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0008
 Create Date: 2026-12-06 09:27:52.302059
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 
 
 revision: str = '0009'
-down_revision: str | None = '0005'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

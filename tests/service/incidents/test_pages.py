@@ -101,7 +101,14 @@ def test_viewer_cannot_record(client, session, world) -> None:
 def test_resolve_and_halt_from_the_incident(rm_client, world, session) -> None:
     incident = record(session, world, title="Payments time out", impact=3)
     url = f"/incidents/{incident.id}"
-    response = post_form(rm_client, f"{url}/halt", {}, page=url)
+    asked = post_form(rm_client, f"{url}/halt", {}, page=url)  # not confirmed: nothing moves
+    assert asked.status_code == 302 and asked.headers["Location"].endswith(f"{url}?halt=1")
+    session.refresh(world.beta)
+    assert world.beta.state == "beta"
+    step = rm_client.get(asked.headers["Location"]).get_data(as_text=True)
+    assert '<details class="halt-step" data-action="halt" open>' in step
+    assert "stores it reached are offered the previous release again" in step
+    response = post_form(rm_client, f"{url}/halt", {"confirm": "yes"}, page=url)
     assert response.status_code == 302
     assert response.headers["Location"].endswith(f"/releases/{world.beta.id}")
     session.refresh(world.beta)
@@ -193,3 +200,25 @@ def test_demo_seeds_incidents(app, session) -> None:
     release = session.get(Release, open_beta[0].release_id)
     gate = next(g for g in services.evaluate_gates(session, release) if g.key == "incident_score")
     assert gate.status == "failed"
+
+
+def test_the_form_reads_times_in_the_apps_train_zone(rm_client, world, session) -> None:
+    """POS trains run on Tokyo time, and so do its incident forms: 10:00 typed is 01:00 UTC,
+    shown back as 10:00 JST with the UTC time on hover."""
+    from zoneinfo import ZoneInfo
+
+    import utc
+
+    typed = (utcnow() - timedelta(days=1)).astimezone(ZoneInfo("Asia/Tokyo"))
+    typed = typed.replace(hour=10, minute=0, second=0, microsecond=0)
+    response = post_form(
+        rm_client, "/incidents/new", form(started_at=typed.strftime("%Y-%m-%d %H:%M"))
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    incident = session.exec(select(Incident)).one()
+    assert utc.aware(incident.started_at) == typed.astimezone(UTC)
+    page = rm_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert f"{typed:%Y-%m-%d} 10:00 JST</time>" in page
+    assert f'title="{typed.astimezone(UTC):%Y-%m-%d} 01:00:00 UTC"' in page
+    new = rm_client.get("/incidents/new").get_data(as_text=True)
+    assert 'type="datetime-local"' not in new and 'placeholder="YYYY-MM-DD HH:MM"' in new
