@@ -69,6 +69,9 @@ class Settings:
     slack_base_url: str = "https://slack.com/api/"
     slack_timeout_seconds: float = 10.0
     slack_default_channel: str = ""
+    # Where the weekly meeting's own messages go (opened, closed; a release's go to its
+    # app's channel): "" for the default channel / the webhook's.
+    slack_meetings_channel: str = ""
     slack_incident_min_score: int = 9
     slack_reminder_hours: int = 24
     in_process_worker: bool = False
@@ -178,6 +181,7 @@ class Settings:
             slack_base_url=_url(env, "SLACK_BASE_URL") or "https://slack.com/api/",
             slack_timeout_seconds=_seconds(env, "SLACK_TIMEOUT_SECONDS", 10.0),
             slack_default_channel=env.get("SLACK_DEFAULT_CHANNEL", "").strip(),
+            slack_meetings_channel=env.get("SLACK_MEETINGS_CHANNEL", "").strip(),
             slack_incident_min_score=_score(env, "SLACK_INCIDENT_MIN_SCORE", 9),
             slack_reminder_hours=_positive(env, "SLACK_REMINDER_HOURS", 24),
             in_process_worker=_bool(env, "RELGOV_IN_PROCESS_WORKER", False),

@@ -138,8 +138,9 @@ DASHBOARD_PANELS: tuple[pages.DashboardPanel, ...] = (
 
 # Who hears about what happens in a weekly meeting (opened, a release added, decided,
 # amended, closed, an action item created or closed), in its transaction, in this order.
-# The chat message each event would post is recorded (``meeting_notification``) for a
-# sender to post later, so chat being down never blocks a decision.
+# Each event's Slack message is written to the notifications outbox (the release's app
+# channel, or the meetings channel) for the job worker to send, so Slack being down never
+# blocks a decision.
 MEETING_REACTIONS: tuple[meetings.Reaction, ...] = (meeting_notifications.record,)
 
 # Gauges read from the database at each /metrics scrape.
@@ -195,8 +196,8 @@ def job_kinds() -> jobs.JobKinds:
         notion_publish.KIND, notion_publish.handle_publish, on_error=notion_publish.on_publish_error
     )
     kinds.every("adoption-rollup", periodic.EVERY_SECONDS, periodic.periodic_rollup)
-    # Slack: one job per message (retries, its own breaker); reminders before each meeting
-    # and the weekly straggler digest.
+    # Slack: one job per message (retries, its own breaker); reminders before the weekly
+    # meeting (its time and "Waiting for you" from service/meetings) and the straggler digest.
     kinds.handler(
         outbox.KIND,
         outbox.handle_send,

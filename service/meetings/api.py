@@ -552,14 +552,22 @@ class MeetingRecordOut(BaseModel):
 
 
 class MessageOut(BaseModel):
-    id: int
-    event: str
+    id: int = Field(description="the Slack message's id in the outbox (/api/v1/notifications)")
+    event: str = Field(
+        description="opened, decided, amended, closed, action_item_created, action_item_closed"
+    )
     channel: str = Field(description="an app's slug, or `meetings` for the meeting itself")
-    text: str = Field(description="Slack mrkdwn")
-    mentions: list[str] = Field(description="emails of the people to mention")
+    destination: str = Field(description="where it goes (or would go) on Slack")
+    text: str = Field(description="Slack mrkdwn, mentions as `<@member id>`")
+    mentions: list[str] = Field(description="emails of the people it mentions")
     payload: dict[str, Any]
     at: datetime
-    state: Literal["pending", "not_sent"]
+    state: Literal["queued", "sending", "sent", "failed", "not_configured"] = Field(
+        description="its delivery: waiting for the worker, under way, sent, failed for good, "
+        "or not sent because Slack is not configured (the demo's history too)"
+    )
+    attempts: int
+    error: str | None = Field(description="why it failed or was not sent")
     sent_at: datetime | None
     release_id: int | None
 
@@ -580,14 +588,14 @@ def get_meeting_record(week: str) -> MeetingRecordOut:
 
 @routes.operation(
     "/meetings/<week>/messages",
-    summary="The chat (Slack) messages the week's meeting recorded, in the order of events",
+    summary="The Slack messages of the week's meeting, in the order of events, with their delivery",
     response=list[MessageOut],
     errors=(422,),
 )
 def list_meeting_messages(week: str) -> list[MessageOut]:
     """One per meeting event (opened, decided, amended, action item created or closed,
-    closed), recorded in the event's transaction for a sender to post: ``pending`` until
-    sent; ``not_sent`` for history no one will send (the demo's)."""
+    closed), written to the Slack outbox in the event's transaction and sent by the job
+    worker, with its delivery state."""
     session = db.session()
     return [
         MessageOut.model_validate(m, from_attributes=True)

@@ -21,6 +21,8 @@ from service.meetings import inbox, notifications, services
 from service.meetings.models import DECISION_LABELS, DECISIONS, ActionItem
 from service.meetings.weeks import WEEK_HELP, Week, WeekError, parse_week
 from service.models import ROLE_LABELS, User
+from service.notifications import outbox
+from service.notifications import views as slack_views
 from service.releases.checklist import item_statuses, progress
 from service.releases.models import App, Release
 
@@ -125,6 +127,7 @@ def week(week: str) -> Response | str | tuple[str, int]:
         select(User).where(User.active == True).order_by(col(User.name))  # noqa: E712
     ).all()
     attending = {a.user_id for a in view.attendees if a.user_id is not None}
+    messages = notifications.for_meeting(session, view.meeting) if view.meeting else []
     return render_template(
         "meetings/week.html",
         view=view,
@@ -147,7 +150,16 @@ def week(week: str) -> Response | str | tuple[str, int]:
         next_week=parsed.shifted(1).label,
         today=services.today(session).isoformat(),
         week_help=WEEK_HELP,
-        messages=notifications.for_meeting(session, view.meeting) if view.meeting else [],
+        messages=messages,
+        message_counts=[
+            (outbox.STATE_LABELS[state], n)
+            for state in outbox.STATE_LABELS
+            if (n := sum(1 for m in messages if m.state == state))
+        ],
+        slack_configured=outbox.settings_of().slack_configured,
+        badges=outbox.STATE_BADGES,
+        slack_html=slack_views.slack_html,
+        members=slack_views.member_names(session) if messages else {},
         meeting_at=inbox.meeting_at(parsed, view.zone),
     )
 

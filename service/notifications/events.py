@@ -4,30 +4,32 @@
 - :func:`on_audit_event` (an audit listener, named in ``service/wiring.py``): approvals,
   rejections, halts, incidents at or above the app's score, Notion publish failures: every
   one of them is an audited change, so the message is written with its audit event;
-- :func:`queue_meeting_reminders`: N hours before a meeting, one reminder per person with a
-  pending sign-off; :func:`periodic_reminders` calls it for each app's next train departure
-  (the meeting time until the weekly meeting has its own);
-- :func:`periodic_digest`: the weekly straggler digest of each app;
-- :func:`notify_meeting_decisions`: the meeting's decisions, one message per app.
+- :func:`queue_meeting_reminders`: ``SLACK_REMINDER_HOURS`` before the next weekly meeting
+  (``RELGOV_MEETING_TIME`` in the meeting's zone), one reminder per person with a sign-off
+  that meeting waits for (their "Waiting for you", ``service/meetings/inbox.py``);
+  :func:`periodic_reminders` calls it every ten minutes;
+- :func:`periodic_digest`: the weekly straggler digest of each app.
+
+The weekly meeting's own events (opened, decided, closed, action items) are written to the
+same outbox by ``service/meetings/notifications.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 import utc
-from service import db, jobs
+from service import db, jobs, timezones
 from service.adoption import services as adoption
 from service.incidents.models import Incident
+from service.meetings import inbox
 from service.models import AuditEvent, User, utcnow
 from service.notifications import messages, outbox
 from service.notifications.models import Notification
-from service.releases import checklist, trains
+from service.releases import trains
 from service.releases.models import App, Release
 from service.settings import Settings
 
@@ -37,8 +39,6 @@ DIGEST_EVERY_SECONDS = 3600.0
 # The weekly digest goes out on Monday from 09:00 in each app's train time zone.
 DIGEST_WEEKDAY, DIGEST_HOUR = 0, 9
 DIGEST_STORES = 10
-# Releases still waiting for sign-offs before their meeting.
-AWAITING = ("draft", "in_review")
 
 
 def _base(settings: Settings) -> str:
@@ -179,42 +179,42 @@ def _publish_failed(session: Session, event: AuditEvent) -> None:
 
 @dataclass(frozen=True)
 class Waiting:
-    """A person whose sign-off is missing, and on what."""
+    """A person whose sign-off the next meeting waits for, and on what."""
 
     user: User
     releases: tuple[tuple[Release, App, tuple[str, ...]], ...]
 
 
-def pending_sign_offs(session: Session, releases: Sequence[Release]) -> list[Waiting]:
-    """Each active person holding the owner role of a required manual item still pending
-    on one of ``releases`` (admins override, they do not sign), with those items."""
-    by_role: dict[str, list[tuple[Release, App, str]]] = {}
-    for release in releases:
-        app = session.get(App, release.app_id)
-        if app is None:
-            continue
-        for status in checklist.item_statuses(session, release):
-            item = status.item
-            if item.mode == "manual" and item.required and status.status == "pending":
-                by_role.setdefault(item.owner_role, []).append((release, app, item.title))
-    if not by_role:
-        return []
-    users = session.exec(
-        select(User)
-        .where(col(User.active).is_(True), col(User.role).in_(sorted(by_role)))
-        .order_by(col(User.email))
-    ).all()
+def pending_sign_offs(
+    session: Session, upcoming: inbox.NextMeeting, now: datetime
+) -> list[Waiting]:
+    """Each active person with a sign-off the ``upcoming`` meeting needs, as their
+    "Waiting for you" (``service/meetings/inbox.py``) says: a manual item their role owns on
+    a release in draft or review whose train is that meeting's (or has left), unsigned."""
+    apps = {a.slug: a for a in session.exec(select(App)).all()}
     out = []
-    for user in users:
+    for user in session.exec(
+        select(User).where(col(User.active).is_(True)).order_by(col(User.email))
+    ).all():
         grouped: dict[int, tuple[Release, App, list[str]]] = {}
-        for release, app, title in by_role[user.role]:
+        for entry in inbox.inbox(session, user, now=now).entries:
+            if entry.kind != "sign_off" or entry.week != upcoming.week or not entry.release_id:
+                continue
+            release = session.get(Release, entry.release_id)
+            app = apps.get(entry.app_slug or "")
+            if release is None or app is None:
+                continue
+            title = entry.title.split(": ", 1)[-1]
+            if entry.detail.startswith("optional"):
+                title += " (optional)"
             grouped.setdefault(release.id or 0, (release, app, []))[2].append(title)
-        out.append(
-            Waiting(
-                user=user,
-                releases=tuple((r, a, tuple(titles)) for r, a, titles in grouped.values()),
+        if grouped:
+            out.append(
+                Waiting(
+                    user=user,
+                    releases=tuple((r, a, tuple(titles)) for r, a, titles in grouped.values()),
+                )
             )
-        )
     return out
 
 
@@ -225,27 +225,24 @@ def reminder_due(meeting_at: datetime, now: datetime, hours_before: float) -> bo
 
 
 def queue_meeting_reminders(
-    session: Session,
-    *,
-    meeting_at: datetime,
-    meeting_local: str,
-    releases: Sequence[Release],
-    now: datetime | None = None,
-    hours_before: float | None = None,
+    session: Session, *, now: datetime | None = None, hours_before: float | None = None
 ) -> list[Notification]:
-    """Queue one reminder per person with a pending sign-off on ``releases``, for the meeting
-    at ``meeting_at`` (shown as ``meeting_local``), when ``now`` is within ``hours_before``
-    (``SLACK_REMINDER_HOURS``) of it. Once per person and meeting, however often called;
-    the weekly meeting calls it with its own time and agenda."""
+    """Queue one reminder per person with a sign-off pending for the next weekly meeting
+    (``RELGOV_MEETING_TIME`` in the meeting's zone, ``service/meetings/inbox.py``
+    ``next_meeting``), once ``now`` is within ``hours_before`` (``SLACK_REMINDER_HOURS``)
+    of it. Once per person and meeting, however often called."""
     settings = outbox.settings_of()
-    now = now or utcnow()
+    now = utc.aware(now or utcnow())
     hours = hours_before if hours_before is not None else float(settings.slack_reminder_hours)
-    if not reminder_due(meeting_at, now, hours):
+    upcoming = inbox.next_meeting(session, now=now)
+    if upcoming.state == "closed" or not reminder_due(upcoming.at, now, hours):
         return []
-    left = (utc.aware(meeting_at) - utc.aware(now)).total_seconds() / 3600
-    stamp = f"{utc.aware(meeting_at):%Y-%m-%dT%H:%MZ}"
+    left = (upcoming.at - now).total_seconds() / 3600
+    stamp = f"{upcoming.at:%Y-%m-%dT%H:%MZ}"
+    meeting_local = timezones.text(upcoming.at, upcoming.zone, "%a %Y-%m-%d %H:%M")
+    meeting_url = f"{_base(settings)}/meetings/{upcoming.week.label}"
     queued = []
-    for waiting in pending_sign_offs(session, releases):
+    for waiting in pending_sign_offs(session, upcoming, now):
         (who,) = messages.people_of(session, [waiting.user])
         pending = [
             messages.PendingRelease(
@@ -258,12 +255,14 @@ def queue_meeting_reminders(
             session,
             event="reminder",
             dedupe_key=f"reminder:{stamp}:{who.email}",
-            text=messages.reminder(who, meeting_local, left, pending),
+            text=messages.reminder(who, meeting_local, left, pending, meeting_url),
             actor=ACTOR,
             app_id=first_app.id,
             release_id=first_release.id if len(waiting.releases) == 1 else None,
             recipient=who.email,
             person_id=who.slack_user_id,
+            mentions=[who.email],
+            payload={"week": upcoming.week.label, "meeting_at": upcoming.at.isoformat()},
             now=now,
         )
         if row is not None:
@@ -271,46 +270,10 @@ def queue_meeting_reminders(
     return queued
 
 
-def next_meetings(session: Session, now: datetime) -> dict[datetime, list[App]]:
-    """Each app's next train departure (its meeting time for now), apps grouped by it."""
-    grouped: dict[datetime, list[App]] = {}
-    for app in session.exec(select(App).order_by(col(App.id))).all():
-        try:
-            slot = trains.next_train_slot(session, app, after=now, horizon_weeks=2)
-        except trains.TrainError:
-            continue
-        if slot is not None:
-            grouped.setdefault(slot.at, []).append(app)
-    return grouped
-
-
 def periodic_reminders(ctx: jobs.JobContext) -> str:
-    """Every ten minutes: the reminders of each coming train departure that are due."""
-    queued = 0
+    """Every ten minutes: the reminders before the next weekly meeting, once they are due."""
     with db.session_scope() as session:
-        for meeting_at, apps in next_meetings(session, ctx.now).items():
-            releases = list(
-                session.exec(
-                    select(Release)
-                    .where(
-                        col(Release.app_id).in_([a.id for a in apps]),
-                        col(Release.state).in_(AWAITING),
-                    )
-                    .order_by(col(Release.id))
-                ).all()
-            )
-            if not releases:
-                continue
-            local = trains.train_slots(apps[0], start=meeting_at, weeks=1)[0].local
-            queued += len(
-                queue_meeting_reminders(
-                    session,
-                    meeting_at=meeting_at,
-                    meeting_local=local,
-                    releases=releases,
-                    now=ctx.now,
-                )
-            )
+        queued = len(queue_meeting_reminders(session, now=ctx.now))
     return f"{queued} reminders queued"
 
 
@@ -375,62 +338,3 @@ def periodic_digest(ctx: jobs.JobContext) -> str:
             if queue_digest(session, app, now=ctx.now) is not None:
                 queued += 1
     return f"{queued} digests queued"
-
-
-# --- the meeting's decisions --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MeetingDecision:
-    """One decision of a meeting, as the meeting feature gives it."""
-
-    release_id: int
-    decision: str  # go | go_with_conditions | no_go | defer
-    reason: str
-    decided_by: str  # an audit actor ("user:<email>") or an email
-
-
-def notify_meeting_decisions(
-    session: Session,
-    *,
-    meeting: str,
-    decisions: Sequence[MeetingDecision],
-    actor: str,
-    meeting_url: str | None = None,
-) -> list[Notification]:
-    """Queue the meeting's decisions, one message per app, in the caller's transaction.
-    ``meeting`` names it ("week of 2026-12-07"). The same decisions again record nothing;
-    changed ones are a new message."""
-    settings = outbox.settings_of()
-    by_app: dict[int, tuple[App, list[messages.DecisionLine]]] = {}
-    for d in decisions:
-        release = session.get(Release, d.release_id)
-        app = session.get(App, release.app_id) if release is not None else None
-        if release is None or app is None:
-            raise outbox.NotificationError(f"no release with id {d.release_id}", field="release_id")
-        if d.decision not in messages.DECISION_LABELS:
-            raise outbox.NotificationError(f"unknown decision {d.decision!r}", field="decision")
-        who = d.decided_by if ":" in d.decided_by else f"user:{d.decided_by}"
-        line = messages.DecisionLine(
-            version=release.version,
-            decision=d.decision,
-            reason=d.reason,
-            decided_by=messages.person_of(session, who),
-            url=release_url(settings, release.id),
-        )
-        by_app.setdefault(app.id or 0, (app, []))[1].append(line)
-    queued = []
-    for app, lines in by_app.values():
-        text = messages.meeting_decisions(app.name, meeting, lines, meeting_url)
-        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-        row = outbox.record(
-            session,
-            event="meeting_decisions",
-            dedupe_key=f"meeting:{meeting[:80]}:{app.slug}:{digest}",
-            text=text,
-            actor=actor,
-            app_id=app.id,
-        )
-        if row is not None:
-            queued.append(row)
-    return queued

@@ -17,19 +17,6 @@ from sqlmodel import Session, col, select
 from service.models import User
 from service.notifications.models import SlackUser
 
-DECISION_LABELS = {
-    "go": "go",
-    "go_with_conditions": "go with conditions",
-    "no_go": "no-go",
-    "defer": "deferred to the next train",
-}
-DECISION_ICONS = {
-    "go": ":large_green_circle:",
-    "go_with_conditions": ":large_yellow_circle:",
-    "no_go": ":red_circle:",
-    "defer": ":white_circle:",
-}
-
 
 def escape(text: str) -> str:
     """Slack's escaping of the three control characters."""
@@ -148,7 +135,11 @@ class PendingRelease:
 
 
 def reminder(
-    who: Person, meeting_local: str, hours: float, releases: Sequence[PendingRelease]
+    who: Person,
+    meeting_local: str,
+    hours: float,
+    releases: Sequence[PendingRelease],
+    meeting_url: str | None = None,
 ) -> str:
     lines = [
         f":alarm_clock: {who.mention}, the release meeting is {_in(hours)} "
@@ -157,6 +148,8 @@ def reminder(
     for release in releases:
         items = "; ".join(escape(i) for i in release.items)
         lines.append(f"• {link(release.url, f'{release.app_name} {release.version}')}: {items}")
+    if meeting_url:
+        lines.append(link(meeting_url, "Open the meeting"))
     return "\n".join(lines)
 
 
@@ -204,29 +197,4 @@ def digest(
     if total > len(stores):
         lines.append(f"…and {total - len(stores)} more.")
     lines.append(link(url, "Open the stragglers report"))
-    return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class DecisionLine:
-    version: str
-    decision: str
-    reason: str
-    decided_by: Person
-    url: str
-
-
-def meeting_decisions(
-    app_name: str, meeting: str, decisions: Sequence[DecisionLine], meeting_url: str | None
-) -> str:
-    lines = [f":clipboard: Release meeting {escape(meeting)}: decisions for *{escape(app_name)}*"]
-    for d in decisions:
-        icon = DECISION_ICONS.get(d.decision, ":white_circle:")
-        label = DECISION_LABELS.get(d.decision, d.decision.replace("_", " "))
-        reason = f": {escape(d.reason)}" if d.reason else ""
-        lines.append(
-            f"• {icon} {link(d.url, d.version)} {label}{reason} (decided by {d.decided_by.mention})"
-        )
-    if meeting_url:
-        lines.append(link(meeting_url, "Open the meeting"))
     return "\n".join(lines)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Column, Index, Text
+from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from service.models import utcnow
@@ -21,8 +22,15 @@ EVENTS = (
     "publish_failed",
     "reminder",
     "digest",
-    "meeting_decisions",
+    # The weekly meeting's events (service/meetings/notifications.py).
+    "meeting_opened",
+    "meeting_decided",
+    "meeting_amended",
+    "meeting_closed",
+    "meeting_action_item_created",
+    "meeting_action_item_closed",
 )
+MEETING_EVENT_PREFIX = "meeting_"
 # How a message travels: chat.postMessage with the bot token, the incoming webhook, or
 # nowhere yet (Slack not configured).
 VIAS = ("bot", "webhook", "none")
@@ -41,6 +49,12 @@ class Notification(SQLModel, table=True):
     event: str = Field(max_length=32, index=True)
     app_id: int | None = Field(default=None, foreign_key="app.id", index=True)
     release_id: int | None = Field(default=None, foreign_key="release.id", index=True)
+    # The weekly meeting whose event this tells (its week page lists its messages).
+    meeting_id: int | None = Field(default=None, foreign_key="meeting.id", index=True)
+    # The people it names (emails; mentioned through the email → Slack member mapping),
+    # and the event as data (a meeting's messages carry it for the API).
+    mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # The person a reminder is for (email), if any.
     recipient: str | None = Field(default=None, max_length=254)
     via: str = Field(default="none", max_length=16)

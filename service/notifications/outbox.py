@@ -126,22 +126,33 @@ def record(
     release_id: int | None = None,
     recipient: str | None = None,
     person_id: str | None = None,
+    meeting_id: int | None = None,
+    mentions: list[str] | None = None,
+    payload: dict[str, Any] | None = None,
+    channel: str | None = None,
     now: datetime | None = None,
 ) -> Notification | None:
     """Add the message to the caller's transaction (None when this event was recorded
     already). Queues its job when Slack is configured; otherwise it is kept as
-    ``not_configured``, for people to see what would have gone."""
+    ``not_configured``, for people to see what would have gone. It goes to ``app_id``'s
+    channel, or to ``channel`` when given (a weekly meeting's own messages:
+    ``SLACK_MEETINGS_CHANNEL``)."""
     if session.exec(select(Notification.id).where(Notification.dedupe_key == dedupe_key)).first():
         return None
     settings = settings_of()
-    row = app_channel(session, app_id)
-    via, channel, destination = route(settings, row.channel if row else "", person_id=person_id)
+    if channel is None:
+        row = app_channel(session, app_id)
+        channel = row.channel if row else ""
+    via, channel, destination = route(settings, channel, person_id=person_id)
     now = now or utcnow()
     notification = Notification(
         dedupe_key=dedupe_key[:200],
         event=event,
         app_id=app_id,
         release_id=release_id,
+        meeting_id=meeting_id,
+        mentions=list(mentions or []),
+        payload=dict(payload or {}),
         recipient=recipient,
         via=via,
         channel=channel,
@@ -206,6 +217,8 @@ def handle_send(ctx: jobs.JobContext) -> str:
         row = _load(session, ctx.job)
         if row.state == "sent":
             return "already sent"
+        if row.state == "not_configured":  # set never to be sent (the demo's history)
+            return f"not to be sent: {row.last_error or ''}"
         if not settings.slack_configured:
             raise jobs.PermanentJobError(NOT_CONFIGURED)
         decision = breaker.before_call(session, BREAKER, now=ctx.now)
@@ -308,9 +321,13 @@ def resend(session: Session, row: Notification, *, actor: str) -> Notification:
         raise NotificationError("this message was sent already", status=409)
     if not settings.slack_configured:
         raise NotificationError(NOT_CONFIGURED, status=409)
-    target = app_channel(session, row.app_id)
+    if row.meeting_id is not None and row.app_id is None:  # the meeting's own message
+        target = settings.slack_meetings_channel
+    else:
+        found = app_channel(session, row.app_id)
+        target = found.channel if found else ""
     person = row.channel if row.via == "bot" and slack.is_member_id(row.channel) else None
-    via, channel, destination = route(settings, target.channel if target else "", person_id=person)
+    via, channel, destination = route(settings, target, person_id=person)
     if via == "none":
         raise NotificationError(destination, status=409)
     before = row.state
@@ -329,6 +346,19 @@ def resend(session: Session, row: Notification, *, actor: str) -> Notification:
         summary=f"Slack message #{row.id} ({row.event}) queued again to {row.destination}",
     )
     return row
+
+
+def never_send(session: Session, *where: Any, reason: str) -> int:
+    """Mark the waiting messages matching ``where`` never to be sent (``not_configured``,
+    ``reason`` said); a job already queued for one finds it so and does nothing."""
+    rows = session.exec(
+        select(Notification).where(col(Notification.state) == "queued", *where)
+    ).all()
+    for row in rows:
+        row.state, row.via, row.last_error = "not_configured", "none", reason[:2000]
+        row.updated_at = utcnow()
+        session.add(row)
+    return len(rows)
 
 
 # --- status for pages and the API --------------------------------------------------------

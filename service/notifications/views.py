@@ -30,7 +30,12 @@ EVENT_LABELS = {
     "publish_failed": "Notion publish failure",
     "reminder": "Sign-off reminder",
     "digest": "Straggler digest",
-    "meeting_decisions": "Meeting decisions",
+    "meeting_opened": "Meeting opened",
+    "meeting_decided": "Meeting decision",
+    "meeting_amended": "Meeting decision amended",
+    "meeting_closed": "Meeting closed",
+    "meeting_action_item_created": "Action item",
+    "meeting_action_item_closed": "Action item closed",
 }
 
 

@@ -102,6 +102,7 @@ class SlackFake:
         self.channels: dict[str, dict[str, Any]] = {
             "C0RELEASES": {"name": "releases", "archived": False, "member": True},
             "C0POS00001": {"name": "pos-releases", "archived": False, "member": True},
+            "C0MEETING1": {"name": "release-meeting", "archived": False, "member": True},
             "C0ARCHIVED": {"name": "old-releases", "archived": True, "member": True},
             "C0NOTMEMBR": {"name": "private-ops", "archived": False, "member": False},
         }

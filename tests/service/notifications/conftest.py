@@ -39,7 +39,11 @@ def settings(settings: Settings, slack: SlackFake) -> Settings:
         slack_base_url=slack.base_url,
         slack_timeout_seconds=5.0,
         slack_default_channel="#releases",
+        slack_meetings_channel="#release-meeting",
         base_url="https://relgov.example.com",
+        # The weekly meeting: Wednesdays 14:00 in Tokyo (05:00 UTC).
+        meeting_time="Wed 14:00",
+        meeting_timezone="Asia/Tokyo",
     )
 
 

@@ -1,5 +1,6 @@
 """One run through the worker against the fake: approve, reject, halt, a serious incident, a
-Notion publish failure, a reminder and the digest, each arriving once, in order."""
+Notion publish failure, a reminder, the digest and a weekly meeting (opened, two decisions,
+an action item, closed), each arriving once, in order, through the one outbox."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from service import jobs
 from service.jobs.models import Job
+from service.meetings import services as meetings
 from service.notifications import events
 from service.notifications.models import SlackUser
 from service.publishing import notion_publish
@@ -43,18 +45,47 @@ def test_every_event_reaches_slack_once(app, session, people, slack, straggling)
             ReleaseItem(release_id=waiting.id, position=0, title="QA pass", owner_role="qa")
         )
         session.commit()
-        meeting = datetime.now(UTC) + timedelta(hours=5)
-        events.queue_meeting_reminders(
-            session,
-            meeting_at=meeting,
-            meeting_local="Wed 14:00 JST",
-            releases=[waiting],
-        )
+        # A reminder window longer than a week: whenever this runs, the next meeting is in it.
+        events.queue_meeting_reminders(session, hours_before=24 * 8)
         monday = datetime.now(UTC) - timedelta(days=datetime.now(UTC).weekday())
         events.queue_digest(session, pos, now=monday.replace(hour=3))
         session.commit()
+        # The weekly meeting: opened, a decision on each release of its agenda, an action
+        # item for Quinn, closed.
+        rm = people["rm"]
+        week = meetings.current_week(session)
+        carried = make_release(session, pos, "3.14.0", state="approved")
+        meeting = meetings.open_meeting(session, week=week, user=rm)
+        meetings.decide(
+            session,
+            meeting=meeting,
+            release=carried,
+            user=rm,
+            decision="go_with_conditions",
+            reason="printer fix verified on 3 stores",
+            conditions="only after the <printer> fix",
+        )
+        meetings.decide(
+            session,
+            meeting=meeting,
+            release=waiting,
+            user=rm,
+            decision="defer",
+            reason="QA pass still missing",
+        )
+        meetings.add_action_item(
+            session,
+            meeting=meeting,
+            user=rm,
+            title="Re-run the QA pass on 3.13.0",
+            owner="qa@example.com",
+            due_on=(datetime.now(UTC) + timedelta(days=7)).date(),
+            release_id=waiting.id,
+        )
+        meetings.close_meeting(session, meeting=meeting, user=rm)
+        session.commit()
     done = run_due(app)
-    assert [j.state for j in done] == ["succeeded"] * 7
+    assert [j.state for j in done] == ["succeeded"] * 12
     assert jobs.run_once(app) is None
     # In the order the events happened (the worker takes the most overdue first).
     posted = sorted(slack.posted, key=lambda p: p.metadata["event_payload"]["notification_id"])
@@ -69,6 +100,34 @@ def test_every_event_reaches_slack_once(app, session, people, slack, straggling)
         ":warning:",
         ":alarm_clock:",
         ":turtle:",
+        ":clipboard:",
+        ":ballot_box_with_check:",
+        ":next_track_button:",
+        ":memo:",
+        ":checkered_flag:",
     ]
     assert posted[5].channel == "D0QUINN001"
-    assert len(set(texts)) == 7
+    assert len(set(texts)) == 12
+    # The meeting's own messages in the meetings channel, its releases' in the app's; the
+    # people by their Slack member (Rita is not mapped: her name; Quinn is).
+    assert [p.channel for p in posted[7:]] == [
+        "C0MEETING1",
+        "C0POS00001",
+        "C0POS00001",
+        "C0POS00001",
+        "C0MEETING1",
+    ]
+    assert "by Rita Manager" in texts[8] and "only after the &lt;printer&gt; fix" in texts[8]
+    assert "New action item for <@U0QUINN001>" in texts[10]
+    assert "1 go with conditions, 1 defer" in texts[11].lower()
+    week_page = f"https://relgov.example.com/meetings/{week.label}"
+    assert all(f"<{week_page}" in t for t in texts[7:])
+    states = [m["state"] for m in meeting_messages(app, session, meeting)]
+    assert states == ["sent"] * 5
+
+
+def meeting_messages(app, session, meeting) -> list[dict]:
+    from service.meetings import notifications as meeting_notifications
+
+    session.expire_all()
+    return [vars(m) for m in meeting_notifications.for_meeting(session, meeting)]

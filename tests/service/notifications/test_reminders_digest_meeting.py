@@ -1,4 +1,4 @@
-"""Reminders before the meeting, the weekly straggler digest, and the meeting's decisions."""
+"""Reminders before the weekly meeting, the weekly straggler digest."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from sqlmodel import Session
 
 from service import jobs
 from service.notifications import events
-from service.notifications.events import MeetingDecision, notify_meeting_decisions
 from service.notifications.models import SlackUser
 from service.releases.models import ReleaseItem
 from tests.service.notifications.conftest import make_app, make_release, messages, run_due
 
-# Wednesday 2026-12-09 14:00 in Tokyo is 05:00 UTC: the default train of an app.
+# Wednesday 2026-12-09 14:00 in Tokyo is 05:00 UTC: the weekly meeting of 2026-W50
+# (RELGOV_MEETING_TIME "Wed 14:00", RELGOV_MEETING_TIMEZONE Asia/Tokyo in these tests).
 MEETING = datetime(2026, 12, 9, 5, 0, tzinfo=UTC)
 
 
@@ -47,13 +47,7 @@ def test_one_reminder_per_person_with_a_pending_sign_off(app, session, agenda, s
     _, first, second = agenda
     session.add(SlackUser(email="qa@example.com", slack_user_id="U0QUINN001", updated_by="test"))
     session.commit()
-    queued = events.queue_meeting_reminders(
-        session,
-        meeting_at=MEETING,
-        meeting_local="Wed 2026-12-09 14:00 JST",
-        releases=[first, second],
-        now=MEETING - timedelta(hours=3),
-    )
+    queued = events.queue_meeting_reminders(session, now=MEETING - timedelta(hours=3))
     session.commit()
     # Quinn (QA, mapped): a direct message; Eli (engineer, unmapped): the app's channel.
     # Support has nobody: no message. Admins do not sign.
@@ -67,48 +61,56 @@ def test_one_reminder_per_person_with_a_pending_sign_off(app, session, agenda, s
         "(Wed 2026-12-09 14:00 JST). Your sign-off is still missing on:\n"
         f"• <https://relgov.example.com/releases/{first.id}|POS register 3.12.0>: "
         "QA regression pass\n"
-        f"• <https://relgov.example.com/releases/{second.id}|POS register 3.12.1>: QA smoke test"
+        f"• <https://relgov.example.com/releases/{second.id}|POS register 3.12.1>: QA smoke test\n"
+        "<https://relgov.example.com/meetings/2026-W50|Open the meeting>"
     )
     assert by["eng@example.com"].text.startswith(
         ":alarm_clock: Eli Eng, the release meeting is in 3 hours"
     )
+    assert by["qa@example.com"].mentions == ["qa@example.com"]
+    assert by["qa@example.com"].payload["week"] == "2026-W50"
     # Asked again (every ten minutes): nothing more.
-    again = events.queue_meeting_reminders(
-        session,
-        meeting_at=MEETING,
-        meeting_local="x",
-        releases=[first, second],
-        now=MEETING - timedelta(hours=2),
-    )
-    assert again == []
+    assert events.queue_meeting_reminders(session, now=MEETING - timedelta(hours=2)) == []
     run_due(app, now=MEETING - timedelta(hours=2))
     assert {p.channel for p in slack.posted} == {"D0QUINN001", "C0POS00001"}
 
 
-def test_no_reminder_before_the_window(session, agenda):
-    _, first, _ = agenda
-    assert (
-        events.queue_meeting_reminders(
-            session,
-            meeting_at=MEETING,
-            meeting_local="x",
-            releases=[first],
-            now=MEETING - timedelta(hours=30),
-        )
-        == []
-    )
+def test_no_reminder_before_the_window_or_after_the_meeting(session, agenda):
+    assert events.queue_meeting_reminders(session, now=MEETING - timedelta(hours=25)) == []
+    # Once the meeting's time has passed, the next meeting is a week away.
+    assert events.queue_meeting_reminders(session, now=MEETING + timedelta(hours=1)) == []
 
 
-def test_the_periodic_job_uses_each_apps_next_train(app, session, agenda):
-    # The app's train: Wednesdays 14:00 Asia/Tokyo, i.e. MEETING; the job runs at 07:00 JST.
+def test_a_release_whose_train_is_a_later_week_waits_for_that_meeting(session, agenda):
+    """Who is reminded is what "Waiting for you" says the meeting needs (its inbox)."""
+    _, first, second = agenda
+    second.scheduled_for = MEETING + timedelta(days=7)  # next week's train
+    session.add(second)
+    session.commit()
+    queued = events.queue_meeting_reminders(session, now=MEETING - timedelta(hours=3))
+    assert {row.recipient for row in queued} == {"qa@example.com"}  # Eli signs next week
+    assert "3.12.1" not in queued[0].text
+
+
+def test_the_periodic_job_uses_the_weekly_meetings_time_not_the_apps_train(app, session, agenda):
+    pos, _, _ = agenda
+    pos.train_weekday, pos.train_time = 4, "09:00"  # Friday trains: not the meeting
+    session.add(pos)
     job = jobs.enqueue(session, "periodic:slack-reminders", key="periodic:slack-reminders")
     session.commit()
-    ended = jobs.run_once(app, now=MEETING - timedelta(hours=7))
+    # Friday 09:00 JST, the app's train, is two days after the meeting: nothing then.
+    friday = MEETING + timedelta(days=2, hours=-5)
+    ended = jobs.run_once(app, now=friday - timedelta(hours=3))
     assert ended.state == "succeeded", ended.last_error
-    assert ended.result == "2 reminders queued"
+    assert ended.result == "0 reminders queued"
+    assert job.id == ended.id
+    # 07:00 JST on the meeting's day (7 hours before it): the reminders.
+    session.add(jobs.enqueue(session, "periodic:slack-reminders", key="periodic:slack-reminders"))
+    session.commit()
+    ended = jobs.run_once(app, now=MEETING - timedelta(hours=7))
+    assert ended.result == "2 reminders queued", ended.last_error
     texts = [m.text for m in messages(session) if m.event == "reminder"]
     assert all("(Wed 2026-12-09 14:00 JST)" in t for t in texts) and len(texts) == 2
-    assert job.id == ended.id
 
 
 # --- the digest ---------------------------------------------------------------------------------
@@ -159,72 +161,3 @@ def test_the_weekly_digest_lists_the_stragglers_once_a_week(app, session, stragg
             "<https://relgov.example.com/adoption/pos|Open the stragglers report>"
         )
         assert events.queue_digest(session, straggling, now=monday + timedelta(days=2)) is None
-
-
-# --- the meeting's decisions ----------------------------------------------------------------------
-
-
-def test_meeting_decisions_one_message_per_app(app, session, people, slack):
-    pos = make_app(session, channel="#pos-releases")
-    kds = make_app(session, "kds", name="Kitchen display", channel="#releases")
-    a = make_release(session, pos, "3.12.0")
-    b = make_release(session, pos, "3.12.1")
-    c = make_release(session, kds, "1.12.0")
-    session.add(SlackUser(email="rm@example.com", slack_user_id="U0RITA0001", updated_by="test"))
-    session.commit()
-    decisions = [
-        MeetingDecision(a.id, "go", "", "user:rm@example.com"),
-        MeetingDecision(b.id, "go_with_conditions", "only after the printer fix", "rm@example.com"),
-        MeetingDecision(c.id, "no_go", "tickets lose <order>", "user:eng@example.com"),
-    ]
-    rows = notify_meeting_decisions(
-        session,
-        meeting="week of 2026-12-07",
-        decisions=decisions,
-        actor="user:rm@example.com",
-        meeting_url="https://relgov.example.com/meeting?week=2026-12-07",
-    )
-    session.commit()
-    assert [r.channel for r in rows] == ["#pos-releases", "#releases"]
-    assert rows[0].text == (
-        ":clipboard: Release meeting week of 2026-12-07: decisions for *POS register*\n"
-        f"• :large_green_circle: <https://relgov.example.com/releases/{a.id}|3.12.0> go "
-        "(decided by <@U0RITA0001>)\n"
-        f"• :large_yellow_circle: <https://relgov.example.com/releases/{b.id}|3.12.1> go with "
-        "conditions: only after the printer fix (decided by <@U0RITA0001>)\n"
-        "<https://relgov.example.com/meeting?week=2026-12-07|Open the meeting>"
-    )
-    assert "no-go: tickets lose &lt;order&gt; (decided by Eli Eng)" in rows[1].text
-    # The same decisions again: nothing new.
-    assert (
-        notify_meeting_decisions(
-            session,
-            meeting="week of 2026-12-07",
-            decisions=decisions,
-            actor="user:rm@example.com",
-            meeting_url="https://relgov.example.com/meeting?week=2026-12-07",
-        )
-        == []
-    )
-    run_due(app)
-    assert len(slack.posted) == 2
-
-
-def test_meeting_decisions_refuse_unknown_input(session, people):
-    from service.notifications.outbox import NotificationError
-
-    with pytest.raises(NotificationError) as refused:
-        notify_meeting_decisions(
-            session, meeting="w", decisions=[MeetingDecision(999, "go", "", "x")], actor="a"
-        )
-    assert refused.value.field == "release_id"
-    app = make_app(session)
-    release = make_release(session, app)
-    with pytest.raises(NotificationError) as refused:
-        notify_meeting_decisions(
-            session,
-            meeting="w",
-            decisions=[MeetingDecision(release.id, "maybe", "", "x")],
-            actor="a",
-        )
-    assert refused.value.field == "decision"
