@@ -207,7 +207,40 @@ def test_resend_a_failed_message(app, admin_client, session, people, slack):
 
 
 def test_reminder_hook_is_public_for_the_meeting_feature():
-    assert callable(events.queue_meeting_reminders) and callable(events.notify_meeting_decisions)
+    assert callable(events.queue_meeting_reminders)
+    assert not hasattr(events, "notify_meeting_decisions")  # the meeting's own messages do it
+
+
+def test_a_meetings_messages_show_their_real_delivery_on_its_week_page_and_api(
+    app, client, session, people, slack
+):
+    """Queued when the meeting opens, sent once the worker ran; the week page and
+    GET /api/v1/meetings/{week}/messages say so."""
+    from service.meetings import services as meetings
+
+    with app.app_context():
+        make_app(session, channel="#pos-releases")
+        week = meetings.current_week(session)
+        meetings.open_meeting(session, week=week, user=people["rm"])
+        session.commit()
+    builders.login(client, "rm@example.com")
+    listed = client.get(f"/api/v1/meetings/{week}/messages").json
+    assert [(m["event"], m["channel"], m["state"]) for m in listed] == [
+        ("opened", "meetings", "queued")
+    ]
+    assert listed[0]["destination"] == "#release-meeting (chat.postMessage)"
+    page = client.get(f"/meetings/{week}").get_data(as_text=True)
+    assert 'data-state="queued"' in page and "1 queued" in page
+    run_due(app)
+    (posted,) = slack.posted
+    assert posted.channel == "C0MEETING1" and "is open (Rita Manager)" in posted.text
+    listed = client.get(f"/api/v1/meetings/{week}/messages").json
+    assert listed[0]["state"] == "sent" and listed[0]["sent_at"] and listed[0]["error"] is None
+    page = client.get(f"/meetings/{week}").get_data(as_text=True)
+    assert 'data-state="sent"' in page and ">Sent<" in page
+    # The same message in the notifications list, as every other Slack message.
+    everything = client.get("/api/v1/notifications?event=meeting_opened").json["messages"]
+    assert [m["id"] for m in everything] == [listed[0]["id"]]
 
 
 @pytest.mark.parametrize(

@@ -83,7 +83,7 @@ def test_no_reminder_before_the_window_or_after_the_meeting(session, agenda):
 
 def test_a_release_whose_train_is_a_later_week_waits_for_that_meeting(session, agenda):
     """Who is reminded is what "Waiting for you" says the meeting needs (its inbox)."""
-    _, first, second = agenda
+    _, _, second = agenda
     second.scheduled_for = MEETING + timedelta(days=7)  # next week's train
     session.add(second)
     session.commit()
