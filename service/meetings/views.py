@@ -157,6 +157,7 @@ def week(week: str) -> Response | str | tuple[str, int]:
             if (n := sum(1 for m in messages if m.state == state))
         ],
         slack_configured=outbox.settings_of().slack_configured,
+        not_configured_text=outbox.NOT_CONFIGURED,
         badges=outbox.STATE_BADGES,
         slack_html=slack_views.slack_html,
         members=slack_views.member_names(session) if messages else {},

@@ -93,7 +93,11 @@ def app_channel(session: Session, app_id: int | None) -> AppChannel | None:
 
 
 def route(
-    settings: Settings, channel: str, *, person_id: str | None = None
+    settings: Settings,
+    channel: str,
+    *,
+    person_id: str | None = None,
+    unnamed: str = "the app's channel",
 ) -> tuple[str, str, str]:
     """(via, channel, what people are told) for a message to an app's ``channel`` ("" for
     none), or to a person's Slack member id ``person_id`` (a direct message; only the bot
@@ -108,7 +112,7 @@ def route(
         return "webhook", "", "the incoming webhook's channel"
     if bot:
         return "none", "", "nowhere: set the app's channel or SLACK_DEFAULT_CHANNEL"
-    where = f"{target}" if target else "the app's channel (none set)"
+    where = f"{target}" if target else f"{unnamed} (none set)"
     return "none", channel, f"would go to {where}; Slack is not configured"
 
 
@@ -140,10 +144,11 @@ def record(
     if session.exec(select(Notification.id).where(Notification.dedupe_key == dedupe_key)).first():
         return None
     settings = settings_of()
+    unnamed = "the meetings channel"
     if channel is None:
         row = app_channel(session, app_id)
-        channel = row.channel if row else ""
-    via, channel, destination = route(settings, channel, person_id=person_id)
+        channel, unnamed = (row.channel if row else ""), "the app's channel"
+    via, channel, destination = route(settings, channel, person_id=person_id, unnamed=unnamed)
     now = now or utcnow()
     notification = Notification(
         dedupe_key=dedupe_key[:200],

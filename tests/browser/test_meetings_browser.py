@@ -131,6 +131,9 @@ def test_run_a_weekly_meeting(page, app, agenda, week: Week, session: Session) -
     assert "Go with conditions" in page.inner_text("#messages")
     assert page.locator("#messages tr[data-state=not_configured]").count() == 5
     assert "Not configured" in page.inner_text("#messages")
+    shown = page.inner_text("#messages")
+    assert "would go to the meetings channel (none set)" in shown
+    assert shown.count("set SLACK_BOT_TOKEN") == 0  # said once above the table, not per row
     assert ":ballot_box_with_check:" not in page.inner_text("#messages")  # emoji codes left out
     both_widths(page, "meeting-closed-messages")
     for width in (1366, 1024):  # the messages alone, to look at them closely
