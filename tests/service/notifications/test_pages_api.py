@@ -273,3 +273,24 @@ def test_slack_settings_from_the_environment():
     assert settings.slack_base_url == "https://slack.com/api/"
     assert settings.slack_timeout_seconds == 2.5
     assert not Settings.from_env({"RELGOV_ENV": "test"}).slack_configured
+
+
+def test_sending_a_meetings_own_message_again_goes_to_the_meetings_channel(
+    app, session, people, slack
+):
+    from service.meetings import services as meetings
+    from service.notifications import outbox
+
+    make_app(session, channel="#pos-releases")
+    meetings.open_meeting(session, week=meetings.current_week(session), user=people["rm"])
+    session.commit()
+    (row,) = messages(session)
+    assert row.event == "meeting_opened" and row.channel == "#release-meeting"
+    row.state, row.channel, row.last_error = "failed", "#gone", "channel_not_found"
+    session.add(row)
+    session.commit()
+    outbox.resend(session, row, actor="user:admin@example.com")
+    session.commit()
+    assert (row.state, row.channel) == ("queued", "#release-meeting")
+    run_due(app)
+    assert [p.channel for p in slack.posted] == ["C0MEETING1"]
