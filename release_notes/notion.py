@@ -31,6 +31,7 @@ is found by the query of the next attempt instead of being duplicated.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
@@ -38,10 +39,11 @@ import math
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 import httpx
 from notion_client import Client
@@ -67,18 +69,27 @@ __all__ = [
     "NOTION_VERSION",
     "REQUIRED_PROPERTIES",
     "STATUS_OPTIONS",
+    "ChangePlan",
+    "CreateUnconfirmed",
+    "Ledger",
+    "MemoryLedger",
     "NotionConfig",
     "NotionError",
     "NotionPublisher",
     "PageContent",
+    "PageRecord",
     "PermanentNotionError",
     "PublishResult",
+    "RateLimiter",
+    "SchemaCache",
     "SchemaReport",
     "TokenBucket",
     "TransientNotionError",
+    "block_fingerprint",
     "classify_error",
     "notes_hash",
     "plan_appends",
+    "plan_changes",
 ]
 
 NOTION_VERSION = "2025-09-03"
@@ -92,7 +103,10 @@ REQUIRED_PROPERTIES: dict[str, str] = {
     "Breaking changes": "number",
     "Notes hash": "rich_text",
     "Release link": "url",
+    "Publish key": "rich_text",
 }
+# Added by the publisher itself when missing (a database made before it existed).
+ADDED_PROPERTIES = frozenset({"Publish key"})
 
 MAX_CHILDREN = 100
 MAX_BLOCKS_PER_REQUEST = 1000
@@ -138,6 +152,15 @@ class TransientNotionError(NotionError):
 class PermanentNotionError(NotionError):
     """Retrying will not help (bad token, no access, missing object, invalid request or schema);
     the message is Notion's."""
+
+
+def maybe_applied(error: NotionError) -> bool:
+    """Whether a write that failed with ``error`` may still have been applied: Notion
+    refused it outright (an error status it answers before doing anything: 4xx, 429, 503,
+    529) or it may have been done (timeout, lost connection, 500, 502, 504)."""
+    if isinstance(error, PermanentNotionError):
+        return False
+    return error.status not in (409, 429, 503, 529)
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
@@ -232,6 +255,20 @@ class TokenBucket:
                 self._tokens = max(self._tokens, 1.0)
             self._tokens -= 1
 
+    def pause(self, seconds: float) -> None:
+        """Notion asked to wait: the next request goes no sooner than ``seconds`` from now."""
+        with self._lock:
+            self._refill()
+            self._tokens = min(self._tokens, 1 - seconds * self.rate)
+
+
+class RateLimiter(Protocol):
+    """Takes one request's turn (sleeping as needed); :class:`TokenBucket` per process, or
+    one shared by every worker (the service keeps it in its database). May also have
+    ``pause(seconds)``: Notion asked everyone to wait (a 429's ``Retry-After``)."""
+
+    def acquire(self) -> None: ...
+
 
 # --- configuration and values ---------------------------------------------------------------
 
@@ -251,6 +288,13 @@ class NotionConfig:
     max_retry_delay_ms: int = 60_000
     requests_per_second: float = 2.5
     burst: float = 3.0
+    # A 429 whose Retry-After is at most this many seconds is waited out and the same
+    # request sent again, up to ``retry_after_tries`` times (0: raise at once).
+    retry_after_max_s: float = 0.0
+    retry_after_tries: int = 3
+    # After a create whose outcome is unknown, how long Notion's search may lag behind it:
+    # no second create before this many seconds have passed.
+    create_settle_s: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.token:
@@ -281,6 +325,9 @@ class PublishResult:
     blocks: int
     requests: int
     trashed_duplicates: tuple[str, ...] = ()
+    # Seconds after which a publish should look again for a duplicate page (a second
+    # create happened while the first one's outcome was unknown).
+    recheck_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -452,6 +499,335 @@ def estimate_requests(blocks: Sequence[Block]) -> int:
     return total
 
 
+# --- what was published: the ledger ----------------------------------------------------------
+
+STALE = "stale"  # a block whose last update or delete was not confirmed
+UNKNOWN = "unknown"  # a block on the page this publisher did not write (or lost track of)
+PARTIAL = "partial"  # a block whose deeper children were not all appended yet
+
+
+@dataclass
+class PageRecord:
+    """What a publisher knows about one note's page, kept between attempts by a
+    :class:`Ledger`.
+
+    ``entries`` are the page's top-level blocks in order: ``{"id", "fp", "type", "kids"}``
+    (``fp`` the :func:`block_fingerprint` of the block as sent, or :data:`STALE`,
+    :data:`UNKNOWN`, :data:`PARTIAL`); ``known`` says they were read or written by this
+    ledger (False: read the page first). ``pending`` is the step under way, saved before
+    each request: ``create``, ``append`` (after which block, what was sent), ``update``,
+    ``delete``, ``props`` or ``reread``; the next attempt settles it before going on.
+    ``key`` is the page's publish key (its "Publish key" property), ``create_sent_at``
+    (seconds, the publisher's clock) the time of a create not yet confirmed,
+    ``recheck_until`` the time until which later publishes look for a duplicate page.
+    """
+
+    page_id: str | None = None
+    url: str | None = None
+    key: str = ""
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    known: bool = False
+    pending: dict[str, Any] | None = None
+    notes_hash: str | None = None
+    create_sent_at: float | None = None
+    recheck_until: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "entries": self.entries,
+            "known": self.known,
+            "pending": self.pending,
+            "notes_hash": self.notes_hash,
+            "create_sent_at": self.create_sent_at,
+            "recheck_until": self.recheck_until,
+        }
+
+    @classmethod
+    def from_json(cls, page_id: str | None, key: str, data: Mapping[str, Any] | None) -> PageRecord:
+        data = data or {}
+        return cls(
+            page_id=page_id,
+            url=data.get("url"),
+            key=key,
+            entries=[dict(e) for e in data.get("entries") or []],
+            known=bool(data.get("known")),
+            pending=data.get("pending"),
+            notes_hash=data.get("notes_hash"),
+            create_sent_at=data.get("create_sent_at"),
+            recheck_until=data.get("recheck_until"),
+        )
+
+
+class Ledger(Protocol):
+    """Where a page's :class:`PageRecord` lives between attempts (the service: a table)."""
+
+    def load(self) -> PageRecord: ...
+
+    def save(self, record: PageRecord) -> None: ...
+
+
+class MemoryLedger:
+    """A ledger in memory (a publisher's default, and tests)."""
+
+    def __init__(self, record: PageRecord | None = None) -> None:
+        self._data: tuple[str | None, str, dict[str, Any]] | None = None
+        self.saves = 0
+        if record is not None:
+            self.save(record)
+
+    def load(self) -> PageRecord:
+        if self._data is None:
+            return PageRecord()
+        page_id, key, data = self._data
+        return PageRecord.from_json(page_id, key, json.loads(json.dumps(data)))
+
+    def save(self, record: PageRecord) -> None:
+        self.saves += 1
+        self._data = (record.page_id, record.key, json.loads(json.dumps(record.to_json())))
+
+
+class CreateUnconfirmed(TransientNotionError):
+    """An earlier create may have made the page, but Notion's search does not show it yet:
+    look again in ``wait_s`` seconds rather than create a second page."""
+
+    def __init__(self, message: str, *, wait_s: float) -> None:
+        super().__init__(message, retry_after=wait_s, code="create_unconfirmed")
+        self.wait_s = wait_s
+
+
+class _PageGone(Exception):
+    """The recorded page was deleted in Notion."""
+
+
+# --- fingerprints and the plan of changes ----------------------------------------------------
+
+_BODY_DEFAULTS: dict[str, Any] = {
+    "color": "default",
+    "is_toggleable": False,
+    "checked": False,
+    "language": "plain text",
+    "has_column_header": False,
+    "has_row_header": False,
+    "caption": [],
+}
+_MARKS = ("bold", "italic", "strikethrough", "underline", "code")
+
+
+def _canonical_rich_text(items: Any) -> list[Any]:
+    out: list[Any] = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        kind = item.get("type", "text")
+        url = None
+        if kind == "text":
+            text = item.get("text") or {}
+            content = text.get("content", item.get("plain_text", ""))
+            link = text.get("link")
+            url = link.get("url") if isinstance(link, Mapping) else None
+        elif kind == "equation":
+            content = (item.get("equation") or {}).get("expression", "")
+        else:
+            content, url = item.get("plain_text", ""), item.get("href")
+        marks = item.get("annotations") or {}
+        out.append(
+            [
+                kind,
+                content,
+                url,
+                [m for m in _MARKS if marks.get(m) is True],
+                marks.get("color", "default"),
+            ]
+        )
+    return out
+
+
+def _canonical(block: Mapping[str, Any]) -> list[Any]:
+    kind = str(block.get("type"))
+    body = block.get(kind)
+    fields: dict[str, Any] = {}
+    for key, value in body.items() if isinstance(body, Mapping) else ():
+        if key == "children":
+            continue
+        if key in ("rich_text", "caption"):
+            value = _canonical_rich_text(value)
+        elif key == "cells" and isinstance(value, list):
+            value = [_canonical_rich_text(cell) for cell in value]
+        if key in _BODY_DEFAULTS and value == _BODY_DEFAULTS[key]:
+            continue
+        fields[key] = value
+    return [kind, fields, [_canonical(child) for child in block_children(block)]]
+
+
+def block_fingerprint(block: Mapping[str, Any]) -> str:
+    """A hash of what a block says, children included. The same for a block as sent and as
+    Notion returns it (defaults, ``plain_text`` and ids are left out)."""
+    encoded = json.dumps(_canonical(block), sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(encoded).hexdigest()[:32]
+
+
+def _entry(block_id: str, block: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": block_id,
+        "fp": block_fingerprint(block),
+        "type": str(block.get("type")),
+        "kids": bool(block_children(block)) or bool(block.get("has_children")),
+    }
+
+
+# Blocks whose text Notion updates in place (PATCH /blocks/{id}); children cannot be.
+UPDATABLE_TYPES = frozenset(
+    {
+        "paragraph",
+        "heading_1",
+        "heading_2",
+        "heading_3",
+        "bulleted_list_item",
+        "numbered_list_item",
+        "to_do",
+        "quote",
+        "toggle",
+        "callout",
+        "code",
+    }
+)
+
+
+@dataclass
+class Slot:
+    """One top-level block of the page as it will be: kept (``block`` None), updated in
+    place (both), or inserted (``entry`` None)."""
+
+    entry: dict[str, Any] | None
+    block: Block | None
+
+
+@dataclass
+class ChangePlan:
+    slots: list[Slot]
+    deletes: list[dict[str, Any]]
+
+    @property
+    def updates(self) -> int:
+        return sum(1 for s in self.slots if s.entry is not None and s.block is not None)
+
+    @property
+    def inserts(self) -> int:
+        return sum(1 for s in self.slots if s.entry is None)
+
+
+def _updatable(entry: Mapping[str, Any], block: Block) -> bool:
+    kind = block.get("type")
+    return (
+        entry.get("type") == kind
+        and kind in UPDATABLE_TYPES
+        and not entry.get("kids")
+        and not block_children(block)
+    )
+
+
+def plan_changes(entries: Sequence[Mapping[str, Any]], blocks: Sequence[Block]) -> ChangePlan:
+    """How to turn the page's top-level ``entries`` into ``blocks`` with the fewest writes:
+    unchanged blocks stay, a changed block of the same type without children is updated in
+    place, the rest are inserted next to their preceding sibling, and blocks no longer
+    wanted are deleted (after the inserts)."""
+    old = [dict(e) for e in entries]
+    fps = [block_fingerprint(b) for b in blocks]
+    matcher = difflib.SequenceMatcher(None, [str(e["fp"]) for e in old], fps, autojunk=False)
+    slots: list[Slot] = []
+    deletes: list[dict[str, Any]] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            slots.extend(Slot(old[i], None) for i in range(i1, i2))
+            continue
+        olds, news = old[i1:i2], list(blocks[j1:j2])
+        for k in range(max(len(olds), len(news))):
+            entry = olds[k] if k < len(olds) else None
+            block = news[k] if k < len(news) else None
+            if entry is not None and block is not None and _updatable(entry, block):
+                slots.append(Slot(entry, block))
+                continue
+            if block is not None:
+                slots.append(Slot(None, block))
+            if entry is not None:
+                deletes.append(entry)
+    # Notion inserts only after a sibling: a new first block takes over the old first block
+    # when it can (updated in place), else the page is rebuilt below its old blocks (all
+    # inserted, then the old ones deleted: still never fewer entries).
+    if slots and slots[0].entry is None and any(s.entry is not None for s in slots):
+        first = old[0]
+        assert slots[0].block is not None
+        if _updatable(first, slots[0].block):
+            rest: list[Slot] = []
+            for slot in slots[1:]:
+                if slot.entry is not None and slot.entry["id"] == first["id"]:
+                    target = slot.block or _block_for(slot, blocks, fps, first)
+                    rest.append(Slot(None, target))
+                else:
+                    rest.append(slot)
+            slots = [Slot(first, slots[0].block), *rest]
+            deletes = [d for d in deletes if d["id"] != first["id"]]
+        else:
+            slots = [Slot(None, b) for b in blocks]
+            deletes = old
+    return ChangePlan(slots, deletes)
+
+
+def _block_for(
+    slot: Slot, blocks: Sequence[Block], fps: Sequence[str], entry: Mapping[str, Any]
+) -> Block:
+    """The wanted block a kept ``slot`` stands for (its fingerprint is the entry's)."""
+    return blocks[fps.index(str(entry["fp"]))]
+
+
+def _index_after(entries: Sequence[Mapping[str, Any]], block_id: str | None) -> int:
+    if block_id is None:
+        return len(entries)
+    for i, entry in enumerate(entries):
+        if entry["id"] == block_id:
+            return i + 1
+    return len(entries)
+
+
+def _page_hash(page: Mapping[str, Any]) -> str:
+    return _plain((page.get("properties") or {}).get("Notes hash", {}).get("rich_text"))
+
+
+def _page_status(page: Mapping[str, Any]) -> str | None:
+    select = ((page.get("properties") or {}).get("Status") or {}).get("select") or {}
+    name = select.get("name")
+    return str(name) if name is not None else None
+
+
+class SchemaCache:
+    """Data sources whose schema a publisher checked, per process, for ``ttl_s`` seconds:
+    a publish then skips the two discovery requests."""
+
+    def __init__(
+        self, ttl_s: float = 600.0, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[str, float]] = {}
+
+    def get(self, target: str) -> str | None:
+        with self._lock:
+            hit = self._seen.get(target)
+            if hit is None or self._clock() - hit[1] > self.ttl_s:
+                return None
+            return hit[0]
+
+    def put(self, target: str, data_source_id: str) -> None:
+        with self._lock:
+            self._seen[target] = (data_source_id, self._clock())
+
+    def forget(self, target: str) -> None:
+        with self._lock:
+            self._seen.pop(target, None)
+
+
 # --- the publisher --------------------------------------------------------------------------
 
 
@@ -501,11 +877,19 @@ class NotionPublisher:
         self,
         config: NotionConfig,
         *,
-        limiter: TokenBucket | None = None,
+        limiter: RateLimiter | None = None,
         http_client: httpx.Client | None = None,
+        schema_cache: SchemaCache | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
-        self.limiter = limiter or TokenBucket(config.requests_per_second, config.burst)
+        self.limiter: RateLimiter = limiter or TokenBucket(config.requests_per_second, config.burst)
+        self.schema_cache = schema_cache
+        self._clock = clock
+        self._sleep = sleep
+        self._ledgers: dict[tuple[str, str], Ledger] = {}
+        self.retry_after_waits: list[float] = []
         self.requests_sent = 0
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(verify=shared_ssl_context())
@@ -531,6 +915,11 @@ class NotionPublisher:
         self.client = Client(client=self._http, **options)
         self._data_source_id = config.data_source_id
         self._schema_verified = False
+        self._schema_target = config.data_source_id or config.database_id or ""
+        cached = schema_cache.get(self._schema_target) if schema_cache else None
+        if cached is not None:
+            self._data_source_id = cached
+            self._schema_verified = True
 
     def _on_request(self, request: httpx.Request) -> None:
         self.limiter.acquire()
@@ -555,10 +944,30 @@ class NotionPublisher:
     # calls -----------------------------------------------------------------------------
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        try:
-            return cast(dict[str, Any], fn(*args, **kwargs))
-        except (NotionClientErrorBase, httpx.TransportError) as exc:
-            raise classify_error(exc) from exc
+        """One request. A 429 with a short ``Retry-After`` is waited out here (every worker
+        sharing the limiter pauses with it) and the same request sent again: a 429 means
+        Notion did nothing, so that is safe even for a create or an append."""
+        tries = 0
+        while True:
+            try:
+                return cast(dict[str, Any], fn(*args, **kwargs))
+            except (NotionClientErrorBase, httpx.TransportError) as exc:
+                error, cause = classify_error(exc), exc
+            if (
+                isinstance(error, TransientNotionError)
+                and error.status == 429
+                and tries < self.config.retry_after_tries
+                and (error.retry_after or 1.0) <= self.config.retry_after_max_s
+            ):
+                tries += 1
+                wait = error.retry_after if error.retry_after is not None else 1.0
+                pause = getattr(self.limiter, "pause", None)
+                if pause is not None:
+                    pause(wait)
+                self.retry_after_waits.append(wait)
+                self._sleep(wait)
+                continue
+            raise error from cause
 
     def data_source_id(self) -> str:
         """The data source to publish to: configured, or the database's first one."""
@@ -657,6 +1066,14 @@ class NotionPublisher:
         ds_id = self.data_source_id()
         if not self._schema_verified:
             report = self._schema_report()  # raises Notion's own error when not accessible
+            if report.missing and set(report.missing) <= ADDED_PROPERTIES:
+                # A property this version added: adding it changes nothing people wrote.
+                self._call(
+                    self.client.data_sources.update,
+                    ds_id,
+                    properties={n: {REQUIRED_PROPERTIES[n]: {}} for n in report.missing},
+                )
+                report = self._schema_report()
             if not report.ok:
                 problems = [f"missing {', '.join(report.missing)}"] if report.missing else []
                 problems += [f"{n} is {a}, expected {e}" for n, (e, a) in report.wrong_type.items()]
@@ -670,12 +1087,14 @@ class NotionPublisher:
                     + "); run init_schema",
                     code="schema",
                 )
+            if self.schema_cache is not None:
+                self.schema_cache.put(self._schema_target, ds_id)
         return ds_id
 
     # publishing ------------------------------------------------------------------------
 
-    def find_pages(self, page: PageContent) -> list[dict[str, Any]]:
-        """Live pages for this version (and app), oldest first."""
+    def find_pages(self, page: PageContent, *, key: str | None = None) -> list[dict[str, Any]]:
+        """Live pages for this version (and app), or with this publish key, oldest first."""
         ds_id = self.data_source_id()
         conditions: list[dict[str, Any]] = [
             {"property": "Version", "title": {"equals": page.version}}
@@ -685,11 +1104,14 @@ class NotionPublisher:
             conditions.append({"property": "App", "select": {"equals": app}})
         else:
             conditions.append({"property": "App", "select": {"is_empty": True}})
+        where: dict[str, Any] = {"and": conditions}
+        if key:
+            where = {"or": [where, {"property": "Publish key", "rich_text": {"equals": key}}]}
         found: list[dict[str, Any]] = []
         cursor: str | None = None
         while True:
             kwargs: dict[str, Any] = {
-                "filter": {"and": conditions},
+                "filter": where,
                 "sorts": [{"timestamp": "created_time", "direction": "ascending"}],
                 "page_size": 100,
             }
@@ -702,7 +1124,13 @@ class NotionPublisher:
                 return found
 
     def _properties(
-        self, page: PageContent, *, status: str, hash_value: str | None, full: bool
+        self,
+        page: PageContent,
+        *,
+        status: str,
+        hash_value: str | None,
+        full: bool,
+        key: str | None = None,
     ) -> dict[str, Any]:
         props: dict[str, Any] = {}
         if full:
@@ -727,92 +1155,437 @@ class NotionPublisher:
             )
         props["Status"] = {"select": {"name": status}}
         props["Notes hash"] = {"rich_text": _rich_text_value(hash_value) if hash_value else []}
+        if key:
+            props["Publish key"] = {"rich_text": _rich_text_value(key)}
         return props
 
-    def publish(self, page: PageContent, *, blocks: list[Block] | None = None) -> PublishResult:
-        """Create or replace the note's page. One attempt; raises a classified error.
+    def publish(
+        self,
+        page: PageContent,
+        *,
+        blocks: list[Block] | None = None,
+        ledger: Ledger | None = None,
+    ) -> PublishResult:
+        """Bring the note's page up to date. One attempt; raises a classified error.
 
         ``blocks`` may be given when the caller already converted the note (the same parse
-        as its HTML preview); otherwise the Markdown is converted here.
+        as its HTML preview); otherwise the Markdown is converted here. ``ledger`` keeps
+        what is on the page (block ids and fingerprints) and each step's progress between
+        attempts; without one, a per-publisher in-memory ledger is used.
         """
+        ledger = ledger if ledger is not None else self._memory_ledger(page)
         before = self.requests_sent
+        record = ledger.load()
         page_id: str | None = None
         try:
             ds_id = self._ensure_schema()
             new_hash = notes_hash(page)
-            existing = self.find_pages(page)
-            keep = existing[0] if existing else None
-            trashed: list[str] = []
-            for duplicate in existing[1:]:
-                self._call(self.client.pages.update, duplicate["id"], in_trash=True)
-                trashed.append(str(duplicate["id"]))
-            if keep is not None:
-                page_id = str(keep["id"])
-                props = keep.get("properties", {})
-                stored_hash = _plain(props.get("Notes hash", {}).get("rich_text"))
-                stored_status = (props.get("Status", {}).get("select") or {}).get("name")
-                if stored_hash == new_hash and stored_status == "Published":
-                    return PublishResult(
-                        page_id=page_id,
-                        url=keep.get("url"),
-                        action="skipped",
-                        notes_hash=new_hash,
-                        blocks=0,
-                        requests=self.requests_sent - before,
-                        trashed_duplicates=tuple(trashed),
-                    )
-                # Converted only now: an unchanged note is skipped without the work.
-                content = blocks if blocks is not None else markdown_to_blocks(page.markdown)
-                self._call(
-                    self.client.pages.update,
-                    page_id,
-                    properties=self._properties(
-                        page, status="Publishing", hash_value=None, full=True
-                    ),
-                    erase_content=True,
-                )
-                url = keep.get("url")
-                self._append_all(page_id, content)
-                action: Literal["created", "updated"] = "updated"
-            else:
-                content = blocks if blocks is not None else markdown_to_blocks(page.markdown)
-                first, next_index = (
-                    _take_request(content, 0, _Shapes(), whole_only=True)
-                    if content
-                    else (AppendRequest([], []), 0)
-                )
-                created = self._call(
-                    self.client.pages.create,
-                    parent={"type": "data_source_id", "data_source_id": ds_id},
-                    properties=self._properties(
-                        page, status="Publishing", hash_value=None, full=True
-                    ),
-                    children=first.children,
-                )
-                page_id = str(created["id"])
-                url = created.get("url")
-                self._append_all(page_id, content[next_index:])
-                action = "created"
-            self._call(
-                self.client.pages.update,
-                page_id,
-                properties=self._properties(
-                    page, status="Published", hash_value=new_hash, full=False
-                ),
-            )
-            return PublishResult(
-                page_id=page_id,
-                url=url,
-                action=action,
-                notes_hash=new_hash,
-                blocks=count_blocks(content),
-                requests=self.requests_sent - before,
-                trashed_duplicates=tuple(trashed),
-            )
+            for _ in range(2):
+                try:
+                    result = self._publish_once(page, blocks, ledger, record, ds_id, new_hash)
+                except _PageGone:
+                    # The recorded page was deleted in Notion: find or create it again.
+                    record = PageRecord(key=record.key)
+                    ledger.save(record)
+                    continue
+                page_id = result.page_id
+                return replace(result, requests=self.requests_sent - before)
+            raise TransientNotionError("the Notion page disappeared twice", code="page_gone")
         except PermanentNotionError:
+            page_id = page_id or record.page_id
             if page_id is not None:
                 self._mark_failed(page_id)
             raise
+
+    def _memory_ledger(self, page: PageContent) -> Ledger:
+        key = (page.app or "", page.version)
+        if key not in self._ledgers:
+            self._ledgers[key] = MemoryLedger()
+        return self._ledgers[key]
+
+    def _publish_once(
+        self,
+        page: PageContent,
+        blocks: list[Block] | None,
+        ledger: Ledger,
+        record: PageRecord,
+        ds_id: str,
+        new_hash: str,
+    ) -> PublishResult:
+        if not record.key:
+            record.key = uuid.uuid4().hex
+        trashed: list[str] = []
+        action: Literal["created", "updated", "skipped"] = "updated"
+        if record.page_id is None:
+            found = self._locate(page, record, trashed)
+            if found is None:
+                self._create(page, record, ledger, ds_id)
+                action = "created"
+            else:
+                record.page_id = str(found["id"])
+                record.url = found.get("url")
+                record.create_sent_at = None
+                record.pending = None
+                record.known = False
+                record.entries = []
+                ledger.save(record)
+                if _page_hash(found) == new_hash and _page_status(found) == "Published":
+                    record.notes_hash = new_hash
+                    ledger.save(record)
+                    return self._result(record, "skipped", new_hash, 0, trashed)
+        elif record.recheck_until is not None:
+            self._drop_duplicates(page, record, ledger, trashed)
+        assert record.page_id is not None
+        if record.pending is not None:
+            if self._reconcile(record, ledger, new_hash):
+                return self._result(record, "skipped", new_hash, 0, trashed)
+        elif action != "created" and record.notes_hash == new_hash:
+            stored = self._page_or_gone(record.page_id)
+            if _page_hash(stored) == new_hash and _page_status(stored) == "Published":
+                return self._result(record, "skipped", new_hash, 0, trashed)
+        if not record.known:
+            self._adopt(record, ledger)
+        content = blocks if blocks is not None else markdown_to_blocks(page.markdown)
+        self._apply(record, ledger, content)
+        record.pending = {"op": "props"}
+        ledger.save(record)
+        self._page_call(
+            record.page_id,
+            self.client.pages.update,
+            record.page_id,
+            properties=self._properties(
+                page, status="Published", hash_value=new_hash, full=True, key=record.key
+            ),
+        )
+        record.pending = None
+        record.notes_hash = new_hash
+        ledger.save(record)
+        return self._result(record, action, new_hash, count_blocks(content), trashed)
+
+    def _result(
+        self,
+        record: PageRecord,
+        action: Literal["created", "updated", "skipped"],
+        new_hash: str,
+        blocks: int,
+        trashed: list[str],
+    ) -> PublishResult:
+        assert record.page_id is not None
+        recheck = None
+        if record.recheck_until is not None:
+            recheck = max(0.0, record.recheck_until - self._clock())
+        return PublishResult(
+            page_id=record.page_id,
+            url=record.url,
+            action=action,
+            notes_hash=new_hash,
+            blocks=blocks,
+            requests=0,
+            trashed_duplicates=tuple(trashed),
+            recheck_after=recheck,
+        )
+
+    # finding and creating the page ---------------------------------------------------------
+
+    def _locate(
+        self, page: PageContent, record: PageRecord, trashed: list[str]
+    ) -> dict[str, Any] | None:
+        """The page of this note, found by its publish key or its Version (and App); None
+        when a create may go ahead. Waits (:class:`CreateUnconfirmed`) while an earlier
+        create is unconfirmed and Notion's search may not show it yet."""
+        existing = self.find_pages(page, key=record.key)
+        if existing:
+            keep = existing[0]
+            for duplicate in existing[1:]:
+                self._call(self.client.pages.update, duplicate["id"], in_trash=True)
+                trashed.append(str(duplicate["id"]))
+            return keep
+        if record.create_sent_at is not None:
+            waited = self._clock() - record.create_sent_at
+            settle = self.config.create_settle_s
+            if waited < settle:
+                raise CreateUnconfirmed(
+                    "an earlier attempt's page create is unconfirmed and Notion's search "
+                    f"does not show it yet; looking again in {settle - waited:.0f} s before "
+                    "creating another",
+                    wait_s=settle - waited,
+                )
+            # A second create: if the first one shows up after all, the later publishes
+            # look for it and trash it.
+            record.recheck_until = self._clock() + settle
+        return None
+
+    def _create(self, page: PageContent, record: PageRecord, ledger: Ledger, ds_id: str) -> None:
+        record.create_sent_at = self._clock()
+        record.pending = {"op": "create"}
+        ledger.save(record)
+        try:
+            created = self._call(
+                self.client.pages.create,
+                parent={"type": "data_source_id", "data_source_id": ds_id},
+                properties=self._properties(
+                    page, status="Publishing", hash_value=None, full=True, key=record.key
+                ),
+            )
+        except NotionError as exc:
+            if not maybe_applied(exc):  # Notion refused it: no page was made
+                record.create_sent_at = None
+                record.pending = None
+                ledger.save(record)
+            raise
+        record.page_id = str(created["id"])
+        record.url = created.get("url")
+        record.create_sent_at = None
+        record.pending = None
+        record.entries = []
+        record.known = True
+        record.notes_hash = None
+        ledger.save(record)
+
+    def _drop_duplicates(
+        self, page: PageContent, record: PageRecord, ledger: Ledger, trashed: list[str]
+    ) -> None:
+        """After a second create: trash any other page with this note's key or version."""
+        assert record.recheck_until is not None
+        checked_at = self._clock()
+        for other in self.find_pages(page, key=record.key):
+            if str(other["id"]) != record.page_id:
+                self._call(self.client.pages.update, other["id"], in_trash=True)
+                trashed.append(str(other["id"]))
+        if checked_at >= record.recheck_until:
+            record.recheck_until = None
+            ledger.save(record)
+
+    def _page_or_gone(self, page_id: str) -> dict[str, Any]:
+        try:
+            stored = self._call(self.client.pages.retrieve, page_id)
+        except PermanentNotionError as exc:
+            if exc.status == 404:
+                raise _PageGone from exc
+            raise
+        if stored.get("in_trash") or stored.get("archived"):
+            raise _PageGone
+        return stored
+
+    def _page_call(
+        self, page_id: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> dict[str, Any]:
+        """A write to the page or one of its blocks; a deleted page raises :class:`_PageGone`
+        (the page is looked up once to tell that from a bad request)."""
+        try:
+            return self._call(fn, *args, **kwargs)
+        except PermanentNotionError as exc:
+            if exc.status not in (400, 404):
+                raise
+            self._page_or_gone(page_id)
+            raise
+
+    # what is on the page -------------------------------------------------------------------
+
+    def _list_top(self, page_id: str) -> list[dict[str, Any]]:
+        """The page's live top-level blocks (not their children), in order."""
+        out: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"page_size": 100}
+            if cursor:
+                kwargs["start_cursor"] = cursor
+            result = self._page_call(page_id, self.client.blocks.children.list, page_id, **kwargs)
+            out.extend(result.get("results", []))
+            cursor = result.get("next_cursor")
+            if not result.get("has_more") or not cursor:
+                return out
+
+    def _adopt(self, record: PageRecord, ledger: Ledger) -> None:
+        """A page this ledger has not written (published before ledgers, or found after an
+        unconfirmed create): read its blocks, children included, and fingerprint them, so
+        the blocks that already say the right thing stay."""
+        assert record.page_id is not None
+        try:
+            tree = self.fetch_blocks(record.page_id)
+        except PermanentNotionError as exc:
+            if exc.status == 404:
+                raise _PageGone from exc
+            raise
+        record.entries = [_entry(str(b["id"]), b) for b in tree]
+        record.known = True
+        ledger.save(record)
+
+    def _reconcile(self, record: PageRecord, ledger: Ledger, new_hash: str) -> bool:
+        """Settle the step an earlier attempt left unconfirmed. True when that step was the
+        final properties write and it did land (nothing left to do)."""
+        assert record.page_id is not None and record.pending is not None
+        op = record.pending.get("op")
+        if op == "props":
+            stored = self._page_or_gone(record.page_id)
+            if _page_hash(stored) == new_hash and _page_status(stored) == "Published":
+                record.pending = None
+                record.notes_hash = new_hash
+                ledger.save(record)
+                return True
+        elif op in ("update", "delete"):
+            target = record.pending.get("id")
+            for entry in record.entries:
+                if entry["id"] == target:
+                    entry["fp"] = STALE
+        elif op in ("append", "reread"):
+            self._reread(record)
+        record.pending = None
+        ledger.save(record)
+        return False
+
+    def _reread(self, record: PageRecord) -> None:
+        """Read the page's top-level block ids: keep the known ones still there, adopt the
+        blocks of an append whose response was lost, and mark any other block unknown."""
+        assert record.page_id is not None
+        pending = record.pending or {}
+        live = self._list_top(record.page_id)
+        known = {e["id"]: e for e in record.entries}
+        ids = [str(b["id"]) for b in live]
+        adopt: dict[str, dict[str, Any]] = {}
+        sent: list[dict[str, Any]] = list(pending.get("entries") or [])
+        if pending.get("op") == "append" and sent:
+            after = pending.get("after")
+            if after is None:
+                start = len(ids) - len(sent)
+            else:
+                start = ids.index(after) + 1 if after in ids else -1
+            window = ids[start : start + len(sent)] if start >= 0 else []
+            if len(window) == len(sent) and all(
+                i not in known and live[start + n].get("type") == sent[n]["type"]
+                for n, i in enumerate(window)
+            ):
+                adopt = {i: {**sent[n], "id": i} for n, i in enumerate(window)}
+        entries = []
+        for block in live:
+            block_id = str(block["id"])
+            if block_id in known:
+                entries.append(known[block_id])
+            elif block_id in adopt:
+                entries.append(adopt[block_id])
+            else:
+                entries.append(
+                    {
+                        "id": block_id,
+                        "fp": UNKNOWN,
+                        "type": str(block.get("type")),
+                        "kids": bool(block.get("has_children")),
+                    }
+                )
+        record.entries = entries
+
+    # writing only what changed -------------------------------------------------------------
+
+    def _apply(self, record: PageRecord, ledger: Ledger, content: Sequence[Block]) -> None:
+        """Make the page's top-level blocks ``content``: update changed blocks in place,
+        insert new ones after their preceding sibling, and only then delete the removed
+        ones, so a reader never sees fewer entries than before. Progress is saved after
+        every request."""
+        assert record.page_id is not None
+        plan = plan_changes(record.entries, content)
+        prev: str | None = None
+        run: list[Block] = []
+        for slot in plan.slots:
+            if slot.entry is None:
+                assert slot.block is not None
+                run.append(slot.block)
+                continue
+            if run:
+                prev = self._insert(record, ledger, prev, run)
+                run = []
+            if slot.block is not None:  # update in place
+                self._update_block(record, ledger, slot.entry, slot.block)
+            prev = str(slot.entry["id"])
+        if run:
+            self._insert(record, ledger, prev, run)
+        for entry in plan.deletes:
+            self._delete_block(record, ledger, entry)
+
+    def _insert(
+        self, record: PageRecord, ledger: Ledger, after: str | None, blocks: list[Block]
+    ) -> str:
+        """Insert ``blocks`` after the block ``after`` (at the end when None); returns the
+        id of the last one inserted."""
+        assert record.page_id is not None
+        fps = [block_fingerprint(b) for b in blocks]
+        last = after
+        offset = 0
+        for request in plan_appends(blocks):
+            deep = {index for index, _ in request.followups}
+            sent = [
+                {
+                    "fp": PARTIAL if i in deep else fps[offset + i],
+                    "type": str(child["type"]),
+                    "kids": i in deep or bool(block_children(child)),
+                }
+                for i, child in enumerate(request.children)
+            ]
+            record.pending = {"op": "append", "after": last, "entries": sent}
+            ledger.save(record)
+            kwargs: dict[str, Any] = {"children": request.children}
+            if last is not None:
+                kwargs["after"] = last
+            try:
+                result = self._page_call(
+                    record.page_id, self.client.blocks.children.append, record.page_id, **kwargs
+                )
+            except NotionError as exc:
+                if not maybe_applied(exc):  # nothing was appended: no need to look
+                    record.pending = None
+                    ledger.save(record)
+                raise
+            ids = [str(r["id"]) for r in result.get("results", [])]
+            if len(ids) != len(request.children):
+                record.pending = {"op": "reread"}
+                ledger.save(record)
+                raise TransientNotionError(
+                    f"Notion returned {len(ids)} blocks for {len(request.children)} appended",
+                    code="short_append",
+                )
+            where = _index_after(record.entries, last)
+            new_entries = [{**s, "id": i} for s, i in zip(sent, ids, strict=True)]
+            record.entries[where:where] = new_entries
+            record.pending = None
+            ledger.save(record)
+            for index, rest in request.followups:
+                # Deeper levels go to the id Notion returned; the block counts as written
+                # once all of them are there (a failure leaves it PARTIAL: replaced later).
+                self._append_all(ids[index], rest)
+                new_entries[index]["fp"] = fps[offset + index]
+                ledger.save(record)
+            offset += len(request.children)
+            last = ids[-1]
+        assert last is not None
+        return last
+
+    def _update_block(
+        self, record: PageRecord, ledger: Ledger, entry: dict[str, Any], block: Block
+    ) -> None:
+        assert record.page_id is not None
+        kind = str(block["type"])
+        body = {k: v for k, v in block[kind].items() if k != "children"}
+        record.pending = {"op": "update", "id": entry["id"]}
+        ledger.save(record)
+        self._page_call(record.page_id, self.client.blocks.update, entry["id"], **{kind: body})
+        for stored in record.entries:
+            if stored["id"] == entry["id"]:
+                stored["fp"] = block_fingerprint(block)
+        record.pending = None
+        ledger.save(record)
+
+    def _delete_block(self, record: PageRecord, ledger: Ledger, entry: dict[str, Any]) -> None:
+        assert record.page_id is not None
+        record.pending = {"op": "delete", "id": entry["id"]}
+        ledger.save(record)
+        try:
+            self._page_call(record.page_id, self.client.blocks.delete, entry["id"])
+        except PermanentNotionError as exc:
+            # Already gone (an earlier attempt's delete landed, or a person removed it).
+            if exc.status not in (400, 404):
+                raise
+        record.entries = [e for e in record.entries if e["id"] != entry["id"]]
+        record.pending = None
+        ledger.save(record)
 
     def _mark_failed(self, page_id: str) -> None:
         try:

@@ -14,6 +14,7 @@ import service.incidents.models
 import service.jobs.models
 import service.meetings.models
 import service.models
+import service.publishing.models
 import service.releases.models
 import version_monitor.models
 
@@ -25,6 +26,7 @@ TABLE_MODULES = (
     service.incidents.models,
     service.meetings.models,
     service.adoption.models,
+    service.publishing.models,
     beta.models,
     version_monitor.models,
 )

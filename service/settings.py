@@ -54,6 +54,11 @@ class Settings:
     notion_database_id: str = ""
     notion_data_source_id: str = ""
     notion_base_url: str = ""
+    # Requests per second to Notion from every worker and process together (one bucket in
+    # the database; Notion allows about 3), and how long after a create whose outcome is
+    # unknown Notion's search may not show the page: no second create before that.
+    notion_rate: float = 2.5
+    notion_create_settle_seconds: float = 10.0
     in_process_worker: bool = False
     repo_cache: Path = Path("instance/repos")
     # Local repositories (paths, file:// URLs) must lie under this folder; None: the
@@ -140,6 +145,10 @@ class Settings:
             notion_database_id=env.get("NOTION_DATABASE_ID", ""),
             notion_data_source_id=env.get("NOTION_DATA_SOURCE_ID", ""),
             notion_base_url=env.get("NOTION_BASE_URL", ""),
+            notion_rate=_in_range(env, "RELGOV_NOTION_RATE", 2.5, low=0.1, high=3.0),
+            notion_create_settle_seconds=_in_range(
+                env, "RELGOV_NOTION_CREATE_SETTLE_SECONDS", 10.0, low=0.0, high=3600.0
+            ),
             in_process_worker=_bool(env, "RELGOV_IN_PROCESS_WORKER", False),
             repo_cache=Path(env.get("RELGOV_REPO_CACHE", str(instance / "repos"))),
             repo_root=Path(env.get("RELGOV_REPO_ROOT", "").strip() or instance).resolve(),
@@ -217,6 +226,15 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type, what:
         value: float = kind(raw)
     except ValueError:
         raise SettingsError(f"{name} must be {what}, not {raw!r}") from None
+    return value
+
+
+def _in_range(
+    env: Mapping[str, str], name: str, default: float, *, low: float, high: float
+) -> float:
+    value = _float(env, name, default)
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low:g} and {high:g}, not {value:g}")
     return value
 
 

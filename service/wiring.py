@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from release_notes.notion import TokenBucket
+from release_notes.notion import SchemaCache
 from service import db, jobs, metrics, pages, timezones
 from service.adoption import api as adoption_api
 from service.adoption import fastpath, periodic
@@ -26,6 +26,7 @@ from service.commands import COMMANDS
 from service.incidents import api as incidents_api
 from service.incidents import services as incidents
 from service.incidents import views as incidents_views
+from service.jobs.throttle import SharedTokenBucket
 from service.meetings import api as meetings_api
 from service.meetings import notifications as meeting_notifications
 from service.meetings import services as meetings
@@ -178,9 +179,14 @@ def init_app(app: Flask) -> None:
     jobs.init_app(app, job_kinds())
 
     answers.init_app(app)  # the update answer's per-process fleet snapshot
-    # One limiter per process, shared by every publish (Notion allows about 3 requests/s).
-    app.extensions["relgov.notion_limiter"] = TokenBucket(rate=2.5, capacity=3.0)
     settings = app.config["RELGOV_SETTINGS"]
+    # One Notion rate limit for every worker and process (Notion allows about 3 requests/s
+    # per integration), kept in the database; the data source's schema is checked once
+    # per process every 10 minutes.
+    app.extensions[notion_publish.LIMITER] = SharedTokenBucket(
+        app.extensions["relgov.engine"], notion_publish.BREAKER, rate=settings.notion_rate
+    )
+    app.extensions[notion_publish.SCHEMA_CACHE] = SchemaCache()
     if settings.in_process_worker or settings.env == "development":
         app.extensions.setdefault("relgov.background", []).append(jobs.start_in_process_worker)
     fastpath.install(app)  # the common heartbeat request, answered in front of Flask

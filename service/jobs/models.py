@@ -83,3 +83,15 @@ class CircuitBreaker(SQLModel, table=True):
     retry_at: datetime | None = None
     last_error: str | None = Field(default=None, max_length=2000)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class RateBucket(SQLModel, table=True):
+    """A token bucket every worker and process shares (e.g. ``notion``): see
+    ``service.jobs.throttle``. Times are seconds since the epoch."""
+
+    __tablename__ = "rate_bucket"
+
+    name: str = Field(primary_key=True, max_length=64)
+    tokens: float = 0.0
+    stamp: float = 0.0  # when ``tokens`` was last brought up to date
+    paused_until: float = 0.0  # nobody takes a token before this (a 429's Retry-After)

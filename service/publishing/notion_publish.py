@@ -4,31 +4,45 @@ One job per release (key ``release:<id>``, coalesced). An attempt:
 
 1. (transaction) refuses at once when Notion is not configured or the release has no notes;
    waits when the breaker is open; otherwise marks the note "publishing";
-2. (no transaction held) ``NotionPublisher.publish`` — one attempt, idempotent: finds the
-   page by version and app, skips an unchanged note by hash, re-queries before re-creating;
+2. (no transaction held) ``NotionPublisher.publish`` — one attempt, idempotent: writes only
+   the blocks that differ from what the page's ledger (:class:`DbLedger`, table
+   ``notion_page``) says was published, saving each step's progress in its own short
+   transaction, so a retry goes on from where the failed attempt stopped. Every request
+   takes a token from the rate limit all workers share (``service.jobs.throttle``); a 429
+   asking to wait at most :data:`RETRY_AFTER_MAX_S` is waited out within the attempt;
 3. (transaction) records the page, the hash and the time, closes the breaker, and writes
-   the audit event. A failed attempt is recorded by the job runner through :func:`_on_error`
-   in the same transaction as the job's own state.
+   the audit event. A failed attempt is recorded by the job runner through
+   :func:`on_publish_error` in the same transaction as the job's own state.
+
+A create whose answer was lost is not repeated until Notion's search has had
+``RELGOV_NOTION_CREATE_SETTLE_SECONDS`` to show it (the job is deferred, not failed); if a
+second create happens all the same, a follow-up job looks for the first page and trashes it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
 from prometheus_client import Gauge
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from release_notes.notion import (
+    CreateUnconfirmed,
     NotionConfig,
     NotionError,
     NotionPublisher,
     PageContent,
+    PageRecord,
     PermanentNotionError,
     PublishResult,
+    RateLimiter,
+    SchemaCache,
     SchemaReport,
-    TokenBucket,
     TransientNotionError,
     notes_hash,
 )
@@ -37,6 +51,7 @@ from service.errors import DomainError
 from service.jobs import breaker
 from service.jobs.models import Job
 from service.models import utcnow
+from service.publishing.models import NotionPage
 from service.releases.models import App, Release, ReleaseNote
 from service.releases.notes import note_for
 from service.settings import Settings
@@ -75,6 +90,11 @@ RELEASE_STATE_LABELS = {
 }
 # Later transitions that bring an already published page up to date.
 FOLLOW_STATES = frozenset({"beta", "rolling_out", "released", "halted"})
+# A 429 asking to wait at most this long is waited out within the attempt (the same
+# request sent again, up to 3 times); a longer one ends the attempt and the job waits.
+RETRY_AFTER_MAX_S = 30.0
+LIMITER = "relgov.notion_limiter"
+SCHEMA_CACHE = "relgov.notion_schema"
 
 
 def stored_hash(value: str) -> str:
@@ -96,8 +116,9 @@ def settings_of(app: Flask | None = None) -> Settings:
 
 
 def notion_config(settings: Settings, *, timeout_s: float = 30.0) -> NotionConfig:
-    """The publisher's config. notion-client's own retries are off: the job queue retries,
-    honouring ``Retry-After`` exactly and counting attempts where people can see them."""
+    """The publisher's config. notion-client's own retries are off: a short ``Retry-After``
+    is waited out by the publisher (every worker pausing with it), anything else is retried
+    by the job queue, with backoff, counting attempts where people can see them."""
     if not settings.notion_configured:
         raise jobs.PermanentJobError(NOT_CONFIGURED)
     return NotionConfig(
@@ -107,16 +128,52 @@ def notion_config(settings: Settings, *, timeout_s: float = 30.0) -> NotionConfi
         base_url=settings.notion_base_url or None,
         timeout_s=timeout_s,
         max_retries=0,
+        retry_after_max_s=RETRY_AFTER_MAX_S,
+        create_settle_s=settings.notion_create_settle_seconds,
     )
 
 
-def make_publisher(app: Flask) -> NotionPublisher:
-    """A publisher sharing the app's rate limiter (one per process)."""
+def make_publisher(app: Flask, *, clock: Callable[[], float] | None = None) -> NotionPublisher:
+    """A publisher sharing the app's rate limiter (every worker's) and schema cache."""
     config = notion_config(
         settings_of(app), timeout_s=float(app.config.get("RELGOV_NOTION_TIMEOUT", 30.0))
     )
-    limiter: TokenBucket = app.extensions["relgov.notion_limiter"]
-    return NotionPublisher(config, limiter=limiter)
+    limiter: RateLimiter = app.extensions[LIMITER]
+    schema_cache: SchemaCache | None = app.extensions.get(SCHEMA_CACHE)
+    return NotionPublisher(
+        config, limiter=limiter, schema_cache=schema_cache, clock=clock or time.time
+    )
+
+
+class DbLedger:
+    """A release's :class:`PageRecord` in the ``notion_page`` table: each save is its own
+    short transaction (never one held across a Notion call). A release published before
+    the table existed starts from the page id its note kept."""
+
+    def __init__(self, engine: Engine, release_id: int) -> None:
+        self.engine = engine
+        self.release_id = release_id
+
+    def load(self) -> PageRecord:
+        with db.session_scope(self.engine) as session:
+            row = session.get(NotionPage, self.release_id)
+            if row is not None:
+                return PageRecord.from_json(row.page_id, row.publish_key, row.state)
+            note = session.exec(
+                select(ReleaseNote).where(ReleaseNote.release_id == self.release_id)
+            ).first()
+            return PageRecord(page_id=note.notion_page_id if note else None)
+
+    def save(self, record: PageRecord) -> None:
+        with db.session_scope(self.engine) as session:
+            row = session.get(NotionPage, self.release_id)
+            if row is None:
+                row = NotionPage(release_id=self.release_id, publish_key=record.key)
+            row.page_id = record.page_id
+            row.publish_key = record.key
+            row.state = record.to_json()
+            row.updated_at = utcnow()
+            session.add(row)
 
 
 def check_schema(*, init: bool = False) -> SchemaReport:
@@ -300,9 +357,23 @@ def handle_publish(ctx: jobs.JobContext) -> str:
         content = page_content(release, note, app, settings)
         note.publish_state = "publishing"
         session.add(note)
+        release_id = release.id
+    assert release_id is not None
+    ledger = DbLedger(ctx.app.extensions["relgov.engine"], release_id)
+    started = time.monotonic()
+
+    def clock() -> float:  # the job's time (tests move it), advancing with the attempt
+        return ctx.now.timestamp() + (time.monotonic() - started)
+
     try:
-        with make_publisher(ctx.app) as publisher:
-            result = publisher.publish(content)
+        with make_publisher(ctx.app, clock=clock) as publisher:
+            result = publisher.publish(content, ledger=ledger)
+    except CreateUnconfirmed as exc:
+        with db.session_scope() as session:  # Notion answered: it is up
+            breaker.record_success(session, BREAKER, now=ctx.now)
+        raise jobs.DeferJob(
+            notion_message(exc), until=ctx.now + timedelta(seconds=exc.wait_s + 1)
+        ) from exc
     except TransientNotionError as exc:
         with db.session_scope() as session:
             breaker.record_failure(session, BREAKER, str(exc), now=ctx.now)
@@ -348,6 +419,18 @@ def _record_published(
         "notion_page_id": note.notion_page_id,
         "published_hash": note.published_hash,
     }
+    if result.recheck_after is not None:
+        # A second page was created while the first create's outcome was unknown: look
+        # again once Notion's search has caught up, and trash the one not kept.
+        jobs.enqueue(
+            session,
+            KIND,
+            key=job_key(release.id),
+            payload={"release_id": release.id, "actor": ACTOR, "reason": "duplicate check"},
+            delay=result.recheck_after + 1,
+            run_now=False,
+            actor=ACTOR,
+        )
     pending = session.exec(
         select(Job.id).where(Job.key == job_key(release.id), Job.state == "queued")
     ).first()

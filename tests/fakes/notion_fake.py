@@ -18,7 +18,12 @@ properties, wrong property types, edits to trashed pages/blocks, a missing
 
 Faults are queued on demand (:class:`Fault`): 429 with ``Retry-After``, 500, 502 (an
 HTML body, as a proxy sends), 503, 504, 529 ``service_overload``, slow responses, and
-"write applied but response lost". Every request is recorded (:attr:`NotionFake.requests`).
+"write applied but response lost". Every request is recorded (:attr:`NotionFake.requests`,
+with the time it arrived), and ``after_request`` hooks see the state after each one.
+
+Notion's search may lag behind a create: with ``query_lag`` set, a data source query does
+not show a page until that long (on the fake's ``clock``) after it was created; retrieving
+the page by id shows it at once.
 
 Self-contained on purpose: it shares no code with the module under test.
 """
@@ -30,10 +35,11 @@ import json
 import re
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -302,6 +308,7 @@ class RecordedRequest:
     status: int = 0
     body_bytes: int = 0
     fault: str | None = None
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 # --- the HTTP layer -----------------------------------------------------------------------
@@ -426,9 +433,12 @@ class NotionFake:
         database_title: str = "Release notes",
         properties: dict[str, dict[str, Any]] | None = None,
         clock: Callable[[], datetime] | None = None,
+        query_lag: timedelta = timedelta(0),
     ) -> None:
         self.token = token
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.query_lag = query_lag
+        self.after_request: list[Callable[[NotionFake, RecordedRequest], None]] = []
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
         self._lock = threading.RLock()
@@ -571,6 +581,9 @@ class NotionFake:
                 return
         status, payload, headers = self._process(handler, method, split.path, split.query, raw)
         record.status = status
+        with self._lock:
+            for hook in self.after_request:
+                hook(self, record)
         if fault is not None:
             if fault.kind == "lost":
                 handler.drop()
@@ -825,7 +838,12 @@ class NotionFake:
     ) -> dict[str, Any]:
         ds = self._data_source(ds_id)
         page_size = _page_size(body.get("page_size", 100), "body.page_size")
-        pages = [p for p in self.pages.values() if p.data_source_id == ds.id and not p.in_trash]
+        now = self.clock()
+        pages = [
+            p
+            for p in self.pages.values()
+            if p.data_source_id == ds.id and not p.in_trash and p.created + self.query_lag <= now
+        ]
         flt = body.get("filter")
         if flt is not None:
             pages = [p for p in pages if self._match(ds, p, flt)]

@@ -42,6 +42,8 @@ def fake_config(fake: NotionFake, **overrides: Any) -> NotionConfig:
         "max_retries": 2,
         "initial_retry_delay_ms": 1,
         "max_retry_delay_ms": 1,
+        # The fake's search shows a new page at once unless told to lag (``query_lag``).
+        "create_settle_s": 0.0,
     }
     values.update(overrides)
     return NotionConfig(**values)
