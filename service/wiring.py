@@ -28,6 +28,7 @@ from service.incidents import services as incidents
 from service.incidents import views as incidents_views
 from service.jobs.throttle import SharedTokenBucket
 from service.meetings import api as meetings_api
+from service.meetings import minutes as meeting_minutes
 from service.meetings import notifications as meeting_notifications
 from service.meetings import services as meetings
 from service.meetings import views as meetings_views
@@ -105,7 +106,11 @@ DASHBOARD_PANELS: tuple[pages.DashboardPanel, ...] = (
 # amended, closed, an action item created or closed), in its transaction, in this order.
 # The chat message each event would post is recorded (``meeting_notification``) for a
 # sender to post later, so chat being down never blocks a decision.
-MEETING_REACTIONS: tuple[meetings.Reaction, ...] = (meeting_notifications.record,)
+MEETING_REACTIONS: tuple[meetings.Reaction, ...] = (
+    meeting_notifications.record,
+    # Closing a meeting (or amending it) publishes its minutes to Notion, when configured.
+    meeting_minutes.on_meeting_event,
+)
 
 # Gauges read from the database at each /metrics scrape.
 GAUGES: tuple[metrics.Collector, ...] = (
@@ -154,6 +159,12 @@ def job_kinds() -> jobs.JobKinds:
     )
     kinds.handler(
         notion_publish.KIND, notion_publish.handle_publish, on_error=notion_publish.on_publish_error
+    )
+    # A closed meeting's minutes to Notion (key minutes:<week>, coalesced).
+    kinds.handler(
+        meeting_minutes.KIND,
+        meeting_minutes.handle_publish,
+        on_error=meeting_minutes.on_publish_error,
     )
     kinds.every("adoption-rollup", periodic.EVERY_SECONDS, periodic.periodic_rollup)
     return kinds

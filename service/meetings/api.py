@@ -490,6 +490,12 @@ class RecordAttendeeOut(BaseModel):
     guest: bool
 
 
+class RecordOverrideOut(BaseModel):
+    what: str
+    by: str | None
+    reason: str | None
+
+
 class RecordDecisionOut(BaseModel):
     app: str
     app_name: str
@@ -507,6 +513,9 @@ class RecordDecisionOut(BaseModel):
     state_then: str | None
     effect: dict[str, Any]
     troubles: list[str] = Field(default_factory=list)
+    overrides: list[RecordOverrideOut] = Field(
+        default_factory=list, description="checklist items and gates overridden then"
+    )
 
 
 class RecordUndecidedOut(BaseModel):
