@@ -179,6 +179,7 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "meetings.add_action_item": RM,
     "meetings.close_action_item": ACTION_ITEM_CLOSERS,
     "meetings.close": RM,
+    "meetings.publish_minutes": RM,
     # --- release notes (pages) -----------------------------------------------------------
     "notes.notes_list": LOGIN,
     "notes.notes_page": LOGIN,
@@ -259,6 +260,8 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.put_minutes": person("release_manager"),
     "api.post_action_item": person("release_manager"),
     "api.close_meeting": person("release_manager"),
+    "api.get_meeting_minutes": READ,
+    "api.publish_meeting_minutes": person("release_manager"),
     "api.post_meeting": person("release_manager"),  # a decision, from the release's side
     "api.list_action_items": READ,
     "api.close_action_item": person("release_manager", "engineer", "qa", "support"),
