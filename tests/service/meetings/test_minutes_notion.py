@@ -18,13 +18,15 @@ from sqlmodel import Session, select
 
 from release_notes.notion import NotionPublisher
 from service import jobs
+from service.demo import seed_demo
 from service.jobs.models import Job
-from service.meetings import minutes
+from service.meetings import minutes, services
 from service.meetings.models import Meeting, MinutesPage
 from service.meetings.weeks import Week
 from service.models import AuditEvent, User, utcnow
 from service.releases.models import App
 from service.settings import Settings
+from tests.builders import login
 from tests.fakes.notion_fake import Fault, NotionFake
 from tests.fakes.notion_fixtures import fake_config, instant_limiter
 from tests.service.meetings.test_meetings import (  # the same fixtures and helpers
@@ -133,8 +135,8 @@ def lines_of(blocks: list[dict[str, Any]]) -> list[str]:
     out = []
     for block in blocks:
         body = block[block["type"]]
-        out.append("".join(i["plain_text"] for i in body.get("rich_text", [])))
-        out.extend(lines_of(block.get("children", [])))
+        out.append("".join(i["text"]["content"] for i in body.get("rich_text", [])))
+        out.extend(lines_of(block.get("children") or body.get("children", [])))
     return out
 
 
@@ -427,3 +429,32 @@ def test_the_page_lists_overrides_from_the_decisions_snapshot() -> None:
         "manual pass" in body
     )
     assert "No overrides." not in body
+
+
+def test_the_demos_closed_weeks_say_where_their_minutes_would_go(
+    app: Flask, session: Session, client: FlaskClient, settings: Settings
+) -> None:
+    app.config["RELGOV_SETTINGS"] = replace(settings, notion_meetings_database_id="")
+    seed_demo(app)
+    assert minutes_jobs(session) == []  # no network in the demo: nothing queued
+    closed = session.exec(select(Meeting).where(Meeting.state == "closed")).all()
+    assert len(closed) >= 6
+    assert login(client, "rm@example.com", "demo-password").status_code == 302
+    for meeting in closed:
+        html = client.get(f"/meetings/{meeting.week}").get_data(as_text=True)
+        assert 'data-minutes-state="not-configured"' in html, meeting.week
+        assert f"Release meeting {meeting.week}" in html
+    # What the pages would say, the demo's override included.
+    with app.test_request_context():
+        bodies = [
+            "\n".join(
+                lines_of(
+                    minutes.minutes_content(
+                        services.meeting_record(session, m), settings
+                    ).to_blocks()
+                )
+            )
+            for m in closed
+        ]
+    assert any("overridden by" in body for body in bodies)
+    assert any("No-go" in body for body in bodies) and any("Defer" in body for body in bodies)
