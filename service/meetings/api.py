@@ -26,6 +26,7 @@ from service.meetings import minutes, notifications, services
 from service.meetings.models import DECISION_LABELS, ActionItem, Meeting, MeetingDecision
 from service.meetings.weeks import WEEK_HELP, Week, parse_week
 from service.models import User
+from service.publishing.api import JobOut
 from service.releases.models import Release
 
 routes = Routes(tag="Meeting")
@@ -795,16 +796,6 @@ def close_meeting(week: str) -> MeetingWeekOut:
 # --- minutes in Notion ---------------------------------------------------------------------
 
 
-class MinutesJobOut(BaseModel):
-    id: int
-    state: str = Field(description="queued | running | succeeded | failed | cancelled")
-    attempts: int
-    max_attempts: int
-    next_run_at: datetime
-    last_error: str | None
-    result: str | None
-
-
 class MinutesStatusOut(BaseModel):
     week: str
     title: str = Field(description="the Notion page's title, e.g. “Release meeting 2026-W42”")
@@ -821,7 +812,7 @@ class MinutesStatusOut(BaseModel):
         description="the page shows the record as it is now (null: never published)"
     )
     last_error: str | None = Field(description="Notion's message for the last failed attempt")
-    job: MinutesJobOut | None
+    job: JobOut | None
     can_publish: bool
 
 

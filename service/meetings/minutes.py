@@ -29,7 +29,7 @@ from datetime import date
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from release_notes.notion import PageSchema
 from release_notes.notion_blocks import MAX_LINK_URL, Block, chunk_rich_text, plain_rich_text
@@ -388,20 +388,10 @@ def handle_publish(ctx: jobs.JobContext) -> str:
         meeting = _meeting_of(session, ctx.job)
         row = page_row(session, meeting) or MinutesPage(meeting_id=meeting.id or 0)
         before = {"publish_state": row.publish_state, "digest": row.published_digest}
-        if result.recheck_after is not None:
-            # A second page was created while the first create's outcome was unknown.
-            jobs.enqueue(
-                session,
-                KIND,
-                key=job_key(meeting.week),
-                payload={"meeting_id": meeting.id, "actor": ACTOR, "reason": "duplicate check"},
-                delay=result.recheck_after + 1,
-                actor=ACTOR,
-            )
-        pending = session.exec(
-            select(Job.id).where(Job.key == job_key(meeting.week), Job.state == "queued")
-        ).first()
-        row.publish_state = "queued" if pending is not None else "published"
+        pending = notion_publish.follow_up(
+            session, result, KIND, job_key(meeting.week), {"meeting_id": meeting.id}
+        )
+        row.publish_state = "queued" if pending else "published"
         row.notion_url = result.url
         if result.action != "skipped" or row.published_digest != record["digest"]:
             row.published_at = ctx.now

@@ -480,22 +480,8 @@ def _record_published(
         "notion_page_id": note.notion_page_id,
         "published_hash": note.published_hash,
     }
-    if result.recheck_after is not None:
-        # A second page was created while the first create's outcome was unknown: look
-        # again once Notion's search has caught up, and trash the one not kept.
-        jobs.enqueue(
-            session,
-            KIND,
-            key=job_key(release.id),
-            payload={"release_id": release.id, "actor": ACTOR, "reason": "duplicate check"},
-            delay=result.recheck_after + 1,
-            run_now=False,
-            actor=ACTOR,
-        )
-    pending = session.exec(
-        select(Job.id).where(Job.key == job_key(release.id), Job.state == "queued")
-    ).first()
-    note.publish_state = "queued" if pending is not None else "published"
+    pending = follow_up(session, result, KIND, job_key(release.id), {"release_id": release.id})
+    note.publish_state = "queued" if pending else "published"
     note.notion_page_id = result.page_id
     note.notion_url = result.url
     if result.action != "skipped" or note.published_hash != stored_hash(result.notes_hash):
@@ -520,6 +506,26 @@ def _record_published(
         },
         summary=f"notes of {release.version} published to Notion ({verb[result.action]})",
     )
+
+
+def follow_up(
+    session: Session, result: PublishResult, kind: str, key: str, payload: dict[str, Any]
+) -> bool:
+    """After a successful attempt: whether another job of ``key`` is queued (the page is not
+    final yet). A second page created while the first create's outcome was unknown queues
+    one: it looks again once Notion's search has caught up, and trashes the page not kept."""
+    if result.recheck_after is not None:
+        jobs.enqueue(
+            session,
+            kind,
+            key=key,
+            payload={**payload, "actor": ACTOR, "reason": "duplicate check"},
+            delay=result.recheck_after + 1,
+            run_now=False,
+            actor=ACTOR,
+        )
+    pending = session.exec(select(Job.id).where(Job.key == key, Job.state == "queued")).first()
+    return pending is not None
 
 
 def on_publish_error(session: Session, job: Job, message: str, final: bool) -> None:
