@@ -121,6 +121,9 @@ class PageSchema:
     properties: Mapping[str, str]
     hash_property: str
     name: str
+    # Set up a data source that lacks properties (init_schema) on the first publish instead
+    # of refusing: for a database the service owns, such as the meetings'.
+    auto_init: bool = False
 
 
 RELEASE_NOTES_SCHEMA = PageSchema(REQUIRED_PROPERTIES, "Notes hash", "release-notes")
@@ -1148,6 +1151,8 @@ class NotionPublisher:
                     properties={n: {self.schema.properties[n]: {}} for n in report.missing},
                 )
                 report = self._schema_report()
+            if not report.ok and self.schema.auto_init and not report.wrong_type:
+                report = self.init_schema()
             if not report.ok:
                 problems = [f"missing {', '.join(report.missing)}"] if report.missing else []
                 problems += [f"{n} is {a}, expected {e}" for n, (e, a) in report.wrong_type.items()]

@@ -63,6 +63,7 @@ MINUTES_SCHEMA = PageSchema(
     },
     hash_property="Minutes hash",
     name="meeting-minutes",
+    auto_init=True,  # the meetings database is the service's: its properties are added
 )
 STATE_LABELS = {
     "none": "Not published",

@@ -458,3 +458,24 @@ def test_the_demos_closed_weeks_say_where_their_minutes_would_go(
         ]
     assert any("overridden by" in body for body in bodies)
     assert any("No-go" in body for body in bodies) and any("Defer" in body for body in bodies)
+
+
+def test_a_meetings_database_with_only_a_title_gets_its_properties_on_the_first_publish(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    pos: App,
+    people: dict[str, User],
+    week: Week,
+    notion: NotionFake,
+    settings: Settings,
+) -> None:
+    db_id, ds_id = notion.add_database("New meetings", {"Name": {"title": {}}})
+    app.config["RELGOV_SETTINGS"] = replace(settings, notion_meetings_database_id=db_id)
+    held_meeting(client, session, pos, people, week)
+    job = run(app, 5)
+    assert job.state == "succeeded", job.last_error
+    schema = notion.data_sources[ds_id].properties
+    assert {n: p["type"] for n, p in schema.items()} == dict(minutes.MINUTES_SCHEMA.properties)
+    (page,) = notion.live_pages(ds_id)
+    assert page["properties"]["Meeting"]["title"][0]["plain_text"] == f"Release meeting {week}"
