@@ -29,6 +29,7 @@ DEEP_BODIES = {
 # Operations that take no body (they never read one).
 NO_BODY = {"delete_skip", "post_regenerate", "delete_device", "lift_freeze"}
 NO_BODY |= {"publish_release_notes"}
+NO_BODY |= {"open_meeting", "close_meeting"}  # the weekly meeting: the week is in the path
 # Operations that read a JSON body their declaration does not name.
 UNDECLARED_BODY = {"import_stores"}
 # Pages that read JSON.

@@ -4,6 +4,7 @@ who may do what (before any input is read), and bad weeks refused."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -334,7 +335,12 @@ def test_action_items_carry_over_until_someone_closes_them(
 
 
 def test_an_overdue_action_item_stands_out(
-    session: Session, app: Flask, pos: App, people: dict[str, User], week: Week
+    session: Session,
+    app: Flask,
+    client: FlaskClient,
+    pos: App,
+    people: dict[str, User],
+    week: Week,
 ) -> None:
     with app.app_context():
         last = week.shifted(-1)
@@ -350,6 +356,10 @@ def test_an_overdue_action_item_stands_out(
         session.commit()
         view = services.week_view(session, week)
     assert [a.id for a in view.action_items] == [item.id] and view.overdue(item)
+    person(client, people["viewer"])
+    page = client.get(f"/meetings/{week}").get_data(as_text=True)
+    summary = page[page.index('class="week-summary"') :]
+    assert re.search(r'href="#actions"[^>]*><strong>1</strong> overdue action item<', summary)
 
 
 def test_a_closed_meeting_is_read_only_but_can_be_amended(
