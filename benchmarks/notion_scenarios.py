@@ -161,12 +161,33 @@ def section(after: dict[str, Any], before: dict[str, Any] | None, before_dir: st
             table(after, before),
             "",
             "Before, every change and every retry erased the page and appended all 1,000 "
-            "blocks again, and a 429 ended the attempt. After, a change writes only the blocks "
-            "that differ (updated in place; inserts after their sibling; deletes last); a "
-            "retry reads the page's top-level block ids once when the failed request may have "
-            "landed (a 500: 10 reads), then goes on; a 429 asking for at most 30 s is waited "
-            "out and the same request sent again. A worker that checked the schema in the "
-            "last 10 minutes saves 2 requests more (a one-line change: 2 requests).",
+            "blocks again (readers saw the page empty, then growing, with Status "
+            '"Publishing"), and a 429 ended the attempt. After:',
+            "",
+            "- first publish: discover + schema + query + create (an empty page, so the "
+            "ids of every block come back from the appends) + 10 appends + final "
+            "properties; one more than before, whose create carried the first 100 blocks;",
+            "- one-line change, stage change: discover + schema + one in-place update of "
+            "the block + final properties (2 in a worker that checked the schema in the "
+            "last 10 minutes); nothing erased, no other block touched;",
+            "- 429 mid-publish: the first publish's 15 + the refused append, sent again "
+            "after the 1 s Notion asked for, in the same attempt (at most 30 s is waited "
+            "out; every worker pauses with it);",
+            "- retry after failure: attempt 1 stops at the 6th append (10 requests); "
+            "attempt 2 reads the page's top-level block ids once (5 reads for the 500 "
+            "blocks there) because a 500 may have landed, then sends the 5 appends left "
+            "and the final properties (13), where before it erased and rewrote everything.",
+            "",
+            "The cost moved from the size of the page to the size of the change: each "
+            "changed block is one request (a note reworded from top to bottom costs about "
+            "one request per block; see the update rows of `## Notion publishing`).",
+            "",
+            "Rate: three `relgov worker` processes publishing at once stay within "
+            "`RELGOV_NOTION_RATE` requests per second in total, timed at the fake "
+            "(`tests/service/publishing/test_shared_rate.py` at 3/s: any 10 consecutive "
+            "requests span at least 2 s, 3 s less 1 s allowed for a request delayed on its "
+            "way); with main's limiter, one per process (2.5/s, bursts "
+            "of 3), the same test measured 10 consecutive requests within 0.35 s.",
             "",
         ]
     )

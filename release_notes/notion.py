@@ -315,6 +315,10 @@ class NotionConfig:
     # After a create whose outcome is unknown, how long Notion's search may lag behind it:
     # no second create before this many seconds have passed.
     create_settle_s: float = 60.0
+    # After a second create, how long later publishes keep looking for the first page (it
+    # may show in the search later still), at most ``duplicate_check_every_s`` apart.
+    duplicate_watch_s: float = 600.0
+    duplicate_check_every_s: float = 60.0
     # The kind of page the data source holds (release notes unless told otherwise).
     schema: PageSchema = RELEASE_NOTES_SCHEMA
 
@@ -399,7 +403,7 @@ class PublishResult:
     requests: int
     trashed_duplicates: tuple[str, ...] = ()
     # Seconds after which a publish should look again for a duplicate page (a second
-    # create happened while the first one's outcome was unknown).
+    # create happened while the first one's outcome was unknown; see duplicate_watch_s).
     recheck_after: float | None = None
 
 
@@ -1246,6 +1250,8 @@ class NotionPublisher:
                 return replace(result, requests=self.requests_sent - before)
             raise TransientNotionError("the Notion page disappeared twice", code="page_gone")
         except PermanentNotionError:
+            if self.schema_cache is not None:  # the schema may be what changed: check again
+                self.schema_cache.forget(self._schema_target)
             page_id = page_id or record.page_id
             if page_id is not None:
                 self._mark_failed(page_id)
@@ -1330,7 +1336,8 @@ class NotionPublisher:
         assert record.page_id is not None
         recheck = None
         if record.recheck_until is not None:
-            recheck = max(0.0, record.recheck_until - self._clock())
+            left = record.recheck_until - self._clock()
+            recheck = max(1.0, min(self.config.duplicate_check_every_s, left))
         return PublishResult(
             page_id=record.page_id,
             url=record.url,
@@ -1369,7 +1376,7 @@ class NotionPublisher:
                 )
             # A second create: if the first one shows up after all, the later publishes
             # look for it and trash it.
-            record.recheck_until = self._clock() + settle
+            record.recheck_until = self._clock() + self.config.duplicate_watch_s
         return None
 
     def _create(self, page: PageSpec, record: PageRecord, ledger: Ledger, ds_id: str) -> None:
@@ -1590,6 +1597,10 @@ class NotionPublisher:
                 if not maybe_applied(exc):  # nothing was appended: no need to look
                     record.pending = None
                     ledger.save(record)
+                if isinstance(exc, PermanentNotionError):
+                    # The page itself is there (_page_call looked): only the sibling can
+                    # have gone.
+                    self._unless_block_gone(record, ledger, exc, target_is_block=False)
                 raise
             ids = [str(r["id"]) for r in result.get("results", [])]
             if len(ids) != len(request.children):
@@ -1623,12 +1634,39 @@ class NotionPublisher:
         body = {k: v for k, v in block[kind].items() if k != "children"}
         record.pending = {"op": "update", "id": entry["id"]}
         ledger.save(record)
-        self._page_call(record.page_id, self.client.blocks.update, entry["id"], **{kind: body})
+        try:
+            self._page_call(record.page_id, self.client.blocks.update, entry["id"], **{kind: body})
+        except PermanentNotionError as exc:
+            self._unless_block_gone(record, ledger, exc)
         for stored in record.entries:
             if stored["id"] == entry["id"]:
                 stored["fp"] = block_fingerprint(block)
         record.pending = None
         ledger.save(record)
+
+    def _unless_block_gone(
+        self,
+        record: PageRecord,
+        ledger: Ledger,
+        error: PermanentNotionError,
+        *,
+        target_is_block: bool = True,
+    ) -> None:
+        """A block this ledger knows was deleted in Notion (by a person): the next attempt
+        reads the page again instead of failing for good. Any other refusal is raised."""
+        text = error.message.lower()
+        if (error.status == 404 and target_is_block) or (
+            error.status == 400 and ("archived" in text or "not a child" in text)
+        ):
+            record.pending = {"op": "reread"}
+            ledger.save(record)
+            raise TransientNotionError(
+                f"a block of the page changed in Notion meanwhile ({error.message}); the "
+                "next attempt reads the page again",
+                status=error.status,
+                code="page_changed",
+            ) from error
+        raise error
 
     def _delete_block(self, record: PageRecord, ledger: Ledger, entry: dict[str, Any]) -> None:
         assert record.page_id is not None

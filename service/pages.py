@@ -29,6 +29,7 @@ NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
     ("pages.dashboard", "Dashboard", ()),
     ("releases.release_list", "Releases", ()),
     ("meetings.current", "Meeting", ()),
+    ("calendar.calendar", "Calendar", ()),
     ("notes.notes_list", "Notes", ()),
     ("beta.cohort", "Beta", ()),
     ("adoption.index", "Adoption", ()),

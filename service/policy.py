@@ -162,6 +162,7 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     # Anyone may try; the service records it only for the item's owner role (message otherwise).
     "releases.item_sign": LOGIN,
     "releases.item_override": ADMIN,
+    "calendar.calendar": LOGIN,
     "publishing.publish": REGISTRARS,
     # --- the weekly meeting (pages): release managers run it; anyone working on releases
     # closes an action item (usually its owner); everyone logged in reads it.
@@ -225,6 +226,7 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.list_apps": READ,
     "api.get_app": READ,
     "api.get_trains": READ,
+    "api.get_calendar": READ,
     "api.get_template": READ,
     "api.post_app": person("admin"),
     "api.patch_app": person("admin"),

@@ -39,7 +39,16 @@ from service.publishing import api as publishing_api
 from service.publishing import notion_publish
 from service.publishing import views as publishing_views
 from service.releases import api as releases_api
-from service.releases import apps_api, apps_views, checklist, guards, lifecycle, notes, notes_views
+from service.releases import (
+    apps_api,
+    apps_views,
+    calendar_views,
+    checklist,
+    guards,
+    lifecycle,
+    notes,
+    notes_views,
+)
 from service.releases import views as releases_views
 
 # Who may take each lifecycle action: checked first, so a caller who may not act is told so
@@ -126,6 +135,7 @@ BLUEPRINTS = (
     audit_views.bp,
     releases_views.bp,
     apps_views.bp,
+    calendar_views.bp,
     notes_views.bp,
     beta_views.bp,
     adoption_views.bp,

@@ -390,7 +390,7 @@ def handle_publish(ctx: jobs.JobContext) -> str:
         row = page_row(session, meeting) or MinutesPage(meeting_id=meeting.id or 0)
         before = {"publish_state": row.publish_state, "digest": row.published_digest}
         pending = notion_publish.follow_up(
-            session, result, KIND, job_key(meeting.week), {"meeting_id": meeting.id}
+            session, result, KIND, job_key(meeting.week), {"meeting_id": meeting.id}, now=ctx.now
         )
         row.publish_state = "queued" if pending else "published"
         row.notion_url = result.url

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -155,17 +156,21 @@ def make_publisher(
     app: Flask,
     *,
     clock: Callable[[], float] | None = None,
+    wait_out_429: bool = True,
     database_id: str | None = None,
     schema: PageSchema | None = None,
 ) -> NotionPublisher:
     """A publisher sharing the app's rate limiter (every worker's) and schema cache; to the
-    release-notes database unless ``database_id`` (and ``schema``) say otherwise."""
+    release-notes database unless ``database_id`` (and ``schema``) say otherwise.
+    ``wait_out_429=False`` (a web request) raises a 429 at once instead of waiting."""
     config = notion_config(
         settings_of(app),
         timeout_s=float(app.config.get("RELGOV_NOTION_TIMEOUT", 30.0)),
         database_id=database_id,
         schema=schema,
     )
+    if not wait_out_429:
+        config = replace(config, retry_after_max_s=0.0)
     limiter: RateLimiter = app.extensions[LIMITER]
     schema_cache: SchemaCache | None = app.extensions.get(SCHEMA_CACHE)
     return NotionPublisher(
@@ -215,7 +220,9 @@ class DbLedger:
 def check_schema(*, init: bool = False) -> SchemaReport:
     """``relgov notion check`` / ``init-schema`` (the current app); a transient error is
     raised."""
-    with make_publisher(current_app._get_current_object()) as publisher:  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    # Also run from a page: a 429 is reported at once rather than holding the request.
+    with make_publisher(app, wait_out_429=False) as publisher:
         return publisher.init_schema() if init else publisher.check_schema()
 
 
@@ -480,7 +487,9 @@ def _record_published(
         "notion_page_id": note.notion_page_id,
         "published_hash": note.published_hash,
     }
-    pending = follow_up(session, result, KIND, job_key(release.id), {"release_id": release.id})
+    pending = follow_up(
+        session, result, KIND, job_key(release.id), {"release_id": release.id}, now=ctx.now
+    )
     note.publish_state = "queued" if pending else "published"
     note.notion_page_id = result.page_id
     note.notion_url = result.url
@@ -509,7 +518,13 @@ def _record_published(
 
 
 def follow_up(
-    session: Session, result: PublishResult, kind: str, key: str, payload: dict[str, Any]
+    session: Session,
+    result: PublishResult,
+    kind: str,
+    key: str,
+    payload: dict[str, Any],
+    *,
+    now: datetime,
 ) -> bool:
     """After a successful attempt: whether another job of ``key`` is queued (the page is not
     final yet). A second page created while the first create's outcome was unknown queues
@@ -523,6 +538,7 @@ def follow_up(
             delay=result.recheck_after + 1,
             run_now=False,
             actor=ACTOR,
+            now=now,
         )
     pending = session.exec(select(Job.id).where(Job.key == key, Job.state == "queued")).first()
     return pending is not None

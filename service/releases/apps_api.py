@@ -20,6 +20,7 @@ from service.releases.apps import (
     template_items,
     update_app_record,
 )
+from service.releases.calendar import MAX_WEEKS, build_calendar, parse_start
 from service.releases.models import App
 from service.releases.trains import skip_week, skips_for, train_slots, unskip_week
 
@@ -69,6 +70,49 @@ class TrainSlotOut(BaseModel):
 
 class TrainQuery(BaseModel):
     weeks: int = Field(default=6, ge=1, le=52)
+
+
+class CalendarQuery(BaseModel):
+    start: str | None = Field(
+        default=None,
+        description="the first week: a date of it (YYYY-MM-DD) or an ISO week (YYYY-Www);"
+        " default 4 weeks before today",
+    )
+    weeks: int = Field(default=13, ge=1, le=MAX_WEEKS)
+    app: str | None = Field(default=None, description="one app's slug; default every app")
+
+
+class CalendarMilestoneOut(BaseModel):
+    release_id: int
+    version: str
+    release_kind: str = Field(description="weekly | hotfix")
+    state: str = Field(description="the release's state now")
+    kind: str = Field(description="scheduled | approved | beta | rollout | released")
+    at: datetime
+
+
+class CalendarAppWeekOut(BaseModel):
+    app: str
+    train_at: datetime | None
+    train_local: str | None = Field(description="the departure in the app's train time zone")
+    skipped: bool
+    skip_reason: str | None
+    milestones: list[CalendarMilestoneOut]
+
+
+class CalendarFreezeOut(BaseModel):
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    stores: int
+
+
+class CalendarWeekOut(BaseModel):
+    week: str = Field(description="ISO week, e.g. 2026-W42")
+    monday: date
+    current: bool
+    apps: list[CalendarAppWeekOut]
+    freezes: list[CalendarFreezeOut]
 
 
 class SkipIn(BaseModel):
@@ -174,6 +218,54 @@ def get_trains(slug: str, query: TrainQuery) -> list[TrainSlotOut]:
             skip_reason=s.skipped.reason if s.skipped else None,
         )
         for s in slots
+    ]
+
+
+@routes.operation(
+    "/calendar",
+    summary="Trains, releases, skipped weeks and store freezes of every app, week by week",
+    query=CalendarQuery,
+    response=list[CalendarWeekOut],
+    errors=(400, 404),
+)
+def get_calendar(query: CalendarQuery) -> list[CalendarWeekOut]:
+    session = db.session()
+    start = parse_start(query.start, today=utcnow().date())
+    shown = build_calendar(session, start=start, weeks=query.weeks, app_slug=query.app)
+    return [
+        CalendarWeekOut(
+            week=week.label,
+            monday=week.monday,
+            current=week.current,
+            apps=[
+                CalendarAppWeekOut(
+                    app=cell.app.slug,
+                    train_at=cell.train_at,
+                    train_local=cell.train_local,
+                    skipped=cell.skip_reason is not None,
+                    skip_reason=cell.skip_reason,
+                    milestones=[
+                        CalendarMilestoneOut(
+                            release_id=m.release_id,
+                            version=m.version,
+                            release_kind=m.release_kind,
+                            state=m.state,
+                            kind=m.kind,
+                            at=m.at,
+                        )
+                        for m in cell.milestones
+                    ],
+                )
+                for cell in week.apps
+            ],
+            freezes=[
+                CalendarFreezeOut(
+                    starts_at=f.starts_at, ends_at=f.ends_at, reason=f.reason, stores=f.stores
+                )
+                for f in week.freezes
+            ],
+        )
+        for week in shown.weeks
     ]
 
 

@@ -200,6 +200,23 @@ def test_a_page_published_before_the_ledger_is_adopted_not_rewritten(fake: Notio
     assert page_text(fake) == plain_text_of_markdown(big_note(200, changed=7))
 
 
+def test_a_block_deleted_by_hand_in_notion_is_put_back_on_the_next_attempt(
+    fake: NotionFake,
+) -> None:
+    ledger = MemoryLedger()
+    with publisher(fake) as p:
+        first = p.publish(content(big_note(30)), ledger=ledger)
+    removed = fake.block_tree(first.page_id)[11]  # entry 10, deleted by a person
+    fake.blocks[removed["id"]].in_trash = True
+    changed = big_note(30, changed=10)
+    with publisher(fake) as p, pytest.raises(TransientNotionError) as info:
+        p.publish(content(changed), ledger=ledger)
+    assert info.value.code == "page_changed"
+    with publisher(fake) as p:
+        assert p.publish(content(changed), ledger=ledger).action == "updated"
+    assert page_text(fake) == plain_text_of_markdown(changed)
+
+
 # --- Retry-After within the attempt ------------------------------------------------------
 
 
@@ -292,12 +309,18 @@ def test_a_page_found_after_a_second_create_is_trashed() -> None:
         clock.advance(31)
         with lag_publisher(fake, clock) as p:
             second = p.publish(content(big_note(10)), ledger=ledger)
-        assert second.action == "created" and second.recheck_after == pytest.approx(30)
-        clock.advance(100)  # both pages now show in the search
+        assert second.action == "created" and second.recheck_after == pytest.approx(60)
+        clock.advance(30)  # the search does not show the first page yet
         with lag_publisher(fake, clock) as p:
             third = p.publish(content(big_note(10)), ledger=ledger)
-        assert third.action == "skipped" and len(third.trashed_duplicates) == 1
-        assert third.recheck_after is None
+        assert third.trashed_duplicates == () and third.recheck_after == pytest.approx(60)
+        clock.advance(60)  # both pages now show in the search
+        with lag_publisher(fake, clock) as p:
+            fourth = p.publish(content(big_note(10)), ledger=ledger)
+        assert fourth.action == "skipped" and len(fourth.trashed_duplicates) == 1
+        clock.advance(600)  # the watch is over
+        with lag_publisher(fake, clock) as p:
+            assert p.publish(content(big_note(10)), ledger=ledger).recheck_after is None
         (page,) = fake.live_pages()
         assert page["id"] == second.page_id
         assert page_text(fake) == plain_text_of_markdown(big_note(10))
