@@ -141,7 +141,7 @@ def users_group() -> None:
 
 @users_group.command("create")
 @click.option("--email", required=True)
-@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--role", default="viewer", show_default=True, type=click.Choice(ROLES))
 @click.option("--name", default="")
 @click.option(
     "--password", prompt=True, hide_input=True, confirmation_prompt=True, help="Prompted if absent."

@@ -159,6 +159,7 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     # Submit: engineers and release managers; every other move: release managers. The lifecycle
     # guard refuses the rest with a message on the page.
     "releases.release_transition": REGISTRARS,
+    "releases.release_git_ref": REGISTRARS,  # a draft's ref; the service refuses other states
     # Anyone may try; the service records it only for the item's owner role (message otherwise).
     "releases.item_sign": LOGIN,
     "releases.item_override": ADMIN,
@@ -222,12 +223,20 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api_docs.api_docs": PUBLIC,
     "api.me": READ,
     "api.list_audit_events": READ,
+    # --- API: people and tokens (an admin's session; tokens refused) ---------------------
+    "api.list_users": person("admin"),
+    "api.create_person": person("admin"),
+    "api.patch_person": person("admin"),
+    "api.list_tokens": person("admin"),
+    "api.create_api_token": person("admin"),
+    "api.revoke_api_token": person("admin"),
     # --- API: apps, trains, checklist templates ------------------------------------------
     "api.list_apps": READ,
     "api.get_app": READ,
     "api.get_trains": READ,
     "api.get_calendar": READ,
     "api.get_template": READ,
+    "api.list_template_versions": READ,
     "api.post_app": person("admin"),
     "api.patch_app": person("admin"),
     "api.post_skip": person("admin"),
@@ -237,12 +246,15 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.list_releases": READ,
     "api.get_release": READ,
     "api.register": token("releases:write"),
+    "api.patch_release": token("releases:write") | person("release_manager", "engineer"),
     # Tokens (CI) submit, cancel or halt; the lifecycle guard leaves approval to people.
     "api.post_transition": token("releases:write") | person("release_manager", "engineer"),
     "api.list_sign_offs": READ,
     "api.post_sign_off": person(ITEM_OWNER),
     "api.post_override": person("admin"),
     "api.get_notes": READ,
+    # Renders the posted Markdown and changes nothing: a read token, or anyone's session.
+    "api.preview_notes": token("read") | person(),
     "api.put_notes": token("releases:write") | person("release_manager", "engineer", "support"),
     "api.post_regenerate": token("releases:write"),
     "api.release_publish_status": READ,
@@ -283,6 +295,8 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.create_freeze": token("fleet:write"),
     "api.lift_freeze": token("fleet:write"),
     "api.update_answer": token("heartbeats:write") | READ,  # store devices ask it
+    "api.get_rollout": READ,
+    "api.advance_rollout": person("release_manager"),
     # --- API: heartbeats and adoption reports --------------------------------------------
     "api.adoption_post_heartbeats": token("heartbeats:write"),
     "api.adoption_series": READ,
@@ -304,6 +318,7 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.patch_incident": token("incidents:write"),
     "api.incident_trend": READ,
     "api.release_gates": READ,
+    "api.override_gate": person("admin"),
 }
 
 

@@ -74,6 +74,9 @@ class Settings:
     # Heartbeats queued in the process and written every this many ms (0: each request
     # writes its own before answering); see service/adoption/queue.py and the README.
     heartbeat_flush_ms: int = 0
+    # Where queued heartbeats are kept until written (service/adoption/spool.py); None:
+    # INSTANCE/heartbeat-spool (see ``heartbeat_spool``).
+    heartbeat_spool_dir: Path | None = None
     log_format: str = ""  # json | text; empty: json in production, text elsewhere
     log_level: str = "INFO"
     job_lease_seconds: float = 600.0
@@ -104,6 +107,11 @@ class Settings:
     @property
     def is_development(self) -> bool:
         return self.env == "development"
+
+    @property
+    def heartbeat_spool(self) -> Path:
+        """The heartbeat spool's folder (``RELGOV_HEARTBEAT_SPOOL_DIR``)."""
+        return self.heartbeat_spool_dir or self.instance_path / "heartbeat-spool"
 
     @property
     def repo_root_path(self) -> Path:
@@ -166,6 +174,9 @@ class Settings:
             heartbeat_flush_ms=_non_negative(
                 env, "RELGOV_HEARTBEAT_FLUSH_MS", 50 if mode == "production" else 0
             ),
+            heartbeat_spool_dir=Path(
+                env.get("RELGOV_HEARTBEAT_SPOOL_DIR", "").strip() or instance / "heartbeat-spool"
+            ).resolve(),
             log_format=_choice(env, "RELGOV_LOG_FORMAT", ("json", "text")),
             log_level=_choice(env, "RELGOV_LOG_LEVEL", ("debug", "info", "warning", "error"))
             or "INFO",

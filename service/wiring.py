@@ -83,8 +83,20 @@ REACTIONS: tuple[lifecycle.Reaction, ...] = (
     notion_publish.on_release_transition,
 )
 
-# Who hears that a release's notes were edited: a published page is brought up to date.
-NOTES_EDITED: tuple[notes.EditReaction, ...] = (notion_publish.notes_edited,)
+# What a move would do now, beyond the state change, said before a person confirms it.
+CONSEQUENCES: dict[str, tuple[lifecycle.Consequence, ...]] = {
+    "approve": (notion_publish.approve_consequence,),
+    "promote": (stages.promote_consequence,),
+    "complete": (stages.complete_consequence,),
+    "halt": (stages.halt_consequence,),
+}
+
+# Who hears that a release's notes were edited: a published page is brought up to date; a
+# support review of the old text is re-opened.
+NOTES_EDITED: tuple[notes.EditReaction, ...] = (
+    notion_publish.notes_edited,
+    checklist.reopen_reviews,
+)
 
 # How each automatic checklist rule is evaluated.
 CHECKLIST_RULES: dict[str, checklist.Evaluator] = {
@@ -146,6 +158,7 @@ BLUEPRINTS = (
 
 API = (
     people_api.routes,
+    people_api.admin_routes,
     audit_api.routes,
     apps_api.routes,
     releases_api.routes,
@@ -189,10 +202,14 @@ def init_app(app: Flask) -> None:
     for command in COMMANDS:
         app.cli.add_command(command)
 
-    lifecycle.install(lifecycle.LifecycleHooks(permits=PERMITS, guards=GUARDS, reactions=REACTIONS))
+    lifecycle.install(
+        lifecycle.LifecycleHooks(
+            permits=PERMITS, guards=GUARDS, reactions=REACTIONS, consequences=CONSEQUENCES
+        )
+    )
     checklist.install(CHECKLIST_RULES)
     notes.install(NOTES_EDITED)
-    releases_views.init_app(app, panels=RELEASE_PANELS)
+    releases_views.init_app(app, panels=RELEASE_PANELS, gates=incidents.evaluate_gates)
     meetings.install(MEETING_REACTIONS)
     # Times on pages about no one app show in the meeting's time zone.
     timezones.init_app(app, default_zone=lambda: meetings.meeting_zone_name(db.session()))

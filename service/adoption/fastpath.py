@@ -25,7 +25,8 @@ security headers and ``Cache-Control: no-store`` (a token-authenticated answer).
 
 With a flush interval (``RELGOV_HEARTBEAT_FLUSH_MS``), a request of fewer than
 :data:`QUEUED_ITEMS` heartbeats whose stores are all in the cache is not written here: its
-valid heartbeats go to the process's queue (:mod:`service.adoption.queue`), the answer is
+valid heartbeats go to the process's queue (:mod:`service.adoption.queue`), which keeps
+them in its spool file until written (:mod:`service.adoption.spool`), the answer is
 ``202`` with ``queued``, and once the server has sent it (the body's ``close()``) this thread
 writes what the queue holds when that is due.
 """
@@ -48,6 +49,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from service import logs, metrics, security
 from service.adoption import heartbeat_metrics, heartbeats, ratelimit, services
 from service.adoption.queue import HeartbeatQueue, queue_of
+from service.adoption.queue import start as start_queue
 from service.api.operations import json_text
 from service.api.tokens import usable_cached
 from service.models import ApiToken
@@ -98,6 +100,7 @@ class HeartbeatFastPath:
         self._held: dict[int, Connection] = {}  # per thread, on PostgreSQL (see _connection)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        start_queue(self.app)  # at the process's first request: replay the spool of dead ones
         if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST":
             return self.inner(environ, start_response)
         started = time.perf_counter()

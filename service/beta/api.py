@@ -29,10 +29,13 @@ from beta.validation import device_id_field
 from service import db
 from service.api.errors import ApiError, field_error, validation_error
 from service.api.operations import Routes, read_json_body
+from service.api.person_session import require_person
 from service.auth import current_actor
 from service.beta import services
 from service.beta.answers import current_snapshot
+from service.beta.stages import advance_stage, rollout_summary
 from service.models import utcnow
+from service.releases.models import Release
 from versioning import InvalidVersion, parse_version
 
 TAG = "Fleet"
@@ -712,3 +715,79 @@ def update_answer(app: str, query: UpdateQuery) -> dict[str, Any]:
         now=utcnow(),
     )
     return answer.to_dict()
+
+
+# --- staged rollout ------------------------------------------------------------------------
+
+
+class StageOut(BaseModel):
+    percent: float
+    stores: int = Field(description="stores offered the release at this stage, beta included")
+    added_stores: int
+    devices: int
+    reached: bool
+    current: bool
+
+
+class RolloutOut(BaseModel):
+    release_id: int
+    state: str
+    stage_percent: float = Field(description="share of the non-beta stores offered it now")
+    next_stage: float | None
+    stages: list[StageOut]
+    stores_total: int
+
+
+class AdvanceIn(BaseModel):
+    stage_percent: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="the stage you saw; a rollout that has moved since is refused (409)",
+    )
+
+
+def _rollout_out(release: Release) -> RolloutOut:
+    data = rollout_summary(db.session(), release)
+    return RolloutOut(
+        release_id=release.id or 0,
+        state=data["state"],
+        stage_percent=data["stage_percent"],
+        next_stage=data["next_stage"],
+        stages=[StageOut.model_validate(row) for row in data["stages"]],
+        stores_total=data["total"]["stores"],
+    )
+
+
+def _release(release_id: int) -> Release:
+    release = db.session().get(Release, release_id)
+    if release is None:
+        raise ApiError(404, "not_found", f"no release {release_id}")
+    return release
+
+
+@routes.operation(
+    "/releases/<int:release_id>/rollout",
+    summary="A release's staged rollout: its stages and the stores each reaches",
+    response=RolloutOut,
+)
+def get_rollout(release_id: int) -> RolloutOut:
+    return _rollout_out(_release(release_id))
+
+
+@routes.operation(
+    "/releases/<int:release_id>/rollout/advance",
+    "POST",
+    summary="Advance a rolling-out release to its app's next stage (release managers)",
+    scope=None,
+    body=AdvanceIn,
+    response=RolloutOut,
+    errors=(401, 403, 404, 409),
+)
+def advance_rollout(release_id: int, body: AdvanceIn) -> RolloutOut:
+    """A release manager's session (``X-CSRFToken``). Reaching 100 % leaves the release
+    rolling out: mark it released with the ``complete`` transition."""
+    user = require_person()
+    release = _release(release_id)
+    advance_stage(db.session(), release, user.actor, expected_percent=body.stage_percent)
+    return _rollout_out(release)

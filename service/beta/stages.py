@@ -9,6 +9,7 @@ offers the release to exactly the same stores again (the buckets never move).
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
@@ -22,7 +23,17 @@ from service.models import utcnow
 from service.releases.lifecycle import Actor
 from service.releases.models import App, Release
 
-__all__ = ["advance_stage", "app_stages", "first_stage_on_promote", "rollout_summary"]
+__all__ = [
+    "advance_consequence",
+    "advance_stage",
+    "app_stages",
+    "complete_consequence",
+    "first_stage_on_promote",
+    "halt_consequence",
+    "promote_consequence",
+    "reach",
+    "rollout_summary",
+]
 
 
 def app_stages(app: App) -> tuple[float, ...]:
@@ -88,6 +99,71 @@ def first_stage_on_promote(
     if before == "beta" and after == "rolling_out":
         release.stage_percent = round(app_stages(_app(session, release))[0])
         session.add(release)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How many stores a release is offered to at a stage, out of the fleet."""
+
+    stores: int  # beta stores and the other stores the stage reaches
+    total: int
+
+    @property
+    def left(self) -> int:
+        return self.total - self.stores
+
+
+def reach(session: Session, percent: float) -> Reach:
+    """The stores a rollout at ``percent`` % reaches (with the beta cohort), from the fleet."""
+    fleet = snapshot(session)
+    stores = fleet.stores.values()
+    offered = sum(1 for s in stores if s.in_beta or in_stage(s.external_id, percent))
+    return Reach(stores=offered, total=len(fleet.stores))
+
+
+def _stores(count: int) -> str:
+    return f"{count} store{'' if count == 1 else 's'}"
+
+
+def complete_consequence(session: Session, release: Release) -> str:
+    """ "Mark released" during a staged rollout: how many stores jump to the release at once."""
+    if release.state != "rolling_out" or release.stage_percent >= 100:
+        return ""
+    now = reach(session, release.stage_percent)
+    return (
+        f"The rollout is at {release.stage_percent} %: {_stores(now.left)} of {now.total} that "
+        "it has not reached yet jump to this release at once, skipping the remaining stages."
+    )
+
+
+def promote_consequence(session: Session, release: Release) -> str:
+    """Promotion: how many stores the first stage reaches beyond the beta cohort."""
+    first = app_stages(_app(session, release))[0]
+    beta = reach(session, 0)
+    stage = reach(session, first)
+    return (
+        f"The first stage ({first:g} %) offers it to {_stores(stage.stores - beta.stores)} "
+        f"beyond the {_stores(beta.stores)} of the beta cohort ({stage.stores} of {stage.total})."
+    )
+
+
+def halt_consequence(session: Session, release: Release) -> str:
+    """A halt: how many stores go back to the previous release."""
+    percent = release.stage_percent if release.state == "rolling_out" else 0
+    now = reach(session, percent)
+    return f"{_stores(now.stores)} of {now.total} are offered the previous release again."
+
+
+def advance_consequence(session: Session, release: Release) -> str:
+    """Advancing the stage: how many stores it adds."""
+    target = next_stage(app_stages(_app(session, release)), release.stage_percent)
+    if release.state != "rolling_out" or target is None:
+        return ""
+    now, then = reach(session, release.stage_percent), reach(session, target)
+    return (
+        f"Advancing from {release.stage_percent} % to {target:g} % offers this release to "
+        f"{_stores(then.stores - now.stores)} more ({then.stores} of {then.total})."
+    )
 
 
 def rollout_summary(session: Session, release: Release) -> dict[str, Any]:

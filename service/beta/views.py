@@ -20,14 +20,14 @@ from werkzeug.wrappers import Response
 from beta import store as beta_store
 from beta.cohort import REMOVAL_REASONS, FillPlan, FillRequest
 from beta.csv_import import ImportHasErrors, ImportReport, preview_import
-from beta.errors import BetaError, InvalidInput, NotFound
+from beta.errors import BetaError, Conflict, InvalidInput, NotFound
 from beta.models import DEVICE_KINDS, Device, Store, StoreFreeze
 from beta.rollout import UpdateAnswer
 from service import db
 from service.auth import current_actor, login_required, roles_required
 from service.beta import services
 from service.beta.answers import snapshot
-from service.beta.stages import advance_stage, rollout_summary
+from service.beta.stages import advance_consequence, advance_stage, rollout_summary
 from service.errors import refusal_goes_back
 from service.models import utcnow
 from service.releases.models import App, Release
@@ -53,8 +53,11 @@ def _fleet_context() -> dict[str, Any]:
 
 
 def rollout_panel(session: Session, release: Release) -> dict[str, Any]:
-    """The release page's rollout panel (``beta/_release_rollout.html``)."""
-    return rollout_summary(session, release)
+    """The release page's rollout panel (``beta/_release_rollout.html``), with what advancing
+    the stage would do (said before the release manager confirms it)."""
+    return rollout_summary(session, release) | {
+        "advance_what": advance_consequence(session, release)
+    }
 
 
 def _store_or_404(external_id: str) -> Store:
@@ -569,10 +572,26 @@ def _release_page(release_id: int) -> str:
 @bp.post("/fleet/releases/<int:release_id>/advance-stage")
 @roles_required("release_manager")
 @refusal_goes_back("Not advanced", _release_page)
-def advance_release_stage(release_id: int) -> Response:
+def advance_release_stage(release_id: int) -> Response | tuple[str, int]:
+    """Advance the rollout, only with ``confirm=yes`` (the panel's "Yes, advance" after it
+    said how many stores it adds); without it, the confirmation page says so and asks."""
     session = db.session()
     release = session.get(Release, release_id) or abort(404)
     expected = request.form.get("stage_percent", "")
+    if request.form.get("confirm") != "yes":
+        summary = rollout_summary(session, release)
+        if not summary["can_advance"]:
+            raise Conflict(
+                "only a release that is rolling out below 100 % can advance", field="state"
+            )
+        app = session.get(App, release.app_id)
+        return render_template(
+            "beta/confirm_advance.html",
+            release=release,
+            app=app,
+            rollout=summary,
+            what=advance_consequence(session, release),
+        ), 200
     target = advance_stage(
         session,
         release,

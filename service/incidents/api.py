@@ -13,9 +13,11 @@ import utc
 from service import db
 from service.api.errors import ApiError, field_error
 from service.api.operations import Routes
+from service.api.person_session import require_person
 from service.auth import current_actor
 from service.incidents import services
 from service.incidents.models import Incident
+from service.releases.lifecycle import Actor
 from service.releases.models import App, Release
 
 TAG = "Incidents"
@@ -293,6 +295,44 @@ def release_gates(release_id: int) -> GatesOut:
     release = session.get(Release, release_id)
     if release is None:
         raise ApiError(404, "not_found", f"no release {release_id}")
+    return _gates_out(session, release)
+
+
+class GateOverrideIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000, description="why the gate may pass")
+
+
+@routes.operation(
+    "/releases/<int:release_id>/gates/<gate>/override",
+    "POST",
+    summary="Let a failing promotion gate pass for this release (admins; highlighted)",
+    scope=None,
+    body=GateOverrideIn,
+    response=GatesOut,
+    status=201,
+    errors=(401, 403, 404, 409),
+)
+def override_gate(release_id: int, gate: str, body: GateOverrideIn) -> tuple[GatesOut, int]:
+    """An admin's session (``X-CSRFToken``); a token is refused. The override, its reason
+    and the gate's state at the time land in the audit log, highlighted. ``gate`` is
+    ``beta_soak``, ``beta_adoption`` or ``incident_score``."""
+    user = require_person()
+    session = db.session()
+    release = session.get(Release, release_id)
+    if release is None:
+        raise ApiError(404, "not_found", f"no release {release_id}")
+    services.override_gate(
+        session,
+        release=release,
+        gate=gate,
+        reason=body.reason,
+        actor=Actor(name=user.actor, user_id=user.id, role=user.role),
+    )
+    return _gates_out(session, release), 201
+
+
+def _gates_out(session: Session, release: Release) -> GatesOut:
+    release_id = release.id or 0
     app = session.get(App, release.app_id)
     gates = services.evaluate_gates(session, release)
     return GatesOut(

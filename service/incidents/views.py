@@ -233,6 +233,7 @@ def detail(incident_id: int) -> str:
         suggestion=suggestion,
         history=history,
         can_edit=role in (*RECORDERS, "admin"),
+        ask_halt=request.args.get("halt") == "1",
         can_halt=role in ("release_manager", "admin")
         and release is not None
         and release.state in ("beta", "rolling_out"),
@@ -293,8 +294,13 @@ def _change(incident_id: int, changes: dict[str, Any], done: str) -> Response:
 @roles_required("release_manager")
 @refusal_goes_back("Not halted", _incident_page)
 def halt(incident_id: int) -> Response:
+    """Halt the incident's release, only with ``confirm=yes`` (the page's "Yes, halt" after
+    it said what happens); without it, back to the incident with the step open."""
     session = db.session()
     incident, app = _incident_or_404(incident_id)
+    if request.form.get("confirm") != "yes":
+        flash("Not halted yet: read what a halt does and confirm it.", "warning")
+        return redirect(url_for("incidents.detail", incident_id=incident_id, halt=1))
     release = services.halt_from_incident(session, incident, actor=actor_for(_user()))
     session.commit()
     flash(f"Halted {app.name} {release.version} (incident #{incident.id}).", "warning")

@@ -18,17 +18,17 @@ from flask_wtf import FlaskForm
 from sqlmodel import select
 from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField
-from wtforms.validators import DataRequired, Email
+from wtforms.validators import DataRequired
 
 from service import db, security, sessions
-from service.auth import record_session, verify_password
+from service.auth import person_email, record_session, verify_password
 from service.models import User, utcnow
 
 bp = Blueprint("auth", __name__)
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False)])
+    email = EmailField("Email", validators=[DataRequired(), person_email])
     password = PasswordField("Password", validators=[DataRequired()])
 
 

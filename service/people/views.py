@@ -18,7 +18,7 @@ from wtforms import (
     widgets,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from service import db, security, sessions
 from service.auth import (
@@ -28,6 +28,7 @@ from service.auth import (
     hand_over_token,
     issue_token,
     log_out_everywhere,
+    person_email,
     revoke_token,
     roles_required,
     update_user,
@@ -36,14 +37,16 @@ from service.errors import refusal_goes_back
 from service.models import ROLE_LABELS, ROLES, SCOPE_LABELS, SCOPES, ApiToken, User
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+DEFAULT_ROLE = "viewer"
 admin_required = roles_required("admin")
 ROLE_CHOICES = [SelectChoice(role, ROLE_LABELS[role]) for role in ROLES]
 
 
 class UserForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False)])
+    email = EmailField("Email", validators=[DataRequired(), person_email])
     name = StringField("Name", validators=[Length(max=200)])
-    role = SelectField("Role", choices=ROLE_CHOICES)
+    # The least a new person can do; an admin raises it on purpose.
+    role = SelectField("Role", choices=ROLE_CHOICES, default=DEFAULT_ROLE)
     password = PasswordField(
         "Initial password",
         validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH)],

@@ -45,6 +45,9 @@ class PublishStatus(BaseModel):
     published_at: datetime | None
     published_hash: str | None
     last_error: str | None = Field(description="Notion's message for the last failed attempt")
+    disabled_reason: str | None = Field(
+        description="why publishing cannot be asked for now (Notion not configured); null if it can"
+    )
     job: JobOut | None
     breaker: BreakerOut
 
@@ -77,7 +80,9 @@ def _status(release: Release) -> PublishStatus:
 )
 def publish_release_notes(release_id: int) -> PublishQueued:
     """Queues the publish job (or moves an already queued one to now) and returns at once;
-    poll ``GET`` on the same path for the outcome."""
+    poll ``GET`` on the same path for the outcome. 409 ``notion_not_configured`` while the
+    service has no Notion token and database (nothing is queued), 409 ``no_notes`` before the
+    notes exist."""
     session = db.session()
     release = _release(release_id)
     job = notion_publish.request_publish(

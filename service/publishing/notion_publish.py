@@ -255,6 +255,13 @@ class PublishRefused(DomainError):
     code = "no_notes"
 
 
+class NotionNotConfigured(DomainError):
+    """A person asked to publish while Notion is not configured: nothing is queued."""
+
+    status = 409
+    code = "notion_not_configured"
+
+
 def request_publish(
     session: Session,
     release: Release,
@@ -264,7 +271,11 @@ def request_publish(
     delay: float = 0.0,
     reason: str = "requested",
 ) -> Job:
-    """Queue (or coalesce into) the publish job of ``release`` in the caller's transaction."""
+    """Queue (or coalesce into) the publish job of ``release`` in the caller's transaction.
+
+    Refused (409, nothing queued) while Notion is not configured: the job could only fail."""
+    if has_app_context() and not settings_of().notion_configured:
+        raise NotionNotConfigured(NOT_CONFIGURED)
     note = note_for(session, release)
     if note is None:
         raise PublishRefused("this release has no release notes yet; generate them first")
@@ -345,7 +356,17 @@ def on_release_transition(
         )
 
 
-def notes_edited(session: Session, release: Release, actor: str) -> Job | None:
+def approve_consequence(session: Session, release: Release) -> str:
+    """What approving does to the notes in Notion, for the confirmation."""
+    app = session.get(App, release.app_id)
+    if app is None or not app.auto_publish or note_for(session, release) is None:
+        return ""
+    if not settings_of().notion_configured:
+        return "Notion is not configured, so the notes will not be published."
+    return "Its release notes are queued for publishing to Notion."
+
+
+def notes_edited(session: Session, release: Release, actor: str, before: str = "") -> Job | None:
     """Call after a note is edited: queues a (coalesced, debounced) publish when the notes
     are auto-published — the release is approved or later, or its notes were published."""
     if not _auto_enabled(session, release):
@@ -640,6 +661,8 @@ def publish_status(
         "breaker": breaker_status(session),
         "button": button,
         "can_publish": note is not None,
+        # Why "Publish now" is disabled (None: it is not).
+        "disabled_reason": None if settings.notion_configured else NOT_CONFIGURED,
     }
 
 

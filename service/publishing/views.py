@@ -43,14 +43,7 @@ def publish(release_id: int) -> Response:
         session, release, actor=current_actor(), reason="requested from the release page"
     )
     session.commit()
-    if notion_publish.settings_of().notion_configured:
-        flash(f"Publishing {release.version} notes to Notion (job {job.id}).", "info")
-    else:
-        flash(
-            "Queued, but Notion is not configured: the job will fail until NOTION_TOKEN and "
-            "NOTION_DATABASE_ID are set.",
-            "warning",
-        )
+    flash(f"Publishing {release.version} notes to Notion (job {job.id}).", "info")
     return redirect(release_page(release_id) + "#publishing")
 
 

@@ -187,15 +187,56 @@ def register(body: ReleaseIn) -> tuple[ReleaseDetail, int]:
     app = session.exec(select(App).where(App.slug == body.app)).first()
     if app is None:
         raise not_found(f"unknown app {body.app!r}", field="app")
-    release, created = services.register_release(
+    release, created = services.register_checked(
         session,
         app=app,
         version=body.version,
         git_ref=body.git_ref,
         kind=body.kind,
         actor=Actor(name=current_actor()),
+        policy=notes.repo_policy(),
     )
+    app = session.get(App, release.app_id) or app
     return _detail(release, app), 201 if created else 200
+
+
+def _api_actor() -> Actor:
+    """The caller: a token's name, or the person behind the session."""
+    if request.headers.get("Authorization"):
+        return Actor(name=current_actor())
+    return services.actor_for(require_person())
+
+
+class ReleasePatch(BaseModel):
+    git_ref: str = Field(
+        min_length=1, max_length=255, description="the corrected tag, branch or commit"
+    )
+
+
+@routes.operation(
+    "/releases/<int:release_id>",
+    "PATCH",
+    summary="Correct a draft's git ref (resolved first; its notes are generated again)",
+    scope=None,
+    body=ReleasePatch,
+    response=ReleaseDetail,
+    errors=(401, 403, 404, 409, 503),
+)
+def patch_release(release_id: int, body: ReleasePatch) -> ReleaseDetail:
+    """Only a draft's ref can change. The ref is resolved in the app's repository before
+    anything is written (422 naming ``git_ref`` when it does not exist, 503 when git does not
+    answer within ``RELGOV_GIT_TIMEOUT_SECONDS``); then the notes are queued again. A token
+    with ``releases:write`` (CI) or a registrar's session (``X-CSRFToken``) may correct."""
+    actor = _api_actor()
+    session = db.session()
+    release, app = _get(release_id)
+    services.check_correctable(release)
+    sha = services.resolve_git_ref(session, app, body.git_ref, notes.repo_policy())
+    release, app = _get(release_id)
+    services.correct_git_ref(
+        session, release=release, git_ref=body.git_ref, to_sha=sha, actor=actor
+    )
+    return _detail(release, app)
 
 
 @routes.operation(
@@ -389,6 +430,49 @@ class NotesOut(BaseModel):
     edited_by: str | None
     hash: str = Field(description="send it back as loaded_hash when saving an edit")
     publish_state: str
+
+
+class PreviewIn(BaseModel):
+    markdown: str = Field(max_length=1_000_000, description="the Markdown to preview")
+
+
+class DiffLineOut(BaseModel):
+    kind: Literal["meta", "hunk", "add", "del", "ctx"]
+    text: str
+
+
+class PreviewOut(BaseModel):
+    html: str = Field(description="the sanitized HTML the release page would show")
+    changed: bool = Field(description="whether the text differs from the generated notes")
+    diff: list[DiffLineOut] = Field(description="unified diff: generated → this text")
+
+
+@routes.operation(
+    "/releases/<int:release_id>/notes/preview",
+    "POST",
+    summary="Preview Markdown as the release page shows it, with its diff (changes nothing)",
+    scope=None,
+    body=PreviewIn,
+    response=PreviewOut,
+    errors=(404,),
+)
+def preview_notes(release_id: int, body: PreviewIn) -> PreviewOut:
+    """Renders the posted Markdown through the same sanitizer as the page (raw HTML is
+    text) and diffs it against the generated notes. Nothing is saved."""
+    release, _ = _get(release_id)
+    text = notes.normalise(body.markdown)
+    note = notes.note_for(db.session(), release)
+    generated = note.generated_markdown if note else ""
+    lines = (
+        notes.diff_lines(generated, text, old_label="generated from git", new_label="edited")
+        if text != generated
+        else []
+    )
+    return PreviewOut(
+        html=render_html(text),
+        changed=bool(lines),
+        diff=[DiffLineOut(kind=line.kind, text=line.text) for line in lines],
+    )
 
 
 class NotesIn(BaseModel):

@@ -6,7 +6,8 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlmodel import select
+from sqlalchemy import func
+from sqlmodel import col, select
 
 from service import db
 from service.api.errors import ApiError, field_error
@@ -18,10 +19,11 @@ from service.releases.apps import (
     current_template,
     save_template,
     template_items,
+    template_versions,
     update_app_record,
 )
 from service.releases.calendar import MAX_WEEKS, build_calendar, parse_start
-from service.releases.models import App
+from service.releases.models import RELEASE_KINDS, App, Release
 from service.releases.trains import skip_week, skips_for, train_slots, unskip_week
 
 routes = Routes(tag="Apps")
@@ -312,6 +314,49 @@ def delete_skip(slug: str, week_of: str) -> tuple[dict[str, str], int]:
 )
 def get_template(slug: str, kind: str) -> TemplateOut:
     return _template_out(_app(slug), kind)
+
+
+class TemplateVersionOut(BaseModel):
+    version: int
+    created_by: str
+    created_at: datetime
+    items: list[TemplateItemIO]
+    releases: int = Field(description="how many releases were registered with this version")
+
+
+@routes.operation(
+    "/apps/<slug>/checklists/<kind>/versions",
+    summary="Every version of an app's checklist for a release kind, newest first",
+    response=list[TemplateVersionOut],
+)
+def list_template_versions(slug: str, kind: str) -> list[TemplateVersionOut]:
+    """Editing a checklist saves a new version; releases keep the version they were
+    registered with (``releases`` counts them)."""
+    app = _app(slug)
+    if kind not in RELEASE_KINDS:
+        raise field_error("kind", f"must be one of {', '.join(RELEASE_KINDS)}")
+    session = db.session()
+    versions = template_versions(session, app, kind)
+    used = dict(
+        session.exec(
+            select(Release.template_id, func.count())
+            .where(col(Release.template_id).in_([v.id for v in versions]))
+            .group_by(col(Release.template_id))
+        ).all()
+    )
+    return [
+        TemplateVersionOut(
+            version=v.version,
+            created_by=v.created_by,
+            created_at=v.created_at,
+            items=[
+                TemplateItemIO.model_validate(i, from_attributes=True)
+                for i in template_items(session, v)
+            ],
+            releases=int(used.get(v.id, 0)),
+        )
+        for v in versions
+    ]
 
 
 def _template_out(app: App, kind: str) -> TemplateOut:

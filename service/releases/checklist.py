@@ -14,14 +14,19 @@ from sqlmodel import Session, col, select
 
 from service import audit
 from service.errors import DomainError
-from service.models import User
+from service.models import AuditEvent, User
 from service.releases.apps import items_in_order
 from service.releases.lifecycle import changed_since
 from service.releases.models import AUTOMATIC_RULES, DECISIONS, App, Release, ReleaseItem, SignOff
-from service.releases.notes import note_for, notes_state
+from service.releases.notes import DiffLine, diff_lines, note_for, note_hash, notes_state
 
 # Automatic items measured in beta: they cannot pass before it and gate the promotion.
 PROMOTION_RULES = frozenset({"beta_adoption", "beta_soak", "incident_score"})
+# Who reviews the notes: their approval of a manual item is of the text they read, so an edit
+# of the notes after it re-opens the item (a ``reopen`` entry in its history).
+REVIEW_ROLES = frozenset({"support"})
+REOPEN = "reopen"
+STATUS_OF = {"approve": "approved", "reject": "rejected", "block": "blocked", REOPEN: "pending"}
 
 
 class ReleaseError(DomainError):
@@ -56,6 +61,12 @@ class ItemStatus:
     @property
     def latest(self) -> SignOff | None:
         return self.history[-1] if self.history else None
+
+    @property
+    def reopened(self) -> SignOff | None:
+        """The ``reopen`` entry that stands (the notes changed after the review), if any."""
+        manual = [s for s in self.history if not s.override]
+        return manual[-1] if manual and manual[-1].decision == REOPEN else None
 
 
 # evaluate(session, release, app) -> (status, evidence, details) of an automatic item.
@@ -151,10 +162,14 @@ def item_statuses(session: Session, release: Release) -> list[ItemStatus]:
             manual = [s for s in history if not s.override]
             if manual:
                 latest = manual[-1]
-                status.status = {"approve": "approved", "reject": "rejected", "block": "blocked"}[
-                    latest.decision
-                ]
-                status.evidence = f"{latest.decision} by {latest.user_email}"
+                status.status = STATUS_OF[latest.decision]
+                if latest.decision == REOPEN:
+                    status.evidence = (
+                        f"re-opened: {latest.user_email} changed the notes after the review; "
+                        "sign again"
+                    )
+                else:
+                    status.evidence = f"{latest.decision} by {latest.user_email}"
         if overrides and not status.ok:
             status.overridden = overrides[-1]
         statuses.append(status)
@@ -335,3 +350,75 @@ def override_item(
         summary=f"OVERRIDE “{item.title}”: {reason}",
         override=True,
     )
+
+
+# --- a review re-opened by an edit of the notes ------------------------------------------
+
+
+def reopen_reviews(session: Session, release: Release, actor: str, before: str) -> list[SignOff]:
+    """A reaction to an edit of the notes: each approved manual item of a reviewing role
+    (support) goes back to pending, with a ``reopen`` entry in its history and an audit
+    event that keeps the text the reviewer approved (to show what changed since). Only while
+    sign-offs are open (draft, in review); nothing happens when the text did not change."""
+    note = note_for(session, release)
+    if note is None or note.markdown == before or release.state not in ("draft", "in_review"):
+        return []
+    reopened = []
+    for status in item_statuses(session, release):
+        item = status.item
+        if item.mode != "manual" or item.owner_role not in REVIEW_ROLES:
+            continue
+        approval = status.latest if status.status == "approved" and status.latest else None
+        if approval is None or approval.override:
+            continue
+        signoff = SignOff(
+            item_id=item.id or 0,
+            release_id=release.id or 0,
+            # The reviewer whose approval is re-opened; who changed the notes is named below.
+            user_id=approval.user_id,
+            user_email=actor[:254],
+            role="notes edit",
+            decision=REOPEN,
+            comment=f"the notes changed after {approval.user_email}'s review",
+        )
+        session.add(signoff)
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action="signoff.reopen",
+            subject_type="release",
+            subject_id=release.id,
+            before={
+                "item": item.title,
+                "decision": "approve",
+                "by": approval.user_email,
+                "reviewed_hash": note_hash(before)[:16],
+                "reviewed_markdown": before,
+            },
+            after={"item": item.title, "status": "pending", "hash": note_hash(note.markdown)[:16]},
+            summary=f"re-opened “{item.title}”: the notes changed after "
+            f"{approval.user_email}'s review",
+            highlight=True,
+        )
+        reopened.append(signoff)
+    return reopened
+
+
+def changes_since_review(session: Session, release: Release, item: ReleaseItem) -> list[DiffLine]:
+    """What changed in the notes since the review ``item``'s ``reopen`` entry re-opened."""
+    events = session.exec(
+        select(AuditEvent)
+        .where(
+            AuditEvent.action == "signoff.reopen",
+            AuditEvent.subject_type == "release",
+            AuditEvent.subject_id == str(release.id),
+        )
+        .order_by(col(AuditEvent.id).desc())
+    )
+    event = next((e for e in events if (e.before or {}).get("item") == item.title), None)
+    note = note_for(session, release)
+    if event is None or note is None:
+        return []
+    reviewed = str((event.before or {}).get("reviewed_markdown") or "")
+    return diff_lines(reviewed, note.markdown, old_label="reviewed", new_label="now")

@@ -351,6 +351,7 @@ def _conclude(
     if state == "rolling_out":
         release.stage_percent = app.rollout_stages[min(1, len(app.rollout_stages) - 1)]
     if state == "released":
+        release.stage_percent = 100  # the demo's releases went through every stage
         transition(session, release, "complete", actor=rm)
         release.released_at = meeting + timedelta(days=5, hours=3)
     if state == "halted":

@@ -45,6 +45,23 @@ ACTION_LABELS = {
     "cancel": "Cancel",
 }
 NEEDS_REASON = frozenset({"reject", "halt", "cancel", "reopen", "resume"})
+# The moves a person confirms on the page after reading what will happen (the server asks
+# again, on a confirmation page, when a form arrives without ``confirm``).
+NEEDS_CONFIRMATION = frozenset({"approve", "promote", "complete", "halt"})
+# What each move does, in a sentence; ``consequences`` (service/wiring.py) add what the fleet
+# and the other features make of it (how many stores, what gets published).
+WHAT_HAPPENS = {
+    "submit": "The release goes to review: owners sign their checklist items.",
+    "approve": "The release is approved: the checklist closes and the beta can start.",
+    "reject": "The release is rejected with your reason; it can be reopened as a draft.",
+    "reopen": "The release goes back to draft.",
+    "start_beta": "The beta cohort's stores are offered this release.",
+    "promote": "The staged rollout starts: stores beyond the beta cohort are offered it.",
+    "complete": "Every store is offered this release, and it is marked released.",
+    "halt": "The rollout stops: the stores it reached are offered the previous release again.",
+    "resume": "The rollout resumes where it was halted.",
+    "cancel": "The release is cancelled; its version stays taken.",
+}
 
 
 class TransitionError(DomainError):
@@ -67,6 +84,8 @@ class Actor:
 Guard = Callable[[Session, Release, Actor], None]
 # reaction(session, release, before, after, actor) runs after every transition.
 Reaction = Callable[[Session, Release, str, str, Actor], None]
+# consequence(session, release) -> a sentence on what the move would do now ("" for none).
+Consequence = Callable[[Session, Release], str]
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,7 @@ class LifecycleHooks:
     permits: Mapping[str, Sequence[Guard]] = field(default_factory=dict)
     guards: Mapping[str, Sequence[Guard]] = field(default_factory=dict)
     reactions: Sequence[Reaction] = ()
+    consequences: Mapping[str, Sequence[Consequence]] = field(default_factory=dict)
 
 
 # The process's guards and reactions, installed by ``service/wiring.py`` through
@@ -86,7 +106,7 @@ _installed: LifecycleHooks | None = None
 
 def install(hooks: LifecycleHooks) -> None:
     global _installed
-    unknown = (set(hooks.permits) | set(hooks.guards)) - set(TRANSITIONS)
+    unknown = (set(hooks.permits) | set(hooks.guards) | set(hooks.consequences)) - set(TRANSITIONS)
     if unknown:
         raise ValueError(f"guards for unknown actions: {', '.join(sorted(unknown))}")
     unpermitted = set(TRANSITIONS) - set(hooks.permits)
@@ -112,8 +132,67 @@ def changed_since(release: Release, expected_lock: int | None, *, then: str) -> 
     )
 
 
+def staged(release: Release) -> bool:
+    """Whether the release is part-way through its staged rollout (not every store yet)."""
+    return release.state == "rolling_out" and release.stage_percent < 100
+
+
+def reason_needed(release: Release, action: str) -> bool:
+    """Whether ``action`` needs a reason now: always for some moves; "Mark released" while
+    the staged rollout has not reached every store (it jumps the stores left at once)."""
+    return action in NEEDS_REASON or (action == "complete" and staged(release))
+
+
+def what_happens(session: Session, release: Release, action: str) -> list[str]:
+    """What ``action`` would do to ``release`` now, in sentences, for the confirmation."""
+    sentences = [WHAT_HAPPENS.get(action, "")]
+    for consequence in hooks().consequences.get(action, ()):
+        sentences.append(consequence(session, release))
+    return [s for s in sentences if s]
+
+
 def allowed_actions(release: Release) -> list[str]:
     return [action for action, (sources, _) in TRANSITIONS.items() if release.state in sources]
+
+
+def preflight(
+    session: Session,
+    release: Release,
+    action: str,
+    *,
+    actor: Actor,
+    expected_lock: int | None = None,
+    reason: str | None = None,
+) -> None:
+    """Raise :class:`TransitionError` when ``action`` may not be taken now: who may act first
+    (403), then the state (409), the reason (422, unless ``reason`` is None: not asked yet)
+    and the move's guards. The confirmation step runs it before asking."""
+    if action not in TRANSITIONS:
+        raise TransitionError(f"unknown action {action!r}", status=422, field="action")
+    wiring = hooks()
+    for permit in wiring.permits.get(action, ()):
+        permit(session, release, actor)
+    stale = changed_since(release, expected_lock, then="try again")
+    if stale:
+        raise TransitionError(stale)
+    sources = TRANSITIONS[action][0]
+    if release.state not in sources:
+        allowed = ", ".join(sorted(sources))
+        raise TransitionError(
+            f"cannot {ACTION_LABELS[action].lower()} a release that is "
+            f"{release.state.replace('_', ' ')} (only from: {allowed})"
+        )
+    if reason is not None and reason_needed(release, action) and not reason:
+        if action == "complete":
+            raise TransitionError(
+                f"Mark released during the staged rollout (at {release.stage_percent} %) needs "
+                "a reason: " + " ".join(what_happens(session, release, action)),
+                status=422,
+                field="reason",
+            )
+        raise TransitionError(f"{ACTION_LABELS[action]} needs a reason", status=422, field="reason")
+    for guard in wiring.guards.get(action, ()):
+        guard(session, release, actor)
 
 
 def transition(
@@ -127,27 +206,9 @@ def transition(
 ) -> Release:
     """Move ``release`` by ``action`` or raise :class:`TransitionError` saying why not: who
     may act is checked first (403), then whether the release may move (409, 422)."""
-    if action not in TRANSITIONS:
-        raise TransitionError(f"unknown action {action!r}", status=422, field="action")
-    wiring = hooks()
-    for permit in wiring.permits.get(action, ()):
-        permit(session, release, actor)
-    stale = changed_since(release, expected_lock, then="try again")
-    if stale:
-        raise TransitionError(stale)
-    sources, target = TRANSITIONS[action]
-    if release.state not in sources:
-        allowed = ", ".join(sorted(sources))
-        raise TransitionError(
-            f"cannot {ACTION_LABELS[action].lower()} a release that is "
-            f"{release.state.replace('_', ' ')} (only from: {allowed})"
-        )
     reason = reason.strip()
-    if action in NEEDS_REASON and not reason:
-        raise TransitionError(f"{ACTION_LABELS[action]} needs a reason", status=422, field="reason")
-    for guard in wiring.guards.get(action, ()):
-        guard(session, release, actor)
-
+    preflight(session, release, action, actor=actor, expected_lock=expected_lock, reason=reason)
+    target = TRANSITIONS[action][1]
     before = release.state
     now = utcnow()
     if action == "resume":
@@ -182,6 +243,6 @@ def transition(
         summary=f"{ACTION_LABELS[action].lower()}: {before} → {release.state}"
         + (f" ({reason})" if reason else ""),
     )
-    for react in wiring.reactions:
+    for react in hooks().reactions:
         react(session, release, before, release.state, actor)
     return release

@@ -7,6 +7,7 @@ The job handler and :func:`generate_now` open their own short transactions aroun
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,8 +29,9 @@ from service.releases.models import App, Release, ReleaseNote
 from service.releases.repos import RepoError, RepoPolicy, resolve_repo
 
 EDITOR_ROLES = ("release_manager", "engineer", "support", "admin")
-# reaction(session, release, actor name) after the text of a release's notes changed.
-EditReaction = Callable[[Session, Release, str], Any]
+MAX_DIFF_LINES = 4000
+# reaction(session, release, actor name, the text before) after a release's notes changed.
+EditReaction = Callable[[Session, Release, str, str], Any]
 # Installed by ``service/wiring.py`` (every app of a process is wired the same way).
 _on_edit: tuple[EditReaction, ...] = ()
 
@@ -38,6 +40,37 @@ def install(on_edit: Sequence[EditReaction]) -> None:
     """Who hears that a release's notes were edited."""
     global _on_edit
     _on_edit = tuple(on_edit)
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    """One line of a unified diff, typed for the templates."""
+
+    kind: str  # meta | hunk | add | del | ctx
+    text: str
+
+
+def diff_lines(old: str, new: str, *, old_label: str, new_label: str) -> list[DiffLine]:
+    """A unified diff of ``old`` → ``new`` as typed lines for the template (escaped there)."""
+    lines: list[DiffLine] = []
+    for raw in difflib.unified_diff(
+        old.splitlines(), new.splitlines(), old_label, new_label, n=2, lineterm=""
+    ):
+        if raw.startswith(("---", "+++")):
+            kind = "meta"
+        elif raw.startswith("@@"):
+            kind = "hunk"
+        elif raw.startswith("+"):
+            kind = "add"
+        elif raw.startswith("-"):
+            kind = "del"
+        else:
+            kind = "ctx"
+        lines.append(DiffLine(kind, raw))
+        if len(lines) >= MAX_DIFF_LINES:
+            lines.append(DiffLine("meta", "… the diff is longer; showing the first part only"))
+            break
+    return lines
 
 
 def note_hash(text: str | None) -> str:
@@ -289,10 +322,11 @@ def store_generated(
     return note
 
 
-def _edited(session: Session, release: Release, actor: Actor) -> None:
-    """Tell who listens that the text changed (publishing re-publishes when it applies)."""
+def _edited(session: Session, release: Release, actor: Actor, before: str) -> None:
+    """Tell who listens that the text changed (publishing re-publishes when it applies; a
+    review of the old text is re-opened)."""
     for react in _on_edit:
-        react(session, release, actor.name)
+        react(session, release, actor.name, before)
 
 
 class NothingToSave(Exception):
@@ -321,7 +355,7 @@ def save_note_edit(
     The caller checks that the form was not stale (``loaded_hash``) and commits.
     """
     text = normalise(text)
-    before_hash = _short(note.markdown)
+    before_text = note.markdown
     if discard or text == note.generated_markdown:
         if note.edited_markdown is None:
             raise NothingToSave("Nothing to save: the text is the generated text.")
@@ -340,7 +374,7 @@ def save_note_edit(
         note.edit_base_markdown = note.generated_markdown
         summary = "edited the notes"
         event = "notes.edit"
-    _record_edit(session, release, app, note, actor, event, summary, before_hash)
+    _record_edit(session, release, app, note, actor, event, summary, before_text)
     return event
 
 
@@ -349,7 +383,7 @@ def resolve_conflict(
 ) -> str:
     """After regenerating changed the text under an edit: keep the edit, or take the new
     generated text; audited. Returns what was done, in words."""
-    before_hash = _short(note.markdown)
+    before_text = note.markdown
     if keep:
         note.edit_base_markdown = note.generated_markdown
         summary = "kept the edit over the regenerated notes"
@@ -358,7 +392,7 @@ def resolve_conflict(
         note.edit_base_markdown = None
         summary = "took the regenerated notes, dropping the edit"
     action = f"notes.resolve_{'keep' if keep else 'take'}"
-    _record_edit(session, release, app, note, actor, action, summary, before_hash)
+    _record_edit(session, release, app, note, actor, action, summary, before_text)
     return summary
 
 
@@ -370,7 +404,7 @@ def _record_edit(
     actor: Actor,
     action: str,
     summary: str,
-    before_hash: str,
+    before_text: str,
 ) -> None:
     """Stamp who changed the text, audit it, and tell who listens."""
     note.edited_by = actor.name
@@ -382,8 +416,8 @@ def _record_edit(
         action=action,
         subject_type="release",
         subject_id=release.id,
-        before={"hash": before_hash},
+        before={"hash": _short(before_text)},
         after={"hash": _short(note.markdown), "edited": note.edited_markdown is not None},
         summary=f"{app.slug} {release.version}: {summary}",
     )
-    _edited(session, release, actor)
+    _edited(session, release, actor, before_text)

@@ -9,8 +9,6 @@ page shows what changed and lets the editor keep their text or take the new one.
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
@@ -28,6 +26,7 @@ from service.releases.notes import (
     EDITOR_ROLES,
     EmptyNotes,
     NothingToSave,
+    diff_lines,
     generation_job,
     normalise,
     note_for,
@@ -41,37 +40,7 @@ from versioning import sort_key
 
 bp = Blueprint("notes", __name__)
 editor_required = roles_required(*EDITOR_ROLES)
-MAX_DIFF_LINES = 4000
 LIST_PER_APP = 10
-
-
-@dataclass(frozen=True)
-class DiffLine:
-    kind: str  # meta | hunk | add | del | ctx
-    text: str
-
-
-def diff_lines(old: str, new: str, *, old_label: str, new_label: str) -> list[DiffLine]:
-    """A unified diff of ``old`` → ``new`` as typed lines for the template (escaped there)."""
-    lines: list[DiffLine] = []
-    for raw in difflib.unified_diff(
-        old.splitlines(), new.splitlines(), old_label, new_label, n=2, lineterm=""
-    ):
-        if raw.startswith(("---", "+++")):
-            kind = "meta"
-        elif raw.startswith("@@"):
-            kind = "hunk"
-        elif raw.startswith("+"):
-            kind = "add"
-        elif raw.startswith("-"):
-            kind = "del"
-        else:
-            kind = "ctx"
-        lines.append(DiffLine(kind, raw))
-        if len(lines) >= MAX_DIFF_LINES:
-            lines.append(DiffLine("meta", "… the diff is longer; showing the first part only"))
-            break
-    return lines
 
 
 def _release_or_404(session: Session, release_id: int) -> tuple[Release, App]:

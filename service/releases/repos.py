@@ -35,6 +35,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,11 +47,14 @@ import git
 from service.settings import Settings
 
 __all__ = [
+    "GitTimeout",
+    "RefNotFound",
     "RepoError",
     "RepoPolicy",
     "RepoRefused",
     "check_location",
     "is_remote_url",
+    "resolve_ref",
     "resolve_repo",
 ]
 
@@ -81,6 +85,14 @@ class RepoError(Exception):
 
 class RepoRefused(RepoError):
     """The location is not allowed (scheme, host, address or folder)."""
+
+
+class GitTimeout(RepoError):
+    """Git did not finish within ``RELGOV_GIT_TIMEOUT_SECONDS`` (it was killed)."""
+
+
+class RefNotFound(RepoError):
+    """The repository has no branch, tag or commit of that name."""
 
 
 class HasRepo(Protocol):
@@ -326,8 +338,11 @@ def _shown(location: str) -> str:
 # --- resolving a repository -------------------------------------------------------------------
 
 
-def resolve_repo(app: HasRepo, policy: RepoPolicy, *, fetch: bool = True) -> Path:
-    """A readable git repository for ``app`` (see the module docstring)."""
+def resolve_repo(
+    app: HasRepo, policy: RepoPolicy, *, fetch: bool = True, lock_deadline: float | None = None
+) -> Path:
+    """A readable git repository for ``app`` (see the module docstring); waiting for the
+    mirror's lock until ``lock_deadline`` (``time.monotonic()``) at most when given."""
     location = (app.repo_url or "").strip()
     if not location:
         raise RepoError(f"app {app.slug} has no repository configured")
@@ -339,7 +354,109 @@ def resolve_repo(app: HasRepo, policy: RepoPolicy, *, fetch: bool = True) -> Pat
         pins = [] if loc.scheme == "file" else _vetted_addresses(loc, policy)
     except RepoRefused as exc:
         raise RepoRefused(f"the app's repo_url is refused: {exc}") from None
-    return _mirror(app.slug, location, loc, pins, policy, fetch=fetch)
+    return _mirror(app.slug, location, loc, pins, policy, fetch=fetch, deadline=lock_deadline)
+
+
+# --- resolving a ref, before a release exists ---------------------------------------------
+
+_SHA_LIKE = re.compile(r"[0-9a-f]{7,40}")
+
+
+def resolve_ref(app: HasRepo, ref: str, policy: RepoPolicy) -> str:
+    """The commit ``ref`` (a branch, tag or commit) names in ``app``'s repository, or
+    :class:`RefNotFound`; everything within one ``policy.timeout`` (:class:`GitTimeout`).
+
+    A local repository answers with ``rev-parse``. A remote is asked with ``ls-remote`` (no
+    clone, no lock); a commit id it does not list as a ref is looked up in the mirror, which
+    is fetched (under its lock, within what is left of the timeout) only when it lacks it.
+    """
+    deadline = time.monotonic() + policy.timeout
+    location = (app.repo_url or "").strip()
+    if not location:
+        raise RepoError(f"app {app.slug} has no repository configured")
+    if (
+        not ref
+        or ref.startswith(("-", "/"))
+        or ref.endswith(("/", ".", ".lock"))
+        or ".." in ref
+        or "@{" in ref
+        or any(ch.isspace() or ord(ch) < 32 or ch in "~^:?*[\\" for ch in ref)
+    ):
+        raise RefNotFound(f"{ref!r} is not a valid git ref name")
+    try:
+        loc = check_location(location, policy)
+        if loc.scheme == "path":
+            assert loc.path is not None
+            repo = _local(loc.path)
+            runner = _Git(url=location, loc=loc, pins=[], timeout=policy.timeout)
+            return _rev_parse(runner, repo, ref, location)
+        pins = [] if loc.scheme == "file" else _vetted_addresses(loc, policy)
+    except RepoRefused as exc:
+        raise RepoRefused(f"the app's repo_url is refused: {exc}") from None
+    runner = _Git(url=location, loc=loc, pins=pins, timeout=policy.timeout)
+    listed = runner.run("ls-remote", "--", location, ref, what="list the refs of")
+    found = _listed_ref(listed, ref)
+    if found:
+        return found
+    if not _SHA_LIKE.fullmatch(ref):
+        raise RefNotFound(f"{_shown(location)} has no branch or tag named {ref!r}")
+    mirror = Path(policy.cache_dir) / app.slug
+    if (mirror / "HEAD").exists():
+        with contextlib.suppress(RefNotFound):
+            return _rev_parse(_left(runner, deadline), mirror, ref, location)
+    resolve_repo_within(app, policy, deadline)
+    return _rev_parse(_left(runner, deadline), mirror, ref, location)
+
+
+def _left(runner: _Git, deadline: float) -> _Git:
+    """``runner`` with what is left of the time until ``deadline``."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise GitTimeout(
+            f"cannot check {_shown(runner.url)}: timed out after "
+            f"{runner.timeout:g} s (RELGOV_GIT_TIMEOUT_SECONDS)"
+        )
+    return _Git(url=runner.url, loc=runner.loc, pins=runner.pins, timeout=left)
+
+
+def resolve_repo_within(app: HasRepo, policy: RepoPolicy, deadline: float) -> Path:
+    """:func:`resolve_repo`, giving up (:class:`GitTimeout`) at ``deadline``, lock included."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise GitTimeout(f"timed out after {policy.timeout:g} s (RELGOV_GIT_TIMEOUT_SECONDS)")
+    bounded = RepoPolicy(
+        root=policy.root,
+        cache_dir=policy.cache_dir,
+        allowed_hosts=policy.allowed_hosts,
+        timeout=left,
+    )
+    return resolve_repo(app, bounded, lock_deadline=deadline)
+
+
+def _listed_ref(listed: str, ref: str) -> str | None:
+    """The commit ``ls-remote`` output gives ``ref`` (a tag's peeled commit first)."""
+    names = {ref, f"refs/heads/{ref}", f"refs/tags/{ref}"}
+    found: dict[str, str] = {}
+    for line in listed.splitlines():
+        sha, _, name = line.partition("\t")
+        found[name] = sha
+    for name in (f"refs/tags/{ref}^{{}}", *sorted(names)):
+        if name in found:
+            return found[name]
+    return None
+
+
+def _rev_parse(runner: _Git, repo: Path, ref: str, location: str) -> str:
+    try:
+        return runner.run(
+            "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=repo, what="read"
+        )
+    except GitTimeout:
+        raise
+    except RepoError:
+        raise RefNotFound(
+            f"{_shown(location)} has no branch, tag or commit named {ref!r}"
+        ) from None
 
 
 def _local(path: Path) -> Path:
@@ -359,10 +476,24 @@ def _local(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``lock_path`` (blocks while another worker holds it)."""
+def _locked(lock_path: Path, deadline: float | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (blocks while another worker holds it, until
+    ``deadline`` at most when given: then :class:`GitTimeout`)."""
     with open(lock_path, "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        if deadline is None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        else:
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise GitTimeout(
+                            "timed out waiting for another git command on the same "
+                            "repository (RELGOV_GIT_TIMEOUT_SECONDS)"
+                        ) from None
+                    time.sleep(0.05)
         try:
             yield
         finally:
@@ -406,7 +537,7 @@ class _Git:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-            raise RepoError(
+            raise GitTimeout(
                 f"cannot {what} {_shown(self.url)}: timed out, git did not finish within "
                 f"{self.timeout:g} s (RELGOV_GIT_TIMEOUT_SECONDS)"
             ) from None
@@ -422,7 +553,14 @@ def _git_message(stderr: bytes, proc: subprocess.Popen[bytes]) -> str:
 
 
 def _mirror(
-    slug: str, url: str, loc: Location, pins: list[IPAddress], policy: RepoPolicy, *, fetch: bool
+    slug: str,
+    url: str,
+    loc: Location,
+    pins: list[IPAddress],
+    policy: RepoPolicy,
+    *,
+    fetch: bool,
+    deadline: float | None = None,
 ) -> Path:
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", slug):
         raise RepoError(f"app slug {slug!r} cannot name a cache folder")
@@ -433,7 +571,7 @@ def _mirror(
         raise RepoError(f"cannot create repository cache {cache_dir}: {exc.strerror}") from None
     target = cache_dir / slug
     runner = _Git(url=url, loc=loc, pins=pins, timeout=policy.timeout)
-    with _locked(cache_dir / f"{slug}.lock"):
+    with _locked(cache_dir / f"{slug}.lock", deadline):
         if (target / "HEAD").exists():
             if fetch:
                 _fetch(target, runner)

@@ -29,9 +29,12 @@ from service.models import AuditEvent, User
 from service.releases import checklist, notes, services
 from service.releases.lifecycle import (
     ACTION_LABELS,
-    NEEDS_REASON,
+    NEEDS_CONFIRMATION,
     allowed_actions,
+    preflight,
+    reason_needed,
     transition,
+    what_happens,
 )
 from service.releases.models import STATES, App, Release, ReleaseItem
 
@@ -50,12 +53,18 @@ STATE_BADGES = {
 # A section other features add to the release page: its template, and a function of
 # (session, release) that gives the template its ``panel``.
 Panel = tuple[str, Callable[[Session, Release], Any]]
+# The promotion gates of a release (objects with key, title, status, evidence, ok), as the
+# decision area shows them; the incidents feature evaluates them (``service/wiring.py``).
+GatesOf = Callable[[Session, Release], Sequence[Any]]
 _PANELS_KEY = "relgov.release_panels"
+_GATES_KEY = "relgov.release_gates"
 
 
-def init_app(app: Flask, *, panels: Sequence[Panel]) -> None:
-    """The sections other features add to the release page, in order (``service/wiring.py``)."""
+def init_app(app: Flask, *, panels: Sequence[Panel], gates: GatesOf | None = None) -> None:
+    """The sections other features add to the release page, in order, and who evaluates its
+    promotion gates (``service/wiring.py``)."""
     app.extensions[_PANELS_KEY] = tuple(panels)
+    app.extensions[_GATES_KEY] = gates
 
 
 def _user() -> User:
@@ -127,19 +136,21 @@ def release_new() -> str | Response:
             errors["app"] = "choose an app"
         else:
             try:
-                release, created = services.register_release(
+                release, created = services.register_checked(
                     session,
                     app=app,
                     version=form["version"],
                     git_ref=form["git_ref"] or form["version"],
                     kind=form["kind"],
                     actor=services.actor_for(_user()),
+                    policy=notes.repo_policy(),
                 )
             except checklist.ReleaseError as exc:
                 session.rollback()
                 errors[exc.field or "version"] = exc.message
             else:
                 session.commit()
+                app = session.get(App, release.app_id) or app
                 flash(
                     f"Registered {app.name} {release.version}; its notes are being generated "
                     "from git (notes pending)."
@@ -175,6 +186,8 @@ def release_detail(release_id: int) -> str:
             panels.append(("releases/_panel_error.html", {"error": str(exc)}))
     preview = render_html(note.markdown) if note is not None and note.markdown else ""
     user = _user()
+    gates_of: GatesOf | None = current_app.extensions.get(_GATES_KEY)
+    gates = list(gates_of(session, release)) if gates_of is not None else []
     return render_template(
         "releases/detail.html",
         **record,
@@ -185,11 +198,54 @@ def release_detail(release_id: int) -> str:
         preview=preview,
         history=history,
         panels=panels,
-        actions=[a for a in allowed_actions(release) if _may(user, a)],
-        action_labels=ACTION_LABELS,
-        needs_reason=NEEDS_REASON,
+        decisions=_decisions(session, release, gates, user),
+        gates=gates,
+        review_changes={
+            s.item.id: checklist.changes_since_review(session, release, s.item)
+            for s in record["statuses"]
+            if s.reopened is not None
+        },
+        gate_failures=_gate_failures(release, gates),
         user=user,
     )
+
+
+def _gate_failures(release: Release, gates: Sequence[Any]) -> list[Any]:
+    """The promotion gates known to fail (measured, not overridden) while in beta."""
+    if release.state != "beta":
+        return []
+    return [g for g in gates if g.status == "failed" and not g.ok]
+
+
+def _decisions(
+    session: Session, release: Release, gates: Sequence[Any], user: User
+) -> list[dict[str, Any]]:
+    """The moves ``user`` may make on the page, each with what it does and whether it asks
+    for a reason and a confirmation; Promote is not the primary move while a gate fails."""
+    failing = bool(_gate_failures(release, gates))
+    out = []
+    for action in allowed_actions(release):
+        if not _may(user, action):
+            continue
+        out.append(
+            {
+                "action": action,
+                "label": ACTION_LABELS[action],
+                "reason": reason_needed(release, action),
+                "confirm": action in NEEDS_CONFIRMATION,
+                "what": what_happens(session, release, action),
+                "style": _style(action, failing),
+            }
+        )
+    return out
+
+
+def _style(action: str, gates_failing: bool) -> str:
+    if action in ("reject", "halt", "cancel") or (action == "promote" and gates_failing):
+        return "secondary"
+    if action in ("reopen", "resume"):
+        return "secondary outline"
+    return ""
 
 
 def _may(user: User, action: str) -> bool:
@@ -216,19 +272,65 @@ def _action_failed() -> str:
 @bp.post("/releases/<int:release_id>/transition")
 @roles_required("release_manager", "engineer")
 @refusal_goes_back(_action_failed, _release_page)
-def release_transition(release_id: int) -> Response:
+def release_transition(release_id: int) -> Response | tuple[str, int]:
+    """Take a move. Approve, Promote, Mark released and Halt happen only with ``confirm=yes``
+    (the page's "Yes, …" button, after it said what will happen); a form without it gets the
+    confirmation page instead, so a stray or replayed post never moves a release."""
     session = db.session()
     release, app = _release_or_404(release_id)
+    action = request.form.get("action", "")
+    actor = services.actor_for(_user())
+    lock = _int(request.form.get("lock_version"))
+    if action in NEEDS_CONFIRMATION and request.form.get("confirm") != "yes":
+        preflight(session, release, action, actor=actor, expected_lock=lock)
+        return render_template(
+            "releases/confirm.html",
+            release=release,
+            app=app,
+            action=action,
+            label=ACTION_LABELS[action],
+            what=what_happens(session, release, action),
+            needs_reason=reason_needed(release, action),
+            reason=request.form.get("reason", ""),
+            lock_version=release.lock_version,
+        ), 200
     transition(
         session,
         release,
-        request.form.get("action", ""),
-        actor=services.actor_for(_user()),
+        action,
+        actor=actor,
         reason=request.form.get("reason", ""),
-        expected_lock=_int(request.form.get("lock_version")),
+        expected_lock=lock,
     )
     session.commit()
     flash(f"{app.name} {release.version} is now {release.state.replace('_', ' ')}.", "success")
+    return redirect(_release_page(release_id))
+
+
+@bp.post("/releases/<int:release_id>/git-ref")
+@roles_required("release_manager", "engineer")
+@refusal_goes_back("Git ref not corrected", _release_page)
+def release_git_ref(release_id: int) -> Response:
+    """Correct a draft's git ref: resolved in the repository first (no transaction open),
+    then the notes are generated again."""
+    session = db.session()
+    release, app = _release_or_404(release_id)
+    services.check_correctable(release)
+    git_ref = request.form.get("git_ref", "")
+    actor = services.actor_for(_user())
+    sha = services.resolve_git_ref(session, app, git_ref, notes.repo_policy())
+    release, app = _release_or_404(release_id)
+    changed = services.correct_git_ref(
+        session, release=release, git_ref=git_ref, to_sha=sha, actor=actor
+    )
+    session.commit()
+    if changed:
+        flash(
+            f"{app.name} {release.version} now points at {release.git_ref}; notes pending.",
+            "success",
+        )
+    else:
+        flash(f"{app.name} {release.version} already points at {release.git_ref}.", "info")
     return redirect(_release_page(release_id))
 
 

@@ -42,7 +42,8 @@ def record_beta_incident(page) -> str:  # type: ignore[no-untyped-def]
 
 def promote(page, release_id: int) -> None:  # type: ignore[no-untyped-def]
     page.goto(f"/releases/{release_id}")
-    page.click("button[data-action=promote]")
+    page.click("details[data-action=promote] > summary")  # says what will happen, then asks
+    page.click("button[data-yes=promote]")
 
 
 def test_beta_incident_blocks_promotion_until_overridden(page, beta_release) -> None:
@@ -94,7 +95,7 @@ def test_beta_incident_blocks_promotion_until_resolved(page, beta_release) -> No
 def test_halt_from_an_incident(page, beta_release) -> None:
     log_in(page, "rm@example.com", PASSWORD)
     record_beta_incident(page)
-    page.once("dialog", lambda dialog: dialog.accept())
-    page.click("button.halt")
+    page.click("details.halt-step > summary")  # says what a halt does, then asks
+    page.click("button[data-yes=halt]")
     assert "Halted POS register 3.12.0" in page.locator(".flash-warning").first.inner_text()
     assert "halted" in page.locator("h1").inner_text()

@@ -53,7 +53,8 @@ def test_meeting_flow(page, release, people):
 
     _switch(page, "release_manager@example.com")
     page.goto(url)
-    page.click("button[data-action=approve]")
+    page.click("details[data-action=approve] > summary")
+    page.click("button[data-yes=approve]")
     page.wait_for_selector("text=Could not approve")
     assert "Regression tests pass (rejected)" in page.inner_text(".flash-error")
     week = release.scheduled_for.date().isoformat()  # the week its train leaves
@@ -73,7 +74,8 @@ def test_meeting_flow(page, release, people):
     page.goto(f"/meeting?week={week}")
     assert "3/4" in page.locator("article[data-release='1.1.0']").inner_text()
     page.goto(url)
-    page.click("button[data-action=approve]")
+    page.click("details[data-action=approve] > summary")
+    page.click("button[data-yes=approve]")
     page.wait_for_selector("text=is now approved")
     screenshot(page, "release-approved")
     history = page.locator("details.history").first

@@ -126,7 +126,7 @@ def test_an_approval_that_fails_after_the_state_change_stores_nothing(
     page = post_form(
         client,
         f"/releases/{release.id}/transition",
-        {"action": "approve", "lock_version": lock_before},
+        {"action": "approve", "lock_version": lock_before, "confirm": "yes"},
         page=f"/releases/{release.id}",
     )
     assert page.status_code == 500

@@ -131,6 +131,7 @@ def _seed(app: Flask, session: Session) -> World:
         "user_id": target_user.id,
         "job_id": job.id,
         "week_of": skip.week_of.isoformat(),
+        "gate": "beta_soak",
         "week": (last.week_start + timedelta(days=7)).isoformat(),
         "action_item_id": action.id,
         "filename": "app.css",
@@ -456,6 +457,8 @@ def test_callers_without_credentials_are_refused_before_their_body_is_read(
         "item_id": 1,
         "freeze_id": 1,
         "incident_id": 1,
+        "user_id": 1,
+        "token_id": 1,
         "action_item_id": 1,
     }
     early = []

@@ -220,6 +220,41 @@ def test_a_failed_write_keeps_the_heartbeats_for_the_next(
     assert stored(session)[0] == before[0] + 2
 
 
+def test_after_a_failed_write_requests_pause_before_trying_again(
+    client, app, session, heartbeat_token, fast, primed, monkeypatch
+):
+    """While the database is away, the requests that find heartbeats due do not each try a
+    write (a connection attempt and a logged failure per request): one tries, then they
+    wait for a pause."""
+    queue = the_queue(app)
+    attempts: list[int] = []
+    real = queue_module.ingest
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(1)
+        raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+
+    def post_due(n: int) -> None:
+        response = client.post(
+            URL, json=beat(n, device_id=f"new-{n}"), headers=bearer(heartbeat_token)
+        )
+        assert response.status_code == 202, response.json
+        queue._chunks[:] = [
+            replace(c, queued_at=c.queued_at - queue.interval) for c in queue._chunks
+        ]
+        response.close()  # the WSGI close(): the request thread writes what is due
+
+    monkeypatch.setattr(queue_module, "ingest", failing)
+    for n in (10, 11, 12):
+        post_due(n)
+    assert len(attempts) == 1
+    assert queue.waiting == 3
+    monkeypatch.setattr(queue_module, "ingest", real)
+    queue._retry_at = time.monotonic()  # the pause is over
+    post_due(13)
+    assert queue.waiting == 0
+
+
 def test_a_full_queue_makes_requests_write_their_own(
     client, app, heartbeat_token, fast, primed, monkeypatch
 ):

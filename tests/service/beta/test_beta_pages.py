@@ -175,13 +175,19 @@ def test_rollout_promote_advance_and_summary(client, session, admin, pos, stores
     assert data["stages"][-1]["stores"] == 3 and data["stages"][-1]["devices"] == 6
     assert data["next_stage"] == 50
     response = post_form(
-        client, f"/fleet/releases/{beta.id}/advance-stage", {"stage_percent": "10"}, page="/beta"
+        client,
+        f"/fleet/releases/{beta.id}/advance-stage",
+        {"stage_percent": "10", "confirm": "yes"},
+        page="/beta",
     )
     assert response.status_code == 302 and response.location.endswith(f"/releases/{beta.id}")
     session.expire_all()
     assert session.get(Release, beta.id).stage_percent == 50
     response = post_form(
-        client, f"/fleet/releases/{beta.id}/advance-stage", {"stage_percent": "10"}, page="/beta"
+        client,
+        f"/fleet/releases/{beta.id}/advance-stage",
+        {"stage_percent": "10", "confirm": "yes"},
+        page="/beta",
     )  # stale form: no double step
     session.expire_all()
     assert session.get(Release, beta.id).stage_percent == 50

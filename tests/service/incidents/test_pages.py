@@ -101,7 +101,14 @@ def test_viewer_cannot_record(client, session, world) -> None:
 def test_resolve_and_halt_from_the_incident(rm_client, world, session) -> None:
     incident = record(session, world, title="Payments time out", impact=3)
     url = f"/incidents/{incident.id}"
-    response = post_form(rm_client, f"{url}/halt", {}, page=url)
+    asked = post_form(rm_client, f"{url}/halt", {}, page=url)  # not confirmed: nothing moves
+    assert asked.status_code == 302 and asked.headers["Location"].endswith(f"{url}?halt=1")
+    session.refresh(world.beta)
+    assert world.beta.state == "beta"
+    step = rm_client.get(asked.headers["Location"]).get_data(as_text=True)
+    assert '<details class="halt-step" data-action="halt" open>' in step
+    assert "stores it reached are offered the previous release again" in step
+    response = post_form(rm_client, f"{url}/halt", {"confirm": "yes"}, page=url)
     assert response.status_code == 302
     assert response.headers["Location"].endswith(f"/releases/{world.beta.id}")
     session.refresh(world.beta)

@@ -14,9 +14,10 @@ from service.jobs.throttle import SharedTokenBucket
 from service.models import utcnow
 from service.publishing import notion_publish
 from tests.fakes.notion_fixtures import FakeClock
+from tests.live_server import wait_for
 from tests.service.publishing import test_worker_kill
 from tests.service.publishing.conftest import approve, make_release
-from tests.service.publishing.test_worker_kill import LONG_NOTE, _wait_for
+from tests.service.publishing.test_worker_kill import LONG_NOTE
 
 workers = test_worker_kill.workers  # the fixture: ``relgov worker`` subprocesses
 
@@ -42,7 +43,7 @@ def test_several_workers_share_one_rate_limit(app, session, notion, workers) -> 
         states = [j.state for j in session.exec(PUBLISH_JOBS).all()]
         return len(states) == 3 and all(s in ("succeeded", "failed") for s in states)
 
-    _wait_for(all_done, 120, "the three publishes")
+    wait_for(all_done, 120, "the three publishes")
     session.expire_all()
     assert {j.state for j in session.exec(PUBLISH_JOBS).all()} == {"succeeded"}
     ran = [n for n in (1, 2, 3) if "(notion_publish) started" in workers.log(n)]

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from service import db, jobs
 from service.jobs.models import Job
 from service.releases.models import ReleaseNote
 from tests.fakes.notion_fake import Fault, NotionFake
+from tests.live_server import wait_for
 from tests.service.publishing.conftest import approve, jobs_of, make_release
 
 RELGOV = str(Path(sys.executable).with_name("relgov"))
@@ -35,17 +36,6 @@ LEASE_SECONDS = 2
 LONG_NOTE = "# 3.12.0\n\n## Fixes\n\n" + "".join(
     f"- Fix number {n} keeps the receipts right\n" for n in range(1, 181)
 )
-
-
-def _wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Workers:
@@ -126,7 +116,7 @@ def test_a_worker_killed_mid_publish_leaves_the_job_to_another_which_publishes_o
     [job] = jobs_of(session, release)
 
     first = workers.start()
-    _wait_for(lambda: any(r.fault == "slow" for r in list(notion.requests)), 60, "the held append")
+    wait_for(lambda: any(r.fault == "slow" for r in list(notion.requests)), 60, "the held append")
     first.send_signal(signal.SIGKILL)
     assert first.wait(timeout=10) == -signal.SIGKILL
     session.expire_all()
@@ -142,7 +132,7 @@ def test_a_worker_killed_mid_publish_leaves_the_job_to_another_which_publishes_o
         current = session.get(Job, job.id)
         return current if current.state in ("succeeded", "failed") else None
 
-    done = _wait_for(finished, 60, "the second worker to finish the job")
+    done = wait_for(finished, 60, "the second worker to finish the job")
     assert done.state == "succeeded", done.last_error
     assert done.attempts == 2
     taken_over = [r for r in _json_lines(workers.log(2)) if r.get("job_id") == job.id]
@@ -158,7 +148,7 @@ def test_a_worker_killed_mid_publish_leaves_the_job_to_another_which_publishes_o
         "-", ""
     )
     # The worker logs the outcome just after recording it: wait for the line.
-    finished_lines = _wait_for(
+    finished_lines = wait_for(
         lambda: [
             r
             for r in _json_lines(workers.log(2))

@@ -18,9 +18,10 @@ from service import db, jobs
 from service.publishing import notion_publish
 from service.settings import Settings, SettingsError
 from tests.fakes.notion_fake import NotionFake
+from tests.live_server import wait_for
 from tests.service.publishing.conftest import approve, jobs_of, make_release
 from tests.service.publishing.test_job_metrics import sample
-from tests.service.publishing.test_worker_kill import Workers, _json_lines, _wait_for, workers
+from tests.service.publishing.test_worker_kill import Workers, _json_lines, workers
 
 __all__ = ["workers"]  # the fixture, shared with test_worker_kill
 
@@ -41,13 +42,13 @@ def test_a_worker_serves_its_own_metrics(app, session, notion: NotionFake, worke
         lines = [r for r in _json_lines(workers.log(1)) if r.get("metrics_url")]
         return lines[0]["metrics_url"] if lines else None
 
-    url = _wait_for(metrics_url, 60, "the worker to serve its metrics")
+    url = wait_for(metrics_url, 60, "the worker to serve its metrics")
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/metrics", url)
 
     def finished(release) -> bool:  # type: ignore[no-untyped-def]
         return [j.state for j in jobs_of(session, release)] in (["succeeded"], ["failed"])
 
-    _wait_for(lambda: finished(published) and finished(noteless), 60, "both publish jobs")
+    wait_for(lambda: finished(published) and finished(noteless), 60, "both publish jobs")
     assert [j.state for j in jobs_of(session, published)] == ["succeeded"]
     assert [j.state for j in jobs_of(session, noteless)] == ["failed"]
 
@@ -69,7 +70,7 @@ def test_a_worker_serves_its_own_metrics(app, session, notion: NotionFake, worke
         ]
         return text if len(counted) == 2 and last_loop(text) else None
 
-    body = _wait_for(after_the_jobs, 30, "the worker's metrics to show the jobs")
+    body = wait_for(after_the_jobs, 30, "the worker's metrics to show the jobs")
     assert last_loop(body) >= int(started)
     runs = "relgov_job_runs_total"
     assert sample(body, runs, kind="notion_publish", state="succeeded") == 1
@@ -88,7 +89,7 @@ def test_a_worker_serves_its_own_metrics(app, session, notion: NotionFake, worke
     # Only the worker's own figures: the queue gauges and requests are the web's /metrics.
     assert "relgov_jobs_by_kind" not in body and "relgov_http_requests_total" not in body
     before = last_loop(scrape())
-    _wait_for(lambda: last_loop(scrape()) > before, 30, "the loop's timestamp to move on")
+    wait_for(lambda: last_loop(scrape()) > before, 30, "the loop's timestamp to move on")
 
 
 def last_loop(body: str) -> float:

@@ -9,6 +9,7 @@ from service.releases.lifecycle import (
     TRANSITIONS,
     Actor,
     TransitionError,
+    reason_needed,
     transition,
 )
 from service.releases.models import STATES, App, Release
@@ -59,7 +60,7 @@ def test_transition(session, release, state, action):
     release.halted_from = "rolling_out" if state == "halted" else None
     session.add(release)
     session.commit()
-    reason = "because" if action in NEEDS_REASON else ""
+    reason = "because" if reason_needed(release, action) else ""
     if (state, action) not in LEGAL:
         with pytest.raises(TransitionError) as info:
             transition(session, release, action, actor=ADMIN, reason=reason)

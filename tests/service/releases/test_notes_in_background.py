@@ -17,6 +17,8 @@ from sqlmodel import Session, select
 
 from service import jobs
 from service.models import AuditEvent, User
+from service.releases import services
+from service.releases.lifecycle import Actor
 from service.releases.models import App, Release
 from service.settings import Settings
 from tests.builders import api_headers, bearer, login, make_token, post_form, run_jobs
@@ -76,6 +78,19 @@ def _register(client: FlaskClient, headers: dict[str, str], app: str, version: s
     return client.post("/api/v1/releases", json=body, headers=headers)
 
 
+def _registered_earlier(app: Flask, session: Session, slug: str, version: str) -> int:
+    """A release registered before its remote began to hang (or its location to be refused):
+    registering checks the ref with git now, so these start from the service itself."""
+    target = session.exec(select(App).where(App.slug == slug)).one()
+    with app.app_context():
+        release, _ = services.register_release(
+            session, app=target, version=version, git_ref=f"v{version}", actor=Actor("token:ci")
+        )
+        session.commit()
+    assert release.id is not None
+    return release.id
+
+
 def _beat() -> dict[str, object]:
     return {
         "device_id": "S001-pos-0",
@@ -104,10 +119,8 @@ def test_a_hanging_remote_holds_up_no_other_request(
     heartbeats = bearer(make_token(session, creator=admin, scopes=["heartbeats:write"], name="d"))
     with HangingRemote() as remote:
         _hanging_app(session, remote, tmp_path)
-        registered = _in_thread(lambda: _register(app.test_client(), ci, "kds", "1.0.0"))
-        assert not remote.accepted.is_set(), "registering ran git"
-        assert registered.status_code == 201, registered.json
-        assert registered.json["notes_state"] == "pending"
+        kds_id = _registered_earlier(app, session, "kds", "1.0.0")
+        assert not remote.accepted.is_set()
 
         ended: list[jobs.Job | None] = []
         worker = threading.Thread(target=lambda: ended.append(jobs.run_once(app)), daemon=True)
@@ -140,7 +153,7 @@ def test_a_hanging_remote_holds_up_no_other_request(
     job = ended[0]
     assert job is not None and job.state == "failed"
     assert "cannot clone http://127.0.0.1:" in (job.last_error or "")
-    kds_release = client.get(f"/api/v1/releases/{registered.json['id']}", headers=ci).json
+    kds_release = client.get(f"/api/v1/releases/{kds_id}", headers=ci).json
     assert kds_release["notes_state"] == "failed"
     assert "cannot clone" in kds_release["notes_error"]
     # The other app's notes were queued meanwhile and are generated as usual.
@@ -158,17 +171,15 @@ def test_a_remote_that_never_answers_fails_the_notes_after_the_git_timeout(
     people: dict[str, User],
     tmp_path: Path,
 ) -> None:
-    """Registration answers at once ("notes pending"); the worker gives git 2 s, then the
-    release shows why its notes are missing and offers to try again."""
+    """A release registered before its remote stopped answering: the worker gives git 2 s,
+    then the release shows why its notes are missing and offers to try again."""
     with HangingRemote() as remote:
         _hanging_app(session, remote, tmp_path)
-        registered = _in_thread(lambda: _register(client, ci, "kds", "1.0.0"))
-        assert registered.status_code == 201
-        assert registered.json["notes_state"] == "pending"
+        kds_id = _registered_earlier(app, session, "kds", "1.0.0")
         ended = _in_thread(lambda: run_jobs(app))
         assert remote.accepted.is_set()
     assert [j.state for j in ended] == ["failed"]
-    url = f"/api/v1/releases/{registered.json['id']}"
+    url = f"/api/v1/releases/{kds_id}"
     detail = client.get(url, headers=ci).json
     assert detail["notes_state"] == "failed"
     assert "timed out, git did not finish within 2 s" in detail["notes_error"]
@@ -180,7 +191,7 @@ def test_a_remote_that_never_answers_fails_the_notes_after_the_git_timeout(
     assert event.actor.startswith("token:")
 
     login(client, people["engineer"].email)
-    page = f"/releases/{registered.json['id']}"
+    page = f"/releases/{kds_id}"
     html = client.get(page).get_data(as_text=True)
     assert "Notes could not be generated" in html and "timed out" in html
     assert "Try again: regenerate from git" in html
@@ -231,11 +242,11 @@ def test_a_refused_repository_fails_the_notes_and_names_repo_url(
     """An app saved with a location the rules now refuse (outside RELGOV_REPO_ROOT) is not
     read: the notes fail with the reason."""
     outside = build_repo(tmp_path.parent / f"{tmp_path.name}-outside")
+    release_id = _registered_earlier(app, session, "pos", "1.1.0")
     pos.repo_url = str(outside.path)
     session.add(pos)
     session.commit()
-    registered = _register(client, ci, "pos", "1.1.0").json
     assert [j.state for j in run_jobs(app)] == ["failed"]
-    detail = client.get(f"/api/v1/releases/{registered['id']}", headers=ci).json
+    detail = client.get(f"/api/v1/releases/{release_id}", headers=ci).json
     assert "repo_url is refused" in detail["notes_error"]
     assert "not under RELGOV_REPO_ROOT" in detail["notes_error"]
