@@ -218,6 +218,9 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "incidents.halt": RM,
     "incidents.override_gate": ADMIN,
     "incidents.app_settings": ADMIN,
+    # --- search (pages) ------------------------------------------------------------------
+    "search.search_page": LOGIN,
+    "search.store_changes": LOGIN,
     # --- API: description, identity, audit -----------------------------------------------
     "api.openapi_json": PUBLIC,
     "api_docs.api_docs": PUBLIC,
@@ -319,6 +322,9 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.incident_trend": READ,
     "api.release_gates": READ,
     "api.override_gate": person("admin"),
+    # --- API: search ---------------------------------------------------------------------
+    "api.search": READ,
+    "api.store_changes": READ,
 }
 
 

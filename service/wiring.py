@@ -50,6 +50,10 @@ from service.releases import (
     notes_views,
 )
 from service.releases import views as releases_views
+from service.search import api as search_api
+from service.search import index as search_index
+from service.search import sources as search
+from service.search import views as search_views
 
 # Who may take each lifecycle action: checked first, so a caller who may not act is told so
 # (403) whatever state the release is in. (service/policy.py TRANSITIONS says the same.)
@@ -92,10 +96,23 @@ CONSEQUENCES: dict[str, tuple[lifecycle.Consequence, ...]] = {
 }
 
 # Who hears that a release's notes were edited: a published page is brought up to date; a
-# support review of the old text is re-opened.
+# support review of the old text is re-opened; the search index takes the new text (in the
+# edit's transaction, as every search reaction).
 NOTES_EDITED: tuple[notes.EditReaction, ...] = (
     notion_publish.notes_edited,
     checklist.reopen_reviews,
+    search.RELEASE_NOTES.notes_changed,
+)
+# ... and that they were generated from git.
+NOTES_GENERATED: tuple[notes.EditReaction, ...] = (search.RELEASE_NOTES.notes_changed,)
+# Who hears that an incident was recorded or changed.
+INCIDENT_CHANGED: tuple[incidents.IncidentReaction, ...] = (search.INCIDENTS.changed,)
+
+# What the search index holds, source by source (service/search/sources.py).
+SEARCH_SOURCES: tuple[search_index.Source, ...] = (
+    search.RELEASE_NOTES,
+    search.INCIDENTS,
+    search.MEETING_MINUTES,
 )
 
 # How each automatic checklist rule is evaluated.
@@ -131,6 +148,7 @@ MEETING_REACTIONS: tuple[meetings.Reaction, ...] = (
     meeting_notifications.record,
     # Closing a meeting (or amending it) publishes its minutes to Notion, when configured.
     meeting_minutes.on_meeting_event,
+    search.MEETING_MINUTES.meeting_event,
 )
 
 # Gauges read from the database at each /metrics scrape.
@@ -154,6 +172,7 @@ BLUEPRINTS = (
     incidents_views.bp,
     meetings_views.bp,
     publishing_views.bp,
+    search_views.bp,
 )
 
 API = (
@@ -167,6 +186,7 @@ API = (
     incidents_api.routes,
     meetings_api.routes,
     publishing_api.routes,
+    search_api.routes,
 )
 
 
@@ -208,7 +228,9 @@ def init_app(app: Flask) -> None:
         )
     )
     checklist.install(CHECKLIST_RULES)
-    notes.install(NOTES_EDITED)
+    notes.install(NOTES_EDITED, on_generate=NOTES_GENERATED)
+    incidents.install(INCIDENT_CHANGED)
+    search_index.init_app(app, SEARCH_SOURCES)
     releases_views.init_app(app, panels=RELEASE_PANELS, gates=incidents.evaluate_gates)
     meetings.install(MEETING_REACTIONS)
     # Times on pages about no one app show in the meeting's time zone.

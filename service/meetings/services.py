@@ -74,8 +74,8 @@ class MeetingError(DomainError):
 class MeetingEvent:
     """Something that happened in a meeting, for the reactions ``service/wiring.py`` names.
 
-    ``kind``: opened, release_added, decided, amended, closed, action_item_created,
-    action_item_closed.
+    ``kind``: opened, release_added, decided, amended, minutes_saved, closed,
+    action_item_created, action_item_closed.
     """
 
     kind: str
@@ -746,6 +746,7 @@ def save_minutes(
         after={"revision": meeting.minutes_revision, "minutes": text},
         summary=f"{meeting.week} minutes saved ({len(text):,} characters)",
     )
+    _emit(session, MeetingEvent("minutes_saved", meeting, user.actor))
     return meeting
 
 

@@ -4,8 +4,8 @@ What people see of publishing a week's minutes (state, link, last error, the rec
 last published) and the publisher's ledger of the page's blocks, as ``notion_page`` keeps it
 for a release's notes.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0006
 Create Date: 2026-12-06 10:20:00
 """
 
@@ -16,8 +16,8 @@ import sqlmodel
 from alembic import op
 
 
-revision: str = '0009'
-down_revision: str | None = '0008'
+revision: str = '0010'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
