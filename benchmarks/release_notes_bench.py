@@ -15,6 +15,10 @@ for the whole history and for a 1,000-commit range, prints a table and writes it
 ``## Release notes generation`` section of ``docs/benchmarks.md``.
 
     .venv/bin/python benchmarks/release_notes_bench.py [--commits 200000] [--no-write]
+
+``--ab OTHER`` compares instead this tree's engine with the one in the directory ``OTHER``
+(for example ``git archive main release_notes versioning utc | tar -x -C /tmp/main``):
+(b) and (c) of each, taking turns run by run, ``--rounds`` rounds; nothing is written.
 """
 
 from __future__ import annotations
@@ -322,9 +326,10 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def warm_child(repo: str, from_ref: str | None, to_ref: str, runs: int) -> None:
-    """Run inside a child process: warm up once, then time ``runs`` generations."""
-    sys.path.insert(0, str(ROOT))
+def warm_child(repo: str, from_ref: str | None, to_ref: str, runs: int, tree: Path = ROOT) -> None:
+    """Run inside a child process: warm up once, then time ``runs`` generations of the
+    engine in ``tree``."""
+    sys.path.insert(0, str(tree))
     from release_notes.generate import generate_notes
 
     def once() -> None:
@@ -351,8 +356,11 @@ def warm_child(repo: str, from_ref: str | None, to_ref: str, runs: int) -> None:
     )
 
 
-def warm(repo: Path, from_ref: str | None, to_ref: str, runs: int) -> tuple[float, float, float]:
+def warm(
+    repo: Path, from_ref: str | None, to_ref: str, runs: int, tree: Path = ROOT
+) -> tuple[float, float, float]:
     cmd = [PYTHON, __file__, "--warm-child", str(repo), from_ref or "", to_ref, str(runs)]
+    cmd += ["--tree", str(tree)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     data = json.loads(out.strip().splitlines()[-1])
     return data["median"], data["peak"], data["cpu"]
@@ -370,10 +378,13 @@ def main() -> None:
         help="leave out git-cliff on the whole history (minutes); implies --no-write",
     )
     parser.add_argument("--warm-child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--tree", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    parser.add_argument("--ab", type=Path, help="compare with the engine in this directory")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of --ab")
     args = parser.parse_args()
     if args.warm_child:
         repo, from_ref, to_ref, runs = args.warm_child
-        warm_child(repo, from_ref or None, to_ref, int(runs))
+        warm_child(repo, from_ref or None, to_ref, int(runs), args.tree)
         return
 
     repo = WORK / f"notes-repo-{args.commits}"
@@ -395,6 +406,9 @@ def main() -> None:
         "whole history": (None, last),
         "1,000-commit range": (prev, last),
     }
+    if args.ab is not None:
+        compare(repo, ranges, args.ab.resolve(), args.rounds)
+        return
     rows: list[tuple[str, str, float, float, float]] = []
     load_before = os.getloadavg()
     for label, (from_ref, to_ref) in ranges.items():
@@ -436,6 +450,36 @@ def main() -> None:
     print(table)
     if not (args.no_write or args.skip_cliff_whole):
         _write_section(table)
+
+
+def compare(
+    repo: Path, ranges: dict[str, tuple[str | None, str]], other: Path, rounds: int
+) -> None:
+    """This tree (new) against ``other`` (old), CLI and warm, taking turns run by run."""
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    for label, (from_ref, to_ref) in ranges.items():
+        cli = [PYTHON, "-m", "release_notes", "generate", "--repo", str(repo), "--to", to_ref]
+        cli += ["--from-root"] if from_ref is None else ["--from", from_ref]
+        measures: dict[str, Callable[[], tuple[float, float, float]]] = {}
+        for name, tree in (("old", other), ("new", ROOT)):
+            measures[f"(b) CLI {name}"] = partial(run_measured, cli, tree)
+            measures[f"(c) warm {name}"] = partial(warm, repo, from_ref, to_ref, 1, tree)
+        runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in measures}
+        for i in range(rounds):
+            # old first in even rounds, new first in odd ones
+            order = list(measures) if i % 2 == 0 else [*list(measures)[2:], *list(measures)[:2]]
+            for name in order:
+                runs[name].append(measures[name]())
+        for name, values in runs.items():
+            walls = sorted(v[0] * 1000 for v in values)
+            cpus = sorted(v[2] * 1000 for v in values)
+            print(
+                f"{label:>20} | {name:<12} | wall median {statistics.median(walls):9.1f} ms"
+                f" (min {walls[0]:9.1f}) | CPU median {statistics.median(cpus):9.1f} ms"
+                f" (min {cpus[0]:9.1f}) | peak {max(v[1] for v in values):6.1f} MiB",
+                flush=True,
+            )
+    print(f"load average after: {os.getloadavg()}", flush=True)
 
 
 def _ratio(rows: list[tuple[str, str, float, float, float]], label: str, a: str, b: str) -> float:

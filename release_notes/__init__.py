@@ -7,16 +7,22 @@ import GitPython, Jinja or click. Layers, lowest first:
   -> ParsedCommit``; Conventional Commits, PR numbers, issue refs, trailers, reverts.
 - :mod:`release_notes.config` (pure but for ``load_config``): ``NotesConfig``,
   ``load_config(path) -> NotesConfig``, ``config_from_dict(data) -> NotesConfig``.
+- :mod:`release_notes.people` (pure): ``identity_keys(person)``, ``People`` (one person
+  across emails, names, GitHub noreply logins).
 - :mod:`release_notes.notes` (pure): ``build_release_notes(commits, *, version, date,
-  config=None, known_authors=None) -> ReleaseNotes``; every commit shown or filtered once.
+  config=None, known_authors=None, shipped=None, shipped_in=None) -> ReleaseNotes``;
+  every commit shown or filtered once; dependency updates as table rows.
 - :mod:`release_notes.render` (pure): ``render_markdown(notes, template=None) -> str``,
   ``iter_markdown(notes, template=None)``, ``to_json_dict(notes) -> dict``,
   ``render_json(notes) -> str``. The packaged template is written directly by
   ``iter_default_markdown`` (same output, no Jinja); custom templates go through Jinja.
 - :mod:`release_notes.git_history` (git through GitPython, streamed): ``open_repo``,
   ``resolve_range`` (one ``git cat-file --batch-check``), ``CommitLog`` (one streamed
-  ``git log --boundary``; also checks that ``from`` is an ancestor), ``open_range`` (both
-  side by side), ``AuthorScan`` / ``first_time_authors``.
+  ``git log --boundary``; also says whether ``from`` is an ancestor), ``open_range``
+  (both side by side), ``previous_release_tag``, ``AuthorScan`` / ``first_time_authors``
+  (by identity keys), ``map_co_authors`` (``.mailmap``).
+- :mod:`release_notes.shipped` (git): ``find_shipped`` — the commits of a range whose
+  change already shipped in ``from`` (``cherry-pick -x`` lines, ``git patch-id``).
 - :mod:`release_notes.generate`: what the service calls::
 
       generate_for_range(repo_path, from_ref: str | None, to_ref: str, *,

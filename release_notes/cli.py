@@ -99,7 +99,11 @@ def notes_cli() -> None:
 @notes_cli.command("generate")
 @click.option("--repo", "repo", default=".", show_default=True, help="Path of the git repository.")
 @click.option(
-    "--from", "from_ref", default=None, help="Start ref (exclusive). Default: previous release tag."
+    "--from",
+    "from_ref",
+    default=None,
+    help="Start ref (exclusive; git's FROM..TO, so it may be a hotfix or another branch's"
+    " release). Default: the previous release tag.",
 )
 @click.option("--to", "to_ref", required=True, help="End ref (inclusive), e.g. a release tag.")
 @click.option("--from-root", is_flag=True, help="Take the whole history up to --to.")
@@ -112,7 +116,13 @@ def notes_cli() -> None:
 )
 @click.option("--config", "config_path", default=None, help="TOML config file of the app.")
 @click.option("--output", default=None, help="Write to this file instead of stdout.")
-@click.option("--version", "version", default=None, help="Version in the summary line.")
+@click.option(
+    "--version",
+    "version",
+    default=None,
+    help="Version in the summary line; when --to is not a version tag, also the version"
+    " the previous release tag is looked for below.",
+)
 @click.option("--date", default=None, help="Date in the summary line (default: date of --to).")
 def generate_command(
     repo: str,

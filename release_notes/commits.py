@@ -4,9 +4,13 @@ Pure module: no git, no I/O. It understands Conventional Commits 1.0 (``type(sco
 subject``, ``BREAKING CHANGE:`` / ``BREAKING-CHANGE:`` footers, with case and whitespace
 variants), GitHub squash subjects ``... (#123)`` and merge subjects ``Merge pull request
 #123 from org/branch``, issue references (``Fixes #12``, ``Refs ABC-123``),
-``Co-authored-by:`` and ``Release-Note:`` trailers, ``[skip changelog]`` markers and
-``This reverts commit <sha>`` bodies. A message that is not conventional is kept with kind
-``other``: nothing is dropped here; filtering is decided in :mod:`release_notes.notes`.
+``Co-authored-by:`` and ``Release-Note:`` trailers, ``[skip changelog]`` markers,
+``This reverts commit <sha>`` bodies and ``git cherry-pick -x`` lines (``(cherry picked from
+commit <sha>)``). A message that is not conventional is kept with kind ``other``: nothing is
+dropped here; filtering is decided in :mod:`release_notes.notes`.
+
+The excerpt (:attr:`ParsedCommit.body`) is the first paragraph of the body that is prose,
+kept whole (see :func:`_excerpt`).
 
 The parser is on the hot path (200,000 commits in a few hundred milliseconds), so each
 rule is guarded by a cheap substring test before its regular expression runs.
@@ -111,6 +115,10 @@ _RELEASE_NOTE_FENCE_RE = re.compile(
     r"^```[ \t]*release[-_ ]?notes?[ \t]*\n(?P<text>.*?)^```", re.IGNORECASE | re.MULTILINE | re.S
 )
 _TRAILER_LINE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*(?: [A-Za-z]+)?[ \t]*:[ \t]")
+_CHERRY_PICK_RE = re.compile(
+    r"^[ \t]*\(cherry picked from commit ([0-9a-fA-F]{7,40})\)[ \t]*$", re.MULTILINE
+)
+_CHERRY_PICK_INLINE_RE = re.compile(r"\(cherry picked from commit [0-9a-fA-F]{7,40}\)")
 _SKIP_RE = re.compile(
     r"\[\s*(?:skip[ _-]?changelog|changelog[ _-]?skip|no[ _-]?changelog"
     r"|skip[ _-]?release[ _-]?notes?)\s*\]",
@@ -156,6 +164,8 @@ class ParsedCommit:
     skip_changelog: bool
     reverts: str | None  # sha named by ``This reverts commit <sha>``
     is_merge: bool
+    # shas named by ``(cherry picked from commit <sha>)`` lines (lower-case), in order
+    cherry_picked_from: tuple[str, ...] = ()
 
     @property
     def subject(self) -> str:
@@ -234,16 +244,54 @@ def kind_for(type_: str | None, scope: str | None) -> str:
     return _TYPE_TO_KIND.get(type_, "other")
 
 
-def _first_paragraph(body: str) -> str | None:
-    """The first paragraph of ``body``, lines joined; None if it is trailers or a footer."""
+# A first character that may open something other than prose: a list item, heading, quote,
+# code, table, separator, HTML comment, ``(cherry picked from ...)``; or a space (indented).
+_ODD_FIRST = frozenset("*-+#>`~=_|<( \t0123456789")
+# ...and what inside a paragraph may start a list or code below a line of prose (one regex
+# scan: a loop of substring tests costs several times more on the hot path).
+_ODD_INSIDE_RE = re.compile(r"\n[-*+`~1#>|]")
+_LIST_ITEM_RE = re.compile(r"[ \t]{0,3}(?:[-*+]|\d{1,9}[.)])[ \t]+(?P<text>\S.*)")
+_HEADING_RE = re.compile(r"[ \t]{0,3}#{1,6}(?:[ \t]|$)")
+_SEPARATOR_RE = re.compile(r"[ \t]{0,3}(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,}|={3,})")
+# The end of a sentence: ``.``, ``!``, ``?`` or ``…`` (after any closing quote, bracket or
+# emphasis), then whitespace or the end.
+_SENTENCE_END_RE = re.compile(r"[.!?…][\"')\]*_`]*(?=\s|$)")
+# A list completing an introduction ("... in this order:") is inlined when it is this short.
+_INLINE_LIST_ITEMS = 8
+_INLINE_LIST_ITEM_CHARS = 80
+_INLINE_LIST_CHARS = 400
+
+
+def _excerpt(body: str) -> str | None:
+    """The excerpt of a commit body: its first paragraph of prose, whole, lines joined.
+
+    Not prose, so never an excerpt: fenced or indented code, lists (among them GitHub's
+    list of the squashed commits, ``* feat: ...``), headings, quotes, tables, separators
+    (``---------``), HTML comments, trailer blocks (``Co-authored-by: ...``), a
+    ``BREAKING CHANGE`` footer and ``(cherry picked from commit ...)`` lines; the first
+    paragraph of prose after them is taken instead. A paragraph ending with a colon
+    introduces what follows: a short list after it is inlined (``...in this order: a, b,
+    c.``); otherwise the sentences before the introducing one are kept, and a paragraph
+    that is only the introduction is passed over. Beyond ``MAX_PARAGRAPH_CHARS`` the text
+    ends at the last whole sentence that fits. None when the body has no prose.
+
+    The common body (a first paragraph of plain prose) is handled here with a few
+    substring tests; anything else goes to :func:`_excerpt_blocks`.
+    """
     end = body.find("\n\n")
     para = body if end < 0 else body[:end]
-    if para.startswith("```"):
-        return None
+    if (
+        para[:1] in _ODD_FIRST
+        or para[-1:] in ": \t"
+        or ("\n" in para and _ODD_INSIDE_RE.search(para) is not None)
+        or "(cherry picked from commit" in para
+    ):
+        return _excerpt_blocks(body)
     if ":" in para:
         lines = [line for line in para.split("\n") if line.strip()]
         if all(_TRAILER_LINE_RE.match(line) for line in lines) or _BREAKING_RE.match(lines[0]):
-            return None
+            # Trailers and footers close a message: prose after them is rare.
+            return None if end < 0 else _excerpt_blocks(body[end + 2 :])
     # Lines joined by single spaces, as ``" ".join(para.split())`` gives. When the only
     # whitespace is single spaces and newlines (every other whitespace character is not
     # printable), replacing the newlines gives the same text without a list of words.
@@ -252,9 +300,136 @@ def _first_paragraph(body: str) -> str | None:
         text = " ".join(para.split())
     if not text:
         return None
-    if len(text) > MAX_PARAGRAPH_CHARS:
-        text = text[: MAX_PARAGRAPH_CHARS - 1].rstrip() + "…"
-    return text
+    return text if len(text) <= MAX_PARAGRAPH_CHARS else _capped(text)
+
+
+def _capped(text: str) -> str:
+    """``text`` within ``MAX_PARAGRAPH_CHARS``: cut after its last whole sentence that fits
+    (a single sentence longer than that is cut at a word, with ``…``)."""
+    if len(text) <= MAX_PARAGRAPH_CHARS:
+        return text
+    head = text[: MAX_PARAGRAPH_CHARS - 1]
+    ends = [m.end() for m in _SENTENCE_END_RE.finditer(head)]
+    if ends and ends[-1] >= MAX_PARAGRAPH_CHARS // 4:
+        return head[: ends[-1]]
+    space = head.rfind(" ")
+    if space >= MAX_PARAGRAPH_CHARS // 2:
+        head = head[:space]
+    return head.rstrip() + "…"
+
+
+def _body_blocks(body: str) -> list[tuple[str, list[str]]]:
+    """The body as blocks ``(kind, lines)``: ``text`` (a paragraph), ``list`` (list items,
+    one line each, markers removed, continuation lines joined) or ``other`` (code, quote,
+    table, heading, separator, comment, trailers: never an excerpt). A paragraph whose
+    lines turn into list items becomes a ``text`` block followed by a ``list`` block.
+    ``(cherry picked from commit ...)`` lines are dropped."""
+    blocks: list[tuple[str, list[str]]] = []
+    lines: list[str] = []
+    fence = ""
+    comment = False
+
+    def flush() -> None:
+        if lines:
+            blocks.extend(_classify(lines))
+            lines.clear()
+
+    for raw in body.split("\n"):
+        line = raw.rstrip()
+        stripped = line.lstrip()
+        if fence:
+            if stripped.startswith(fence):
+                fence = ""
+            continue
+        if comment:
+            comment = "-->" not in line
+            continue
+        if stripped.startswith(("```", "~~~")):
+            flush()
+            blocks.append(("other", []))
+            fence = stripped[:3]
+            continue
+        if stripped.startswith("<!--"):
+            flush()
+            blocks.append(("other", []))
+            comment = "-->" not in stripped[4:]
+            continue
+        if not stripped:
+            flush()
+            continue
+        if stripped.startswith("(cherry picked from commit") and _CHERRY_PICK_RE.match(line):
+            continue
+        lines.append(line)
+    flush()
+    return blocks
+
+
+def _classify(lines: list[str]) -> list[tuple[str, list[str]]]:
+    first = lines[0]
+    if (
+        first[:4] == "    "
+        or first[:1] in (">", "|", "\t")
+        or _SEPARATOR_RE.fullmatch(first)
+        or _BREAKING_RE.match(first)
+        or all(_TRAILER_LINE_RE.match(line) for line in lines)
+    ):
+        return [("other", [])]
+    while lines and _HEADING_RE.match(lines[0]):
+        lines = lines[1:]
+    prose: list[str] = []
+    items: list[str] = []
+    for line in lines:
+        item = _LIST_ITEM_RE.fullmatch(line)
+        if item is not None:
+            items.append(item.group("text").strip())
+        elif items:
+            items[-1] += " " + line.strip()  # a continuation line of the item
+        else:
+            prose.append(line.strip())
+    out: list[tuple[str, list[str]]] = []
+    if prose:
+        out.append(("text", prose))
+    if items:
+        out.append(("list", items))
+    return out or [("other", [])]
+
+
+def _excerpt_blocks(body: str) -> str | None:
+    """:func:`_excerpt` for a body whose first paragraph is not plain prose."""
+    blocks = _body_blocks(body)
+    # GitHub's squash merge lists the squashed commits (``* subject``), each followed by its
+    # body: only the first commit's body may describe the whole change.
+    squash = body.startswith("* ")
+    lists = 0
+    for i, (kind, lines) in enumerate(blocks):
+        if kind == "list":
+            lists += 1
+            if squash and lists > 1:
+                break
+        if kind != "text":
+            continue
+        text = " ".join(lines)
+        if "(cherry picked from commit" in text:  # one written inside a line of text
+            text = _CHERRY_PICK_INLINE_RE.sub(" ", text)
+        text = " ".join(text.split())
+        if not text:
+            continue
+        if not text.endswith(":"):
+            return _capped(text)
+        # An introduction: complete it with a short list, or keep the sentences before it.
+        after = blocks[i + 1] if i + 1 < len(blocks) else None
+        if after is not None and after[0] == "list":
+            items = [item.rstrip(" ;,.") for item in after[1]]
+            if (
+                len(items) <= _INLINE_LIST_ITEMS
+                and all(0 < len(item) <= _INLINE_LIST_ITEM_CHARS for item in items)
+                and sum(map(len, items)) <= _INLINE_LIST_CHARS
+            ):
+                return _capped(f"{text} {', '.join(items)}.")
+        ends = [m.end() for m in _SENTENCE_END_RE.finditer(text)]
+        if ends:
+            return _capped(text[: ends[-1]])
+    return None
 
 
 def _release_note(body: str) -> tuple[str | None, bool]:
@@ -387,6 +562,22 @@ def _type_scope_kind(raw_type: str, raw_scope: str | None) -> tuple[str, str | N
     return type_, scope, kind
 
 
+# One Person per co-author, shared by all their ``Co-authored-by:`` lines (as the history
+# stream shares one per author), so that the notes can tell people apart by object. Bounded.
+_CO_AUTHORS: dict[tuple[str, str], Person] = {}
+_CO_AUTHORS_MAX = 4096
+
+
+def _co_author(name: str, email: str) -> Person:
+    key = (name, email)
+    person = _CO_AUTHORS.get(key)
+    if person is None:
+        person = Person(name, email)
+        if len(_CO_AUTHORS) < _CO_AUTHORS_MAX:
+            _CO_AUTHORS[key] = person
+    return person
+
+
 # What ``_CONVENTIONAL_RE`` makes of a subject is decided by the text before its first
 # colon (``feat(order)!``), which repeats on nearly every commit: (type, scope, kind, bang)
 # for each prefix seen, or None when the prefix is not conventional by itself. Bounded.
@@ -508,6 +699,7 @@ def parse_commit(
     release_note: str | None = None
     release_note_none = False
     reverts: str | None = None
+    picked: tuple[str, ...] = ()
     skip_changelog = False
     paragraph: str | None = None
     ref_lines: list[str] = []
@@ -526,7 +718,7 @@ def parse_commit(
             breaking_description = _breaking_description(body)
         if "co-authored-by" in lower:
             co_authors = tuple(
-                Person(m.group("name").strip() or m.group("email"), m.group("email").strip())
+                _co_author(m.group("name").strip() or m.group("email"), m.group("email").strip())
                 for m in _CO_AUTHOR_RE.finditer(body)
             )
         if "release" in lower:
@@ -535,6 +727,8 @@ def parse_commit(
             rev = _REVERT_BODY_RE.search(body)
             if rev is not None:
                 reverts = rev.group(1).lower()
+        if "cherry picked from" in lower:
+            picked = tuple(sha.lower() for sha in _CHERRY_PICK_RE.findall(body))
         if "[" in message:
             low_header = header.lower()
             if (
@@ -547,9 +741,9 @@ def parse_commit(
         if "#" in body or "-" in body:
             _ref_lines(body, ref_lines)
         if merge is None:
-            paragraph = _first_paragraph(body)
+            paragraph = _excerpt(body)
         elif "\n\n" in body:
-            paragraph = _first_paragraph(body.split("\n\n", 1)[1])
+            paragraph = _excerpt(body.split("\n\n", 1)[1])
     elif "[" in header:
         low_header = header.lower()
         if "changelog" in low_header or "release" in low_header:
@@ -580,4 +774,5 @@ def parse_commit(
         skip_changelog,
         reverts,
         len(parents) > 1,
+        picked,
     )

@@ -11,10 +11,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from release_notes.commits import ParsedCommit, Person
 from release_notes.config import NotesConfig, load_config
 from release_notes.errors import NotesError
-from release_notes.git_history import AuthorScan, Deadline, open_range, open_repo
+from release_notes.git_history import (
+    AuthorScan,
+    Deadline,
+    GitRepo,
+    map_co_authors,
+    open_range,
+    open_repo,
+)
 from release_notes.notes import ReleaseNotes, build_release_notes
+from release_notes.people import People
+from release_notes.shipped import find_shipped
 
 __all__ = ["FORMATS", "generate_for_range", "generate_notes", "no_gc", "render_notes"]
 
@@ -57,8 +67,12 @@ def generate_for_range(
     """The structured notes for ``from_ref..to_ref`` of the repository at ``repo_path``.
 
     ``from_ref=None`` uses the previous release tag (the highest version tag below
-    ``to_ref``, compared as parsed versions), or the whole history when there is none or
-    ``from_root`` is set. ``version`` defaults to the version tag ``to_ref`` names, else
+    ``to_ref``'s version, compared as parsed versions, created no later than ``to_ref``:
+    see :func:`release_notes.git_history.previous_release_tag`), or the whole history when
+    there is none or ``from_root`` is set. ``from_ref`` need not be an ancestor of
+    ``to_ref``: the range is git's ``from..to``, and its commits whose change already
+    shipped in ``from`` (cherry-picks, the same patch) are listed apart
+    (:mod:`release_notes.shipped`). ``version`` defaults to the version tag ``to_ref`` names, else
     ``to_ref`` itself; ``date`` (``YYYY-MM-DD``) to the committer date of ``to_ref``.
     ``progress(n)`` is called every few thousand commits. With ``timeout`` (seconds), git
     processes still running then are killed and the generation fails. Raises
@@ -99,7 +113,13 @@ def _generate_for_range(
     # resolved when it can be), and the walk of the older history that decides who is a
     # first-time contributor.
     span, log = open_range(
-        repo, from_ref, to_ref, tag_prefix=config.tag_prefix, from_root=from_root, progress=progress
+        repo,
+        from_ref,
+        to_ref,
+        tag_prefix=config.tag_prefix,
+        from_root=from_root,
+        progress=progress,
+        version=version,
     )
     try:
         authors = AuthorScan(repo, span.from_sha)
@@ -108,18 +128,30 @@ def _generate_for_range(
         raise
     try:
         commits = list(log)
-        log.check_ancestry(span.from_ref, to_ref)
         if not commits:
-            raise NotesError(f"empty range: no commits between {span.from_ref} and {to_ref}")
+            raise NotesError(
+                f"empty range: no commits between {span.from_ref} and {to_ref}"
+                f" ({to_ref} is already in {span.from_ref})"
+            )
+        _map_co_authors(repo, commits)
+        shipped: dict[str, tuple[str, str]] = {}
+        if span.from_sha is not None and (
+            not log.from_is_ancestor or any(c.cherry_picked_from for c in commits)
+        ):
+            shipped = find_shipped(
+                repo,
+                span.from_sha,
+                span.to_sha,
+                commits,
+                from_is_ancestor=log.from_is_ancestor,
+            )
         if span.from_sha is None:
-            # From the root commit everyone is a first-time contributor: no emails needed.
+            # From the root commit everyone is a first-time contributor: no keys needed.
             known_authors: set[str] = set()
         else:
-            emails = {c.author.email.lower() for c in commits if not c.is_merge}
-            for c in commits:
-                if c.co_authors:
-                    emails.update(p.email.lower() for p in c.co_authors)
-            known_authors = emails - authors.first_timers(emails)
+            groups = _contributor_keys(commits, config, shipped)
+            keys = {key for group in groups for key in group}
+            known_authors = keys - authors.first_timers(keys, groups)
     finally:
         authors.cancel()
     span = replace(span, to_date=log.to_date)
@@ -129,10 +161,53 @@ def _generate_for_range(
         date=date or span.to_date[:10],
         config=config,
         known_authors=known_authors,
+        shipped=shipped,
+        shipped_in=span.from_ref,
     )
     notes.from_ref, notes.to_ref = span.from_ref, span.to_ref
     notes.from_sha, notes.to_sha = span.from_sha, span.to_sha
     return notes
+
+
+def _map_co_authors(repo: GitRepo, commits: list[ParsedCommit]) -> None:
+    """Co-authors through ``.mailmap``, as git maps the authors (one process when any)."""
+    with_co = [c for c in commits if c.co_authors]
+    if not with_co:
+        return
+    mapped = map_co_authors(repo, (p for c in with_co for p in c.co_authors))
+    if mapped:
+        for c in with_co:
+            c.co_authors = tuple(mapped.get(p, p) for p in c.co_authors)
+
+
+def _contributor_keys(
+    commits: list[ParsedCommit], config: NotesConfig, shipped: dict[str, tuple[str, str]]
+) -> list[set[str]]:
+    """The identity keys of each person the contributors list counts (not bots), joined
+    as :class:`release_notes.people.People` joins them: the history scan looks for one
+    key of each."""
+    persons: dict[int, Person] = {}
+    co_authors: list[Person] = []
+    for c in commits:
+        if c.is_merge or c.sha in shipped:
+            continue
+        persons.setdefault(id(c.author), c.author)
+        if c.co_authors:
+            co_authors.extend(c.co_authors)
+    people = People()
+    humans = [
+        p
+        for p in dict.fromkeys([*persons.values(), *co_authors])
+        if not config.is_bot(p.name, p.email)
+    ]
+    for person in humans:
+        people.add(person)
+    groups: dict[str, set[str]] = {}
+    for person in humans:
+        cluster = people.cluster(person)
+        if cluster not in groups:
+            groups[cluster] = people.keys_of(person)
+    return list(groups.values())
 
 
 def render_notes(

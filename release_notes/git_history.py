@@ -9,8 +9,10 @@ whole commit; when both ends are given it runs while ``git log`` already walks, 
 :func:`open_range`) and one ``git log`` over the older history for the first-time
 contributors, started with the range's log and read once the range is parsed. Whether
 ``from`` is an ancestor of ``to`` is read from the range's own ``--boundary`` records
-instead of a ``git merge-base`` process. Every failure is a :class:`NotesError` with a
-one-line message.
+instead of a ``git merge-base`` process (it need not be: a range is git's ``from..to``,
+and :mod:`release_notes.shipped` then finds what ``from`` already holds). Co-authors are
+mapped through ``.mailmap`` by one ``git check-mailmap`` when a mailmap may exist. Every
+failure is a :class:`NotesError` with a one-line message.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, BinaryIO, cast
 
 from release_notes.commits import ParsedCommit, Person, parse_commit
 from release_notes.errors import NotesError
@@ -38,6 +41,7 @@ __all__ = [
     "ResolvedRange",
     "first_time_authors",
     "iter_commits",
+    "map_co_authors",
     "open_range",
     "open_repo",
     "previous_release_tag",
@@ -126,17 +130,23 @@ class GitRepo:
         self.path = path
         self.deadline = deadline
 
-    def popen(self, *args: str, stdin: bool = False) -> subprocess.Popen[bytes]:
-        """Start ``git args`` through GitPython and return its streaming process."""
+    def popen(
+        self, *args: str, stdin: bool = False, stdin_from: IO[bytes] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``git args`` through GitPython and return its streaming process.
+
+        ``stdin``: a pipe to write to; ``stdin_from``: read another process's output (a
+        pipeline of two git processes, ``git diff-tree -p | git patch-id``).
+        """
         from git.cmd import Git  # imported when git first runs, not with the package
         from git.exc import GitCommandNotFound
 
+        istream: BinaryIO | int | None = subprocess.PIPE if stdin else None
+        if stdin_from is not None:
+            istream = cast(BinaryIO, stdin_from)
         try:
             handle = Git(self.path).execute(
-                ["git", *args],
-                as_process=True,
-                istream=subprocess.PIPE if stdin else None,
-                env=_env(),
+                ["git", *args], as_process=True, istream=istream, env=_env()
             )
         except (OSError, GitCommandNotFound) as exc:
             raise NotesError(f"cannot run git: {exc}") from None
@@ -232,23 +242,45 @@ def _commit_shas(repo: GitRepo, refs: list[tuple[str, str]]) -> list[str]:
 
 
 def previous_release_tag(
-    repo: GitRepo, to_sha: str, to_version: Version | None, tag_prefix: str = ""
+    repo: GitRepo,
+    to_sha: str,
+    to_version: Version | None,
+    tag_prefix: str = "",
+    to_ref: str | None = None,
 ) -> tuple[str, str] | None:
-    """``(tag, commit sha)`` of the highest version tag reachable from ``to`` and below it.
+    """``(tag, commit sha)`` of the release before ``to``: what a store upgrades from.
 
-    Tags on ``to`` itself are skipped; when ``to`` is a version tag, candidates must also
-    be lower versions. Versions are compared parsed (``3.10.0 > 3.9.0``), never as strings.
+    The highest version tag below ``to``'s version (compared parsed: ``3.10.0 > 3.9.0``),
+    among the tags created no later than ``to`` when ``to`` names a tag (an annotated
+    tag's date, else its commit's): on a straight line that is the nearest version tag
+    reachable from ``to``, as before; with a hotfix (``1.0.1`` on a branch off ``1.0.0``)
+    or release branches (each release tagged on its own branch) it is the release before
+    in version order, reachable or not (``1.0.1`` for ``1.1.0``), so the range is git's
+    ``1.0.1..1.1.0`` and what ``1.0.1`` already shipped is found by
+    :mod:`release_notes.shipped`. The date bound keeps a later hotfix of an older line
+    (``1.0.5`` tagged after ``1.1.0``) from becoming ``1.1.0``'s previous release. Tags on
+    ``to``'s commit are skipped; without a version of ``to``, every version tag counts.
     """
-    fmt = "%(refname:strip=2)%1f%(objectname)%1f%(*objectname)"
+    fmt = "%(refname:strip=2)%1f%(objectname)%1f%(*objectname)%1f%(creatordate:unix)"
     pattern = f"refs/tags/{tag_prefix}*" if tag_prefix else "refs/tags"
-    status, out, err = repo.run("for-each-ref", f"--merged={to_sha}", f"--format={fmt}", pattern)
+    status, out, err = repo.run("for-each-ref", f"--format={fmt}", pattern)
     if status != 0:
         raise NotesError(f"cannot list tags: {_git_message(err, status)}")
-    best: tuple[Version, str, str] | None = None
+    tags: list[tuple[str, str, int]] = []
+    to_tag = to_ref.removeprefix("refs/tags/") if to_ref else None
+    to_date: int | None = None
     for line in out.decode("utf-8", "replace").splitlines():
-        name, obj, peeled = [*line.split("\x1f"), "", ""][:3]
+        name, obj, peeled, stamp = [*line.split("\x1f"), "", "", ""][:4]
         sha = peeled or obj
+        date = int(stamp) if stamp.isdigit() else 0
         if sha == to_sha:
+            if name == to_tag:
+                to_date = date
+            continue
+        tags.append((name, sha, date))
+    best: tuple[Version, str, str] | None = None
+    for name, sha, date in tags:
+        if to_date is not None and date > to_date:
             continue
         version = _version_of_ref(name, tag_prefix)
         if version is None or (to_version is not None and not version < to_version):
@@ -265,13 +297,17 @@ def resolve_range(
     *,
     tag_prefix: str = "",
     from_root: bool = False,
+    version: str | None = None,
 ) -> ResolvedRange:
     """Resolve a range. ``from_ref=None`` means the previous release tag.
 
     With ``from_root`` (or when no earlier version tag exists) the range starts at the
-    root commit. Raises :class:`NotesError` for unknown refs and for ``from`` and ``to``
-    naming the same commit. Whether ``from`` is an ancestor of ``to`` is checked by
-    :class:`CommitLog` from the range's boundary (:meth:`CommitLog.check_ancestry`).
+    root commit. The previous release is found by :func:`previous_release_tag`, with
+    ``to``'s version read from its tag name, else from ``version`` (what the caller
+    releases ``to`` as) when that parses. Raises :class:`NotesError` for unknown refs and
+    for ``from`` and ``to`` naming the same commit. Whether ``from`` is an ancestor of
+    ``to`` is read by :class:`CommitLog` from the range's boundary
+    (:attr:`CommitLog.from_is_ancestor`).
     """
     _check_ref(to_ref, "--to")
     refs = [(to_ref, "--to")]
@@ -288,7 +324,13 @@ def resolve_range(
         if from_sha == to_sha:
             raise NotesError(f"empty range: {from_ref} and {to_ref} are the same commit")
     elif not from_root:
-        previous = previous_release_tag(repo, to_sha, to_version, tag_prefix)
+        bound = to_version
+        if bound is None and version:
+            try:
+                bound = parse_version(version.removeprefix(tag_prefix))
+            except InvalidVersion:
+                bound = None
+        previous = previous_release_tag(repo, to_sha, bound, tag_prefix, to_ref)
         if previous is not None:
             from_ref, from_sha = previous
     return ResolvedRange(from_ref, to_ref, from_sha, to_sha, "", to_version)
@@ -302,6 +344,7 @@ def open_range(
     tag_prefix: str = "",
     from_root: bool = False,
     progress: Callable[[int], None] | None = None,
+    version: str | None = None,
 ) -> tuple[ResolvedRange, CommitLog]:
     """Resolve the range and start its :class:`CommitLog`, side by side when possible.
 
@@ -311,7 +354,9 @@ def open_range(
     release tag) the range is resolved first.
     """
     if from_ref is None and not from_root:
-        span = resolve_range(repo, from_ref, to_ref, tag_prefix=tag_prefix, from_root=from_root)
+        span = resolve_range(
+            repo, from_ref, to_ref, tag_prefix=tag_prefix, from_root=from_root, version=version
+        )
         return span, CommitLog(repo, span.from_sha, span.to_sha, progress=progress)
     _check_ref(to_ref, "--to")
     if from_ref is not None:
@@ -360,10 +405,12 @@ def _set_pipe_size(proc: subprocess.Popen[bytes], size: int) -> None:
 class CommitLog:
     """The commits of ``from_sha..to_sha`` (newest first), parsed as git streams them.
 
-    Iterate once. With ``from_sha``, the log runs with ``--boundary``: afterwards
-    :attr:`to_date` holds the committer date of ``to`` and :meth:`check_ancestry` raises
-    unless ``from`` was one of the excluded parents (which holds exactly when ``from`` is
-    an ancestor of ``to``). ``from_sha`` and ``to_sha`` may be checked ref names instead,
+    Iterate once. The range is git's ``from..to``: the commits reachable from ``to`` and
+    not from ``from``, whether or not ``from`` is an ancestor of ``to``. With ``from_sha``,
+    the log runs with ``--boundary``: afterwards :attr:`to_date` holds the committer date
+    of ``to`` and :attr:`from_is_ancestor` says whether ``from`` was one of the excluded
+    parents (which holds exactly when ``from`` is an ancestor of ``to`` and the range is
+    not empty). ``from_sha`` and ``to_sha`` may be checked ref names instead,
     so that git starts walking before the refs are resolved: then :meth:`bind` gives the
     resolved shas before iterating (see :func:`open_range`).
     """
@@ -408,9 +455,10 @@ class CommitLog:
         if self._date_proc is not None:
             _stop(self._date_proc)
 
-    def check_ancestry(self, from_ref: str | None, to_ref: str) -> None:
-        if self.from_sha and self.from_sha not in self.boundary:
-            raise NotesError(f"--from {from_ref} is not an ancestor of --to {to_ref}")
+    @property
+    def from_is_ancestor(self) -> bool:
+        """``from`` is an ancestor of ``to`` (read once the log has been iterated)."""
+        return self.from_sha is None or self.from_sha in self.boundary
 
     def __iter__(self) -> Iterator[ParsedCommit]:
         proc = self._proc
@@ -542,14 +590,19 @@ def _mailmap_stamp(path: str) -> int:
 
 
 class AuthorScan:
-    """Which emails have a commit reachable from ``before_sha`` (the first-timer check).
+    """Which identity keys have a commit reachable from ``before_sha`` (first-timers).
 
-    The ``git log`` over the older history starts when this object is created, so git
-    starts up and walks while the range itself is being read; :meth:`first_timers` then
-    reads only until every email asked about has been seen as an author or
-    ``Co-authored-by`` trailer, so only a real first-timer costs a full walk. The emails a
-    scan saw are kept per process (:data:`_SEEN`): when an earlier scan from the same
-    commit already saw every email asked about, no git runs at all.
+    The keys are those of :func:`release_notes.people.identity_keys`: emails (as they are),
+    names (``\x02`` + name) and GitHub logins of noreply addresses (``\x03`` + login), all
+    lower-cased the way ``bytes.lower`` does. The ``git log`` over the older history
+    writes each commit's author email, ``\x02`` and author name (both through
+    ``.mailmap``) and its ``Co-authored-by`` lines. It starts when this object is created,
+    so git starts up and walks while the range itself is being read; :meth:`first_timers`
+    then reads only until every key asked about has been seen, so only a real first-timer
+    costs a full walk (a person is found by any one of their keys, and
+    :mod:`release_notes.notes` asks whether any key of a person was seen). The keys a scan
+    saw are kept per process (:data:`_SEEN`): when an earlier scan from the same commit
+    already saw every key asked about, no git runs at all.
     """
 
     def __init__(self, repo: GitRepo, before_sha: str | None) -> None:
@@ -571,7 +624,7 @@ class AuthorScan:
         assert self._key is not None
         return self._repo.popen(
             "log",
-            "--format=%aE%n%(trailers:key=Co-authored-by,valueonly,separator=%x0a)",
+            "--format=%aE%n%x02%aN%n%(trailers:key=Co-authored-by,valueonly,separator=%x0a)",
             "--end-of-options",
             self._key[1],
             "--",
@@ -582,52 +635,65 @@ class AuthorScan:
             _stop(self._proc)
             self._proc = None
 
-    def first_timers(self, emails: set[str]) -> set[str]:
-        """The subset of ``emails`` (lower-case) with no commit reachable from ``before``."""
+    def first_timers(
+        self, keys: set[str], groups: Iterable[Collection[str]] | None = None
+    ) -> set[str]:
+        """The subset of ``keys`` not seen in any commit reachable from ``before``.
+
+        ``groups`` partitions ``keys`` by person (each key alone when None): reading stops
+        once every person has one key seen, so the keys returned for a person who was seen
+        may include some that a longer walk would have found; every key of a person who was
+        never seen is returned.
+        """
         key, cached, proc = self._key, self._cached, self._proc
         self._proc = None
         if key is None:
-            return set(emails)
-        wanted = {e.encode("utf-8", "replace") for e in emails if e}
+            return set(keys)
+        wanted = {k.encode("utf-8", "replace") for k in keys if k}
         if not wanted:
             if proc is not None:
                 _stop(proc)
             return set()
+        together: dict[bytes, tuple[bytes, ...]] = {}
+        for group in groups or ():
+            members = tuple(k.encode("utf-8", "replace") for k in group if k)
+            for member in members:
+                together[member] = members
+        missing = set(wanted)  # every key not seen (the answer)
         known: set[bytes] = set()
+
+        def seen(found: Iterable[bytes]) -> None:
+            for hit in wanted.intersection(found):
+                missing.discard(hit)
+                for member in together.get(hit, (hit,)):
+                    wanted.discard(member)
+
         if cached is not None:
-            wanted -= cached[0]
+            seen(cached[0])
             if not wanted or cached[1]:
-                return {e.decode("utf-8", "replace") for e in wanted}
+                return {k.decode("utf-8", "replace") for k in missing}
             known.update(cached[0])
         if proc is None:
             proc = self._start()
         assert proc.stdout is not None
         read = _reader(proc)
         tail = b""
-        seen = 0
+        count = 0
         while wanted:
             chunk = read(1 << 16)
             if not chunk:
                 break
-            seen += len(chunk)
-            if seen > 65536 and seen - len(chunk) <= 65536:  # a long walk: let git run ahead
+            count += len(chunk)
+            if count > 65536 and count - len(chunk) <= 65536:  # a long walk: let git run ahead
                 _set_pipe_size(proc, 1 << 20)
             data = (tail + chunk).lower()
             cut = data.rfind(b"\n") + 1
             data, tail = data[:cut], data[cut:]
-            lines = data.split(b"\n")
-            known.update(lines)
-            wanted.difference_update(lines)
-            if b"<" in data:
-                found = _EMAIL_RE.findall(data)
-                known.update(found)
-                wanted.difference_update(found)
+            seen(_scan_keys(data, known, bool(wanted) and _wants_login(wanted)))
         complete = bool(wanted)
         if wanted:
             if tail:
-                last = tail.strip()
-                known.add(last)
-                wanted.discard(last)
+                seen(_scan_keys(tail + b"\n", known, True))
             _finish(proc, "git log")
         else:
             _stop(proc)
@@ -635,11 +701,68 @@ class AuthorScan:
         if len(_SEEN) >= _SEEN_MAX:
             del _SEEN[next(iter(_SEEN))]
         _SEEN[key] = (frozenset(known), complete)
-        return {e.decode("utf-8", "replace") for e in wanted}
+        return {k.decode("utf-8", "replace") for k in missing}
 
 
-def first_time_authors(repo: GitRepo, before_sha: str | None, emails: set[str]) -> set[str]:
-    """The subset of ``emails`` (lower-case) with no commit reachable from ``before_sha``."""
+def _wants_login(wanted: set[bytes]) -> bool:
+    return any(k[:1] == b"\x03" for k in wanted)
+
+
+_CO_AUTHOR_NAME_RE = re.compile(rb"^([^<\n\x02]*?)[ \t]*<", re.MULTILINE)
+_LOGIN_RE = re.compile(rb"(?:^|[<\s])(?:\d+\+)?([^@+\s<>]+)@users\.noreply\.github\.com")
+
+
+def _scan_keys(data: bytes, known: set[bytes], logins: bool) -> list[bytes]:
+    """The keys in whole, lower-cased lines of the scan's output, added to ``known``: each
+    line is a key (an email, or ``\x02`` and a name); a co-author line adds its email and
+    name; a noreply address its login (looked for only when ``logins``)."""
+    found = data.split(b"\n")
+    if b"<" in data:
+        found.extend(_EMAIL_RE.findall(data))
+        found.extend(b"\x02" + b" ".join(n.split()) for n in _CO_AUTHOR_NAME_RE.findall(data))
+    if logins and b"@users.noreply.github.com" in data:
+        found.extend(b"\x03" + login for login in _LOGIN_RE.findall(data))
+    known.update(found)
+    return found
+
+
+def first_time_authors(repo: GitRepo, before_sha: str | None, keys: set[str]) -> set[str]:
+    """The subset of ``keys`` (lower-case emails, or any :func:`identity_keys`) not seen
+    in any commit reachable from ``before_sha``."""
     if before_sha is None:
-        return set(emails)
-    return AuthorScan(repo, before_sha).first_timers(emails)
+        return set(keys)
+    return AuthorScan(repo, before_sha).first_timers(keys)
+
+
+def map_co_authors(repo: GitRepo, persons: Iterable[Person]) -> dict[Person, Person]:
+    """Co-authors through ``.mailmap`` (git maps authors itself, never trailers).
+
+    One ``git check-mailmap --stdin`` for every distinct person, run only when a mailmap
+    may exist (a ``.mailmap`` in the work tree; a bare repository reads ``HEAD:.mailmap``;
+    ``mailmap.file`` / ``mailmap.blob`` in the config). Returns only the persons it changed.
+    """
+    unique = list(dict.fromkeys(persons))
+    if not unique or not _may_have_mailmap(repo):
+        return {}
+    lines = "".join(f"{p.name} <{p.email}>\n" for p in unique).encode("utf-8", "replace")
+    status, out, _ = repo.run("check-mailmap", "--stdin", input=lines)
+    if status != 0:
+        return {}  # an old git without --stdin, or an odd contact: leave them as written
+    mapped: dict[Person, Person] = {}
+    for person, line in zip(unique, out.decode("utf-8", "replace").splitlines(), strict=False):
+        name, _, email = line.rpartition(" <")
+        email = email.removesuffix(">")
+        if (name, email) != (person.name, person.email):
+            mapped[person] = Person(name or email, email)
+    return mapped
+
+
+def _may_have_mailmap(repo: GitRepo) -> bool:
+    path = Path(repo.path)
+    if (path / ".mailmap").exists() or not (path / ".git").exists():
+        return True  # a work tree's file, or a bare repository (HEAD:.mailmap)
+    config = path / ".git" / "config"
+    try:
+        return b"mailmap" in config.read_bytes()
+    except OSError:
+        return False

@@ -13,6 +13,10 @@ Limits respected here (a request over them is rejected by Notion):
 * a link URL ≤ 2000 characters, absolute http(s)/mailto only; otherwise the text stays and
   the link is dropped.
 
+A paragraph that is only ``N dependency updates`` followed by a table (how the notes show
+their dependency updates) becomes a toggle titled so, holding the table: the updates are
+one click away and the page reads on past them.
+
 The per-request limits (100 children, nesting depth, 1000 blocks, 500 KB) are the
 publisher's job (:mod:`release_notes.notion`); blocks returned here carry their full,
 arbitrarily deep ``children`` inside the type object, as in Notion's request shape.
@@ -21,6 +25,7 @@ arbitrarily deep ``children`` inside the type object, as in Notion's request sha
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -407,11 +412,26 @@ def count_blocks(blocks: Iterable[Mapping[str, Any]]) -> int:
     return sum(1 + count_blocks(block_children(b)) for b in blocks)
 
 
+# The line the notes put above their dependency table ("12 dependency updates"): in Notion
+# the table goes inside a toggle with this title, so the page reads on past it.
+_DEPENDENCY_TOGGLE_RE = re.compile(r"\d[\d,]* dependency updates?")
+
+
 class _Converter:
     def blocks(self, nodes: Sequence[SyntaxTreeNode]) -> list[Block]:
         out: list[Block] = []
-        for node in nodes:
+        i = 0
+        while i < len(nodes):
+            node = nodes[i]
+            following = nodes[i + 1] if i + 1 < len(nodes) else None
+            if following is not None and following.type == "table" and _is_toggle_title(node):
+                title = chunk_rich_text(inline_rich_text(_inline_of(node)))[0]
+                table = self.table(following)
+                out.append(_block("toggle", {"rich_text": title, "children": [table]}))
+                i += 2
+                continue
             out.extend(self.block(node))
+            i += 1
         return out
 
     def block(self, node: SyntaxTreeNode) -> list[Block]:
@@ -499,6 +519,16 @@ class _Converter:
                 "children": row_blocks,
             },
         )
+
+
+def _is_toggle_title(node: SyntaxTreeNode) -> bool:
+    """A paragraph that is only ``N dependency updates`` (the notes' dependency table)."""
+    if node.type != "paragraph":
+        return False
+    inline = _inline_of(node)
+    return inline is not None and bool(
+        _DEPENDENCY_TOGGLE_RE.fullmatch(_inline_plain(inline).strip())
+    )
 
 
 def _inline_of(node: SyntaxTreeNode) -> SyntaxTreeNode | None:

@@ -3,7 +3,8 @@
 No git, no flask. The Markdown comes from ``templates/release_notes.md.j2``, which an app
 may replace with its own template (``template = "..."`` in its config). Templates get the
 notes object plus the filters ``md`` (escape text for inline Markdown), ``people`` (join
-authors) and ``ref`` (an item's PR and commit links).
+authors), ``ref`` (an item's PR and commit links) and ``dep_version`` (a dependency row's
+``1.0 → 1.1``).
 
 Commit text is untrusted: :func:`md_inline` backslash-escapes Markdown and HTML
 characters outside code spans, so a message cannot inject raw HTML (``<script>``) or
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from release_notes.commits import ParsedCommit, Person
 from release_notes.errors import NotesError
-from release_notes.notes import FilteredCommit, NoteItem, ReleaseNotes
+from release_notes.notes import DependencyUpdate, FilteredCommit, NoteItem, ReleaseNotes
 
 if TYPE_CHECKING:
     import jinja2
@@ -102,6 +103,15 @@ def _people(persons: Iterable[Person]) -> str:
     return ", ".join(md_inline(p.name or p.email) for p in persons)
 
 
+def dependency_version(dep: DependencyUpdate | None) -> str:
+    """The version cell of a dependency row: ``1.0 → 1.1``, ``→ 1.1`` or empty."""
+    if dep is None or dep.new is None:
+        return ""
+    if dep.old is None:
+        return f"→ {md_inline(dep.new)}"
+    return f"{md_inline(dep.old)} → {md_inline(dep.new)}"
+
+
 def item_ref(item: NoteItem) -> str:
     """``[#12](pr url), [`abc1234`](commit url)``: the links of an item (no URL: plain)."""
     short = item.commit.sha[:7]
@@ -132,6 +142,7 @@ def _environment() -> jinja2.Environment:
         env.filters["md"] = md_inline
         env.filters["people"] = _people
         env.filters["ref"] = item_ref
+        env.filters["dep_version"] = dependency_version
         _ENV = env
     return _ENV
 
@@ -160,7 +171,7 @@ def load_template(path: Path | None = None) -> jinja2.Template:
 
 # sha256 of the packaged template the fast path below reproduces. If the file on disk is
 # different (edited in place), Markdown comes from Jinja instead, so output never drifts.
-_DEFAULT_TEMPLATE_SHA256 = "c2a8054dfccefe8242ff4eadb2befd21ec0706e7ab89ce89c65c921bca036c43"
+_DEFAULT_TEMPLATE_SHA256 = "e8d5ac7e429f3932e8817d1a1a3ae22cec80fe7344576671138ccd06f054407c"
 _FAST_OK: tuple[float, bool] | None = None
 
 
@@ -228,16 +239,30 @@ def iter_default_markdown(notes: ReleaseNotes, chunk_items: int = 256) -> Iterat
     authors: dict[int, str] = {}
     for section in notes.sections:
         append(f"## {section.title}\n")
+        if section.kind == "deps":
+            # One row per update, no bodies (a bot's are links and version lists).
+            n = section.count
+            append(
+                f"\n{n} dependency update{_plural(n)}\n\n"
+                "| Dependency | Version | Links |\n|---|---|---|\n"
+            )
+            for item in notes.dependencies:
+                flag = "**Breaking:** " if item.commit.breaking else ""
+                dep = item.dependency
+                name = md(dep.name) if dep is not None else md(item.commit.subject)
+                append(f"| {flag}{name} | {dependency_version(dep)} | {ref(item)} |\n")
+            append("\n")
+            continue
         for group in section.groups:
             append(f"\n### {md(group.area)}\n\n")
             for item in group.items:
                 c = item.commit
                 if c.co_authors:
-                    people = _people((c.author, *c.co_authors))
+                    people = _people(item.authors)
                 else:
                     people = authors.get(id(c.author))  # type: ignore[assignment]
                     if people is None:
-                        people = authors[id(c.author)] = _people((c.author,))
+                        people = authors[id(c.author)] = _people(item.authors)
                 if item.commit_url is None and item.pr_number is not None and not item.pr_url:
                     links = f"#{item.pr_number}, `{c.sha[:7]}`"
                 else:
@@ -250,6 +275,17 @@ def iter_default_markdown(notes: ReleaseNotes, chunk_items: int = 256) -> Iterat
                 if len(out) >= chunk_items:
                     yield "".join(out)
                     out.clear()
+        append("\n")
+    if notes.already_shipped:
+        shipped_in = md(notes.shipped_in or "the previous release")
+        append(f"## Already in {shipped_in}\n\n")
+        for shipped in notes.already_shipped:
+            item = shipped.item
+            flag = "**Breaking:** " if item.commit.breaking else ""
+            append(
+                f"- {flag}{md(item.commit.subject)} ({ref(item)}) — already in {shipped_in} "
+                f"as `{shipped.same_as[:7]}` ({shipped.how})\n"
+            )
         append("\n")
     append("## Contributors\n\n")
     for person in notes.contributors:
@@ -313,6 +349,7 @@ def _commit_fields(c: ParsedCommit) -> dict[str, Any]:
         "co_authors": [_person(p) for p in c.co_authors],
         "is_merge": c.is_merge,
         "reverts": c.reverts,
+        "cherry_picked_from": list(c.cherry_picked_from),
     }
 
 
@@ -326,13 +363,18 @@ def _item_dict(item: NoteItem) -> dict[str, Any]:
         commit_url=item.commit_url,
         authors=[_person(p) for p in item.authors],
         bot=item.bot,
+        dependency=(
+            {"name": dep.name, "from": dep.old, "to": dep.new}
+            if (dep := item.dependency) is not None
+            else None
+        ),
     )
     return data
 
 
 def _filtered_dict(f: FilteredCommit) -> dict[str, Any]:
     data = _commit_fields(f.commit)
-    data.update(reason=f.reason, detail=f.detail, pr_number=f.commit.pr_number)
+    data.update(reason=f.reason, detail=f.detail, pr_number=f.commit.pr_number, same_as=f.same_as)
     return data
 
 
@@ -348,6 +390,7 @@ def to_json_dict(notes: ReleaseNotes) -> dict[str, Any]:
             "from_sha": notes.from_sha,
             "to_sha": notes.to_sha,
         },
+        "shipped_in": notes.shipped_in,
         "counts": {
             "commits": notes.commit_count,
             "shown": len(notes.items),
@@ -355,6 +398,8 @@ def to_json_dict(notes: ReleaseNotes) -> dict[str, Any]:
             "prs": notes.pr_count,
             "contributors": len(notes.contributors),
             "breaking": len(notes.breaking),
+            "dependencies": len(notes.dependencies),
+            "already_shipped": len(notes.already_shipped),
         },
         "pr_numbers": list(notes.pr_numbers),
         "shown": [_item_dict(item) for item in notes.items],

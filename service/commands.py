@@ -37,6 +37,7 @@ from service.demo import DEMO_ADMIN, seed_demo
 from service.models import ROLES, SCOPES, ApiToken, User
 from service.ops import backup
 from service.publishing.cli import notes_group, notion_group, worker_command
+from service.search.cli import search_group
 
 
 @click.command("run")
@@ -352,6 +353,7 @@ COMMANDS: tuple[click.Command, ...] = (
     worker_command,
     stores_group,
     adoption_group,
+    search_group,
     version_command,
     routes_command,
     shell_command,

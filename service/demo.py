@@ -14,6 +14,7 @@ from service.incidents import demo as incidents_demo
 from service.meetings import demo as meetings_demo
 from service.models import User
 from service.releases import demo as releases_demo
+from service.search import demo as search_demo
 
 DEMO_PASSWORD = "demo-password"
 DEMO_ADMIN = ("admin@example.com", "demo-admin-password")  # printed by `relgov run`
@@ -41,13 +42,15 @@ def seed_people(session: Session) -> list[str]:
 
 
 # Each feature seeds its own demo data, in this order: seed(session) -> report lines. The
-# meetings come last: they read the adoption and incidents of the weeks they were held in.
+# meetings come after incidents: they read the adoption and incidents of the weeks they were
+# held in; the search index comes last: it indexes what the others made.
 SEEDERS = (
     releases_demo.seed,
     beta_demo.seed,
     adoption_demo.seed,
     incidents_demo.seed,
     meetings_demo.seed,
+    search_demo.seed,
 )
 
 

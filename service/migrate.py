@@ -12,7 +12,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, text
 
-from service.schema import metadata
+from service.schema import include_name, metadata
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -62,7 +62,8 @@ def pending_differences(engine: Engine) -> list[Any]:
     """What autogenerate would still add: empty when the migrations match the models."""
     with engine.connect() as connection:
         context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "render_as_batch": True}
+            connection,
+            opts={"compare_type": True, "render_as_batch": True, "include_name": include_name},
         )
         return list(compare_metadata(context, metadata()))
 

@@ -181,6 +181,7 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "meetings.add_action_item": RM,
     "meetings.close_action_item": ACTION_ITEM_CLOSERS,
     "meetings.close": RM,
+    "meetings.publish_minutes": RM,
     # --- release notes (pages) -----------------------------------------------------------
     "notes.notes_list": LOGIN,
     "notes.notes_page": LOGIN,
@@ -223,6 +224,9 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "notifications.app_settings": ADMIN,  # the Slack panel on an app's page
     "notifications.slack_users": ADMIN,
     "notifications.slack_user_save": ADMIN,
+    # --- search (pages) ------------------------------------------------------------------
+    "search.search_page": LOGIN,
+    "search.store_changes": LOGIN,
     # --- API: description, identity, audit -----------------------------------------------
     "api.openapi_json": PUBLIC,
     "api_docs.api_docs": PUBLIC,
@@ -279,6 +283,8 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.put_minutes": person("release_manager"),
     "api.post_action_item": person("release_manager"),
     "api.close_meeting": person("release_manager"),
+    "api.get_meeting_minutes": READ,
+    "api.publish_meeting_minutes": person("release_manager"),
     "api.post_meeting": person("release_manager"),  # a decision, from the release's side
     "api.list_action_items": READ,
     "api.close_action_item": person("release_manager", "engineer", "qa", "support"),
@@ -329,6 +335,9 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.put_app_notifications": person("admin"),
     "api.list_slack_users": person("admin"),  # people's emails
     "api.put_slack_user": person("admin"),
+    # --- API: search ---------------------------------------------------------------------
+    "api.search": READ,
+    "api.store_changes": READ,
 }
 
 

@@ -54,6 +54,8 @@ class Settings:
     notion_database_id: str = ""
     notion_data_source_id: str = ""
     notion_base_url: str = ""
+    # Where each closed weekly meeting's minutes go (a database of their own; the same token).
+    notion_meetings_database_id: str = ""
     # Requests per second to Notion from every worker and process together (one bucket in
     # the database; Notion allows about 3), and how long after a create whose outcome is
     # unknown Notion's search may not show the page: no second create before that.
@@ -139,6 +141,11 @@ class Settings:
     def slack_configured(self) -> bool:
         return bool(self.slack_webhook_url or self.slack_bot_token)
 
+    @property
+    def minutes_configured(self) -> bool:
+        """Whether closed meetings' minutes can be published to Notion."""
+        return bool(self.notion_token and self.notion_meetings_database_id)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``RELGOV_*`` / ``NOTION_*`` variables (see the README)."""
@@ -172,6 +179,7 @@ class Settings:
             notion_database_id=env.get("NOTION_DATABASE_ID", ""),
             notion_data_source_id=env.get("NOTION_DATA_SOURCE_ID", ""),
             notion_base_url=env.get("NOTION_BASE_URL", ""),
+            notion_meetings_database_id=env.get("RELGOV_NOTION_MEETINGS_DATABASE_ID", "").strip(),
             notion_rate=_in_range(env, "RELGOV_NOTION_RATE", 2.5, low=0.1, high=3.0),
             notion_create_settle_seconds=_in_range(
                 env, "RELGOV_NOTION_CREATE_SETTLE_SECONDS", 10.0, low=0.0, high=3600.0

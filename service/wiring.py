@@ -28,6 +28,7 @@ from service.incidents import services as incidents
 from service.incidents import views as incidents_views
 from service.jobs.throttle import SharedTokenBucket
 from service.meetings import api as meetings_api
+from service.meetings import minutes as meeting_minutes
 from service.meetings import notifications as meeting_notifications
 from service.meetings import services as meetings
 from service.meetings import views as meetings_views
@@ -53,6 +54,10 @@ from service.releases import (
     notes_views,
 )
 from service.releases import views as releases_views
+from service.search import api as search_api
+from service.search import index as search_index
+from service.search import sources as search
+from service.search import views as search_views
 
 # Who may take each lifecycle action: checked first, so a caller who may not act is told so
 # (403) whatever state the release is in. (service/policy.py TRANSITIONS says the same.)
@@ -99,10 +104,23 @@ CONSEQUENCES: dict[str, tuple[lifecycle.Consequence, ...]] = {
 AUDIT_LISTENERS: tuple[audit.Listener, ...] = (notify.on_audit_event,)
 
 # Who hears that a release's notes were edited: a published page is brought up to date; a
-# support review of the old text is re-opened.
+# support review of the old text is re-opened; the search index takes the new text (in the
+# edit's transaction, as every search reaction).
 NOTES_EDITED: tuple[notes.EditReaction, ...] = (
     notion_publish.notes_edited,
     checklist.reopen_reviews,
+    search.RELEASE_NOTES.notes_changed,
+)
+# ... and that they were generated from git.
+NOTES_GENERATED: tuple[notes.EditReaction, ...] = (search.RELEASE_NOTES.notes_changed,)
+# Who hears that an incident was recorded or changed.
+INCIDENT_CHANGED: tuple[incidents.IncidentReaction, ...] = (search.INCIDENTS.changed,)
+
+# What the search index holds, source by source (service/search/sources.py).
+SEARCH_SOURCES: tuple[search_index.Source, ...] = (
+    search.RELEASE_NOTES,
+    search.INCIDENTS,
+    search.MEETING_MINUTES,
 )
 
 # How each automatic checklist rule is evaluated.
@@ -141,7 +159,12 @@ DASHBOARD_PANELS: tuple[pages.DashboardPanel, ...] = (
 # Each event's Slack message is written to the notifications outbox (the release's app
 # channel, or the meetings channel) for the job worker to send, so Slack being down never
 # blocks a decision.
-MEETING_REACTIONS: tuple[meetings.Reaction, ...] = (meeting_notifications.record,)
+MEETING_REACTIONS: tuple[meetings.Reaction, ...] = (
+    meeting_notifications.record,
+    # Closing a meeting (or amending it) publishes its minutes to Notion, when configured.
+    meeting_minutes.on_meeting_event,
+    search.MEETING_MINUTES.meeting_event,
+)
 
 # Gauges read from the database at each /metrics scrape.
 GAUGES: tuple[metrics.Collector, ...] = (
@@ -165,6 +188,7 @@ BLUEPRINTS = (
     meetings_views.bp,
     publishing_views.bp,
     notifications_views.bp,
+    search_views.bp,
 )
 
 API = (
@@ -179,6 +203,7 @@ API = (
     meetings_api.routes,
     publishing_api.routes,
     notifications_api.routes,
+    search_api.routes,
 )
 
 
@@ -194,6 +219,12 @@ def job_kinds() -> jobs.JobKinds:
     )
     kinds.handler(
         notion_publish.KIND, notion_publish.handle_publish, on_error=notion_publish.on_publish_error
+    )
+    # A closed meeting's minutes to Notion (key minutes:<week>, coalesced).
+    kinds.handler(
+        meeting_minutes.KIND,
+        meeting_minutes.handle_publish,
+        on_error=meeting_minutes.on_publish_error,
     )
     kinds.every("adoption-rollup", periodic.EVERY_SECONDS, periodic.periodic_rollup)
     # Slack: one job per message (retries, its own breaker); reminders before the weekly
@@ -224,7 +255,9 @@ def init_app(app: Flask) -> None:
         )
     )
     checklist.install(CHECKLIST_RULES)
-    notes.install(NOTES_EDITED)
+    notes.install(NOTES_EDITED, on_generate=NOTES_GENERATED)
+    incidents.install(INCIDENT_CHANGED)
+    search_index.init_app(app, SEARCH_SOURCES)
     audit.listen(AUDIT_LISTENERS)
     releases_views.init_app(app, panels=RELEASE_PANELS, gates=incidents.evaluate_gates)
     apps_views.init_app(app, panels=APP_PANELS)

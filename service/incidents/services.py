@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -46,6 +46,23 @@ OVERRIDE_STATES = ("approved", "beta", "halted")
 
 class IncidentError(DomainError):
     """A refused incident or gate request."""
+
+
+# reaction(session, incident) after an incident was recorded or changed, in its transaction.
+IncidentReaction = Callable[[Session, Incident], Any]
+# Installed by ``service/wiring.py`` (every app of a process is wired the same way).
+_on_change: tuple[IncidentReaction, ...] = ()
+
+
+def install(on_change: Sequence[IncidentReaction]) -> None:
+    """Who hears that an incident was recorded or changed."""
+    global _on_change
+    _on_change = tuple(on_change)
+
+
+def _changed(session: Session, incident: Incident) -> None:
+    for react in _on_change:
+        react(session, incident)
 
 
 # --- settings --------------------------------------------------------------------------
@@ -340,6 +357,7 @@ def record_incident(
         + (f" {release.version}" if release else "")
         + f": {title} (score {result.value})",
     )
+    _changed(session, incident)
     return incident
 
 
@@ -405,6 +423,7 @@ def update_incident(
         after=after,
         summary=f"{verb} incident #{incident.id}: {incident.title}",
     )
+    _changed(session, incident)
     return incident
 
 

@@ -117,3 +117,26 @@ class ActionItem(SQLModel, table=True):
 
 
 NOTIFICATION_STATES = ("pending", "not_sent")
+
+
+MINUTES_STATES = ("queued", "publishing", "published", "failed")
+
+
+class MinutesPage(SQLModel, table=True):
+    """A closed meeting's minutes page in Notion: what people see of its publishing (state,
+    link, last error, the record digest last published) and the publisher's ledger of the
+    page (``page_id``, ``publish_key``, ``state``: ``release_notes.notion.PageRecord``, as
+    for a release's notes). A row exists once publishing was first asked for."""
+
+    __tablename__ = "meeting_notion_page"
+
+    meeting_id: int = Field(foreign_key="meeting.id", primary_key=True)
+    page_id: str | None = Field(default=None, max_length=64)
+    publish_key: str = Field(default="", max_length=64)
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+    publish_state: str = Field(default="queued", max_length=16)
+    notion_url: str | None = Field(default=None, max_length=2000)
+    published_at: datetime | None = None
+    published_digest: str | None = Field(default=None, max_length=64)
+    last_error: str | None = Field(default=None, max_length=2000)

@@ -23,7 +23,7 @@ from service.incidents.services import evaluate_gates
 from service.models import ROLE_LABELS, User
 from service.releases.checklist import ItemStatus, item_statuses, progress
 from service.releases.models import App, Release
-from service.releases.services import previous_release
+from service.releases.notes import previous_release
 
 SNAPSHOT_VERSION = 1
 BAD_ITEM = ("rejected", "blocked", "failed")

@@ -18,6 +18,7 @@ from service import db
 from service.auth import login_required, roles_required
 from service.errors import refusal_goes_back
 from service.meetings import inbox, notifications, services
+from service.meetings import minutes as minutes_notion
 from service.meetings.models import DECISION_LABELS, DECISIONS, ActionItem
 from service.meetings.weeks import WEEK_HELP, Week, WeekError, parse_week
 from service.models import ROLE_LABELS, User
@@ -162,6 +163,9 @@ def week(week: str) -> Response | str | tuple[str, int]:
         slack_html=slack_views.slack_html,
         members=slack_views.member_names(session) if messages else {},
         meeting_at=inbox.meeting_at(parsed, view.zone),
+        minutes_panel=(
+            minutes_notion.minutes_status(session, view.meeting) if view.meeting else None
+        ),
     )
 
 
@@ -335,6 +339,20 @@ def close(week: str) -> Response:
     db.session().commit()
     flash(f"Closed the meeting of {meeting.week}. It now reads back as decided.", "success")
     return redirect(_week_page(meeting.week))
+
+
+@bp.post("/meetings/<week>/minutes/publish")
+@roles_required(*RUNNER_ROLES)
+@refusal_goes_back("Not queued", lambda week, **_: _week_page(week, "#minutes-notion"))
+def publish_minutes(week: str) -> Response:
+    """The minutes panel's "Publish again" / "Retry"."""
+    meeting = _meeting_for(week)
+    minutes_notion.request_minutes(
+        db.session(), meeting, actor=_user().actor, reason="requested on the week page"
+    )
+    db.session().commit()
+    flash(f"Queued publishing the minutes of {meeting.week} to Notion.", "success")
+    return redirect(_week_page(meeting.week, "#minutes-notion"))
 
 
 @bp.get("/meetings/<week>/print")

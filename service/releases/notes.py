@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from release_notes.config import config_from_dict
 from release_notes.errors import NotesError
@@ -27,6 +27,7 @@ from service.models import utcnow
 from service.releases.lifecycle import Actor
 from service.releases.models import App, Release, ReleaseNote
 from service.releases.repos import RepoError, RepoPolicy, resolve_repo
+from versioning import parse_version
 
 EDITOR_ROLES = ("release_manager", "engineer", "support", "admin")
 MAX_DIFF_LINES = 4000
@@ -34,12 +35,13 @@ MAX_DIFF_LINES = 4000
 EditReaction = Callable[[Session, Release, str, str], Any]
 # Installed by ``service/wiring.py`` (every app of a process is wired the same way).
 _on_edit: tuple[EditReaction, ...] = ()
+_on_generate: tuple[EditReaction, ...] = ()
 
 
-def install(on_edit: Sequence[EditReaction]) -> None:
-    """Who hears that a release's notes were edited."""
-    global _on_edit
-    _on_edit = tuple(on_edit)
+def install(on_edit: Sequence[EditReaction], on_generate: Sequence[EditReaction] = ()) -> None:
+    """Who hears that a release's notes were edited, and that they were generated."""
+    global _on_edit, _on_generate
+    _on_edit, _on_generate = tuple(on_edit), tuple(on_generate)
 
 
 @dataclass(frozen=True)
@@ -134,14 +136,32 @@ class Generated:
     data: dict[str, Any]
 
 
+def previous_release(session: Session, app: App, version: str) -> Release | None:
+    """The highest release of ``app`` below ``version`` that reached the stores: what a
+    store upgrades from (a hotfix 1.0.1 for 1.1.0, whichever branch it was made on)."""
+    target = parse_version(version)
+    candidates = session.exec(
+        select(Release).where(
+            Release.app_id == app.id,
+            col(Release.state).in_(["released", "rolling_out", "beta", "halted"]),
+        )
+    ).all()
+    below = [r for r in candidates if parse_version(r.version) < target]
+    return max(below, key=lambda r: parse_version(r.version), default=None)
+
+
 def notes_source(session: Session, release: Release) -> NotesSource:
+    """What to read from git, as of now: the range starts at the release that reached the
+    stores last below this one (a hotfix released after this release was registered
+    counts), else where it started when registered (or the previous version tag)."""
     app = session.get(App, release.app_id)
     assert app is not None
+    previous = previous_release(session, app, release.version)
     return NotesSource(
         release_id=release.id or 0,
         slug=app.slug,
         repo_url=app.repo_url or "",
-        from_ref=release.from_ref,
+        from_ref=previous.git_ref if previous is not None else release.from_ref,
         git_ref=release.git_ref,
         version=release.version,
         area_map=dict(app.area_map),
@@ -287,7 +307,12 @@ def store_generated(
 ) -> ReleaseNote:
     """Store freshly generated notes; an edit is kept (its base shows any conflict)."""
     note = _note_of(session, release)
-    before = {"generated_hash": _short(note.generated_markdown), "error": note.generation_error}
+    text_before = note.markdown or ""
+    before = {
+        "generated_hash": _short(note.generated_markdown),
+        "error": note.generation_error,
+        "from_ref": release.from_ref,
+    }
     data = generated.data
     note.generated_markdown = generated.markdown
     note.data = data
@@ -304,8 +329,9 @@ def store_generated(
     note.generation_error = None
     note.generated_at = utcnow()
     release.to_sha = data["range"].get("to_sha") or release.to_sha
-    # With no earlier release registered, the engine starts at the previous version tag.
-    release.from_ref = release.from_ref or data["range"].get("from")
+    # Where these notes start: the previous release reaching the stores, else the previous
+    # version tag the engine found (None: the whole history).
+    release.from_ref = data["range"].get("from") or release.from_ref
     session.add(note)
     session.add(release)
     session.flush()
@@ -316,9 +342,15 @@ def store_generated(
         subject_type="release",
         subject_id=release.id,
         before=before,
-        after={"generated_hash": _short(generated.markdown), "commits": note.commit_count},
+        after={
+            "generated_hash": _short(generated.markdown),
+            "commits": note.commit_count,
+            "from_ref": release.from_ref,
+        },
         summary=f"generated notes: {note.commit_count} commits, {note.pr_count} PRs",
     )
+    for react in _on_generate:
+        react(session, release, actor, text_before)
     return note
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from service import audit
 from service.models import User, utcnow
@@ -26,7 +26,7 @@ from service.releases.models import (
     Release,
     ReleaseItem,
 )
-from service.releases.notes import queue_generation
+from service.releases.notes import previous_release, queue_generation
 from service.releases.repos import RefNotFound, RepoError, RepoPolicy, RepoRefused, resolve_ref
 from service.releases.trains import next_train_slot
 from versioning import InvalidVersion, parse_version
@@ -42,19 +42,6 @@ def released_versions(session: Session, app: App) -> list[Release]:
         select(Release).where(Release.app_id == app.id, Release.state == "released")
     ).all()
     return sorted(rows, key=lambda r: parse_version(r.version))
-
-
-def previous_release(session: Session, app: App, version: str) -> Release | None:
-    """The highest release of ``app`` below ``version`` that reached the stores."""
-    target = parse_version(version)
-    candidates = session.exec(
-        select(Release).where(
-            Release.app_id == app.id,
-            col(Release.state).in_(["released", "rolling_out", "beta", "halted"]),
-        )
-    ).all()
-    below = [r for r in candidates if parse_version(r.version) < target]
-    return max(below, key=lambda r: parse_version(r.version), default=None)
 
 
 def _checked_input(version: str, kind: str, git_ref: str) -> tuple[str, Any, str]:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from service.releases import services
 from service.releases.apps import create_app_record
 from tests.browser.conftest import log_in, screenshot
-from tests.builders import PASSWORD, make_user
+from tests.builders import PASSWORD, make_user, run_jobs
+from tests.release_notes.git_repo_builder import GitRepo
+from tests.release_notes.test_notes_readable import DEPENDABOT, dependabot_bump
 from tests.service.releases.release_fixtures import build_repo, registered_release
 
 pytestmark = pytest.mark.browser
@@ -91,3 +94,60 @@ def test_apps_settings_and_checklist_editor(page, release, admin):
     page.wait_for_selector("text=as version 2")
     assert page.locator("input[value='Store managers briefed']").count() == 1
     screenshot(page, "checklist-editor")
+
+
+def test_dependency_table_and_already_shipped_read_on_the_notes_page(page, app, session, tmp_path):
+    """The notes of 1.1.0 from a hotfix 1.0.1 made on its own branch: the dependency updates
+    are one table, the hotfix's fix is "already in v1.0.1", and the page reads at both
+    widths."""
+    repo = GitRepo(tmp_path / "kds-repo")
+    repo.commit("Initial commit", files={"kds.py": "a\n"})
+    repo.tag("v1.0.0", annotated=True)
+    fix = repo.commit("fix(kds): reprint tickets once (#11)", files={"kds.py": "b\n"})
+    for pr, (name, old, new) in enumerate(
+        [("serde", "1.0.1", "1.0.2"), ("actions/checkout", "4.2.2", "6.0.2")], start=20
+    ):
+        repo.commit(dependabot_bump(name, old, new, pr), DEPENDABOT)
+    repo.commit("feat(order): split bills for large tables (#12)", files={"order.py": "x\n"})
+    repo.tag("v1.1.0", annotated=True)
+    repo.branch("hotfix/1.0.x", "v1.0.0")
+    repo.cherry_pick(fix)
+    repo.tag("v1.0.1", annotated=True)
+    repo.checkout("main")
+    engineer = make_user(session, email="eng@example.com", role="engineer", name="Kenji Engineer")
+    with app.app_context():
+        kds = create_app_record(
+            session,
+            slug="kds",
+            name="Kitchen display",
+            actor="test",
+            repo_url=str(repo.path),
+            area_map="order = Ordering\nkds = Kitchen",
+            pr_url_template="https://github.com/example/kds/pull/{number}",
+        )
+        actor = services.actor_for(engineer)
+        for version in ("1.0.0", "1.0.1"):
+            done, _ = services.register_release(
+                session, app=kds, version=version, git_ref=f"v{version}", actor=actor
+            )
+            done.state = "released"
+        release, _ = services.register_release(
+            session, app=kds, version="1.1.0", git_ref="v1.1.0", actor=actor
+        )
+        session.commit()
+    run_jobs(app)
+    log_in(page, "eng@example.com", PASSWORD)
+    page.goto(f"/releases/{release.id}/notes")
+    preview = page.locator("#preview")
+    page.wait_for_selector("#preview table")
+    assert preview.locator("table tbody tr").count() == 2
+    assert "2 dependency updates" in preview.inner_text()
+    assert "1.0.1 → 1.0.2" in preview.locator("table").inner_text()
+    already = preview.locator("h2:has-text('Already in v1.0.1') + ul")
+    assert "reprint tickets once" in already.inner_text()
+    assert "Bumps" not in preview.inner_text()  # no bot's body
+    screenshot(page, "notes-dependencies-and-already-shipped-1366")
+    preview.evaluate("el => { el.scrollTop = el.scrollHeight; }")  # the preview scrolls
+    screenshot(page, "notes-already-shipped-and-contributors-1366")
+    page.set_viewport_size({"width": 1024, "height": 800})
+    screenshot(page, "notes-already-shipped-and-contributors-1024")

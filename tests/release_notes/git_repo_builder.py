@@ -8,7 +8,8 @@ from pathlib import Path
 
 
 class GitRepo:
-    """A throw-away repository; commits are empty and dated one minute apart."""
+    """A throw-away repository; commits are dated one minute apart and empty unless they
+    are given ``files`` (what patch ids and cherry-picks need)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -40,7 +41,14 @@ class GitRepo:
         author: str = "Alice Example <alice@example.com>",
         *,
         encoding: str | None = None,
+        files: dict[str, str] | None = None,
     ) -> str:
+        """Commit ``message``; ``files`` (path → whole new content) are written first."""
+        for name, content in (files or {}).items():
+            target = self.path / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+            self.git("add", name)
         self._tick += 60
         raw = message.encode() if isinstance(message, str) else message
         args = ["commit", "-q", "--allow-empty", "--allow-empty-message", "--cleanup=verbatim"]
@@ -68,4 +76,12 @@ class GitRepo:
     def merge(self, branch: str, message: str) -> str:
         self._tick += 60
         self.git("merge", "-q", "--no-ff", "-m", message, branch)
+        return self.head()
+
+    def cherry_pick(self, sha: str, *, record: bool = True, mainline: int | None = None) -> str:
+        """``git cherry-pick`` onto the current branch; ``record`` adds ``-x``'s line;
+        ``mainline`` picks a merge (``-m``: what it brings relative to that parent)."""
+        self._tick += 60
+        extra = ["-m", str(mainline)] if mainline is not None else []
+        self.git("cherry-pick", *(["-x"] if record else []), *extra, sha)
         return self.head()

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from release_notes.commits import (
+    _CHERRY_PICK_RE,
     _CO_AUTHOR_RE,
     _CONVENTIONAL_RE,
     _GITLAB_MR_RE,
@@ -25,7 +26,7 @@ from release_notes.commits import (
     _SKIP_RE,
     Person,
     _breaking_description,
-    _first_paragraph,
+    _excerpt,
     _release_note,
     kind_for,
 )
@@ -59,6 +60,7 @@ class ParsedCommit:
     reverts: str | None
     is_merge: bool
     merge_branch: str | None
+    cherry_picked_from: tuple[str, ...]
 
 
 def _issue_refs(text: str) -> tuple[str, ...]:
@@ -180,6 +182,8 @@ def parse_commit(
         if rev is not None:
             reverts = rev.group(1).lower()
 
+    cherry_picked_from = tuple(sha.lower() for sha in _CHERRY_PICK_RE.findall(body))
+
     skip_changelog = False
     if "[" in message:
         low_header = header.lower()
@@ -199,9 +203,9 @@ def parse_commit(
 
     paragraph = None
     if body and merge is None:
-        paragraph = _first_paragraph(body)
+        paragraph = _excerpt(body)
     elif merge is not None and "\n\n" in body:
-        paragraph = _first_paragraph(body.split("\n\n", 1)[1])
+        paragraph = _excerpt(body.split("\n\n", 1)[1])
 
     return ParsedCommit(
         sha=sha,
@@ -225,4 +229,5 @@ def parse_commit(
         reverts=reverts,
         is_merge=is_merge,
         merge_branch=merge_branch,
+        cherry_picked_from=cherry_picked_from,
     )

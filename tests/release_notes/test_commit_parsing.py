@@ -226,6 +226,124 @@ def test_body_first_paragraph() -> None:
     assert parse_message("feat: x")["body"] is None
 
 
+# A GitHub squash merge: the list of the squashed commits, the first one's body, the
+# others' bodies, a separator and the co-authors (the shape of git-cliff's #1456 and #1487).
+SQUASH = (
+    "test(fixtures): add include-path tests (#1456)\n\n"
+    "* test(fixtures): add include-path tests\n\n"
+    "Add two fixture tests for --include-path with several globs.\n\n"
+    "Signed-off-by: N <n@x>\n\n"
+    "* fix(fixtures): add trailing newline\n\n"
+    "This reverts commit abdc8ac6c015c172cf79cadbae5522ff7cad8042.\n\n"
+    "---------\n\n"
+    "Co-authored-by: niklasmarderx <niklasmarderx@users.noreply.github.com>\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "excerpt"),
+    [
+        # Only the list of the squashed commits: no excerpt (never "* feat(context): ...").
+        (
+            "feat(context): add per-commit statistics (#1487)\n\n"
+            "* feat(context): add per-commit statistics\n\n"
+            "* test(fixtures): add test fixture\n\n---------\n\n"
+            "Co-authored-by: O <o@x>\n",
+            None,
+        ),
+        (
+            "feat(tracing): migrate (#1488)\n\n* chore: initial draft commit\n\n"
+            "Signed-off-by: S <s@x>\n\n* feat: add spans\n\nSigned-off-by: S <s@x>\n",
+            None,
+        ),
+        # The first squashed commit's body describes the change; later ones never count.
+        (SQUASH, "Add two fixture tests for --include-path with several globs."),
+        # A paragraph ending with a colon introduces a list: a short list is inlined...
+        (
+            "feat(config): more config locations (#1448)\n\n"
+            "**git-cliff** now looks for these files in this order:\n\n"
+            "- `cliff.toml`\n- `.cliff.toml`\n- `$HOME/.config/cliff.toml`\n\n"
+            "Co-authored-by: O <o@x>\n",
+            "**git-cliff** now looks for these files in this order: `cliff.toml`, "
+            "`.cliff.toml`, `$HOME/.config/cliff.toml`.",
+        ),
+        # ...a code block is not: the sentences before the introduction stay...
+        (
+            "feat: x\n\nAdds an option. It is set like this:\n\n```toml\na = 1\n```\n",
+            "Adds an option.",
+        ),
+        # ...and a paragraph that is only an introduction gives way to the next prose.
+        (
+            "feat(git): processing order (#1485)\n\n"
+            "This commit adds a configurable `processing_order` option:\n\n"
+            "```toml\n[git]\n\nprocessing_order = []\n```\n\n"
+            "Useful for custom preprocessors.\n",
+            "Useful for custom preprocessors.",
+        ),
+        ("feat: x\n\nIt changes the following:\n\n```\ncode\n```\n", None),
+        # A list too long to inline.
+        ("feat: x\n\nFiles:\n" + "".join(f"- file{i}\n" for i in range(12)), None),
+        # A sentence that introduces a list in the same paragraph.
+        (
+            "chore(deps): bump a from 1 to 2\n\nBumps [a](https://x) from 1 to 2.\n"
+            "- [Release notes](https://x/r)\n- [Commits](https://x/c)\n",
+            "Bumps [a](https://x) from 1 to 2.",
+        ),
+        # ``git cherry-pick -x``: the line is never the excerpt, and never in it.
+        ("fix: reprint\n\n(cherry picked from commit d101041aaaa)\n", None),
+        (
+            "fix: reprint\n\nTickets print twice.\n\n(cherry picked from commit d101041aaaa)\n",
+            "Tickets print twice.",
+        ),
+        (
+            "fix: reprint\n\nTickets print twice.\n(cherry picked from commit d101041aaaa)\n",
+            "Tickets print twice.",
+        ),
+        # A pull-request template: headings and comments are not prose.
+        (
+            "feat: x (#3)\n\n## Summary\n<!-- say what\n\nand why -->\nAdds tips.\n",
+            "Adds tips.",
+        ),
+        ("feat: x\n\n    indented code\n\n> a quote\n\nProse.", "Prose."),
+    ],
+)
+def test_excerpt_is_whole_prose(message: str, excerpt: str | None) -> None:
+    assert parse_message(message)["body"] == excerpt
+
+
+def test_excerpt_is_cut_after_a_whole_sentence() -> None:
+    sentence = "The order screen keeps the cart when the network drops. "
+    parsed = parse_message("fix: x\n\n" + sentence * 40)
+    body = str(parsed["body"])
+    assert len(body) <= 1_000 and body.endswith("drops.")
+    one_long = "word " * 400  # one "sentence" longer than the cap: cut at a word
+    body = str(parse_message("fix: x\n\n" + one_long)["body"])
+    assert len(body) <= 1_000 and body.endswith("word…")
+
+
+def test_cherry_picked_from() -> None:
+    full = "d101041" + "0" * 33
+    parsed = parse_message(f"fix: a\n\nBody.\n\n(cherry picked from commit {full})\n")
+    assert parsed["cherry_picked_from"] == (full,)
+    twice = "fix: a\n\nSigned-off-by: A <a@x>\n(cherry picked from commit ABCDEF1)\n"
+    twice += "(cherry picked from commit 1234567)"
+    assert parse_message(twice)["cherry_picked_from"] == ("abcdef1", "1234567")
+    assert (
+        parse_message("fix: mentions cherry picked from commit abcdef1")["cherry_picked_from"] == ()
+    )
+
+
+def test_no_excerpt_ends_on_a_colon_or_holds_a_cherry_pick_line() -> None:
+    from tests.release_notes.test_parser_equivalence import _corpus
+
+    for message in _corpus(3000):
+        body = parse_message(message)["body"]
+        if body is not None:
+            text = str(body)
+            assert not text.endswith(":"), message
+            assert "cherry picked from commit" not in text, message
+
+
 def test_merge_commit_takes_pr_title() -> None:
     commit = parse_commit(
         "b" * 40,

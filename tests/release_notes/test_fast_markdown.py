@@ -23,7 +23,9 @@ from tests.release_notes.test_parser_equivalence import _bench_messages, _corpus
 PEOPLE = [Person("Alice", "a@x"), Person("", "b@x"), Person("C_*d", "c@x"), Person("bot[bot]", "d")]
 
 
-def _notes(messages: list[str], config: NotesConfig, seed: int) -> ReleaseNotes:
+def _notes(
+    messages: list[str], config: NotesConfig, seed: int, shipped_every: int = 0
+) -> ReleaseNotes:
     rng = random.Random(seed)
     commits = []
     parents: tuple[str, ...] = ()
@@ -32,12 +34,22 @@ def _notes(messages: list[str], config: NotesConfig, seed: int) -> ReleaseNotes:
         author = rng.choice(PEOPLE)
         commits.append(parse_commit(sha, parents, author, "2024-07-01T10:00:00+02:00", message))
         parents = (sha,)
+    shipped = (
+        {
+            c.sha: ("d101041" + c.sha[7:], rng.choice(["cherry-pick", "same patch"]))
+            for c in commits[::shipped_every]
+        }
+        if shipped_every
+        else None
+    )
     return build_release_notes(
         commits[::-1],
         version=rng.choice(["3.12.0", "v1_*x", "1. odd"]),
         date="2024-07-01",
         config=config,
         known_authors={"a@x"},
+        shipped=shipped,
+        shipped_in=rng.choice(["v1.0.1", "v1_*x", None]) if shipped_every else None,
     )
 
 
@@ -57,7 +69,7 @@ CONFIGS = [
 @pytest.mark.parametrize("size", [0, 1, 3, 200, 3000])
 def test_fast_writer_matches_the_template(config: NotesConfig, size: int) -> None:
     messages = (_corpus(size) + _bench_messages(size))[: size * 2] or ["chore: x"]
-    notes = _notes(messages, config, size)
+    notes = _notes(messages, config, size, shipped_every=7 if size % 2 else 0)
     notes.from_ref, notes.to_ref = ("v1.0.0", "v1.1.0") if size % 2 else (None, "HEAD")
     if size == 0:
         notes.contributors = []

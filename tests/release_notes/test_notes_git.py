@@ -114,7 +114,7 @@ def test_odd_messages_do_not_crash(tmp_path: Path) -> None:
         (["--to", "v9.9.9"], "unknown ref for --to: 'v9.9.9'"),
         (["--from", "nope", "--to", "v1.11.0"], "unknown ref for --from: 'nope'"),
         (["--from", "--help", "--to", "v1.11.0"], "unknown ref for --from"),
-        (["--from", "v1.11.0", "--to", "v1.10.0"], "not an ancestor"),
+        (["--from", "v1.11.0", "--to", "v1.10.0"], "v1.10.0 is already in v1.11.0"),
         (["--from", "v1.11.0", "--to", "v1.11.0"], "empty range"),
         (["--to", "v1.11.0", "--config", "{tmp}/missing.toml"], "cannot read config"),
         (["--to", "v1.11.0", "--config", "{tmp}/bad.toml"], "release_notes.bot_policy"),
@@ -157,6 +157,8 @@ def test_cli_markdown_json_and_output(repo: GitRepo, tmp_path: Path) -> None:
         "prs": 1,
         "contributors": 3,
         "breaking": 0,
+        "dependencies": 0,
+        "already_shipped": 0,
     }
 
     out = tmp_path / "notes.md"
@@ -208,7 +210,8 @@ def test_commits_module_imports_without_git() -> None:
     assert out.stdout.split() == ["False", "False", "False"]
 
 
-def test_from_on_a_side_branch_is_not_an_ancestor(tmp_path: Path) -> None:
+def test_from_need_not_be_an_ancestor(tmp_path: Path) -> None:
+    """git's ``t1..v2.0.0``: what v2.0.0 has and t1 has not, whichever branch t1 is on."""
     r = GitRepo(tmp_path / "side")
     r.commit("Initial commit")
     r.branch("topic")
@@ -217,8 +220,9 @@ def test_from_on_a_side_branch_is_not_an_ancestor(tmp_path: Path) -> None:
     r.checkout("main")
     r.commit("fix: on main")
     r.tag("v2.0.0", annotated=True)
-    with pytest.raises(NotesError, match=r"--from t1 is not an ancestor of --to v2\.0\.0"):
-        generate_for_range(r.path, "t1", "v2.0.0")
+    notes = generate_for_range(r.path, "t1", "v2.0.0")
+    assert [i.commit.subject for i in notes.items] == ["on main"]
+    assert (notes.from_ref, notes.commit_count, notes.already_shipped) == ("t1", 1, [])
     with pytest.raises(NotesError, match=r"unknown ref for --to: 'HEAD\^\{tree\}'"):
         generate_for_range(r.path, "t1", "HEAD^{tree}")
 

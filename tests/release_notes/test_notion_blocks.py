@@ -232,6 +232,35 @@ def test_table() -> None:
     assert body(rows[1])["cells"][1][0]["annotations"] == {"bold": True}
 
 
+DEPENDENCIES = (
+    "## Dependencies\n\n3 dependency updates\n\n| Dependency | Version | Links |\n"
+    "|---|---|---|\n| serde | 1.0 → 1.1 | #1, `abc1234` |\n| debian | | #2 |\n"
+    "| **Breaking:** node | 18 → 20 | #3 |\n\n## Contributors\n"
+)
+
+
+def test_dependency_table_goes_in_a_toggle() -> None:
+    blocks = markdown_to_blocks(DEPENDENCIES)
+    assert [b["type"] for b in blocks] == ["heading_2", "toggle", "heading_2"]
+    toggle = blocks[1]
+    assert texts(toggle) == "3 dependency updates"
+    (table,) = block_children(toggle)
+    assert table["type"] == "table" and len(block_children(table)) == 4
+    assert plain_text_of_blocks(blocks) == plain_text_of_markdown(DEPENDENCIES)
+
+
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        "3 dependency updates\n\nThen a paragraph.\n",  # no table after it
+        "Some dependency updates\n\n| a |\n|---|\n| 1 |\n",  # not the notes' line
+        "| a |\n|---|\n| 1 |\n",  # a table alone
+    ],
+)
+def test_other_paragraphs_and_tables_stay_as_they_are(markdown: str) -> None:
+    assert "toggle" not in [b["type"] for b in markdown_to_blocks(markdown)]
+
+
 # (fence info, Notion language)
 LANGUAGES = [
     ("python", "python"),

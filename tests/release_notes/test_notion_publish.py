@@ -258,6 +258,23 @@ def test_wide_lists_and_tables_are_split(
     assert stored_text(notion_fake, result.page_id) == plain_text_of_markdown(markdown)
 
 
+@pytest.mark.parametrize("updates", [3, 150])
+def test_dependency_updates_are_a_toggle_holding_their_table(
+    notion_publisher: NotionPublisher, notion_fake: NotionFake, updates: int
+) -> None:
+    rows = "\n".join(f"| lib{i} | 1.{i} → 1.{i + 1} | #{i} |" for i in range(updates))
+    markdown = (
+        f"## Dependencies\n\n{updates} dependency updates\n\n"
+        f"| Dependency | Version | Links |\n|---|---|---|\n{rows}\n\n## Contributors\n\n- A\n"
+    )
+    result = notion_publisher.publish(page(markdown))
+    tree = notion_fake.block_tree(result.page_id)
+    assert [b["type"] for b in tree] == ["heading_2", "toggle", "heading_2", "bulleted_list_item"]
+    (table,) = tree[1]["children"]
+    assert table["type"] == "table" and len(table["children"]) == updates + 1
+    assert stored_text(notion_fake, result.page_id) == plain_text_of_markdown(markdown)
+
+
 # --- rate limit ----------------------------------------------------------------------------
 
 

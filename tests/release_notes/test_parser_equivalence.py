@@ -86,6 +86,16 @@ def _corpus(count: int) -> list[str]:
         "fix: x (# 9)",
         "fix: y (#\u0661\u0662)",
         "Fixes #21 and #22 " + "word " * 250 + "see ABC-7, org/r#3 & #21",
+        "(cherry picked from commit 0123456789abcdef0123456789abcdef01234567)",
+        "(cherry picked from commit ABCDEF1)",
+        "* feat(x): a squashed commit",
+        "---------",
+        "It looks in this order:",
+        "- one\n- two",
+        "    indented code",
+        "## Summary",
+        "<!-- template -->",
+        "Done. Then:",
     ]
     out = []
     for _ in range(count):

@@ -11,7 +11,7 @@ backlog of old meeting events. ``meeting_notification`` is dropped; downgrade pu
 meeting's messages back into it.
 
 Revision ID: 0009
-Revises: 0008
+Revises: 0010
 Create Date: 2026-12-06 09:27:52.302059
 """
 
@@ -23,7 +23,7 @@ from alembic import op
 
 
 revision: str = '0009'
-down_revision: str | None = '0008'
+down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
