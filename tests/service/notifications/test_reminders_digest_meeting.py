@@ -161,3 +161,24 @@ def test_the_weekly_digest_lists_the_stragglers_once_a_week(app, session, stragg
             "<https://relgov.example.com/adoption/pos|Open the stragglers report>"
         )
         assert events.queue_digest(session, straggling, now=monday + timedelta(days=2)) is None
+
+
+def test_the_digest_runs_when_releases_have_reached_the_stores(app, session, straggling):
+    """The periodic job passes an aware "now"; released versions' times are compared with it
+    (the demo's data failed here: naive against aware)."""
+    from tests.builders import add_release
+
+    add_release(
+        session,
+        straggling,
+        "3.1.0",
+        "released",
+        rollout_started_at=datetime.now(UTC) - timedelta(days=9),
+        released_at=datetime.now(UTC) - timedelta(days=8),
+    )
+    monday = datetime.now(UTC)
+    monday = (monday - timedelta(days=monday.weekday())).replace(hour=3, minute=0)
+    with app.app_context():
+        row = events.queue_digest(session, straggling, now=monday)
+        session.commit()
+    assert row is not None and "S001" in row.text
