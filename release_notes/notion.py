@@ -67,6 +67,7 @@ from release_notes.notion_blocks import (
 
 __all__ = [
     "NOTION_VERSION",
+    "RELEASE_NOTES_SCHEMA",
     "REQUIRED_PROPERTIES",
     "STATUS_OPTIONS",
     "ChangePlan",
@@ -78,6 +79,8 @@ __all__ = [
     "NotionPublisher",
     "PageContent",
     "PageRecord",
+    "PageSchema",
+    "PageSpec",
     "PermanentNotionError",
     "PublishResult",
     "RateLimiter",
@@ -107,6 +110,23 @@ REQUIRED_PROPERTIES: dict[str, str] = {
 }
 # Added by the publisher itself when missing (a database made before it existed).
 ADDED_PROPERTIES = frozenset({"Publish key"})
+
+
+@dataclass(frozen=True)
+class PageSchema:
+    """The kind of page a data source holds: its properties (name → type; one title, a
+    "Status" select with :data:`STATUS_OPTIONS` and a "Publish key" text in every kind), the
+    text property keeping the content hash, and the kind's name for messages."""
+
+    properties: Mapping[str, str]
+    hash_property: str
+    name: str
+    # Set up a data source that lacks properties (init_schema) on the first publish instead
+    # of refusing: for a database the service owns, such as the meetings'.
+    auto_init: bool = False
+
+
+RELEASE_NOTES_SCHEMA = PageSchema(REQUIRED_PROPERTIES, "Notes hash", "release-notes")
 
 MAX_CHILDREN = 100
 MAX_BLOCKS_PER_REQUEST = 1000
@@ -299,12 +319,35 @@ class NotionConfig:
     # may show in the search later still), at most ``duplicate_check_every_s`` apart.
     duplicate_watch_s: float = 600.0
     duplicate_check_every_s: float = 60.0
+    # The kind of page the data source holds (release notes unless told otherwise).
+    schema: PageSchema = RELEASE_NOTES_SCHEMA
 
     def __post_init__(self) -> None:
         if not self.token:
             raise ValueError("a Notion token is required")
         if not (self.database_id or self.data_source_id):
             raise ValueError("give database_id or data_source_id")
+
+
+class PageSpec(Protocol):
+    """One page as it should appear in Notion, whatever its kind (:class:`PageContent` for
+    a release note): what the publisher needs besides its :class:`PageSchema`."""
+
+    def identity(self) -> list[dict[str, Any]]:
+        """The data-source filter conditions (all must hold) that find this page."""
+        ...
+
+    def properties(self) -> dict[str, Any]:
+        """Every property the page gets, besides Status, the hash and the publish key."""
+        ...
+
+    def content_hash(self) -> str:
+        """A hash over the content and every property written: equal means unchanged."""
+        ...
+
+    def to_blocks(self) -> list[Block]:
+        """The page's blocks."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -318,6 +361,36 @@ class PageContent:
     commits: int = 0
     breaking_changes: int = 0
     release_link: str | None = None
+
+    def identity(self) -> list[dict[str, Any]]:
+        app = _app_option(self.app)
+        return [
+            {"property": "Version", "title": {"equals": self.version}},
+            {"property": "App", "select": {"equals": app} if app else {"is_empty": True}},
+        ]
+
+    def properties(self) -> dict[str, Any]:
+        link = (
+            self.release_link
+            if self.release_link and len(self.release_link) <= MAX_LINK_URL
+            else None
+        )
+        return {
+            "Version": {"title": _rich_text_value(self.version)},
+            "App": {"select": {"name": app} if (app := _app_option(self.app)) else None},
+            "Release date": {
+                "date": {"start": self.release_date.isoformat()} if self.release_date else None
+            },
+            "Commits": {"number": self.commits},
+            "Breaking changes": {"number": self.breaking_changes},
+            "Release link": {"url": link},
+        }
+
+    def content_hash(self) -> str:
+        return notes_hash(self)
+
+    def to_blocks(self) -> list[Block]:
+        return markdown_to_blocks(self.markdown)
 
 
 @dataclass(frozen=True)
@@ -794,8 +867,9 @@ def _index_after(entries: Sequence[Mapping[str, Any]], block_id: str | None) -> 
     return len(entries)
 
 
-def _page_hash(page: Mapping[str, Any]) -> str:
-    return _plain((page.get("properties") or {}).get("Notes hash", {}).get("rich_text"))
+def _page_hash(page: Mapping[str, Any], schema: PageSchema = RELEASE_NOTES_SCHEMA) -> str:
+    props = page.get("properties") or {}
+    return _plain(props.get(schema.hash_property, {}).get("rich_text"))
 
 
 def _page_status(page: Mapping[str, Any]) -> str | None:
@@ -874,8 +948,9 @@ def shared_ssl_context() -> ssl.SSLContext:
 
 
 class NotionPublisher:
-    """Publishes :class:`PageContent` to one Notion data source. Not a ``Client`` context:
-    close it with :meth:`close` or ``with NotionPublisher(...) as publisher:``."""
+    """Publishes pages (a :class:`PageSpec`; release notes: :class:`PageContent`) to one
+    Notion data source. Not a ``Client`` context: close it with :meth:`close` or
+    ``with NotionPublisher(...) as publisher:``."""
 
     def __init__(
         self,
@@ -888,11 +963,12 @@ class NotionPublisher:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
+        self.schema = config.schema
         self.limiter: RateLimiter = limiter or TokenBucket(config.requests_per_second, config.burst)
         self.schema_cache = schema_cache
         self._clock = clock
         self._sleep = sleep
-        self._ledgers: dict[tuple[str, str], Ledger] = {}
+        self._ledgers: dict[str, Ledger] = {}
         self.retry_after_waits: list[float] = []
         self.requests_sent = 0
         self._owns_http = http_client is None
@@ -1006,10 +1082,11 @@ class NotionPublisher:
         ds = self._call(self.client.data_sources.retrieve, ds_id)
         props: Mapping[str, Any] = ds.get("properties") or {}
         title = next((n for n, p in props.items() if p.get("type") == "title"), None)
-        missing = tuple(n for n in REQUIRED_PROPERTIES if n not in props)
+        required = self.schema.properties
+        missing = tuple(n for n in required if n not in props)
         wrong = {
             n: (kind, str(props[n].get("type")))
-            for n, kind in REQUIRED_PROPERTIES.items()
+            for n, kind in required.items()
             if n in props and props[n].get("type") != kind
         }
         status = props.get("Status")
@@ -1047,7 +1124,7 @@ class NotionPublisher:
             return report
         update: dict[str, Any] = {}
         for name in report.missing:
-            kind = REQUIRED_PROPERTIES[name]
+            kind = self.schema.properties[name]
             if kind == "title":
                 if report.title_property is not None:
                     update[report.title_property] = {"name": name}
@@ -1075,9 +1152,11 @@ class NotionPublisher:
                 self._call(
                     self.client.data_sources.update,
                     ds_id,
-                    properties={n: {REQUIRED_PROPERTIES[n]: {}} for n in report.missing},
+                    properties={n: {self.schema.properties[n]: {}} for n in report.missing},
                 )
                 report = self._schema_report()
+            if not report.ok and self.schema.auto_init and not report.wrong_type:
+                report = self.init_schema()
             if not report.ok:
                 problems = [f"missing {', '.join(report.missing)}"] if report.missing else []
                 problems += [f"{n} is {a}, expected {e}" for n, (e, a) in report.wrong_type.items()]
@@ -1086,7 +1165,7 @@ class NotionPublisher:
                         "Status lacks options " + ", ".join(report.missing_status_options)
                     )
                 raise PermanentNotionError(
-                    "the Notion data source does not have the release-notes schema ("
+                    f"the Notion data source does not have the {self.schema.name} schema ("
                     + "; ".join(problems or [report.error or "not accessible"])
                     + "); run init_schema",
                     code="schema",
@@ -1097,18 +1176,11 @@ class NotionPublisher:
 
     # publishing ------------------------------------------------------------------------
 
-    def find_pages(self, page: PageContent, *, key: str | None = None) -> list[dict[str, Any]]:
-        """Live pages for this version (and app), or with this publish key, oldest first."""
+    def find_pages(self, page: PageSpec, *, key: str | None = None) -> list[dict[str, Any]]:
+        """Live pages for this version (and app) — the page's identity —, or with this
+        publish key, oldest first."""
         ds_id = self.data_source_id()
-        conditions: list[dict[str, Any]] = [
-            {"property": "Version", "title": {"equals": page.version}}
-        ]
-        app = _app_option(page.app)
-        if app:
-            conditions.append({"property": "App", "select": {"equals": app}})
-        else:
-            conditions.append({"property": "App", "select": {"is_empty": True}})
-        where: dict[str, Any] = {"and": conditions}
+        where: dict[str, Any] = {"and": page.identity()}
         if key:
             where = {"or": [where, {"property": "Publish key", "rich_text": {"equals": key}}]}
         found: list[dict[str, Any]] = []
@@ -1129,43 +1201,25 @@ class NotionPublisher:
 
     def _properties(
         self,
-        page: PageContent,
+        page: PageSpec,
         *,
         status: str,
         hash_value: str | None,
         full: bool,
         key: str | None = None,
     ) -> dict[str, Any]:
-        props: dict[str, Any] = {}
-        if full:
-            link = (
-                page.release_link
-                if page.release_link and len(page.release_link) <= MAX_LINK_URL
-                else None
-            )
-            props.update(
-                {
-                    "Version": {"title": _rich_text_value(page.version)},
-                    "App": {"select": {"name": app} if (app := _app_option(page.app)) else None},
-                    "Release date": {
-                        "date": {"start": page.release_date.isoformat()}
-                        if page.release_date
-                        else None
-                    },
-                    "Commits": {"number": page.commits},
-                    "Breaking changes": {"number": page.breaking_changes},
-                    "Release link": {"url": link},
-                }
-            )
+        props: dict[str, Any] = page.properties() if full else {}
         props["Status"] = {"select": {"name": status}}
-        props["Notes hash"] = {"rich_text": _rich_text_value(hash_value) if hash_value else []}
+        props[self.schema.hash_property] = {
+            "rich_text": _rich_text_value(hash_value) if hash_value else []
+        }
         if key:
             props["Publish key"] = {"rich_text": _rich_text_value(key)}
         return props
 
     def publish(
         self,
-        page: PageContent,
+        page: PageSpec,
         *,
         blocks: list[Block] | None = None,
         ledger: Ledger | None = None,
@@ -1183,7 +1237,7 @@ class NotionPublisher:
         page_id: str | None = None
         try:
             ds_id = self._ensure_schema()
-            new_hash = notes_hash(page)
+            new_hash = page.content_hash()
             for _ in range(2):
                 try:
                     result = self._publish_once(page, blocks, ledger, record, ds_id, new_hash)
@@ -1203,15 +1257,15 @@ class NotionPublisher:
                 self._mark_failed(page_id)
             raise
 
-    def _memory_ledger(self, page: PageContent) -> Ledger:
-        key = (page.app or "", page.version)
+    def _memory_ledger(self, page: PageSpec) -> Ledger:
+        key = json.dumps(page.identity(), sort_keys=True)
         if key not in self._ledgers:
             self._ledgers[key] = MemoryLedger()
         return self._ledgers[key]
 
     def _publish_once(
         self,
-        page: PageContent,
+        page: PageSpec,
         blocks: list[Block] | None,
         ledger: Ledger,
         record: PageRecord,
@@ -1235,7 +1289,10 @@ class NotionPublisher:
                 record.known = False
                 record.entries = []
                 ledger.save(record)
-                if _page_hash(found) == new_hash and _page_status(found) == "Published":
+                if (
+                    _page_hash(found, self.schema) == new_hash
+                    and _page_status(found) == "Published"
+                ):
                     record.notes_hash = new_hash
                     ledger.save(record)
                     return self._result(record, "skipped", new_hash, 0, trashed)
@@ -1247,11 +1304,11 @@ class NotionPublisher:
                 return self._result(record, "skipped", new_hash, 0, trashed)
         elif action != "created" and record.notes_hash == new_hash:
             stored = self._page_or_gone(record.page_id)
-            if _page_hash(stored) == new_hash and _page_status(stored) == "Published":
+            if _page_hash(stored, self.schema) == new_hash and _page_status(stored) == "Published":
                 return self._result(record, "skipped", new_hash, 0, trashed)
         if not record.known:
             self._adopt(record, ledger)
-        content = blocks if blocks is not None else markdown_to_blocks(page.markdown)
+        content = blocks if blocks is not None else page.to_blocks()
         self._apply(record, ledger, content)
         record.pending = {"op": "props"}
         ledger.save(record)
@@ -1295,7 +1352,7 @@ class NotionPublisher:
     # finding and creating the page ---------------------------------------------------------
 
     def _locate(
-        self, page: PageContent, record: PageRecord, trashed: list[str]
+        self, page: PageSpec, record: PageRecord, trashed: list[str]
     ) -> dict[str, Any] | None:
         """The page of this note, found by its publish key or its Version (and App); None
         when a create may go ahead. Waits (:class:`CreateUnconfirmed`) while an earlier
@@ -1322,7 +1379,7 @@ class NotionPublisher:
             record.recheck_until = self._clock() + self.config.duplicate_watch_s
         return None
 
-    def _create(self, page: PageContent, record: PageRecord, ledger: Ledger, ds_id: str) -> None:
+    def _create(self, page: PageSpec, record: PageRecord, ledger: Ledger, ds_id: str) -> None:
         record.create_sent_at = self._clock()
         record.pending = {"op": "create"}
         ledger.save(record)
@@ -1350,7 +1407,7 @@ class NotionPublisher:
         ledger.save(record)
 
     def _drop_duplicates(
-        self, page: PageContent, record: PageRecord, ledger: Ledger, trashed: list[str]
+        self, page: PageSpec, record: PageRecord, ledger: Ledger, trashed: list[str]
     ) -> None:
         """After a second create: trash any other page with this note's key or version."""
         assert record.recheck_until is not None
@@ -1425,7 +1482,7 @@ class NotionPublisher:
         op = record.pending.get("op")
         if op == "props":
             stored = self._page_or_gone(record.page_id)
-            if _page_hash(stored) == new_hash and _page_status(stored) == "Published":
+            if _page_hash(stored, self.schema) == new_hash and _page_status(stored) == "Published":
                 record.pending = None
                 record.notes_hash = new_hash
                 ledger.save(record)

@@ -8,7 +8,7 @@ path of the application can rewrite history.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -21,6 +21,19 @@ from service.models import AuditEvent, utcnow
 
 class AuditLogIsAppendOnly(RuntimeError):
     pass
+
+
+# listener(session, event): runs in the transaction of every recorded event, after it is
+# added (e.g. a Slack message written with the decision it announces). Installed by
+# ``service/wiring.py`` through :func:`listen`; the process's apps are all wired the same.
+Listener = Callable[[Session, AuditEvent], None]
+_listeners: tuple[Listener, ...] = ()
+
+
+def listen(listeners: Sequence[Listener]) -> None:
+    """Who hears each recorded audit event, in order (replaces those given before)."""
+    global _listeners
+    _listeners = tuple(listeners)
 
 
 def _jsonable(value: Any) -> Any:
@@ -64,6 +77,8 @@ def record(
         highlight=highlight,
     )
     session.add(audit_event)
+    for listener in _listeners:
+        listener(session, audit_event)
     return audit_event
 
 

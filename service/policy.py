@@ -181,6 +181,7 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "meetings.add_action_item": RM,
     "meetings.close_action_item": ACTION_ITEM_CLOSERS,
     "meetings.close": RM,
+    "meetings.publish_minutes": RM,
     # --- release notes (pages) -----------------------------------------------------------
     "notes.notes_list": LOGIN,
     "notes.notes_page": LOGIN,
@@ -217,6 +218,12 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "incidents.halt": RM,
     "incidents.override_gate": ADMIN,
     "incidents.app_settings": ADMIN,
+    # --- Slack notifications (pages) -----------------------------------------------------
+    "notifications.index": LOGIN,  # what was sent, or would have been
+    "notifications.resend": ADMIN,
+    "notifications.app_settings": ADMIN,  # the Slack panel on an app's page
+    "notifications.slack_users": ADMIN,
+    "notifications.slack_user_save": ADMIN,
     # --- search (pages) ------------------------------------------------------------------
     "search.search_page": LOGIN,
     "search.store_changes": LOGIN,
@@ -276,6 +283,8 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.put_minutes": person("release_manager"),
     "api.post_action_item": person("release_manager"),
     "api.close_meeting": person("release_manager"),
+    "api.get_meeting_minutes": READ,
+    "api.publish_meeting_minutes": person("release_manager"),
     "api.post_meeting": person("release_manager"),  # a decision, from the release's side
     "api.list_action_items": READ,
     "api.close_action_item": person("release_manager", "engineer", "qa", "support"),
@@ -319,6 +328,13 @@ POLICY: Mapping[str, Rule | Mapping[str, Rule]] = {
     "api.incident_trend": READ,
     "api.release_gates": READ,
     "api.override_gate": person("admin"),
+    # --- API: Slack notifications --------------------------------------------------------
+    "api.list_notifications": READ,
+    "api.resend_notification": person("admin"),
+    "api.get_app_notifications": READ,
+    "api.put_app_notifications": person("admin"),
+    "api.list_slack_users": person("admin"),  # people's emails
+    "api.put_slack_user": person("admin"),
     # --- API: search ---------------------------------------------------------------------
     "api.search": READ,
     "api.store_changes": READ,

@@ -16,6 +16,7 @@ import service.incidents.models
 import service.jobs.models
 import service.meetings.models
 import service.models
+import service.notifications.models
 import service.publishing.models
 import service.releases.models
 import service.search.models
@@ -30,6 +31,7 @@ TABLE_MODULES = (
     service.meetings.models,
     service.adoption.models,
     service.publishing.models,
+    service.notifications.models,
     service.search.models,
     beta.models,
     version_monitor.models,

@@ -54,11 +54,28 @@ class Settings:
     notion_database_id: str = ""
     notion_data_source_id: str = ""
     notion_base_url: str = ""
+    # Where each closed weekly meeting's minutes go (a database of their own; the same token).
+    notion_meetings_database_id: str = ""
     # Requests per second to Notion from every worker and process together (one bucket in
     # the database; Notion allows about 3), and how long after a create whose outcome is
     # unknown Notion's search may not show the page: no second create before that.
     notion_rate: float = 2.5
     notion_create_settle_seconds: float = 10.0
+    # Slack (service/notifications/): an incoming webhook and/or a bot token for
+    # chat.postMessage, the API's address (the tests use a local fake), the longest any one
+    # call may take, the channel a bot posts to for an app without its own, the incident
+    # score from which an incident is announced (per app, changeable), and how many hours
+    # before the meeting the sign-off reminders go.
+    slack_webhook_url: str = ""
+    slack_bot_token: str = ""
+    slack_base_url: str = "https://slack.com/api/"
+    slack_timeout_seconds: float = 10.0
+    slack_default_channel: str = ""
+    # Where the weekly meeting's own messages go (opened, closed; a release's go to its
+    # app's channel): "" for the default channel / the webhook's.
+    slack_meetings_channel: str = ""
+    slack_incident_min_score: int = 9
+    slack_reminder_hours: int = 24
     in_process_worker: bool = False
     repo_cache: Path = Path("instance/repos")
     # Local repositories (paths, file:// URLs) must lie under this folder; None: the
@@ -120,6 +137,15 @@ class Settings:
     def notion_configured(self) -> bool:
         return bool(self.notion_token and (self.notion_database_id or self.notion_data_source_id))
 
+    @property
+    def slack_configured(self) -> bool:
+        return bool(self.slack_webhook_url or self.slack_bot_token)
+
+    @property
+    def minutes_configured(self) -> bool:
+        """Whether closed meetings' minutes can be published to Notion."""
+        return bool(self.notion_token and self.notion_meetings_database_id)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``RELGOV_*`` / ``NOTION_*`` variables (see the README)."""
@@ -153,10 +179,19 @@ class Settings:
             notion_database_id=env.get("NOTION_DATABASE_ID", ""),
             notion_data_source_id=env.get("NOTION_DATA_SOURCE_ID", ""),
             notion_base_url=env.get("NOTION_BASE_URL", ""),
+            notion_meetings_database_id=env.get("RELGOV_NOTION_MEETINGS_DATABASE_ID", "").strip(),
             notion_rate=_in_range(env, "RELGOV_NOTION_RATE", 2.5, low=0.1, high=3.0),
             notion_create_settle_seconds=_in_range(
                 env, "RELGOV_NOTION_CREATE_SETTLE_SECONDS", 10.0, low=0.0, high=3600.0
             ),
+            slack_webhook_url=_url(env, "SLACK_WEBHOOK_URL"),
+            slack_bot_token=env.get("SLACK_BOT_TOKEN", "").strip(),
+            slack_base_url=_url(env, "SLACK_BASE_URL") or "https://slack.com/api/",
+            slack_timeout_seconds=_seconds(env, "SLACK_TIMEOUT_SECONDS", 10.0),
+            slack_default_channel=env.get("SLACK_DEFAULT_CHANNEL", "").strip(),
+            slack_meetings_channel=env.get("SLACK_MEETINGS_CHANNEL", "").strip(),
+            slack_incident_min_score=_score(env, "SLACK_INCIDENT_MIN_SCORE", 9),
+            slack_reminder_hours=_positive(env, "SLACK_REMINDER_HOURS", 24),
             in_process_worker=_bool(env, "RELGOV_IN_PROCESS_WORKER", False),
             repo_cache=Path(env.get("RELGOV_REPO_CACHE", str(instance / "repos"))),
             repo_root=Path(env.get("RELGOV_REPO_ROOT", "").strip() or instance).resolve(),
@@ -260,6 +295,28 @@ def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if value < 0:
         raise SettingsError(f"{name} must be 0 or more, not {value}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str) -> str:
+    """An http(s) URL, or empty when unset."""
+    raw = env.get(name, "").strip()
+    if raw and not re.fullmatch(r"https?://[^\s/?#]+(/\S*)?", raw):
+        raise SettingsError(f"{name} must be an http(s) URL, not {raw[:60]!r}")
+    return raw
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if not 0 < value <= 300:
+        raise SettingsError(f"{name} must be more than 0 and at most 300 seconds, not {value}")
+    return value
+
+
+def _score(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if not 1 <= value <= 15:
+        raise SettingsError(f"{name} must be an incident score from 1 to 15, not {value}")
     return value
 
 

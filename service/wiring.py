@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Flask
 
 from release_notes.notion import SchemaCache
-from service import db, jobs, metrics, pages, timezones
+from service import audit, db, jobs, metrics, pages, timezones
 from service.adoption import api as adoption_api
 from service.adoption import fastpath, periodic
 from service.adoption import views as adoption_views
@@ -28,9 +28,14 @@ from service.incidents import services as incidents
 from service.incidents import views as incidents_views
 from service.jobs.throttle import SharedTokenBucket
 from service.meetings import api as meetings_api
+from service.meetings import minutes as meeting_minutes
 from service.meetings import notifications as meeting_notifications
 from service.meetings import services as meetings
 from service.meetings import views as meetings_views
+from service.notifications import api as notifications_api
+from service.notifications import events as notify
+from service.notifications import outbox
+from service.notifications import views as notifications_views
 from service.people import api as people_api
 from service.people import login_views
 from service.people import views as people_views
@@ -94,6 +99,10 @@ CONSEQUENCES: dict[str, tuple[lifecycle.Consequence, ...]] = {
     "halt": (stages.halt_consequence,),
 }
 
+# Who hears each audited change, in its transaction: approvals, rejections, halts, serious
+# incidents and Notion publish failures become Slack messages in the outbox.
+AUDIT_LISTENERS: tuple[audit.Listener, ...] = (notify.on_audit_event,)
+
 # Who hears that a release's notes were edited: a published page is brought up to date; a
 # support review of the old text is re-opened; the search index takes the new text (in the
 # edit's transaction, as every search reaction).
@@ -132,6 +141,12 @@ RELEASE_PANELS: tuple[releases_views.Panel, ...] = (
     ("adoption/_release_adoption.html", adoption_views.adoption_panel),
     ("incidents/_release_incidents.html", incidents_views.release_panel),
     ("meetings/_release_meetings.html", meetings_views.release_panel),
+    ("notifications/_release_panel.html", notifications_views.release_panel),
+)
+
+# The sections other features add to an app's page.
+APP_PANELS: tuple[apps_views.AppPanel, ...] = (
+    ("notifications/_app_panel.html", notifications_views.app_panel),
 )
 
 # The sections other features put at the top of the dashboard, for the logged-in person.
@@ -141,10 +156,13 @@ DASHBOARD_PANELS: tuple[pages.DashboardPanel, ...] = (
 
 # Who hears about what happens in a weekly meeting (opened, a release added, decided,
 # amended, closed, an action item created or closed), in its transaction, in this order.
-# The chat message each event would post is recorded (``meeting_notification``) for a
-# sender to post later, so chat being down never blocks a decision.
+# Each event's Slack message is written to the notifications outbox (the release's app
+# channel, or the meetings channel) for the job worker to send, so Slack being down never
+# blocks a decision.
 MEETING_REACTIONS: tuple[meetings.Reaction, ...] = (
     meeting_notifications.record,
+    # Closing a meeting (or amending it) publishes its minutes to Notion, when configured.
+    meeting_minutes.on_meeting_event,
     search.MEETING_MINUTES.meeting_event,
 )
 
@@ -169,6 +187,7 @@ BLUEPRINTS = (
     incidents_views.bp,
     meetings_views.bp,
     publishing_views.bp,
+    notifications_views.bp,
     search_views.bp,
 )
 
@@ -183,6 +202,7 @@ API = (
     incidents_api.routes,
     meetings_api.routes,
     publishing_api.routes,
+    notifications_api.routes,
     search_api.routes,
 )
 
@@ -200,7 +220,23 @@ def job_kinds() -> jobs.JobKinds:
     kinds.handler(
         notion_publish.KIND, notion_publish.handle_publish, on_error=notion_publish.on_publish_error
     )
+    # A closed meeting's minutes to Notion (key minutes:<week>, coalesced).
+    kinds.handler(
+        meeting_minutes.KIND,
+        meeting_minutes.handle_publish,
+        on_error=meeting_minutes.on_publish_error,
+    )
     kinds.every("adoption-rollup", periodic.EVERY_SECONDS, periodic.periodic_rollup)
+    # Slack: one job per message (retries, its own breaker); reminders before the weekly
+    # meeting (its time and "Waiting for you" from service/meetings) and the straggler digest.
+    kinds.handler(
+        outbox.KIND,
+        outbox.handle_send,
+        on_error=outbox.on_send_error,
+        max_attempts=outbox.MAX_ATTEMPTS,
+    )
+    kinds.every("slack-reminders", notify.REMINDER_EVERY_SECONDS, notify.periodic_reminders)
+    kinds.every("slack-digest", notify.DIGEST_EVERY_SECONDS, notify.periodic_digest)
     return kinds
 
 
@@ -222,7 +258,9 @@ def init_app(app: Flask) -> None:
     notes.install(NOTES_EDITED, on_generate=NOTES_GENERATED)
     incidents.install(INCIDENT_CHANGED)
     search_index.init_app(app, SEARCH_SOURCES)
+    audit.listen(AUDIT_LISTENERS)
     releases_views.init_app(app, panels=RELEASE_PANELS, gates=incidents.evaluate_gates)
+    apps_views.init_app(app, panels=APP_PANELS)
     meetings.install(MEETING_REACTIONS)
     # Times on pages about no one app show in the meeting's time zone.
     timezones.init_app(app, default_zone=lambda: meetings.meeting_zone_name(db.session()))

@@ -111,6 +111,6 @@ def test_only_the_settings_read_the_environment() -> None:
 
 def test_every_setting_is_in_the_readme() -> None:
     source = (ROOT / "service" / "settings.py").read_text()
-    names = set(re.findall(r'"((?:RELGOV|NOTION|PROMETHEUS|WEB|FORWARDED)_[A-Z_]+)"', source))
+    names = set(re.findall(r'"((?:RELGOV|NOTION|SLACK|PROMETHEUS|WEB|FORWARDED)_[A-Z_]+)"', source))
     readme = (ROOT / "README.md").read_text()
     assert names and sorted(n for n in names if f"`{n}`" not in readme) == []

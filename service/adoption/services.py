@@ -236,7 +236,7 @@ def stragglers(
         session,
         app=app.slug,
         releases=release_infos(session, app),
-        now=now,
+        now=utc.naive(now),  # version_monitor compares it with naive UTC release times
         minimum_supported=minimum,
         max_behind=max_behind,
         limit=limit,

@@ -578,6 +578,17 @@ def _reload(job: Job, session: Session | None = None) -> Job:
         return fresh
 
 
+def hold_queued(session: Session, kind: str, until: datetime) -> None:
+    """Move every queued job of ``kind`` due before ``until`` to ``until`` (while the
+    circuit breaker of the system they call is open, they all wait with it)."""
+    for job in session.exec(
+        select(Job).where(Job.kind == kind, Job.state == "queued", col(Job.next_run_at) < until)
+    ).all():
+        job.next_run_at = until
+        job.updated_at = utcnow()
+        session.add(job)
+
+
 # --- operator actions -------------------------------------------------------------------------
 
 

@@ -22,10 +22,11 @@ from service.api.errors import ApiError
 from service.api.operations import Routes
 from service.api.person_session import require_person
 from service.meetings import inbox as inbox_service
-from service.meetings import notifications, services
+from service.meetings import minutes, notifications, services
 from service.meetings.models import DECISION_LABELS, ActionItem, Meeting, MeetingDecision
 from service.meetings.weeks import WEEK_HELP, Week, parse_week
 from service.models import User
+from service.publishing.api import JobOut
 from service.releases.models import Release
 
 routes = Routes(tag="Meeting")
@@ -490,6 +491,12 @@ class RecordAttendeeOut(BaseModel):
     guest: bool
 
 
+class RecordOverrideOut(BaseModel):
+    what: str
+    by: str | None
+    reason: str | None
+
+
 class RecordDecisionOut(BaseModel):
     app: str
     app_name: str
@@ -507,6 +514,9 @@ class RecordDecisionOut(BaseModel):
     state_then: str | None
     effect: dict[str, Any]
     troubles: list[str] = Field(default_factory=list)
+    overrides: list[RecordOverrideOut] = Field(
+        default_factory=list, description="checklist items and gates overridden then"
+    )
 
 
 class RecordUndecidedOut(BaseModel):
@@ -552,14 +562,22 @@ class MeetingRecordOut(BaseModel):
 
 
 class MessageOut(BaseModel):
-    id: int
-    event: str
+    id: int = Field(description="the Slack message's id in the outbox (/api/v1/notifications)")
+    event: str = Field(
+        description="opened, decided, amended, closed, action_item_created, action_item_closed"
+    )
     channel: str = Field(description="an app's slug, or `meetings` for the meeting itself")
-    text: str = Field(description="Slack mrkdwn")
-    mentions: list[str] = Field(description="emails of the people to mention")
+    destination: str = Field(description="where it goes (or would go) on Slack")
+    text: str = Field(description="Slack mrkdwn, mentions as `<@member id>`")
+    mentions: list[str] = Field(description="emails of the people it mentions")
     payload: dict[str, Any]
     at: datetime
-    state: Literal["pending", "not_sent"]
+    state: Literal["queued", "sending", "sent", "failed", "not_configured"] = Field(
+        description="its delivery: waiting for the worker, under way, sent, failed for good, "
+        "or not sent because Slack is not configured (the demo's history too)"
+    )
+    attempts: int
+    error: str | None = Field(description="why it failed or was not sent")
     sent_at: datetime | None
     release_id: int | None
 
@@ -580,14 +598,14 @@ def get_meeting_record(week: str) -> MeetingRecordOut:
 
 @routes.operation(
     "/meetings/<week>/messages",
-    summary="The chat (Slack) messages the week's meeting recorded, in the order of events",
+    summary="The Slack messages of the week's meeting, in the order of events, with their delivery",
     response=list[MessageOut],
     errors=(422,),
 )
 def list_meeting_messages(week: str) -> list[MessageOut]:
     """One per meeting event (opened, decided, amended, action item created or closed,
-    closed), recorded in the event's transaction for a sender to post: ``pending`` until
-    sent; ``not_sent`` for history no one will send (the demo's)."""
+    closed), written to the Slack outbox in the event's transaction and sent by the job
+    worker, with its delivery state."""
     session = db.session()
     return [
         MessageOut.model_validate(m, from_attributes=True)
@@ -781,6 +799,66 @@ def close_meeting(week: str) -> MeetingWeekOut:
     parsed = _week(week)
     services.close_meeting(db.session(), meeting=_meeting(parsed), user=person)
     return _view(parsed)
+
+
+# --- minutes in Notion ---------------------------------------------------------------------
+
+
+class MinutesStatusOut(BaseModel):
+    week: str
+    title: str = Field(description="the Notion page's title, e.g. “Release meeting 2026-W42”")
+    configured: bool = Field(
+        description="NOTION_TOKEN and RELGOV_NOTION_MEETINGS_DATABASE_ID are set"
+    )
+    destination: str = Field(description="where the minutes go (or would go), in words")
+    closed: bool = Field(description="only a closed meeting's minutes are published")
+    state: Literal["none", "queued", "publishing", "published", "failed"]
+    notion_url: str | None
+    notion_page_id: str | None
+    published_at: datetime | None
+    up_to_date: bool | None = Field(
+        description="the page shows the record as it is now (null: never published)"
+    )
+    last_error: str | None = Field(description="Notion's message for the last failed attempt")
+    job: JobOut | None
+    can_publish: bool
+
+
+def _minutes_status(meeting: Meeting) -> MinutesStatusOut:
+    data = minutes.minutes_status(db.session(), meeting)
+    return MinutesStatusOut.model_validate(data)
+
+
+@routes.operation(
+    "/meetings/<week>/minutes",
+    summary="Where publishing a closed meeting's minutes to Notion stands",
+    response=MinutesStatusOut,
+    errors=(422,),
+)
+def get_meeting_minutes(week: str) -> MinutesStatusOut:
+    """404 for a week whose meeting was never opened."""
+    return _minutes_status(_meeting(_week(week)))
+
+
+@routes.operation(
+    "/meetings/<week>/minutes/publish",
+    "POST",
+    summary="Publish (again) a closed meeting's minutes to Notion (queues a background job)",
+    scope=None,
+    response=MinutesStatusOut,
+    status=202,
+    errors=_WRITE_ERRORS,
+)
+def publish_meeting_minutes(week: str) -> MinutesStatusOut:
+    """Queues the week's minutes job (or moves a queued one to now) and returns at once; poll
+    ``GET /meetings/<week>/minutes``. 409 while the meeting is open, or when Notion is not
+    configured for minutes (nothing is queued)."""
+    person = require_person()
+    meeting = _meeting(_week(week))
+    minutes.request_minutes(
+        db.session(), meeting, actor=person.actor, reason="requested through the API"
+    )
+    return _minutes_status(meeting)
 
 
 # --- action items ----------------------------------------------------------------------------

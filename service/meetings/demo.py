@@ -147,7 +147,7 @@ def seed(session: Session) -> list[str]:
     session.flush()
     recorded = notifications.mark_not_sent(session)
     lines.append(
-        f"  {recorded} chat message(s) recorded as they would have gone to Slack (not sent)"
+        f"  {recorded} Slack message(s) of the meetings recorded, not sent (no Slack in the demo)"
     )
     return lines
 

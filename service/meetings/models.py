@@ -119,28 +119,24 @@ class ActionItem(SQLModel, table=True):
 NOTIFICATION_STATES = ("pending", "not_sent")
 
 
-class MeetingNotification(SQLModel, table=True):
-    """A message the meeting would post to chat (Slack), recorded in the transaction of the
-    event it tells about: who it is for (``channel``: an app's slug, or ``meetings`` for the
-    meeting as a whole), the text (Slack mrkdwn, with ``@email`` where a person is named),
-    the people to mention (emails: a sender maps them to chat users), and the event as data.
+MINUTES_STATES = ("queued", "publishing", "published", "failed")
 
-    ``pending``: waiting for a sender (the sender sets ``sent_at``, or ``error``).
-    ``not_sent``: recorded for a past event that no sender will ever send (the demo's history).
-    """
 
-    __tablename__ = "meeting_notification"
+class MinutesPage(SQLModel, table=True):
+    """A closed meeting's minutes page in Notion: what people see of its publishing (state,
+    link, last error, the record digest last published) and the publisher's ledger of the
+    page (``page_id``, ``publish_key``, ``state``: ``release_notes.notion.PageRecord``, as
+    for a release's notes). A row exists once publishing was first asked for."""
 
-    id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(max_length=120, unique=True)  # the event: e.g. "decided:42"
-    event: str = Field(max_length=32)
-    meeting_id: int = Field(foreign_key="meeting.id", index=True)
-    release_id: int | None = Field(default=None, foreign_key="release.id")
-    channel: str = Field(max_length=64)
-    text: str = Field(sa_column=Column(Text, nullable=False))
-    mentions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    at: datetime = Field(default_factory=utcnow)  # when the event happened
-    state: str = Field(default="pending", max_length=16, index=True)
-    sent_at: datetime | None = None
-    error: str = Field(default="", max_length=2000)
+    __tablename__ = "meeting_notion_page"
+
+    meeting_id: int = Field(foreign_key="meeting.id", primary_key=True)
+    page_id: str | None = Field(default=None, max_length=64)
+    publish_key: str = Field(default="", max_length=64)
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+    publish_state: str = Field(default="queued", max_length=16)
+    notion_url: str | None = Field(default=None, max_length=2000)
+    published_at: datetime | None = None
+    published_digest: str | None = Field(default=None, max_length=64)
+    last_error: str | None = Field(default=None, max_length=2000)

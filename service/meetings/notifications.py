@@ -1,11 +1,14 @@
-"""What the meeting would tell the team in chat: one message per meeting event, recorded in
-the event's transaction (``meeting_notification``), for a sender to post later.
+"""What the meeting tells the team on Slack: one message per meeting event, written to the
+Slack outbox (``service/notifications/outbox.py``) in the event's transaction and sent by
+the job worker, like every other Slack message.
 
-Nothing here talks to Slack: recording is a row in the same transaction as the decision, so
-chat being slow or down can never hold a decision up. A sender (the job worker) picks the
-``pending`` rows, maps ``channel`` (an app's slug, or ``meetings``) to a chat channel and
-the ``mentions`` (emails) to chat users, posts ``text`` and sets ``sent_at``. ``key`` names
-the event (``decided:42``), so recording the same event twice records one message.
+Nothing here talks to Slack: recording is a row (and its job) in the same transaction as the
+decision, so Slack being slow or down never holds a decision up. A release's message goes to
+its app's channel; the meeting's own (opened, closed) to ``SLACK_MEETINGS_CHANNEL`` (else
+``SLACK_DEFAULT_CHANNEL`` or the webhook's). People are mentioned through the email → Slack
+member mapping (named in plain text when not mapped); what people typed is escaped. The
+outbox's key names the event (``meeting:decided:42``), so recording the same event twice
+records one message.
 
 Events: the meeting opened, a release decided (or the decision amended after the meeting
 closed), an action item created or closed, the meeting closed (its decisions in one message).
@@ -14,6 +17,7 @@ closed), an action item created or closed, the meeting closed (its decisions in 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,20 +30,23 @@ from service.meetings.models import (
     Meeting,
     MeetingDecision,
     MeetingItem,
-    MeetingNotification,
 )
 from service.meetings.services import MeetingEvent
 from service.models import User, utcnow
+from service.notifications import messages, outbox
+from service.notifications.models import MEETING_EVENT_PREFIX, Notification
 from service.releases.models import App, Release
 
 MEETINGS_CHANNEL = "meetings"
-# Slack's emoji codes (Slack shows the emoji; anywhere else the text still reads).
+# Slack's emoji codes (Slack shows the emoji; the pages leave them out).
 DECISION_ICONS = {
     "go": ":white_check_mark:",
     "go_with_conditions": ":ballot_box_with_check:",
     "no_go": ":no_entry:",
     "defer": ":next_track_button:",
 }
+KEY_PREFIX = "meeting:"
+DEMO_NOT_SENT = "Demo history: recorded as it would have gone, never sent"
 
 
 def week_path(meeting: Meeting, release_id: int | None = None) -> str:
@@ -47,27 +54,37 @@ def week_path(meeting: Meeting, release_id: int | None = None) -> str:
 
 
 def record(session: Session, event: MeetingEvent) -> None:
-    """The meeting reaction (``service/wiring.py`` ``MEETING_REACTIONS``): record the message
-    for ``event``, once."""
+    """The meeting reaction (``service/wiring.py`` ``MEETING_REACTIONS``): the message for
+    ``event`` into the Slack outbox, once."""
     made = _message(session, event)
     if made is None:
         return
     key, at, channel, text, mentions, payload, release_id = made
-    if session.exec(select(MeetingNotification.id).where(MeetingNotification.key == key)).first():
-        return
-    session.add(
-        MeetingNotification(
-            key=key,
-            event=event.kind,
-            meeting_id=event.meeting.id or 0,
-            release_id=release_id,
-            channel=channel,
-            text=text,
-            mentions=mentions,
-            payload=payload,
-            at=at,
-        )
+    app = (
+        session.exec(select(App).where(App.slug == channel)).first()
+        if channel != MEETINGS_CHANNEL
+        else None
     )
+    settings = outbox.settings_of()
+    payload = {**payload, "channel": channel, "url": _base(settings) + str(payload["path"])}
+    outbox.record(
+        session,
+        event=MEETING_EVENT_PREFIX + event.kind,
+        dedupe_key=KEY_PREFIX + key,
+        text=text + f"\n{messages.link(payload['url'], 'Open the meeting')}",
+        actor=event.actor,
+        app_id=app.id if app else None,
+        release_id=release_id,
+        meeting_id=event.meeting.id,
+        mentions=mentions,
+        payload=payload,
+        channel=None if app else settings.slack_meetings_channel,
+        now=utc.aware(at),
+    )
+
+
+def _base(settings: Any) -> str:
+    return str(settings.base_url).rstrip("/")
 
 
 Message = tuple[str, datetime, str, str, list[str], dict[str, Any], int | None]
@@ -83,12 +100,14 @@ def _message(session: Session, event: MeetingEvent) -> Message | None:
         label = DECISION_LABELS[d.decision]
         effect = d.effect or {}
         moved = effect.get("state")
+        by = _person(session, d.decided_by)
         text = (
-            f"{DECISION_ICONS[d.decision]} *{app.name} {release.version}*: *{label}* "
+            f"{DECISION_ICONS[d.decision]} {messages.release_title(app.name, release.version)}: "
+            f"*{label}* "
             + ("(amended after the meeting) " if d.amendment else "")
-            + f"in the release meeting of {meeting.week}, by {_who(d.decided_by)}.\n"
-            + f"Reason: {d.reason}"
-            + (f"\nConditions: {d.conditions}" if d.conditions else "")
+            + f"in the release meeting of {meeting.week}, by {by.mention}.\n"
+            + f"Reason: {messages.escape(d.reason)}"
+            + (f"\nConditions: {messages.escape(d.conditions)}" if d.conditions else "")
             + (f"\nThe release is now {moved[1].replace('_', ' ')}." if moved else "")
             + (
                 "\nNext train: "
@@ -118,7 +137,7 @@ def _message(session: Session, event: MeetingEvent) -> Message | None:
             utc.aware(d.at),
             app.slug,
             text,
-            [],
+            [by.email] if by.email else [],
             payload,
             release.id,
         )
@@ -128,19 +147,26 @@ def _message(session: Session, event: MeetingEvent) -> Message | None:
         email = owner.email if owner else ""
         about_release = session.get(Release, item.release_id) if item.release_id else None
         app = session.get(App, about_release.app_id) if about_release else None
-        about = f" ({app.name} {about_release.version})" if app and about_release else ""
+        about = (
+            f" ({messages.escape(app.name)} {messages.escape(about_release.version)})"
+            if app and about_release
+            else ""
+        )
+        who = _person(session, email)
         if event.kind == "action_item_created":
             at = utc.aware(item.created_at)
             text = (
-                f":memo: New action item for @{email}{about}: *{item.title}*, due "
+                f":memo: New action item for {who.mention}{about}: "
+                f"*{messages.escape(item.title)}*, due "
                 f"{item.due_on.isoformat()} (release meeting {meeting.week})."
             )
         else:
             at = utc.aware(item.closed_at or utcnow())
+            closer = _person(session, item.closed_by or event.actor)
             text = (
-                ":heavy_check_mark: Action item closed by "
-                f"{_who(item.closed_by or event.actor)}{about}: "
-                f"*{item.title}*" + (f" — {item.close_note}" if item.close_note else "")
+                f":heavy_check_mark: Action item closed by {closer.mention}{about}: "
+                f"*{messages.escape(item.title)}*"
+                + (f" — {messages.escape(item.close_note)}" if item.close_note else "")
             )
         payload = {
             **base,
@@ -167,8 +193,8 @@ def _message(session: Session, event: MeetingEvent) -> Message | None:
         )
         text = (
             f":clipboard: The release meeting of {meeting.week} is open "
-            f"({_who(meeting.opened_by)}): {count} release{'s' if count != 1 else ''} on "
-            "the agenda."
+            f"({_person(session, meeting.opened_by).mention}): "
+            f"{count} release{'s' if count != 1 else ''} on the agenda."
         )
         payload = {**base, "releases": count, "path": week_path(meeting)}
         return (
@@ -198,8 +224,9 @@ def _closed(session: Session, meeting: Meeting, base: dict[str, Any]) -> Message
         latest[release.id or 0] = (decision, release, app)
     counts = Counter(d.decision for d, _, _ in latest.values())
     lines = [
-        f"• {DECISION_ICONS[d.decision]} {app.name} {release.version}: "
-        f"{DECISION_LABELS[d.decision]}" + (f" — {d.conditions}" if d.conditions else "")
+        f"• {DECISION_ICONS[d.decision]} {messages.escape(app.name)} "
+        f"{messages.escape(release.version)}: {DECISION_LABELS[d.decision]}"
+        + (f" — {messages.escape(d.conditions)}" if d.conditions else "")
         for d, release, app in sorted(latest.values(), key=lambda r: (r[2].name, r[1].version))
     ]
     summary = ", ".join(
@@ -207,7 +234,7 @@ def _closed(session: Session, meeting: Meeting, base: dict[str, Any]) -> Message
     )
     text = (
         f":checkered_flag: The release meeting of {meeting.week} is closed "
-        f"({_who(meeting.closed_by or '')}): "
+        f"({_person(session, meeting.closed_by or '').mention}): "
         + (summary or "no decision")
         + "."
         + ("\n" + "\n".join(lines) if lines else "")
@@ -237,28 +264,70 @@ def _closed(session: Session, meeting: Meeting, base: dict[str, Any]) -> Message
     )
 
 
-def _who(actor: str) -> str:
-    """``user:rm@example.com`` → ``rm@example.com``."""
-    return actor.split(":", 1)[1] if actor.startswith("user:") else actor
+def _person(session: Session, who: str) -> messages.Person:
+    """An audit actor (``user:rm@example.com``) or an email, as Slack names them."""
+    if "@" in who and ":" not in who:
+        who = f"user:{who}"
+    return messages.person_of(session, who)
 
 
-def for_meeting(session: Session, meeting: Meeting) -> list[MeetingNotification]:
-    """The messages a meeting recorded, in the order of their events."""
-    return list(
-        session.exec(
-            select(MeetingNotification)
-            .where(MeetingNotification.meeting_id == meeting.id)
-            .order_by(col(MeetingNotification.at), col(MeetingNotification.id))
-        ).all()
-    )
+@dataclass(frozen=True)
+class MeetingMessage:
+    """One of a meeting's Slack messages, as its week page and API show it."""
+
+    id: int
+    event: str  # opened, decided, amended, closed, action_item_created, action_item_closed
+    channel: str  # an app's slug, or ``meetings``
+    destination: str  # where it goes (or would go)
+    text: str  # Slack mrkdwn
+    mentions: list[str]
+    payload: dict[str, Any]
+    at: datetime
+    state: str  # queued | sending | sent | failed | not_configured
+    state_label: str
+    attempts: int
+    error: str | None
+    sent_at: datetime | None
+    release_id: int | None
+
+
+def for_meeting(session: Session, meeting: Meeting) -> list[MeetingMessage]:
+    """The Slack messages of a meeting's events, in their order, with their delivery state."""
+    rows = session.exec(
+        select(Notification)
+        .where(Notification.meeting_id == meeting.id)
+        .order_by(col(Notification.created_at), col(Notification.id))
+    ).all()
+    return [
+        MeetingMessage(
+            id=row.id or 0,
+            event=row.event.removeprefix(MEETING_EVENT_PREFIX),
+            channel=str(row.payload.get("channel") or MEETINGS_CHANNEL),
+            destination=row.destination,
+            text=row.text,
+            mentions=list(row.mentions),
+            payload=dict(row.payload),
+            at=utc.aware(row.created_at),
+            state=row.state,
+            state_label=outbox.STATE_LABELS.get(row.state, row.state),
+            attempts=row.attempts,
+            error=row.last_error,
+            sent_at=row.sent_at,
+            release_id=row.release_id,
+        )
+        for row in rows
+    ]
 
 
 def mark_not_sent(session: Session) -> int:
-    """Mark every pending message as ``not_sent`` (the demo's history: never to be sent)."""
-    rows = session.exec(
-        select(MeetingNotification).where(MeetingNotification.state == "pending")
-    ).all()
-    for row in rows:
-        row.state = "not_sent"
-        session.add(row)
-    return len(rows)
+    """The demo's history: no meeting message is to be sent (those waiting become "not
+    configured", their jobs find them so). How many meeting messages there are, unsent."""
+    outbox.never_send(session, col(Notification.meeting_id).is_not(None), reason=DEMO_NOT_SENT)
+    session.flush()
+    return len(
+        session.exec(
+            select(Notification.id).where(
+                col(Notification.meeting_id).is_not(None), Notification.state == "not_configured"
+            )
+        ).all()
+    )

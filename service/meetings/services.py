@@ -1260,6 +1260,21 @@ def record_for_release(
 # --- the meeting's record, as data (minutes to Notion, chat, archives) --------------------
 
 
+def overrides(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+    """The checklist items and gates overridden in a release's snapshot: what, by whom, why."""
+    found = [
+        {"what": f"“{i['title']}”", **{k: i["override"].get(k) for k in ("by", "reason")}}
+        for i in snapshot.get("items", [])
+        if i.get("override")
+    ]
+    found += [
+        {"what": f"gate {g['title']}", **{k: g["override"].get(k) for k in ("by", "reason")}}
+        for g in snapshot.get("gates", [])
+        if g.get("override")
+    ]
+    return found
+
+
 def meeting_record(session: Session, meeting: Meeting) -> dict[str, Any]:
     """A held meeting as plain JSON-able data: who attended, each release's decision (with
     its reason, conditions, who and when, and the release's state and troubles as the
@@ -1302,6 +1317,7 @@ def meeting_record(session: Session, meeting: Meeting) -> dict[str, Any]:
             "amendment": d.amendment,
             "state_then": (d.snapshot or item.snapshot).get("state"),
             "effect": d.effect,
+            "overrides": overrides(d.snapshot or item.snapshot),
         }
 
     record: dict[str, Any] = {

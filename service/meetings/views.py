@@ -18,9 +18,12 @@ from service import db
 from service.auth import login_required, roles_required
 from service.errors import refusal_goes_back
 from service.meetings import inbox, notifications, services
+from service.meetings import minutes as minutes_notion
 from service.meetings.models import DECISION_LABELS, DECISIONS, ActionItem
 from service.meetings.weeks import WEEK_HELP, Week, WeekError, parse_week
 from service.models import ROLE_LABELS, User
+from service.notifications import outbox
+from service.notifications import views as slack_views
 from service.releases.checklist import item_statuses, progress
 from service.releases.models import App, Release
 
@@ -125,6 +128,7 @@ def week(week: str) -> Response | str | tuple[str, int]:
         select(User).where(User.active == True).order_by(col(User.name))  # noqa: E712
     ).all()
     attending = {a.user_id for a in view.attendees if a.user_id is not None}
+    messages = notifications.for_meeting(session, view.meeting) if view.meeting else []
     return render_template(
         "meetings/week.html",
         view=view,
@@ -147,8 +151,21 @@ def week(week: str) -> Response | str | tuple[str, int]:
         next_week=parsed.shifted(1).label,
         today=services.today(session).isoformat(),
         week_help=WEEK_HELP,
-        messages=notifications.for_meeting(session, view.meeting) if view.meeting else [],
+        messages=messages,
+        message_counts=[
+            (outbox.STATE_LABELS[state], n)
+            for state in outbox.STATE_LABELS
+            if (n := sum(1 for m in messages if m.state == state))
+        ],
+        slack_configured=outbox.settings_of().slack_configured,
+        not_configured_text=outbox.NOT_CONFIGURED,
+        badges=outbox.STATE_BADGES,
+        slack_html=slack_views.slack_html,
+        members=slack_views.member_names(session) if messages else {},
         meeting_at=inbox.meeting_at(parsed, view.zone),
+        minutes_panel=(
+            minutes_notion.minutes_status(session, view.meeting) if view.meeting else None
+        ),
     )
 
 
@@ -322,6 +339,20 @@ def close(week: str) -> Response:
     db.session().commit()
     flash(f"Closed the meeting of {meeting.week}. It now reads back as decided.", "success")
     return redirect(_week_page(meeting.week))
+
+
+@bp.post("/meetings/<week>/minutes/publish")
+@roles_required(*RUNNER_ROLES)
+@refusal_goes_back("Not queued", lambda week, **_: _week_page(week, "#minutes-notion"))
+def publish_minutes(week: str) -> Response:
+    """The minutes panel's "Publish again" / "Retry"."""
+    meeting = _meeting_for(week)
+    minutes_notion.request_minutes(
+        db.session(), meeting, actor=_user().actor, reason="requested on the week page"
+    )
+    db.session().commit()
+    flash(f"Queued publishing the minutes of {meeting.week} to Notion.", "success")
+    return redirect(_week_page(meeting.week, "#minutes-notion"))
 
 
 @bp.get("/meetings/<week>/print")

@@ -30,15 +30,19 @@ from typing import Any
 from flask import Flask, current_app, has_app_context
 from prometheus_client import Gauge
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlalchemy import inspect as sa_inspect
+from sqlmodel import Session, select
 
 from release_notes.notion import (
     CreateUnconfirmed,
+    Ledger,
     NotionConfig,
     NotionError,
     NotionPublisher,
     PageContent,
     PageRecord,
+    PageSchema,
+    PageSpec,
     PermanentNotionError,
     PublishResult,
     RateLimiter,
@@ -47,6 +51,7 @@ from release_notes.notion import (
     TransientNotionError,
     notes_hash,
 )
+from release_notes.notion_blocks import Block
 from service import audit, db, jobs
 from service.errors import DomainError
 from service.jobs import breaker
@@ -116,31 +121,53 @@ def settings_of(app: Flask | None = None) -> Settings:
 # --- the Notion side ------------------------------------------------------------------------
 
 
-def notion_config(settings: Settings, *, timeout_s: float = 30.0) -> NotionConfig:
+def notion_config(
+    settings: Settings,
+    *,
+    timeout_s: float = 30.0,
+    database_id: str | None = None,
+    schema: PageSchema | None = None,
+) -> NotionConfig:
     """The publisher's config. notion-client's own retries are off: a short ``Retry-After``
     is waited out by the publisher (every worker pausing with it), anything else is retried
-    by the job queue, with backoff, counting attempts where people can see them."""
-    if not settings.notion_configured:
+    by the job queue, with backoff, counting attempts where people can see them.
+
+    ``database_id`` and ``schema`` name another kind of page (a week's minutes) in a
+    database of its own; by default, the release notes'."""
+    if database_id is None and not settings.notion_configured:
         raise jobs.PermanentJobError(NOT_CONFIGURED)
+    if database_id is not None and not (settings.notion_token and database_id):
+        raise jobs.PermanentJobError(NOT_CONFIGURED)
+    extra: dict[str, Any] = {"schema": schema} if schema is not None else {}
     return NotionConfig(
         token=settings.notion_token,
-        database_id=settings.notion_database_id or None,
-        data_source_id=settings.notion_data_source_id or None,
+        database_id=database_id or settings.notion_database_id or None,
+        data_source_id=None if database_id else settings.notion_data_source_id or None,
         base_url=settings.notion_base_url or None,
         timeout_s=timeout_s,
         max_retries=0,
         retry_after_max_s=RETRY_AFTER_MAX_S,
         create_settle_s=settings.notion_create_settle_seconds,
+        **extra,
     )
 
 
 def make_publisher(
-    app: Flask, *, clock: Callable[[], float] | None = None, wait_out_429: bool = True
+    app: Flask,
+    *,
+    clock: Callable[[], float] | None = None,
+    wait_out_429: bool = True,
+    database_id: str | None = None,
+    schema: PageSchema | None = None,
 ) -> NotionPublisher:
-    """A publisher sharing the app's rate limiter (every worker's) and schema cache.
+    """A publisher sharing the app's rate limiter (every worker's) and schema cache; to the
+    release-notes database unless ``database_id`` (and ``schema``) say otherwise.
     ``wait_out_429=False`` (a web request) raises a 429 at once instead of waiting."""
     config = notion_config(
-        settings_of(app), timeout_s=float(app.config.get("RELGOV_NOTION_TIMEOUT", 30.0))
+        settings_of(app),
+        timeout_s=float(app.config.get("RELGOV_NOTION_TIMEOUT", 30.0)),
+        database_id=database_id,
+        schema=schema,
     )
     if not wait_out_429:
         config = replace(config, retry_after_max_s=0.0)
@@ -152,19 +179,26 @@ def make_publisher(
 
 
 class DbLedger:
-    """A release's :class:`PageRecord` in the ``notion_page`` table: each save is its own
-    short transaction (never one held across a Notion call). A release published before
-    the table existed starts from the page id its note kept."""
+    """A page's :class:`PageRecord` in a ledger table keyed by its subject's id: each save
+    is its own short transaction (never one held across a Notion call).
 
-    def __init__(self, engine: Engine, release_id: int) -> None:
+    A release's notes: table ``notion_page``; a release published before the table existed
+    starts from the page id its note kept. Another kind of page gives its own ``table``
+    (a SQLModel with the subject's id as primary key and ``page_id``, ``publish_key``,
+    ``state``, ``updated_at``)."""
+
+    def __init__(self, engine: Engine, release_id: int, *, table: type[Any] = NotionPage) -> None:
         self.engine = engine
-        self.release_id = release_id
+        self.release_id = release_id  # the subject: a release, or what ``table`` is about
+        self.table = table
 
     def load(self) -> PageRecord:
         with db.session_scope(self.engine) as session:
-            row = session.get(NotionPage, self.release_id)
+            row = session.get(self.table, self.release_id)
             if row is not None:
                 return PageRecord.from_json(row.page_id, row.publish_key, row.state)
+            if self.table is not NotionPage:
+                return PageRecord()
             note = session.exec(
                 select(ReleaseNote).where(ReleaseNote.release_id == self.release_id)
             ).first()
@@ -172,9 +206,10 @@ class DbLedger:
 
     def save(self, record: PageRecord) -> None:
         with db.session_scope(self.engine) as session:
-            row = session.get(NotionPage, self.release_id)
+            row = session.get(self.table, self.release_id)
             if row is None:
-                row = NotionPage(release_id=self.release_id, publish_key=record.key)
+                key = sa_inspect(self.table).primary_key[0].name
+                row = self.table(**{key: self.release_id}, publish_key=record.key)
             row.page_id = record.page_id
             row.publish_key = record.key
             row.state = record.to_json()
@@ -374,29 +409,57 @@ def handle_publish(ctx: jobs.JobContext) -> str:
         raise jobs.PermanentJobError(NOT_CONFIGURED)
     with db.session_scope() as session:
         release, note, app = _load(session, ctx.job)
-        decision = breaker.before_call(session, BREAKER, now=ctx.now)
-        if not decision.allowed:
-            assert decision.retry_at is not None
-            _hold_queued(session, decision.retry_at)
-            raise jobs.DeferJob(
-                f"Notion circuit breaker is {decision.state.replace('_', '-')}: waiting until "
-                f"{decision.retry_at:%Y-%m-%d %H:%M:%S} UTC",
-                until=decision.retry_at,
-            )
+        wait_for_breaker(session, ctx, kinds=(KIND,))
         content = page_content(release, note, app, settings)
         note.publish_state = "publishing"
         session.add(note)
         release_id = release.id
     assert release_id is not None
     ledger = DbLedger(ctx.app.extensions["relgov.engine"], release_id)
+    result = publish_attempt(ctx, content, ledger)
+    with db.session_scope() as session:
+        breaker.record_success(session, BREAKER, now=ctx.now)
+        release, note, _ = _load(session, ctx.job)
+        _record_published(session, release, note, result, ctx)
+    return f"{result.action} {result.url or result.page_id} ({result.requests} requests)"
+
+
+def wait_for_breaker(session: Session, ctx: jobs.JobContext, *, kinds: tuple[str, ...]) -> None:
+    """Before an attempt: while the Notion breaker is open, this job and every waiting job
+    of ``kinds`` wait with it (:class:`jobs.DeferJob`)."""
+    decision = breaker.before_call(session, BREAKER, now=ctx.now)
+    if not decision.allowed:
+        assert decision.retry_at is not None
+        _hold_queued(session, decision.retry_at, kinds)
+        raise jobs.DeferJob(
+            f"Notion circuit breaker is {decision.state.replace('_', '-')}: waiting until "
+            f"{decision.retry_at:%Y-%m-%d %H:%M:%S} UTC",
+            until=decision.retry_at,
+        )
+
+
+def publish_attempt(
+    ctx: jobs.JobContext,
+    page: PageSpec,
+    ledger: Ledger,
+    *,
+    blocks: list[Block] | None = None,
+    database_id: str | None = None,
+    schema: PageSchema | None = None,
+) -> PublishResult:
+    """One attempt at ``page`` (no transaction held): Notion's errors become the job's
+    (deferred, retried, failed) and the breaker hears of them. The caller records a success
+    (``breaker.record_success``) with what it publishes."""
     started = time.monotonic()
 
     def clock() -> float:  # the job's time (tests move it), advancing with the attempt
         return ctx.now.timestamp() + (time.monotonic() - started)
 
     try:
-        with make_publisher(ctx.app, clock=clock) as publisher:
-            result = publisher.publish(content, ledger=ledger)
+        with make_publisher(
+            ctx.app, clock=clock, database_id=database_id, schema=schema
+        ) as publisher:
+            return publisher.publish(page, blocks=blocks, ledger=ledger)
     except CreateUnconfirmed as exc:
         with db.session_scope() as session:  # Notion answered: it is up
             breaker.record_success(session, BREAKER, now=ctx.now)
@@ -411,11 +474,6 @@ def handle_publish(ctx: jobs.JobContext) -> str:
         with db.session_scope() as session:  # Notion answered: it is up
             breaker.record_success(session, BREAKER, now=ctx.now)
         raise jobs.PermanentJobError(notion_message(exc)) from exc
-    with db.session_scope() as session:
-        breaker.record_success(session, BREAKER, now=ctx.now)
-        release, note, _ = _load(session, ctx.job)
-        _record_published(session, release, note, result, ctx)
-    return f"{result.action} {result.url or result.page_id} ({result.requests} requests)"
 
 
 def notion_message(exc: NotionError) -> str:
@@ -426,14 +484,10 @@ def notion_message(exc: NotionError) -> str:
     return f"{where}{exc.message}"
 
 
-def _hold_queued(session: Session, until: datetime) -> None:
+def _hold_queued(session: Session, until: datetime, kinds: tuple[str, ...] = (KIND,)) -> None:
     """While the breaker is open, every waiting publish job waits with it."""
-    for job in session.exec(
-        select(Job).where(Job.kind == KIND, Job.state == "queued", col(Job.next_run_at) < until)
-    ).all():
-        job.next_run_at = until
-        job.updated_at = utcnow()
-        session.add(job)
+    for kind in kinds:
+        jobs.hold_queued(session, kind, until)
 
 
 def _record_published(
@@ -448,23 +502,10 @@ def _record_published(
         "notion_page_id": note.notion_page_id,
         "published_hash": note.published_hash,
     }
-    if result.recheck_after is not None:
-        # A second page was created while the first create's outcome was unknown: look
-        # again once Notion's search has caught up, and trash the one not kept.
-        jobs.enqueue(
-            session,
-            KIND,
-            key=job_key(release.id),
-            payload={"release_id": release.id, "actor": ACTOR, "reason": "duplicate check"},
-            delay=result.recheck_after + 1,
-            run_now=False,
-            actor=ACTOR,
-            now=ctx.now,
-        )
-    pending = session.exec(
-        select(Job.id).where(Job.key == job_key(release.id), Job.state == "queued")
-    ).first()
-    note.publish_state = "queued" if pending is not None else "published"
+    pending = follow_up(
+        session, result, KIND, job_key(release.id), {"release_id": release.id}, now=ctx.now
+    )
+    note.publish_state = "queued" if pending else "published"
     note.notion_page_id = result.page_id
     note.notion_url = result.url
     if result.action != "skipped" or note.published_hash != stored_hash(result.notes_hash):
@@ -489,6 +530,33 @@ def _record_published(
         },
         summary=f"notes of {release.version} published to Notion ({verb[result.action]})",
     )
+
+
+def follow_up(
+    session: Session,
+    result: PublishResult,
+    kind: str,
+    key: str,
+    payload: dict[str, Any],
+    *,
+    now: datetime,
+) -> bool:
+    """After a successful attempt: whether another job of ``key`` is queued (the page is not
+    final yet). A second page created while the first create's outcome was unknown queues
+    one: it looks again once Notion's search has caught up, and trashes the page not kept."""
+    if result.recheck_after is not None:
+        jobs.enqueue(
+            session,
+            kind,
+            key=key,
+            payload={**payload, "actor": ACTOR, "reason": "duplicate check"},
+            delay=result.recheck_after + 1,
+            run_now=False,
+            actor=ACTOR,
+            now=now,
+        )
+    pending = session.exec(select(Job.id).where(Job.key == key, Job.state == "queued")).first()
+    return pending is not None
 
 
 def on_publish_error(session: Session, job: Job, message: str, final: bool) -> None:

@@ -5,10 +5,21 @@ Everyone logged in may look; only admins change anything.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func
@@ -36,6 +47,25 @@ bp = Blueprint("apps", __name__)
 admin_required = roles_required("admin")
 TRAIN_WEEKS = 6
 BLANK_ROWS = 2
+# A section other features add to an app's page: its template, and a function of
+# (session, app) that gives the template its ``panel``.
+AppPanel = tuple[str, Callable[[Session, App], Any]]
+_PANELS_KEY = "relgov.app_panels"
+
+
+def init_app(app: Flask, *, panels: Sequence[AppPanel]) -> None:
+    """The sections other features add to an app's page, in order (``service/wiring.py``)."""
+    app.extensions[_PANELS_KEY] = tuple(panels)
+
+
+def _panels(session: Session, app: App) -> list[tuple[str, Any]]:
+    panels = []
+    for template, context in current_app.extensions.get(_PANELS_KEY, ()):
+        try:
+            panels.append((template, context(session, app)))
+        except Exception as exc:  # a broken panel must not take the app page down
+            panels.append(("releases/_panel_error.html", {"error": str(exc)}))
+    return panels
 
 
 class AppForm(FlaskForm):
@@ -261,7 +291,7 @@ def _detail_context(session: Session, app: App) -> dict[str, Any]:
             current,
             len(app_records.template_items(session, current)) if current else 0,
         )
-    return {"app": app, "slots": slots, "templates": templates}
+    return {"app": app, "slots": slots, "templates": templates, "panels": _panels(session, app)}
 
 
 def _trains_of(slug: str) -> str:

@@ -16,7 +16,7 @@ from service.meetings.weeks import Week, week_at
 from service.models import User, utcnow
 from service.releases import checklist
 from service.releases.models import App
-from tests.browser.conftest import log_in, screenshot
+from tests.browser.conftest import SCREENSHOTS, log_in, screenshot
 from tests.builders import PASSWORD, add_release
 from tests.service.releases.release_fixtures import (
     build_repo,
@@ -123,12 +123,25 @@ def test_run_a_weekly_meeting(page, app, agenda, week: Week, session: Session) -
     page.wait_for_selector("text=It now reads back as decided")
     assert "closed" in page.inner_text("h1")
     assert page.locator("button", has_text="Record the decision").count() == 0
-    # The chat messages the meeting recorded for Slack, at the foot of the page.
+    # The meeting's Slack messages, at the foot of the page, with their delivery (no Slack
+    # here: recorded in the outbox as "not configured").
     page.click("#messages summary")
     messages = page.locator("#messages tr[data-message]")
     assert messages.count() == 5  # opened, two decisions, the action item, closed
     assert "Go with conditions" in page.inner_text("#messages")
+    assert page.locator("#messages tr[data-state=not_configured]").count() == 5
+    assert "Not configured" in page.inner_text("#messages")
+    shown = page.inner_text("#messages")
+    assert "would go to the meetings channel (none set)" in shown
+    assert shown.count("set SLACK_BOT_TOKEN") == 0  # said once above the table, not per row
+    assert ":ballot_box_with_check:" not in page.inner_text("#messages")  # emoji codes left out
     both_widths(page, "meeting-closed-messages")
+    for width in (1366, 1024):  # the messages alone, to look at them closely
+        page.set_viewport_size({"width": width, "height": 850})
+        page.locator("#messages").screenshot(
+            path=str(SCREENSHOTS / f"meeting-slack-messages-{width}.png")
+        )
+    page.set_viewport_size({"width": 1366, "height": 850})
 
     # The release moves on; the past week still shows what the meeting saw and decided.
     session.refresh(ready)

@@ -41,6 +41,7 @@ from service.incidents.models import Incident
 from service.jobs.models import Job
 from service.meetings.models import ActionItem, Meeting
 from service.models import ROLES, SCOPES
+from service.notifications.models import Notification
 from service.releases.lifecycle import TRANSITIONS
 from service.releases.models import STATES, App, Release, ReleaseItem, TrainSkip
 from service.settings import Settings
@@ -93,6 +94,10 @@ def _seed(app: Flask, session: Session) -> World:
     )
     job = Job(kind="publish_release", key="matrix", state="failed", last_error="matrix")
     session.add(job)
+    notification = Notification(
+        dedupe_key="matrix", event="approved", text="matrix", actor="test", state="failed"
+    )
+    session.add(notification)
     session.commit()
     release = session.exec(select(Release).where(Release.state == "draft")).first()
     assert release is not None, "the demo data has no draft release"
@@ -130,6 +135,7 @@ def _seed(app: Flask, session: Session) -> World:
         "token_id": target_token.id,
         "user_id": target_user.id,
         "job_id": job.id,
+        "notification_id": notification.id,
         "week_of": skip.week_of.isoformat(),
         "gate": "beta_soak",
         "week": (last.week_start + timedelta(days=7)).isoformat(),
@@ -457,6 +463,7 @@ def test_callers_without_credentials_are_refused_before_their_body_is_read(
         "item_id": 1,
         "freeze_id": 1,
         "incident_id": 1,
+        "notification_id": 1,
         "user_id": 1,
         "token_id": 1,
         "action_item_id": 1,

@@ -28,8 +28,9 @@ DEEP_BODIES = {
 }
 # Operations that take no body (they never read one).
 NO_BODY = {"delete_skip", "post_regenerate", "delete_device", "lift_freeze"}
-NO_BODY |= {"publish_release_notes", "revoke_api_token"}
+NO_BODY |= {"publish_release_notes", "revoke_api_token", "resend_notification"}
 NO_BODY |= {"open_meeting", "close_meeting"}  # the weekly meeting: the week is in the path
+NO_BODY |= {"publish_meeting_minutes"}  # the minutes of the week in the path, to Notion
 # Operations that read a JSON body their declaration does not name.
 UNDECLARED_BODY = {"import_stores"}
 # Pages that read JSON.

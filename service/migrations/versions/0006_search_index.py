@@ -49,8 +49,8 @@ def upgrade() -> None:
     sa.Column('target', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
     sa.Column('chars', sa.Integer(), nullable=False),
+    sa.Column('title_chars', sa.Integer(), nullable=False),
     sa.Column('grams', sa.Text(), nullable=False),
-    sa.Column('weighted', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('search_doc', schema=None) as batch_op:

@@ -9,8 +9,9 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, col, select
 
 from service.demo import seed_demo
-from service.meetings.models import ActionItem, Meeting, MeetingDecision, MeetingNotification
+from service.meetings.models import ActionItem, Meeting, MeetingDecision
 from service.meetings.services import current_week
+from service.notifications.models import Notification
 from service.releases.models import SignOff
 from tests.builders import login
 
@@ -32,15 +33,22 @@ def test_the_demo_has_a_lived_in_meeting_history(
     assert any(i.closed_at for i in items) and any(i.closed_at is None for i in items)
     snapshots = [d.snapshot for d in session.exec(select(MeetingDecision)).all()]
     assert any("share" in (s.get("previous") or {}) for s in snapshots)  # adoption read back
-    # The chat messages that would have gone to Slack: recorded, never to be sent.
-    messages = session.exec(select(MeetingNotification)).all()
-    assert messages and {m.state for m in messages} == {"not_sent"}
-    texts = [m.text for m in messages if m.event == "decided"]
+    # The Slack messages the meetings would have sent: in the outbox, never to be sent.
+    messages = session.exec(
+        select(Notification).where(col(Notification.meeting_id).is_not(None))
+    ).all()
+    assert messages and {m.state for m in messages} == {"not_configured"}
+    texts = [m.text for m in messages if m.event == "meeting_decided"]
     assert any("*No-go*" in t for t in texts) and any(
         "*Defer to the next train*" in t for t in texts
     )
-    assert {m.event for m in messages} >= {"opened", "decided", "action_item_created", "closed"}
-    assert "chat message(s) recorded" in report
+    assert {m.event for m in messages} >= {
+        "meeting_opened",
+        "meeting_decided",
+        "meeting_action_item_created",
+        "meeting_closed",
+    }
+    assert "Slack message(s) of the meetings recorded, not sent" in report
     assert login(client, "rm@example.com", "demo-password").status_code == 302
     for week in [m.week for m in meetings] + [this_week.label]:
         page = client.get(f"/meetings/{week}")
