@@ -13,6 +13,7 @@ from service.beta import demo as beta_demo
 from service.incidents import demo as incidents_demo
 from service.meetings import demo as meetings_demo
 from service.models import User
+from service.notifications import outbox
 from service.releases import demo as releases_demo
 from service.search import demo as search_demo
 
@@ -44,6 +45,8 @@ def seed_people(session: Session) -> list[str]:
 # Each feature seeds its own demo data, in this order: seed(session) -> report lines. The
 # meetings come after incidents: they read the adoption and incidents of the weeks they were
 # held in; the search index comes last: it indexes what the others made.
+DEMO_HISTORY = "Demo history: recorded as it would have gone, never sent"
+
 SEEDERS = (
     releases_demo.seed,
     beta_demo.seed,
@@ -62,4 +65,10 @@ def seed_demo(app: Flask) -> list[str]:
         for seed in SEEDERS:
             with db.session_scope() as session:
                 report += seed(session)
+        with db.session_scope() as session:
+            # The demo's past is history: with Slack configured, none of the messages its
+            # approvals, halts, incidents and meetings recorded is sent.
+            held = outbox.never_send(session, reason=DEMO_HISTORY)
+        if held:
+            report.append(f"demo Slack messages kept unsent (history): {held}")
     return report
