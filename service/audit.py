@@ -8,7 +8,8 @@ path of the application can rewrite history.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
@@ -34,6 +35,28 @@ def listen(listeners: Sequence[Listener]) -> None:
     """Who hears each recorded audit event, in order (replaces those given before)."""
     global _listeners
     _listeners = tuple(listeners)
+
+
+_TOLD_ELSEWHERE = "relgov.audit.told_elsewhere"
+
+
+@contextmanager
+def told_elsewhere(session: Session, subject_type: str, subject_id: object) -> Iterator[None]:
+    """Changes to this subject recorded inside the block are announced by the caller's own
+    message (a meeting's decision that approves or rejects its release): listeners that
+    announce changes skip them (:func:`is_told_elsewhere`). They are audited as ever."""
+    quiet: set[tuple[str, str]] = session.info.setdefault(_TOLD_ELSEWHERE, set())
+    key = (subject_type, str(subject_id))
+    quiet.add(key)
+    try:
+        yield
+    finally:
+        quiet.discard(key)
+
+
+def is_told_elsewhere(session: Session, event: AuditEvent) -> bool:
+    quiet: set[tuple[str, str]] = session.info.get(_TOLD_ELSEWHERE, set())
+    return (event.subject_type, str(event.subject_id)) in quiet
 
 
 def _jsonable(value: Any) -> Any:

@@ -608,7 +608,8 @@ def _apply(
                 field="decision",
             )
         if state == "in_review":
-            transition(session, release, "approve", actor=actor)
+            with audit.told_elsewhere(session, "release", release.id):
+                transition(session, release, "approve", actor=actor)
             return {"transition": "approve", "state": [state, release.state]}
         return {"note": f"recorded; the release was already {shown}"}
     if decision == "no_go":
@@ -617,13 +618,14 @@ def _apply(
                 f"the release is {shown}: there is nothing to stop", status=409, field="decision"
             )
         if state in ("in_review", "approved"):
-            transition(
-                session,
-                release,
-                "reject",
-                actor=actor,
-                reason=f"no-go in the meeting of {meeting.week}: {reason}",
-            )
+            with audit.told_elsewhere(session, "release", release.id):
+                transition(
+                    session,
+                    release,
+                    "reject",
+                    actor=actor,
+                    reason=f"no-go in the meeting of {meeting.week}: {reason}",
+                )
             return {"transition": "reject", "state": [state, release.state]}
         return {"note": f"recorded; the release stays {shown}"}
     # defer

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 import utc
-from service import db, jobs, timezones
+from service import audit, db, jobs, timezones
 from service.adoption import services as adoption
 from service.incidents.models import Incident
 from service.meetings import inbox
@@ -55,6 +55,8 @@ def release_url(settings: Settings, release_id: int | None) -> str:
 def on_audit_event(session: Session, event: AuditEvent) -> None:
     """Audit listener: the events the team hears about (others are ignored)."""
     if event.action in ("release.approve", "release.reject", "release.halt"):
+        if audit.is_told_elsewhere(session, event):
+            return  # e.g. a meeting's go or no-go: its decision message tells it
         _release_event(session, event)
     elif event.action in ("incident.record", "incident.update"):
         _incident_event(session, event)

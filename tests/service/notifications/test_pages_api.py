@@ -294,3 +294,35 @@ def test_sending_a_meetings_own_message_again_goes_to_the_meetings_channel(
     assert (row.state, row.channel) == ("queued", "#release-meeting")
     run_due(app)
     assert [p.channel for p in slack.posted] == ["C0MEETING1"]
+
+
+def test_a_meetings_no_go_is_one_message_not_a_decision_and_a_rejection(app, session, people):
+    """A no-go rejects a release in review: its app's channel hears the decision once; the
+    rejection is in the audit log, not in a second message. A rejection outside a meeting is
+    still announced."""
+    from datetime import UTC, datetime
+
+    from service.meetings import services as meetings
+
+    with app.app_context():
+        pos = make_app(session, channel="#pos-releases")
+        release = make_release(
+            session, pos, "3.17.0", state="in_review", scheduled_for=datetime.now(UTC)
+        )
+        other = make_release(session, pos, "3.16.1", state="in_review", kind="hotfix")
+        week = meetings.current_week(session)
+        meeting = meetings.open_meeting(session, week=week, user=people["rm"])
+        meetings.decide(
+            session,
+            meeting=meeting,
+            release=release,
+            user=people["rm"],
+            decision="no_go",
+            reason="printer crash",
+        )
+        session.commit()
+        move(session, other, "reject", reason="wrong build")
+    about = [(m.event, m.release_id) for m in messages(session) if m.release_id]
+    assert about == [("meeting_decided", release.id), ("rejected", other.id)]
+    rejections = session.exec(select(AuditEvent).where(AuditEvent.action == "release.reject")).all()
+    assert {e.subject_id for e in rejections} == {str(release.id), str(other.id)}
