@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 import utc
@@ -102,15 +103,12 @@ class Week:
     apps: list[AppWeek]
     freezes: list[FreezeWindow]
     current: bool
+    past: bool
 
     @property
     def label(self) -> str:
         year, number, _ = self.monday.isocalendar()
         return f"{year}-W{number:02d}"
-
-    @property
-    def past(self) -> bool:
-        return not self.current and self.monday < monday_of(utc.now().date())
 
 
 @dataclass(frozen=True)
@@ -182,6 +180,7 @@ def build_calendar(
                 apps=cells,
                 freezes=freezes.get(monday, []),
                 current=monday == this_week,
+                past=monday < this_week,
             )
             for monday, cells in by_week.items()
         ],
@@ -221,10 +220,7 @@ def _place_milestones(
     moments = [getattr(Release, column) for _, column, _ in MILESTONES]
     in_window = [(m >= low) & (m < high) for m in moments]
     query = select(Release).where(Release.app_id == app.id)
-    condition = in_window[0]
-    for clause in in_window[1:]:
-        condition = condition | clause
-    for release in session.exec(query.where(condition).order_by(col(Release.id))).all():
+    for release in session.exec(query.where(or_(*in_window)).order_by(col(Release.id))).all():
         for kind, column, label in MILESTONES:
             at = getattr(release, column)
             if at is None:

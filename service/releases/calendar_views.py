@@ -13,14 +13,6 @@ from service.releases.models import App
 
 bp = Blueprint("calendar", __name__)
 
-STATE_BADGES = {
-    "released": "good",
-    "approved": "good",
-    "rejected": "bad",
-    "halted": "bad",
-    "cancelled": "",
-}
-
 
 @bp.get("/calendar")
 @login_required
@@ -29,27 +21,18 @@ def calendar() -> str | tuple[str, int]:
     session = db.session()
     apps = session.exec(select(App).order_by(col(App.name))).all()
     asked_app = request.args.get("app") or None
+    shown, refusal = None, None
     try:
         start = parse_start(request.args.get("start"), today=utc.now().date())
         shown = build_calendar(session, start=start, app_slug=asked_app)
-    except CalendarError as refusal:
-        return (
-            render_template(
-                "releases/calendar.html",
-                calendar=None,
-                apps=apps,
-                app_filter=asked_app,
-                error=refusal,
-                start_text=request.args.get("start", ""),
-            ),
-            refusal.status,
-        )
-    return render_template(
+    except CalendarError as refused:
+        refusal = refused
+    page = render_template(
         "releases/calendar.html",
         calendar=shown,
         apps=apps,
         app_filter=asked_app,
-        error=None,
+        error=refusal,
         start_text=request.args.get("start", ""),
-        STATE_BADGES=STATE_BADGES,
     )
+    return (page, refusal.status) if refusal else page
