@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from beta.cohort import in_stage
 from beta.errors import Conflict, InvalidInput
-from beta.rollout import DEFAULT_STAGES, check_stages, next_stage
+from beta.rollout import DEFAULT_STAGES, check_stages, next_stage, stage_coverage
 from service import audit
 from service.beta.answers import snapshot
 from service.models import utcnow
@@ -113,12 +113,14 @@ class Reach:
         return self.total - self.stores
 
 
-def reach(session: Session, percent: float) -> Reach:
-    """The stores a rollout at ``percent`` % reaches (with the beta cohort), from the fleet."""
+def reach(session: Session, *percents: float) -> list[Reach]:
+    """The stores a rollout at each of ``percents`` % reaches (with the beta cohort): one read
+    of the fleet and one pass over its stores (``beta.rollout.stage_coverage``)."""
     fleet = snapshot(session)
-    stores = fleet.stores.values()
-    offered = sum(1 for s in stores if s.in_beta or in_stage(s.external_id, percent))
-    return Reach(stores=offered, total=len(fleet.stores))
+    return [
+        Reach(stores=c.store_count, total=c.total)
+        for c in stage_coverage(fleet.stores.values(), percents)
+    ]
 
 
 def _stores(count: int) -> str:
@@ -129,7 +131,7 @@ def complete_consequence(session: Session, release: Release) -> str:
     """ "Mark released" during a staged rollout: how many stores jump to the release at once."""
     if release.state != "rolling_out" or release.stage_percent >= 100:
         return ""
-    now = reach(session, release.stage_percent)
+    (now,) = reach(session, release.stage_percent)
     return (
         f"The rollout is at {release.stage_percent} %: {_stores(now.left)} of {now.total} that "
         "it has not reached yet jump to this release at once, skipping the remaining stages."
@@ -139,8 +141,7 @@ def complete_consequence(session: Session, release: Release) -> str:
 def promote_consequence(session: Session, release: Release) -> str:
     """Promotion: how many stores the first stage reaches beyond the beta cohort."""
     first = app_stages(_app(session, release))[0]
-    beta = reach(session, 0)
-    stage = reach(session, first)
+    beta, stage = reach(session, 0, first)
     return (
         f"The first stage ({first:g} %) offers it to {_stores(stage.stores - beta.stores)} "
         f"beyond the {_stores(beta.stores)} of the beta cohort ({stage.stores} of {stage.total})."
@@ -150,7 +151,7 @@ def promote_consequence(session: Session, release: Release) -> str:
 def halt_consequence(session: Session, release: Release) -> str:
     """A halt: how many stores go back to the previous release."""
     percent = release.stage_percent if release.state == "rolling_out" else 0
-    now = reach(session, percent)
+    (now,) = reach(session, percent)
     return f"{_stores(now.stores)} of {now.total} are offered the previous release again."
 
 
@@ -159,7 +160,7 @@ def advance_consequence(session: Session, release: Release) -> str:
     target = next_stage(app_stages(_app(session, release)), release.stage_percent)
     if release.state != "rolling_out" or target is None:
         return ""
-    now, then = reach(session, release.stage_percent), reach(session, target)
+    now, then = reach(session, release.stage_percent, target)
     return (
         f"Advancing from {release.stage_percent} % to {target:g} % offers this release to "
         f"{_stores(then.stores - now.stores)} more ({then.stores} of {then.total})."

@@ -36,7 +36,7 @@ def rolling(session, pos, stores) -> Release:
 def _left(app, release_id: int) -> tuple[int, int]:
     with app.test_request_context():
         release = db.session().get(Release, release_id)
-        now = reach(db.session(), release.stage_percent)
+        (now,) = reach(db.session(), release.stage_percent)
     return now.left, now.total
 
 
