@@ -284,10 +284,12 @@ class TokenBucket:
 
 class RateLimiter(Protocol):
     """Takes one request's turn (sleeping as needed); :class:`TokenBucket` per process, or
-    one shared by every worker (the service keeps it in its database). May also have
-    ``pause(seconds)``: Notion asked everyone to wait (a 429's ``Retry-After``)."""
+    one shared by every worker (the service keeps it in its database)."""
 
     def acquire(self) -> None: ...
+
+    def pause(self, seconds: float) -> None:
+        """Notion asked everyone to wait ``seconds`` (a 429's ``Retry-After``)."""
 
 
 # --- configuration and values ---------------------------------------------------------------
@@ -1041,9 +1043,7 @@ class NotionPublisher:
             ):
                 tries += 1
                 wait = error.retry_after if error.retry_after is not None else 1.0
-                pause = getattr(self.limiter, "pause", None)
-                if pause is not None:
-                    pause(wait)
+                self.limiter.pause(wait)
                 self.retry_after_waits.append(wait)
                 self._sleep(wait)
                 continue
