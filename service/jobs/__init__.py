@@ -35,7 +35,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,6 +57,7 @@ from sqlmodel import Session, col, select
 
 import utc
 from service import db, logs, metrics
+from service.jobs import breaker
 from service.jobs.models import BREAKER_STATES, CircuitBreaker, Job
 from service.models import utcnow
 
@@ -578,15 +579,31 @@ def _reload(job: Job, session: Session | None = None) -> Job:
         return fresh
 
 
-def hold_queued(session: Session, kind: str, until: datetime) -> None:
-    """Move every queued job of ``kind`` due before ``until`` to ``until`` (while the
-    circuit breaker of the system they call is open, they all wait with it)."""
-    for job in session.exec(
-        select(Job).where(Job.kind == kind, Job.state == "queued", col(Job.next_run_at) < until)
-    ).all():
-        job.next_run_at = until
-        job.updated_at = utcnow()
-        session.add(job)
+def hold_queued(session: Session, kinds: Sequence[str], until: datetime) -> None:
+    """Move every queued job of ``kinds`` due before ``until`` to ``until`` (while the
+    circuit breaker of the system they call is open, they all wait with it): one UPDATE."""
+    session.exec(
+        update(Job)
+        .where(col(Job.kind).in_(kinds), col(Job.state) == "queued", col(Job.next_run_at) < until)
+        .values(next_run_at=until, updated_at=utcnow())
+    )
+
+
+def wait_for_breaker(
+    session: Session, name: str, *, system: str, kinds: Sequence[str], now: datetime
+) -> None:
+    """Before an attempt that calls ``system``: while its circuit breaker ``name`` is open,
+    this job and every queued job of ``kinds`` wait with it (:class:`DeferJob`)."""
+    decision = breaker.before_call(session, name, now=now)
+    if decision.allowed:
+        return
+    assert decision.retry_at is not None
+    hold_queued(session, kinds, decision.retry_at)
+    raise DeferJob(
+        f"{system} circuit breaker is {decision.state.replace('_', '-')}: waiting until "
+        f"{decision.retry_at:%Y-%m-%d %H:%M:%S} UTC",
+        until=decision.retry_at,
+    )
 
 
 # --- operator actions -------------------------------------------------------------------------

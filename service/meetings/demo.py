@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import Session, col, select
 
 import utc
-from service.meetings import notifications, services, snapshots
+from service.meetings import services, snapshots
 from service.meetings.models import ActionItem, Meeting, MeetingDecision, MeetingItem
 from service.meetings.weeks import parse_week
 from service.models import User, utcnow
@@ -145,10 +145,6 @@ def seed(session: Session) -> list[str]:
                 session, item=done, user=closer, note=CLOSE_NOTES[n % len(CLOSE_NOTES)], now=at
             )
     session.flush()
-    recorded = notifications.mark_not_sent(session)
-    lines.append(
-        f"  {recorded} Slack message(s) of the meetings recorded, not sent (no Slack in the demo)"
-    )
     return lines
 
 

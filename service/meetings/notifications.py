@@ -46,7 +46,6 @@ DECISION_ICONS = {
     "defer": ":next_track_button:",
 }
 KEY_PREFIX = "meeting:"
-DEMO_NOT_SENT = "Demo history: recorded as it would have gone, never sent"
 
 
 def week_path(meeting: Meeting, release_id: int | None = None) -> str:
@@ -66,7 +65,11 @@ def record(session: Session, event: MeetingEvent) -> None:
         else None
     )
     settings = outbox.settings_of()
-    payload = {**payload, "channel": channel, "url": _base(settings) + str(payload["path"])}
+    payload = {
+        **payload,
+        "channel": channel,
+        "url": outbox.link_base(settings) + str(payload["path"]),
+    }
     outbox.record(
         session,
         event=MEETING_EVENT_PREFIX + event.kind,
@@ -81,10 +84,6 @@ def record(session: Session, event: MeetingEvent) -> None:
         channel=None if app else settings.slack_meetings_channel,
         now=utc.aware(at),
     )
-
-
-def _base(settings: Any) -> str:
-    return str(settings.base_url).rstrip("/")
 
 
 Message = tuple[str, datetime, str, str, list[str], dict[str, Any], int | None]
@@ -317,17 +316,3 @@ def for_meeting(session: Session, meeting: Meeting) -> list[MeetingMessage]:
         )
         for row in rows
     ]
-
-
-def mark_not_sent(session: Session) -> int:
-    """The demo's history: no meeting message is to be sent (those waiting become "not
-    configured", their jobs find them so). How many meeting messages there are, unsent."""
-    outbox.never_send(session, col(Notification.meeting_id).is_not(None), reason=DEMO_NOT_SENT)
-    session.flush()
-    return len(
-        session.exec(
-            select(Notification.id).where(
-                col(Notification.meeting_id).is_not(None), Notification.state == "not_configured"
-            )
-        ).all()
-    )

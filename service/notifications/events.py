@@ -25,7 +25,7 @@ import utc
 from service import audit, db, jobs, timezones
 from service.adoption import services as adoption
 from service.incidents.models import Incident
-from service.meetings import inbox
+from service.meetings import inbox, weeks
 from service.models import AuditEvent, User, utcnow
 from service.notifications import messages, outbox
 from service.notifications.models import Notification
@@ -41,12 +41,8 @@ DIGEST_WEEKDAY, DIGEST_HOUR = 0, 9
 DIGEST_STORES = 10
 
 
-def _base(settings: Settings) -> str:
-    return settings.base_url.rstrip("/")
-
-
 def release_url(settings: Settings, release_id: int | None) -> str:
-    return f"{_base(settings)}/releases/{release_id}"
+    return f"{outbox.link_base(settings)}/releases/{release_id}"
 
 
 # --- audited events -------------------------------------------------------------------------
@@ -104,10 +100,7 @@ def _release_event(session: Session, event: AuditEvent) -> None:
 
 
 def incident_threshold(session: Session, app_id: int, settings: Settings) -> int:
-    row = outbox.app_channel(session, app_id)
-    if row is not None and row.incident_min_score is not None:
-        return row.incident_min_score
-    return settings.slack_incident_min_score
+    return outbox.incident_threshold_of(outbox.app_channel(session, app_id), settings)
 
 
 def _incident_event(session: Session, event: AuditEvent) -> None:
@@ -140,7 +133,7 @@ def _incident_event(session: Session, event: AuditEvent) -> None:
         derivation,
         threshold,
         messages.person_of(session, event.actor),
-        f"{_base(settings)}/incidents/{incident.id}",
+        f"{outbox.link_base(settings)}/incidents/{incident.id}",
     )
     outbox.record(
         session,
@@ -242,7 +235,7 @@ def queue_meeting_reminders(
     left = (upcoming.at - now).total_seconds() / 3600
     stamp = f"{upcoming.at:%Y-%m-%dT%H:%MZ}"
     meeting_local = timezones.text(upcoming.at, upcoming.zone, "%a %Y-%m-%d %H:%M")
-    meeting_url = f"{_base(settings)}/meetings/{upcoming.week.label}"
+    meeting_url = f"{outbox.link_base(settings)}/meetings/{upcoming.week.label}"
     queued = []
     for waiting in pending_sign_offs(session, upcoming, now):
         (who,) = messages.people_of(session, [waiting.user])
@@ -291,8 +284,7 @@ def digest_week(app: App, now: datetime) -> str | None:
         return None
     if (local.weekday(), local.hour) < (DIGEST_WEEKDAY, DIGEST_HOUR):
         return None
-    year, week, _ = local.isocalendar()
-    return f"{year}-W{week:02d}"
+    return weeks.week_of(local.date()).label
 
 
 def queue_digest(session: Session, app: App, *, now: datetime) -> Notification | None:
@@ -325,7 +317,7 @@ def queue_digest(session: Session, app: App, *, now: datetime) -> Notification |
         report.minimum_supported,
         report.behind_threshold,
         lines,
-        f"{_base(settings)}/adoption/{app.slug}",
+        f"{outbox.link_base(settings)}/adoption/{app.slug}",
     )
     return outbox.record(
         session, event="digest", dedupe_key=key, text=text, actor=ACTOR, app_id=app.id, now=now

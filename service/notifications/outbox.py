@@ -226,15 +226,8 @@ def handle_send(ctx: jobs.JobContext) -> str:
             return f"not to be sent: {row.last_error or ''}"
         if not settings.slack_configured:
             raise jobs.PermanentJobError(NOT_CONFIGURED)
-        decision = breaker.before_call(session, BREAKER, now=ctx.now)
-        if not decision.allowed:
-            assert decision.retry_at is not None
-            jobs.hold_queued(session, KIND, decision.retry_at)  # every message waits
-            raise jobs.DeferJob(
-                f"Slack circuit breaker is {decision.state.replace('_', '-')}: waiting until "
-                f"{decision.retry_at:%Y-%m-%d %H:%M:%S} UTC",
-                until=decision.retry_at,
-            )
+        # While the breaker is open, every message waits with it.
+        jobs.wait_for_breaker(session, BREAKER, system="Slack", kinds=(KIND,), now=ctx.now)
         earlier = row.sending_since if row.state == "sending" else None
         out = slack.Outgoing(
             notification_id=row.id or 0,
@@ -353,6 +346,18 @@ def resend(session: Session, row: Notification, *, actor: str) -> Notification:
     return row
 
 
+def link_base(settings: Settings) -> str:
+    """The service's address for links in messages (``RELGOV_BASE_URL``, no trailing slash)."""
+    return settings.base_url.rstrip("/")
+
+
+def incident_threshold_of(row: AppChannel | None, settings: Settings) -> int:
+    """The score from which an app's incidents are announced: its own, else the setting's."""
+    if row is not None and row.incident_min_score is not None:
+        return row.incident_min_score
+    return settings.slack_incident_min_score
+
+
 def never_send(session: Session, *where: Any, reason: str) -> int:
     """Mark the waiting messages matching ``where`` never to be sent (``not_configured``,
     ``reason`` said); a job already queued for one finds it so and does nothing."""
@@ -410,11 +415,7 @@ def configuration(session: Session, settings: Settings | None = None) -> dict[st
             {
                 "app": app,
                 "channel": row.channel if row else "",
-                "incident_min_score": (
-                    row.incident_min_score
-                    if row and row.incident_min_score is not None
-                    else settings.slack_incident_min_score
-                ),
+                "incident_min_score": incident_threshold_of(row, settings),
                 "own_threshold": bool(row and row.incident_min_score is not None),
                 "via": via,
                 "destination": destination,

@@ -427,15 +427,7 @@ def handle_publish(ctx: jobs.JobContext) -> str:
 def wait_for_breaker(session: Session, ctx: jobs.JobContext, *, kinds: tuple[str, ...]) -> None:
     """Before an attempt: while the Notion breaker is open, this job and every waiting job
     of ``kinds`` wait with it (:class:`jobs.DeferJob`)."""
-    decision = breaker.before_call(session, BREAKER, now=ctx.now)
-    if not decision.allowed:
-        assert decision.retry_at is not None
-        _hold_queued(session, decision.retry_at, kinds)
-        raise jobs.DeferJob(
-            f"Notion circuit breaker is {decision.state.replace('_', '-')}: waiting until "
-            f"{decision.retry_at:%Y-%m-%d %H:%M:%S} UTC",
-            until=decision.retry_at,
-        )
+    jobs.wait_for_breaker(session, BREAKER, system="Notion", kinds=kinds, now=ctx.now)
 
 
 def publish_attempt(
@@ -482,12 +474,6 @@ def notion_message(exc: NotionError) -> str:
     if not exc.status and exc.code:
         where = f"Notion request failed ({exc.code}): "
     return f"{where}{exc.message}"
-
-
-def _hold_queued(session: Session, until: datetime, kinds: tuple[str, ...] = (KIND,)) -> None:
-    """While the breaker is open, every waiting publish job waits with it."""
-    for kind in kinds:
-        jobs.hold_queued(session, kind, until)
 
 
 def _record_published(
